@@ -1,0 +1,95 @@
+//! "Forward to SIP" targets of numbers: one or more SIP URIs (comma-separated, tried in
+//! order on 5xx) with voxbridge's own URI parameters `;timeout=` (ringing timeout in ms,
+//! 2000–20000, default 5000), `;transport=tls` and `;media=srtp`.
+
+use thiserror::Error;
+
+use crate::sip_uri::{SipUri, SipUriError, Transport};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardTarget {
+    pub uri: SipUri,
+    pub timeout_ms: u32,
+    pub transport: Transport,
+    pub srtp: bool,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ForwardError {
+    #[error("is empty")]
+    Empty,
+    #[error("target {index}: {source}")]
+    Uri { index: usize, source: SipUriError },
+    #[error("target {index}: timeout must be an integer of milliseconds from 2000 to 20000, found '{value}'")]
+    Timeout { index: usize, value: String },
+    #[error("target {index}: media must be 'srtp', found '{value}'")]
+    Media { index: usize, value: String },
+}
+
+pub const DEFAULT_TIMEOUT_MS: u32 = 5000;
+pub const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u32> = 2000..=20000;
+
+/// Parses a `voice_callback_value`.
+pub fn parse_targets(value: &str) -> Result<Vec<ForwardTarget>, ForwardError> {
+    let targets = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(index, s)| parse_target(index, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if targets.is_empty() {
+        return Err(ForwardError::Empty);
+    }
+    Ok(targets)
+}
+
+fn parse_target(index: usize, s: &str) -> Result<ForwardTarget, ForwardError> {
+    let uri = SipUri::parse(s).map_err(|source| ForwardError::Uri { index, source })?;
+    let timeout_ms = match uri.param("timeout") {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|ms| TIMEOUT_RANGE_MS.contains(ms))
+            .ok_or_else(|| ForwardError::Timeout { index, value: v.to_owned() })?,
+    };
+    let srtp = match uri.param("media") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("srtp") => true,
+        Some(v) => return Err(ForwardError::Media { index, value: v.to_owned() }),
+    };
+    let transport = uri.transport();
+    Ok(ForwardTarget { uri, timeout_ms, transport, srtp })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_params() {
+        let t = parse_targets("sip:bob@pbx.example.com").unwrap();
+        assert_eq!(t[0].timeout_ms, 5000);
+        assert_eq!(t[0].transport, Transport::Udp);
+        let t = parse_targets("sip:bob@pbx.example.com;transport=tls;timeout=2000;media=srtp, sip:b@backup").unwrap();
+        assert_eq!((t[0].timeout_ms, t[0].transport, t[0].srtp), (2000, Transport::Tls, true));
+        assert_eq!(t[0].uri.port_or_default(), 5061);
+        assert_eq!(t[1].uri.host, "backup");
+    }
+
+    #[test]
+    fn bad_timeouts() {
+        for bad in ["1999", "20001", "abc", ""] {
+            let err = parse_targets(&format!("sip:bob@pbx;timeout={bad}")).unwrap_err();
+            assert_eq!(err, ForwardError::Timeout { index: 0, value: bad.into() });
+        }
+    }
+
+    #[test]
+    fn bad_uri_is_indexed() {
+        let err = parse_targets("sip:a@b, http://x").unwrap_err();
+        assert_eq!(err, ForwardError::Uri { index: 1, source: SipUriError::Scheme });
+        assert_eq!(parse_targets(" , "), Err(ForwardError::Empty));
+    }
+}

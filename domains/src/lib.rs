@@ -1,0 +1,15 @@
+//! voxbridge's decisions, free of I/O: what is a valid E.164 number, domain name, ACL,
+//! trunk or forwarding URI; how an inbound SIP request is admitted; how an NCCO is parsed;
+//! the messages exchanged with the media process. Nothing here touches a socket, a clock
+//! or a database: callers pass time and data in and get decisions out.
+
+pub mod acl;
+pub mod application;
+pub mod digest;
+pub mod e164;
+pub mod forward;
+pub mod ncco;
+pub mod problem;
+pub mod psip;
+pub mod sip_uri;
+pub mod trunk;

@@ -1,0 +1,15 @@
+//! Database schema of voxbridge, one migration per change; a migration that has landed is
+//! never edited.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_provisioning;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_provisioning::Migration)]
+    }
+}

@@ -54,13 +54,16 @@ pub struct VoiceCapability {
     /// Hours a named conversation persists (1–9000, default 48).
     #[serde(default)]
     pub conversations_ttl: Option<u32>,
+    /// Days a finished leg stays queryable (1–31, default 2).
+    #[serde(default)]
+    pub leg_persistence_time: Option<u32>,
     /// Region label (one of the configured regions) where this application's calls run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
 }
 
+/// Capabilities other than `voice` (rtc, messages, …) are accepted and ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
 pub struct Capabilities {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice: Option<VoiceCapability>,
@@ -100,6 +103,10 @@ impl Capabilities {
             let ttl = *voice.conversations_ttl.get_or_insert(48);
             if !(1..=9000).contains(&ttl) {
                 p.push(format!("{base}.conversations_ttl"), "must be 1 to 9000 hours");
+            }
+            let days = *voice.leg_persistence_time.get_or_insert(2);
+            if !(1..=31).contains(&days) {
+                p.push(format!("{base}.leg_persistence_time"), "must be 1 to 31 days");
             }
             if let Some(region) = &voice.region {
                 if !regions.iter().any(|r| r == region) {
@@ -153,6 +160,7 @@ mod tests {
                 webhooks: VoiceWebhooks { answer_url: answer, event_url: event, fallback_answer_url: None },
                 signed_callbacks: None,
                 conversations_ttl: None,
+                leg_persistence_time: None,
                 region: None,
             }),
         }

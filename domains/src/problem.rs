@@ -41,6 +41,17 @@ impl Problems {
         }
     }
 
+    /// Keeps `Ok` values and records every problem of an `Err`.
+    pub fn absorb<T>(&mut self, r: Result<T, Vec<InvalidParameter>>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(list) => {
+                self.0.extend(list);
+                None
+            }
+        }
+    }
+
     pub fn extend(&mut self, other: impl IntoIterator<Item = InvalidParameter>) {
         self.0.extend(other);
     }

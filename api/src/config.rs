@@ -1,0 +1,184 @@
+//! Configuration: command-line flags, environment variables and an optional TOML file, in that
+//! order of precedence, resolved once at start-up into a [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// Every setting an operator may give. The same struct is read from flags/environment (clap)
+/// and from the TOML file (serde), so a setting is declared once.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listen address.
+    #[arg(long, env = "VOXBRIDGE_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// HTTPS listen address (same API over TLS). Off unless set.
+    #[arg(long, env = "VOXBRIDGE_HTTPS_ADDR")]
+    pub https_addr: Option<SocketAddr>,
+    /// PEM certificate chain for HTTPS; a self-signed pair is generated when unset.
+    #[arg(long, env = "VOXBRIDGE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, env = "VOXBRIDGE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// sqlite://… or postgres://…; default: a SQLite file in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Where voxbridge keeps its SQLite file, generated certificates and recordings.
+    #[arg(long, env = "VOXBRIDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The account's API key (HTTP Basic user); generated and stored when unset.
+    #[arg(long, env = "VOXBRIDGE_API_KEY")]
+    pub api_key: Option<String>,
+    /// The account's API secret (HTTP Basic password); generated and stored when unset.
+    #[arg(long, env = "VOXBRIDGE_API_SECRET", hide_env_values = true)]
+    pub api_secret: Option<String>,
+    /// HS256 secret that signs webhooks; generated and stored when unset.
+    #[arg(long, env = "VOXBRIDGE_SIGNATURE_SECRET", hide_env_values = true)]
+    pub signature_secret: Option<String>,
+    /// Base of the Programmable SIP hosts NAME.sip-REGION.BASE.
+    #[arg(long, env = "VOXBRIDGE_SIP_BASE_DOMAIN")]
+    pub sip_base_domain: Option<String>,
+    /// Comma-separated region labels.
+    #[arg(long, env = "VOXBRIDGE_REGIONS", value_delimiter = ',')]
+    pub regions: Option<Vec<String>>,
+    /// Log format: text or json.
+    #[arg(long, env = "VOXBRIDGE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Settings {
+    /// Fills every setting left unset here from `other`.
+    pub fn or(self, other: Settings) -> Settings {
+        Settings {
+            http_addr: self.http_addr.or(other.http_addr),
+            https_addr: self.https_addr.or(other.https_addr),
+            tls_cert: self.tls_cert.or(other.tls_cert),
+            tls_key: self.tls_key.or(other.tls_key),
+            database_url: self.database_url.or(other.database_url),
+            data_dir: self.data_dir.or(other.data_dir),
+            api_key: self.api_key.or(other.api_key),
+            api_secret: self.api_secret.or(other.api_secret),
+            signature_secret: self.signature_secret.or(other.signature_secret),
+            sip_base_domain: self.sip_base_domain.or(other.sip_base_domain),
+            regions: self.regions.or(other.regions),
+            log_format: self.log_format.or(other.log_format),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// The resolved configuration the process runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub https_addr: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub api_key: Option<String>,
+    pub api_secret: Option<String>,
+    pub signature_secret: Option<String>,
+    pub sip_base_domain: String,
+    pub regions: Vec<String>,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn resolve(s: Settings) -> anyhow::Result<Config> {
+        let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = s.database_url.unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("voxbridge.sqlite").display()
+            )
+        });
+        let regions: Vec<String> = s
+            .regions
+            .unwrap_or_else(|| vec!["us".into(), "eu".into(), "ap".into()])
+            .into_iter()
+            .map(|r| r.trim().to_ascii_lowercase())
+            .filter(|r| !r.is_empty())
+            .collect();
+        anyhow::ensure!(!regions.is_empty(), "at least one region is required");
+        for r in &regions {
+            anyhow::ensure!(
+                r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                "region '{r}' must be a DNS label"
+            );
+        }
+        anyhow::ensure!(
+            s.tls_cert.is_some() == s.tls_key.is_some(),
+            "set both tls_cert and tls_key, or neither"
+        );
+        Ok(Config {
+            http_addr: s
+                .http_addr
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            https_addr: s.https_addr,
+            tls_cert: s.tls_cert,
+            tls_key: s.tls_key,
+            database_url,
+            data_dir,
+            api_key: s.api_key.filter(|k| !k.is_empty()),
+            api_secret: s.api_secret.filter(|k| !k.is_empty()),
+            signature_secret: s.signature_secret.filter(|k| !k.is_empty()),
+            sip_base_domain: s
+                .sip_base_domain
+                .unwrap_or_else(|| "sip.voxbridge.local".into())
+                .to_ascii_lowercase(),
+            regions,
+            log_format: s.log_format.unwrap_or_default(),
+        })
+    }
+
+    pub fn addressing(&self) -> domains::psip::SipAddressing {
+        domains::psip::SipAddressing {
+            base_domain: self.sip_base_domain.clone(),
+            regions: self.regions.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_defaults_fill_the_rest() {
+        let flags = Settings {
+            regions: Some(vec!["EU".into(), " us".into()]),
+            ..Default::default()
+        };
+        let file: Settings =
+            toml::from_str("regions = [\"ap\"]\nsip_base_domain = \"SIP.Example.com\"").unwrap();
+        let c = Config::resolve(flags.or(file)).unwrap();
+        assert_eq!(c.regions, ["eu", "us"]);
+        assert_eq!(c.sip_base_domain, "sip.example.com");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
+        assert!(c.database_url.starts_with("sqlite://data/voxbridge.sqlite"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        assert!(toml::from_str::<Settings>("http_adr = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,286 @@
+//! `/v2/applications`: create, list (paged), get, update and delete applications, in the
+//! shape of Vonage's Application API v2.
+
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use chrono::Utc;
+use domains::application::Capabilities;
+use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryOrder, Set};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::json::Body;
+use super::pagination::{Href, PageLinks, PageQuery, total_pages};
+use super::problem::{ApiError, Problem};
+use crate::keys;
+use crate::state::AppState;
+use crate::store::entity::application;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(fetch)
+        .service(update)
+        .service(remove);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ApplicationRequest {
+    #[schema(example = "My voice app")]
+    pub name: String,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    #[serde(default)]
+    pub keys: Option<KeysRequest>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeysRequest {
+    /// RSA public key (PEM) that verifies the application's RS256 JWTs. When omitted at
+    /// creation, a key pair is generated and the private key returned once.
+    pub public_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeysResponse {
+    pub public_key: String,
+    /// Only in the response that generated it; never stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SelfLink {
+    #[serde(rename = "self")]
+    pub this: Href,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApplicationResponse {
+    pub id: String,
+    pub name: String,
+    pub keys: KeysResponse,
+    pub capabilities: Capabilities,
+    pub _links: SelfLink,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApplicationsEmbedded {
+    pub applications: Vec<ApplicationResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApplicationList {
+    pub page_size: u64,
+    pub page: u64,
+    pub total_items: u64,
+    pub total_pages: u64,
+    pub _embedded: ApplicationsEmbedded,
+    pub _links: PageLinks,
+}
+
+const BASE: &str = "/v2/applications";
+
+fn to_response(m: application::Model, private_key: Option<String>) -> ApplicationResponse {
+    ApplicationResponse {
+        _links: SelfLink {
+            this: Href {
+                href: format!("{BASE}/{}", m.id),
+            },
+        },
+        capabilities: serde_json::from_value(m.capabilities).unwrap_or_default(),
+        keys: KeysResponse {
+            public_key: m.public_key,
+            private_key,
+        },
+        id: m.id,
+        name: m.name,
+    }
+}
+
+/// Validated pieces of a create/update body.
+struct Validated {
+    name: String,
+    capabilities: serde_json::Value,
+    public_key: Option<String>,
+}
+
+fn validate(state: &AppState, body: ApplicationRequest) -> Result<Validated, ApiError> {
+    let mut problems = domains::problem::Problems::new();
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        problems.push("name", "must be 1 to 200 characters");
+    }
+    let caps = problems.absorb(body.capabilities.normalise(&state.config.regions));
+    let public_key = body.keys.and_then(|k| k.public_key);
+    if let Some(pem) = &public_key {
+        problems.check("keys.public_key", keys::check_public_key(pem));
+    }
+    let caps = problems.finish(caps)?.unwrap_or_default();
+    let capabilities = serde_json::to_value(caps).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Validated {
+        name,
+        capabilities,
+        public_key,
+    })
+}
+
+#[utoipa::path(
+    tag = "applications",
+    request_body = ApplicationRequest,
+    responses(
+        (status = 201, description = "Created; `keys.private_key` present when generated", body = ApplicationResponse),
+        (status = 400, description = "Invalid parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Bad credentials", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[post("")]
+async fn create(
+    state: web::Data<AppState>,
+    Body(body): Body<ApplicationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let v = validate(&state, body)?;
+    let (public_key, private_key) = match v.public_key {
+        Some(pk) => (pk, None),
+        None => {
+            let pair = web::block(keys::generate_rsa)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(ApiError::Internal)?;
+            (pair.public_pem, Some(pair.private_pem))
+        }
+    };
+    let now = Utc::now();
+    let model = application::Model {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: v.name,
+        capabilities: v.capabilities,
+        public_key,
+        created_at: now,
+        updated_at: now,
+    };
+    let model = model.into_active_model().insert(&state.db).await?;
+    Ok(HttpResponse::Created().json(to_response(model, private_key)))
+}
+
+#[utoipa::path(
+    tag = "applications",
+    params(PageQuery),
+    responses(
+        (status = 200, body = ApplicationList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[get("")]
+async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (size, page) = query.resolve()?;
+    let paginator = application::Entity::find()
+        .order_by_asc(application::Column::CreatedAt)
+        .order_by_asc(application::Column::Id)
+        .paginate(&state.db, size);
+    let total_items = paginator.num_items().await?;
+    let items = paginator.fetch_page(page - 1).await?;
+    let pages = total_pages(total_items, size);
+    Ok(HttpResponse::Ok().json(ApplicationList {
+        page_size: size,
+        page,
+        total_items,
+        total_pages: pages,
+        _embedded: ApplicationsEmbedded {
+            applications: items.into_iter().map(|m| to_response(m, None)).collect(),
+        },
+        _links: PageLinks::new(BASE, size, page, pages),
+    }))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<application::Model, ApiError> {
+    application::Entity::find_by_id(id.to_owned())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format_args!("application {id}")))
+}
+
+#[utoipa::path(
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    responses(
+        (status = 200, body = ApplicationResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[get("/{id}")]
+async fn fetch(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(to_response(find(&state, &id).await?, None)))
+}
+
+#[utoipa::path(
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    request_body = ApplicationRequest,
+    responses(
+        (status = 200, body = ApplicationResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[put("/{id}")]
+async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    Body(body): Body<ApplicationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    let v = validate(&state, body)?;
+    let mut active = existing.into_active_model();
+    active.name = Set(v.name);
+    active.capabilities = Set(v.capabilities);
+    if let Some(pk) = v.public_key {
+        active.public_key = Set(pk);
+    }
+    active.updated_at = Set(Utc::now());
+    let model = active.update(&state.db).await?;
+    Ok(HttpResponse::Ok().json(to_response(model, None)))
+}
+
+#[utoipa::path(
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Still used by a domain or number", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[delete("/{id}")]
+async fn remove(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    application::Entity::delete_by_id(existing.id)
+        .exec(&state.db)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => ApiError::Conflict(format!(
+                "application {id} is still used by a SIP domain or a number"
+            )),
+            other => other,
+        })?;
+    Ok(HttpResponse::NoContent().finish())
+}

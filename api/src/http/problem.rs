@@ -1,0 +1,192 @@
+//! Every HTTP error as a problem body (RFC 9457, Vonage's shape): `type`, `title`, `detail`,
+//! `instance`, and `invalid_parameters` for validation failures. This is the one place where
+//! errors meet the wire.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use domains::problem::InvalidParameter;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    #[schema(example = "https://voxbridge.dev/api-errors#validation")]
+    pub kind: String,
+    #[schema(example = "Invalid request parameters")]
+    pub title: String,
+    pub detail: String,
+    /// Identifies this occurrence; the same value is logged.
+    pub instance: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<InvalidParam>)]
+    pub invalid_parameters: Vec<InvalidParameter>,
+}
+
+/// One refused parameter (field name or JSON path) and why.
+#[derive(Serialize, ToSchema)]
+pub struct InvalidParam {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid request parameters")]
+    Validation(Vec<InvalidParameter>),
+    #[error("{detail}")]
+    BadRequest {
+        detail: String,
+        invalid: Vec<InvalidParameter>,
+    },
+    #[error("{0}")]
+    Unauthorized(String, Challenge),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Which `WWW-Authenticate` challenge a 401 carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Challenge {
+    Basic,
+    Bearer,
+}
+
+impl std::fmt::Display for InvalidParameterList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", p.name, p.reason)?;
+        }
+        Ok(())
+    }
+}
+
+struct InvalidParameterList<'a>(&'a [InvalidParameter]);
+
+impl ApiError {
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("{what} was not found"))
+    }
+
+    pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError::Validation(vec![InvalidParameter::new(name, reason)])
+    }
+
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::Validation(_) => ("validation", "Invalid request parameters"),
+            ApiError::BadRequest { .. } => ("bad-request", "Malformed request"),
+            ApiError::Unauthorized(..) => ("unauthorized", "Invalid credentials supplied"),
+            ApiError::NotFound(_) => ("not-found", "Resource not found"),
+            ApiError::Conflict(_) => ("conflict", "Conflict with the current state"),
+            ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
+            ApiError::UnsupportedMediaType(_) => {
+                ("unsupported-media-type", "Unsupported media type")
+            }
+            ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::Internal(_) => ("internal", "Internal error"),
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let (slug, title) = self.slug_and_title();
+        let instance = uuid::Uuid::new_v4().to_string();
+        let (detail, invalid_parameters) = match self {
+            ApiError::Validation(list) => (
+                format!(
+                    "The request failed validation: {}",
+                    InvalidParameterList(list)
+                ),
+                list.clone(),
+            ),
+            ApiError::BadRequest { detail, invalid } => (detail.clone(), invalid.clone()),
+            // Internal details go to the log under the instance id, never to the client.
+            ApiError::Internal(_) => ("An internal error occurred; it was logged.".into(), vec![]),
+            other => (other.to_string(), vec![]),
+        };
+        Problem {
+            kind: format!("https://voxbridge.dev/api-errors#{slug}"),
+            title: title.into(),
+            detail,
+            instance,
+            invalid_parameters,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let problem = self.to_problem();
+        match self {
+            ApiError::Internal(detail) => {
+                tracing::error!(instance = %problem.instance, %detail, "internal error")
+            }
+            ApiError::Unauthorized(why, _) => {
+                tracing::warn!(instance = %problem.instance, reason = %why, "authentication refused")
+            }
+            _ => {
+                tracing::debug!(instance = %problem.instance, detail = %problem.detail, "request refused")
+            }
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        resp.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        resp.insert_header(("x-voxbridge-trace-id", problem.instance.clone()));
+        if let ApiError::Unauthorized(_, challenge) = self {
+            let value = match challenge {
+                Challenge::Basic => "Basic realm=\"voxbridge\", charset=\"UTF-8\"",
+                Challenge::Bearer => "Bearer realm=\"voxbridge\"",
+            };
+            resp.insert_header((header::WWW_AUTHENTICATE, value));
+        }
+        resp.json(problem)
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                ApiError::Conflict("a resource with the same identifier already exists".into())
+            }
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => ApiError::Conflict(
+                "the resource is referenced by, or references, another resource".into(),
+            ),
+            _ => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<Vec<InvalidParameter>> for ApiError {
+    fn from(v: Vec<InvalidParameter>) -> Self {
+        ApiError::Validation(v)
+    }
+}

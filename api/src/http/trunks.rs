@@ -1,0 +1,293 @@
+//! `/v1/trunks`: outbound SIP trunks used by `phone` (longest E.164 prefix) and `vbc`
+//! (the trunk flagged `pbx`) endpoints.
+
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use chrono::Utc;
+use domains::problem::Problems;
+use domains::trunk::{self, Gateway};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::json::Body;
+use super::problem::{ApiError, Problem};
+use crate::state::AppState;
+use crate::store::entity::trunk as entity;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(fetch)
+        .service(update)
+        .service(remove);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkRequest {
+    /// Unique name: 1–64 letters, digits, `-`, `_`, `.`.
+    #[schema(example = "carrier-a")]
+    pub name: String,
+    pub gateways: Vec<Gateway>,
+    /// Digest credentials voxbridge answers the trunk's challenges with.
+    #[serde(default)]
+    pub credentials: Option<TrunkCredentials>,
+    /// E.164 prefixes served (longest match wins); empty = every number.
+    #[serde(default)]
+    #[schema(example = json!(["1", "44"]))]
+    pub prefixes: Vec<String>,
+    /// This trunk reaches the PBX that `vbc` extensions dial.
+    #[serde(default)]
+    pub pbx: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkCredentials {
+    pub username: String,
+    /// Never returned.
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrunkCredentialsOut {
+    pub username: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrunkResponse {
+    pub id: String,
+    pub name: String,
+    pub gateways: Vec<Gateway>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<TrunkCredentialsOut>,
+    pub prefixes: Vec<String>,
+    pub pbx: bool,
+    pub created_at: chrono::DateTime<Utc>,
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrunkList {
+    pub count: usize,
+    pub trunks: Vec<TrunkResponse>,
+}
+
+impl From<entity::Model> for TrunkResponse {
+    fn from(m: entity::Model) -> Self {
+        TrunkResponse {
+            id: m.id,
+            name: m.name,
+            gateways: serde_json::from_value(m.gateways).unwrap_or_default(),
+            credentials: m.username.map(|username| TrunkCredentialsOut { username }),
+            prefixes: serde_json::from_value(m.prefixes).unwrap_or_default(),
+            pbx: m.pbx,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+struct Validated {
+    prefixes: Vec<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+fn validate(body: &TrunkRequest) -> Result<Validated, ApiError> {
+    let mut p = Problems::new();
+    let name_ok = !body.name.is_empty()
+        && body.name.len() <= 64
+        && body
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !name_ok {
+        p.push(
+            "name",
+            "must be 1 to 64 characters: letters, digits, '-', '_', '.'",
+        );
+    }
+    let prefixes = p
+        .absorb(trunk::validate(&body.gateways, &body.prefixes))
+        .unwrap_or_default();
+    if let Some(c) = &body.credentials {
+        if c.username.is_empty() || c.username.len() > 128 {
+            p.push("credentials.username", "must be 1 to 128 characters");
+        }
+        if c.password.is_empty() || c.password.len() > 128 {
+            p.push("credentials.password", "must be 1 to 128 characters");
+        }
+    }
+    p.finish(Validated {
+        prefixes,
+        username: body.credentials.as_ref().map(|c| c.username.clone()),
+        password: body.credentials.as_ref().map(|c| c.password.clone()),
+    })
+    .map_err(ApiError::Validation)
+}
+
+async fn name_taken(
+    state: &AppState,
+    name: &str,
+    except_id: Option<&str>,
+) -> Result<bool, ApiError> {
+    let found = entity::Entity::find()
+        .filter(entity::Column::Name.eq(name))
+        .one(&state.db)
+        .await?;
+    Ok(found.is_some_and(|t| Some(t.id.as_str()) != except_id))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<entity::Model, ApiError> {
+    entity::Entity::find_by_id(id.to_owned())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format_args!("trunk {id}")))
+}
+
+#[utoipa::path(
+    tag = "trunks",
+    request_body = TrunkRequest,
+    responses(
+        (status = 201, body = TrunkResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[post("")]
+async fn create(
+    state: web::Data<AppState>,
+    Body(body): Body<TrunkRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let v = validate(&body)?;
+    if name_taken(&state, &body.name, None).await? {
+        return Err(ApiError::Conflict(format!(
+            "a trunk named {} already exists",
+            body.name
+        )));
+    }
+    let now = Utc::now();
+    let model = entity::Model {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: body.name,
+        gateways: serde_json::to_value(&body.gateways)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        prefixes: serde_json::json!(v.prefixes),
+        username: v.username,
+        password: v.password,
+        pbx: body.pbx,
+        created_at: now,
+        updated_at: now,
+    }
+    .into_active_model()
+    .insert(&state.db)
+    .await?;
+    Ok(HttpResponse::Created().json(TrunkResponse::from(model)))
+}
+
+#[utoipa::path(
+    tag = "trunks",
+    responses(
+        (status = 200, body = TrunkList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[get("")]
+async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let rows = entity::Entity::find()
+        .order_by_asc(entity::Column::Name)
+        .all(&state.db)
+        .await?;
+    let trunks: Vec<TrunkResponse> = rows.into_iter().map(TrunkResponse::from).collect();
+    Ok(HttpResponse::Ok().json(TrunkList {
+        count: trunks.len(),
+        trunks,
+    }))
+}
+
+#[utoipa::path(
+    tag = "trunks",
+    params(("id" = String, Path, description = "Trunk id")),
+    responses(
+        (status = 200, body = TrunkResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[get("/{id}")]
+async fn fetch(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(TrunkResponse::from(find(&state, &id).await?)))
+}
+
+#[utoipa::path(
+    tag = "trunks",
+    params(("id" = String, Path, description = "Trunk id")),
+    request_body = TrunkRequest,
+    responses(
+        (status = 200, body = TrunkResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[put("/{id}")]
+async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    Body(body): Body<TrunkRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    let v = validate(&body)?;
+    if name_taken(&state, &body.name, Some(&existing.id)).await? {
+        return Err(ApiError::Conflict(format!(
+            "a trunk named {} already exists",
+            body.name
+        )));
+    }
+    let mut active = existing.into_active_model();
+    active.name = Set(body.name);
+    active.gateways =
+        Set(serde_json::to_value(&body.gateways).map_err(|e| ApiError::Internal(e.to_string()))?);
+    active.prefixes = Set(serde_json::json!(v.prefixes));
+    active.username = Set(v.username);
+    active.password = Set(v.password);
+    active.pbx = Set(body.pbx);
+    active.updated_at = Set(Utc::now());
+    let model = active.update(&state.db).await?;
+    Ok(HttpResponse::Ok().json(TrunkResponse::from(model)))
+}
+
+#[utoipa::path(
+    tag = "trunks",
+    params(("id" = String, Path, description = "Trunk id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("basicAuth" = []))
+)]
+#[delete("/{id}")]
+async fn remove(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let existing = find(&state, &id).await?;
+    entity::Entity::delete_by_id(existing.id)
+        .exec(&state.db)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

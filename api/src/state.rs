@@ -1,0 +1,15 @@
+//! What every request handler shares: the database, the configuration and the account.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::account::Account;
+use crate::config::Config;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub account: Arc<Account>,
+}

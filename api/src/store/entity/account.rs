@@ -1,0 +1,20 @@
+//! The single account row: API credentials and the webhook signature secret.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "account")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: i32,
+    pub api_key: String,
+    /// Hex SHA-256 of the API secret: the secret itself is shown once and never stored.
+    pub api_secret_sha256: String,
+    pub signature_secret: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -37,11 +37,7 @@ pub fn sha256_hex(s: &str) -> String {
 }
 
 fn random_string(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 impl Account {
@@ -49,25 +45,15 @@ impl Account {
     pub fn verify(&self, key: &str, secret: &str) -> bool {
         let given = sha256_hex(secret);
         let same_secret = given.len() == self.api_secret_sha256.len()
-            && given
-                .bytes()
-                .zip(self.api_secret_sha256.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
+            && given.bytes().zip(self.api_secret_sha256.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
         same_secret & (key == self.api_key)
     }
 
-    pub async fn bootstrap(
-        db: &DatabaseConnection,
-        config: &Config,
-    ) -> Result<(Account, Generated), DbErr> {
+    pub async fn bootstrap(db: &DatabaseConnection, config: &Config) -> Result<(Account, Generated), DbErr> {
         let stored = account::Entity::find_by_id(1).one(db).await?;
         let mut generated = Generated::default();
-        let api_key = config
-            .api_key
-            .clone()
-            .or_else(|| stored.as_ref().map(|a| a.api_key.clone()))
-            .unwrap_or_else(|| {
+        let api_key =
+            config.api_key.clone().or_else(|| stored.as_ref().map(|a| a.api_key.clone())).unwrap_or_else(|| {
                 let key = hex::encode(rand::random::<[u8; 4]>());
                 generated.api_key = Some(key.clone());
                 key
@@ -91,11 +77,7 @@ impl Account {
                 generated.signature_secret = Some(secret.clone());
                 secret
             });
-        let account = Account {
-            api_key,
-            api_secret_sha256,
-            signature_secret,
-        };
+        let account = Account { api_key, api_secret_sha256, signature_secret };
         let row = account::Model {
             id: 1,
             api_key: account.api_key.clone(),
@@ -105,9 +87,7 @@ impl Account {
         };
         match stored {
             None => {
-                account::Entity::insert(row.into_active_model())
-                    .exec(db)
-                    .await?;
+                account::Entity::insert(row.into_active_model()).exec(db).await?;
             }
             Some(old) if old != row => {
                 let mut active = old.into_active_model();

@@ -79,8 +79,7 @@ impl Settings {
     }
 
     pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
@@ -105,12 +104,9 @@ pub struct Config {
 impl Config {
     pub fn resolve(s: Settings) -> anyhow::Result<Config> {
         let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("data"));
-        let database_url = s.database_url.unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("voxbridge.sqlite").display()
-            )
-        });
+        let database_url = s
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("voxbridge.sqlite").display()));
         let regions: Vec<String> = s
             .regions
             .unwrap_or_else(|| vec!["us".into(), "eu".into(), "ap".into()])
@@ -125,14 +121,9 @@ impl Config {
                 "region '{r}' must be a DNS label"
             );
         }
-        anyhow::ensure!(
-            s.tls_cert.is_some() == s.tls_key.is_some(),
-            "set both tls_cert and tls_key, or neither"
-        );
+        anyhow::ensure!(s.tls_cert.is_some() == s.tls_key.is_some(), "set both tls_cert and tls_key, or neither");
         Ok(Config {
-            http_addr: s
-                .http_addr
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            http_addr: s.http_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             https_addr: s.https_addr,
             tls_cert: s.tls_cert,
             tls_key: s.tls_key,
@@ -141,20 +132,14 @@ impl Config {
             api_key: s.api_key.filter(|k| !k.is_empty()),
             api_secret: s.api_secret.filter(|k| !k.is_empty()),
             signature_secret: s.signature_secret.filter(|k| !k.is_empty()),
-            sip_base_domain: s
-                .sip_base_domain
-                .unwrap_or_else(|| "sip.voxbridge.local".into())
-                .to_ascii_lowercase(),
+            sip_base_domain: s.sip_base_domain.unwrap_or_else(|| "sip.voxbridge.local".into()).to_ascii_lowercase(),
             regions,
             log_format: s.log_format.unwrap_or_default(),
         })
     }
 
     pub fn addressing(&self) -> domains::psip::SipAddressing {
-        domains::psip::SipAddressing {
-            base_domain: self.sip_base_domain.clone(),
-            regions: self.regions.clone(),
-        }
+        domains::psip::SipAddressing { base_domain: self.sip_base_domain.clone(), regions: self.regions.clone() }
     }
 }
 
@@ -164,12 +149,8 @@ mod tests {
 
     #[test]
     fn flags_beat_file_and_defaults_fill_the_rest() {
-        let flags = Settings {
-            regions: Some(vec!["EU".into(), " us".into()]),
-            ..Default::default()
-        };
-        let file: Settings =
-            toml::from_str("regions = [\"ap\"]\nsip_base_domain = \"SIP.Example.com\"").unwrap();
+        let flags = Settings { regions: Some(vec!["EU".into(), " us".into()]), ..Default::default() };
+        let file: Settings = toml::from_str("regions = [\"ap\"]\nsip_base_domain = \"SIP.Example.com\"").unwrap();
         let c = Config::resolve(flags.or(file)).unwrap();
         assert_eq!(c.regions, ["eu", "us"]);
         assert_eq!(c.sip_base_domain, "sip.example.com");

@@ -34,29 +34,20 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let db = store::connect(&config.database_url)
-            .await
-            .context("opening the database")?;
-        let (account, generated) = Account::bootstrap(&db, &config)
-            .await
-            .context("loading the account")?;
+        let db = store::connect(&config.database_url).await.context("opening the database")?;
+        let (account, generated) = Account::bootstrap(&db, &config).await.context("loading the account")?;
         let openapi_json = web::Data::new(http::openapi().to_json().context("rendering OpenAPI")?);
-        let state = web::Data::new(AppState {
-            db,
-            config: Arc::new(config.clone()),
-            account: Arc::new(account),
-        });
+        let state = web::Data::new(AppState { db, config: Arc::new(config.clone()), account: Arc::new(account) });
         http::health::prometheus();
 
-        let http_listener = TcpListener::bind(config.http_addr)
-            .with_context(|| format!("binding {}", config.http_addr))?;
+        let http_listener =
+            TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
         let http_addr = http_listener.local_addr()?;
         let server_state = state.clone();
-        let mut server =
-            HttpServer::new(move || http::app(server_state.clone(), openapi_json.clone()))
-                .workers(2)
-                .shutdown_timeout(5)
-                .listen(http_listener)?;
+        let mut server = HttpServer::new(move || http::app(server_state.clone(), openapi_json.clone()))
+            .workers(2)
+            .shutdown_timeout(5)
+            .listen(http_listener)?;
         let (mut https_addr, mut tls_cert) = (None, None);
         if let Some(addr) = config.https_addr {
             let (tls, cert) = tls::server_config(&config)?;
@@ -65,13 +56,7 @@ impl Application {
             tls_cert = Some(cert);
             server = server.listen_rustls_0_23(listener, tls)?;
         }
-        Ok(Application {
-            server: server.run(),
-            http_addr,
-            https_addr,
-            tls_cert,
-            generated,
-        })
+        Ok(Application { server: server.run(), http_addr, https_addr, tls_cert, generated })
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

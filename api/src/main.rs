@@ -30,11 +30,8 @@ enum Command {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -45,10 +42,7 @@ fn init_tracing(format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
-        print!(
-            "{}",
-            voxbridge::http::openapi_yaml().map_err(anyhow::Error::msg)?
-        );
+        print!("{}", voxbridge::http::openapi_yaml().map_err(anyhow::Error::msg)?);
         return Ok(());
     }
     let file = match &cli.config {
@@ -58,9 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::resolve(cli.settings.or(file))?;
     init_tracing(config.log_format);
     if let Some(Command::Migrate) = cli.command {
-        voxbridge::store::connect(&config.database_url)
-            .await
-            .context("migrating")?;
+        voxbridge::store::connect(&config.database_url).await.context("migrating")?;
         println!("migrations applied");
         return Ok(());
     }
@@ -81,10 +73,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(cert) = &app.tls_cert {
         tracing::info!(cert = %cert.display(), "HTTPS certificate");
     }
-    let https = app
-        .https_addr
-        .map(|a| format!(" https=https://{a}"))
-        .unwrap_or_default();
+    let https = app.https_addr.map(|a| format!(" https=https://{a}")).unwrap_or_default();
     println!("voxbridge ready http=http://{}{https}", app.http_addr);
     app.run_until_stopped().await.context("server")
 }

@@ -16,20 +16,12 @@ pub fn cert_paths(config: &Config) -> anyhow::Result<(PathBuf, PathBuf)> {
         return Ok((cert.clone(), key.clone()));
     }
     let dir = config.data_dir.join("tls");
-    let (cert, key) = (
-        dir.join("self-signed-cert.pem"),
-        dir.join("self-signed-key.pem"),
-    );
+    let (cert, key) = (dir.join("self-signed-cert.pem"), dir.join("self-signed-key.pem"));
     if !(cert.exists() && key.exists()) {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let names = vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "::1".to_owned(),
-            config.sip_base_domain.clone(),
-        ];
-        let generated = rcgen::generate_simple_self_signed(names)
-            .context("generating a self-signed certificate")?;
+        let names =
+            vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned(), config.sip_base_domain.clone()];
+        let generated = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
         std::fs::write(&cert, generated.cert.pem())?;
         write_private(&key, &generated.key_pair.serialize_pem())?;
         tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
@@ -53,8 +45,7 @@ pub fn server_config(config: &Config) -> anyhow::Result<(rustls::ServerConfig, P
         .with_context(|| format!("reading {}", cert_path.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing {}", cert_path.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .with_context(|| format!("reading {}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?

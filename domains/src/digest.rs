@@ -137,10 +137,7 @@ impl fmt::Debug for NonceIssuer {
 
 impl NonceIssuer {
     pub fn new(secret: [u8; 32], lifetime_secs: u64) -> Self {
-        Self {
-            secret,
-            lifetime_secs,
-        }
+        Self { secret, lifetime_secs }
     }
 
     pub fn lifetime_secs(&self) -> u64 {
@@ -177,9 +174,7 @@ impl NonceIssuer {
         }
         let (data, tag) = bytes.split_at(8 + NONCE_RANDOM_LEN);
         // verify_truncated_left compares in constant time.
-        self.mac(data)
-            .verify_truncated_left(tag)
-            .map_err(|_| DigestError::InvalidNonce)?;
+        self.mac(data).verify_truncated_left(tag).map_err(|_| DigestError::InvalidNonce)?;
         let mut issued = [0u8; 8];
         issued.copy_from_slice(&data[..8]);
         Ok(u64::from_be_bytes(issued))
@@ -232,8 +227,7 @@ impl NonceCounts {
 
     /// Forgets nonces that expired before `now_unix`.
     pub fn prune(&mut self, now_unix: u64) {
-        self.seen
-            .retain(|_, (_, expires_at)| *expires_at >= now_unix);
+        self.seen.retain(|_, (_, expires_at)| *expires_at >= now_unix);
     }
 
     pub fn len(&self) -> usize {
@@ -286,10 +280,7 @@ pub fn challenge_headers_with_stale(realm: &str, nonce: &str, stale: bool) -> Ve
     DigestAlgorithm::ALL
         .iter()
         .map(|alg| {
-            let mut v = format!(
-                "Digest realm={realm}, nonce={nonce}, algorithm={}, qop=\"auth\"",
-                alg.name()
-            );
+            let mut v = format!("Digest realm={realm}, nonce={nonce}, algorithm={}, qop=\"auth\"", alg.name());
             if stale {
                 v.push_str(", stale=true");
             }
@@ -342,9 +333,7 @@ fn parse_params(s: &str) -> Result<Vec<(String, String)>, DigestError> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(DigestError::Malformed(format!(
-                "parameter '{name}' has no value"
-            )));
+            return Err(DigestError::Malformed(format!("parameter '{name}' has no value")));
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -369,16 +358,12 @@ fn parse_params(s: &str) -> Result<Vec<(String, String)>, DigestError> {
         match chars.peek() {
             None | Some(',') => {}
             Some(_) => {
-                return Err(DigestError::Malformed(format!(
-                    "unexpected text after parameter '{name}'"
-                )));
+                return Err(DigestError::Malformed(format!("unexpected text after parameter '{name}'")));
             }
         }
         // Two values for one name would let a proxy and this server read different ones.
         if out.iter().any(|(n, _)| *n == name) {
-            return Err(DigestError::Malformed(format!(
-                "duplicate parameter '{name}'"
-            )));
+            return Err(DigestError::Malformed(format!("duplicate parameter '{name}'")));
         }
         out.push((name, value));
     }
@@ -395,19 +380,11 @@ impl Credentials {
             None => (s, ""),
         };
         if !scheme.eq_ignore_ascii_case("Digest") {
-            return Err(DigestError::Malformed(format!(
-                "scheme '{scheme}' is not Digest"
-            )));
+            return Err(DigestError::Malformed(format!("scheme '{scheme}' is not Digest")));
         }
         let mut params = parse_params(rest)?;
-        let mut take = |name: &str| {
-            params
-                .iter()
-                .position(|(n, _)| n == name)
-                .map(|i| params.swap_remove(i).1)
-        };
-        let required =
-            |v: Option<String>, name: &'static str| v.ok_or(DigestError::MissingField(name));
+        let mut take = |name: &str| params.iter().position(|(n, _)| n == name).map(|i| params.swap_remove(i).1);
+        let required = |v: Option<String>, name: &'static str| v.ok_or(DigestError::MissingField(name));
 
         let username = required(take("username"), "username")?;
         let realm = required(take("realm"), "realm")?;
@@ -432,9 +409,7 @@ impl Credentials {
                     .map_err(|_| DigestError::Malformed(format!("nc '{t}' is not 8 hex digits")))?,
             ),
             Some(t) => {
-                return Err(DigestError::Malformed(format!(
-                    "nc '{t}' is not 8 hex digits"
-                )));
+                return Err(DigestError::Malformed(format!("nc '{t}' is not 8 hex digits")));
             }
             None => None,
         };
@@ -447,30 +422,14 @@ impl Credentials {
                 return Err(DigestError::MissingField("nc"));
             }
         }
-        Ok(Credentials {
-            username,
-            realm,
-            nonce,
-            uri,
-            response,
-            algorithm,
-            cnonce,
-            opaque,
-            qop,
-            nc,
-            nc_text,
-        })
+        Ok(Credentials { username, realm, nonce, uri, response, algorithm, cnonce, opaque, qop, nc, nc_text })
     }
 
     /// `RealmMismatch` unless the credentials are for `realm`: checked by the caller before it
     /// looks up the HA1 for (username, realm, algorithm), so credentials made for another realm
     /// never reach the hash comparison.
     pub fn expect_realm(&self, realm: &str) -> Result<(), DigestError> {
-        if self.realm == realm {
-            Ok(())
-        } else {
-            Err(DigestError::RealmMismatch)
-        }
+        if self.realm == realm { Ok(()) } else { Err(DigestError::RealmMismatch) }
     }
 
     /// The response a client knowing `ha1` would send for these parameters and `method`:
@@ -596,13 +555,7 @@ mod tests {
     }
 
     /// An Authorization header as a client would build it, computed independently of the module.
-    fn client_header(
-        alg: DigestAlgorithm,
-        password: &str,
-        nonce: &str,
-        uri: &str,
-        nc: Option<u32>,
-    ) -> String {
+    fn client_header(alg: DigestAlgorithm, password: &str, nonce: &str, uri: &str, nc: Option<u32>) -> String {
         let h = |s: &str| match alg {
             DigestAlgorithm::Md5 => md5_hex(s),
             DigestAlgorithm::Sha256 => sha256_hex(s),
@@ -627,12 +580,7 @@ mod tests {
         }
     }
 
-    fn check(
-        header: &str,
-        alg: DigestAlgorithm,
-        counts: &mut NonceCounts,
-        now: u64,
-    ) -> Result<(), DigestError> {
+    fn check(header: &str, alg: DigestAlgorithm, counts: &mut NonceCounts, now: u64) -> Result<(), DigestError> {
         let creds = Credentials::parse(header)?;
         creds.expect_realm(REALM)?;
         let stored = ha1(alg, "alice", REALM, "secret");
@@ -653,20 +601,9 @@ mod tests {
         let creds = Credentials::parse(header).unwrap();
         assert_eq!(creds.algorithm, DigestAlgorithm::Md5);
         assert_eq!(creds.nc, Some(1));
-        assert_eq!(
-            creds.opaque.as_deref(),
-            Some("5ccc069c403ebaf9f0171e9517f40e41")
-        );
-        let h = ha1(
-            DigestAlgorithm::Md5,
-            "Mufasa",
-            "testrealm@host.com",
-            "Circle Of Life",
-        );
-        assert_eq!(
-            creds.expected_response("GET", &h),
-            "6629fae49393a05397450978507c4ef1"
-        );
+        assert_eq!(creds.opaque.as_deref(), Some("5ccc069c403ebaf9f0171e9517f40e41"));
+        let h = ha1(DigestAlgorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life");
+        assert_eq!(creds.expected_response("GET", &h), "6629fae49393a05397450978507c4ef1");
         assert_eq!(creds.expected_response("GET", &h), creds.response);
     }
 
@@ -693,10 +630,7 @@ mod tests {
         // Without qop (RFC 2069 style) too.
         let nonce = issuer().issue(NOW, [9; 16]);
         let header = client_header(DigestAlgorithm::Md5, "secret", &nonce, RURI, None);
-        assert_eq!(
-            check(&header, DigestAlgorithm::Md5, &mut counts, NOW),
-            Ok(())
-        );
+        assert_eq!(check(&header, DigestAlgorithm::Md5, &mut counts, NOW), Ok(()));
     }
 
     #[test]
@@ -728,14 +662,8 @@ mod tests {
     fn digest_parse_errors() {
         let base = "username=\"a\", realm=\"r\", nonce=\"n\", uri=\"sip:x@y\", response=\"z\"";
         assert!(Credentials::parse(&format!("Digest {base}")).is_ok());
-        assert!(matches!(
-            Credentials::parse(&format!("Basic {base}")),
-            Err(DigestError::Malformed(_))
-        ));
-        assert!(matches!(
-            Credentials::parse("Digestusername=\"a\""),
-            Err(DigestError::Malformed(_))
-        ));
+        assert!(matches!(Credentials::parse(&format!("Basic {base}")), Err(DigestError::Malformed(_))));
+        assert!(matches!(Credentials::parse("Digestusername=\"a\""), Err(DigestError::Malformed(_))));
         assert_eq!(
             Credentials::parse("Digest username=\"a\", realm=\"r\", uri=\"u\", response=\"z\""),
             Err(DigestError::MissingField("nonce"))
@@ -753,9 +681,7 @@ mod tests {
             Err(DigestError::UnsupportedAlgorithm("MD5-sess".into()))
         );
         assert_eq!(
-            Credentials::parse(&format!(
-                "Digest {base}, qop=auth-int, nc=00000001, cnonce=\"c\""
-            )),
+            Credentials::parse(&format!("Digest {base}, qop=auth-int, nc=00000001, cnonce=\"c\"")),
             Err(DigestError::UnsupportedQop("auth-int".into()))
         );
         for bad in [
@@ -807,10 +733,7 @@ mod tests {
         let alg = DigestAlgorithm::Sha256;
         let nonce = issuer().issue(NOW, [5; 16]);
         let forged = client_header(alg, "guess", &nonce, RURI, Some(9));
-        assert_eq!(
-            check(&forged, alg, &mut counts, NOW),
-            Err(DigestError::WrongResponse)
-        );
+        assert_eq!(check(&forged, alg, &mut counts, NOW), Err(DigestError::WrongResponse));
         assert!(counts.is_empty());
         let real = client_header(alg, "secret", &nonce, RURI, Some(1));
         assert_eq!(check(&real, alg, &mut counts, NOW), Ok(()));
@@ -826,16 +749,10 @@ mod tests {
         let mut counts = NonceCounts::new();
         let alg = DigestAlgorithm::Md5;
         let header = client_header(alg, "secret", &nonce, RURI, Some(1));
-        assert_eq!(
-            check(&header, alg, &mut counts, NOW + 301),
-            Err(DigestError::StaleNonce)
-        );
+        assert_eq!(check(&header, alg, &mut counts, NOW + 301), Err(DigestError::StaleNonce));
         // Stale is only said to a client that knew the password.
         let wrong = client_header(alg, "nope", &nonce, RURI, Some(1));
-        assert_eq!(
-            check(&wrong, alg, &mut counts, NOW + 301),
-            Err(DigestError::WrongResponse)
-        );
+        assert_eq!(check(&wrong, alg, &mut counts, NOW + 301), Err(DigestError::WrongResponse));
     }
 
     #[test]
@@ -849,16 +766,10 @@ mod tests {
         assert_eq!(i.check(&tampered, NOW), Err(DigestError::InvalidNonce));
         assert_eq!(i.check("zz", NOW), Err(DigestError::InvalidNonce));
         assert_eq!(i.check(&nonce[..70], NOW), Err(DigestError::InvalidNonce));
-        assert_eq!(
-            NonceIssuer::new([1; 32], 300).check(&nonce, NOW),
-            Err(DigestError::InvalidNonce)
-        );
+        assert_eq!(NonceIssuer::new([1; 32], 300).check(&nonce, NOW), Err(DigestError::InvalidNonce));
         let alg = DigestAlgorithm::Md5;
         let header = client_header(alg, "secret", &tampered, RURI, Some(1));
-        assert_eq!(
-            check(&header, alg, &mut NonceCounts::new(), NOW),
-            Err(DigestError::InvalidNonce)
-        );
+        assert_eq!(check(&header, alg, &mut NonceCounts::new(), NOW), Err(DigestError::InvalidNonce));
     }
 
     #[test]
@@ -866,38 +777,19 @@ mod tests {
         let alg = DigestAlgorithm::Sha256;
         let nonce = issuer().issue(NOW, [10; 16]);
         let header = client_header(alg, "Secret", &nonce, RURI, Some(1));
-        assert_eq!(
-            check(&header, alg, &mut NonceCounts::new(), NOW),
-            Err(DigestError::WrongResponse)
-        );
+        assert_eq!(check(&header, alg, &mut NonceCounts::new(), NOW), Err(DigestError::WrongResponse));
         // The right password hashed with the other algorithm's HA1 fails too.
         let header = client_header(alg, "secret", &nonce, RURI, Some(1));
         let creds = Credentials::parse(&header).unwrap();
         let md5_ha1 = ha1(DigestAlgorithm::Md5, "alice", REALM, "secret");
         assert_eq!(
-            verify(
-                &creds,
-                "INVITE",
-                RURI,
-                &md5_ha1,
-                &issuer(),
-                &mut NonceCounts::new(),
-                NOW
-            ),
+            verify(&creds, "INVITE", RURI, &md5_ha1, &issuer(), &mut NonceCounts::new(), NOW),
             Err(DigestError::WrongResponse)
         );
         // A different method changes HA2.
         let ha1_ok = ha1(alg, "alice", REALM, "secret");
         assert_eq!(
-            verify(
-                &creds,
-                "BYE",
-                RURI,
-                &ha1_ok,
-                &issuer(),
-                &mut NonceCounts::new(),
-                NOW
-            ),
+            verify(&creds, "BYE", RURI, &ha1_ok, &issuer(), &mut NonceCounts::new(), NOW),
             Err(DigestError::WrongResponse)
         );
     }
@@ -912,18 +804,8 @@ mod tests {
             "sip:+14155550100@sip.example.com?X-Foo=1",
         ];
         for (n, uri) in ok_uris.iter().enumerate() {
-            let header = client_header(
-                alg,
-                "secret",
-                &i.issue(NOW, [20 + n as u8; 16]),
-                uri,
-                Some(1),
-            );
-            assert_eq!(
-                check(&header, alg, &mut NonceCounts::new(), NOW),
-                Ok(()),
-                "{uri}"
-            );
+            let header = client_header(alg, "secret", &i.issue(NOW, [20 + n as u8; 16]), uri, Some(1));
+            assert_eq!(check(&header, alg, &mut NonceCounts::new(), NOW), Ok(()), "{uri}");
         }
         let bad_uris = [
             "sip:+14155550101@sip.example.com",
@@ -934,18 +816,8 @@ mod tests {
             "/dir/index.html",
         ];
         for (n, uri) in bad_uris.iter().enumerate() {
-            let header = client_header(
-                alg,
-                "secret",
-                &i.issue(NOW, [40 + n as u8; 16]),
-                uri,
-                Some(1),
-            );
-            assert_eq!(
-                check(&header, alg, &mut NonceCounts::new(), NOW),
-                Err(DigestError::UriMismatch),
-                "{uri}"
-            );
+            let header = client_header(alg, "secret", &i.issue(NOW, [40 + n as u8; 16]), uri, Some(1));
+            assert_eq!(check(&header, alg, &mut NonceCounts::new(), NOW), Err(DigestError::UriMismatch), "{uri}");
         }
         // User parameters before '@' are not mistaken for URI parameters.
         assert!(!uri_matches("sip:1;a=1@a.com", "sip:1;a=2@b.com"));
@@ -957,10 +829,7 @@ mod tests {
         let nonce = issuer().issue(NOW, [11; 16]);
         let header = client_header(DigestAlgorithm::Md5, "secret", &nonce, RURI, Some(1));
         let creds = Credentials::parse(&header).unwrap();
-        assert_eq!(
-            creds.expect_realm("other.example.com"),
-            Err(DigestError::RealmMismatch)
-        );
+        assert_eq!(creds.expect_realm("other.example.com"), Err(DigestError::RealmMismatch));
         assert_eq!(creds.expect_realm(REALM), Ok(()));
     }
 
@@ -976,10 +845,7 @@ mod tests {
         counts.prune(NOW + 301);
         assert!(counts.is_empty());
         // Forgotten, but its age still refuses it.
-        assert_eq!(
-            check(&header, alg, &mut counts, NOW + 301),
-            Err(DigestError::StaleNonce)
-        );
+        assert_eq!(check(&header, alg, &mut counts, NOW + 301), Err(DigestError::StaleNonce));
     }
 
     #[test]
@@ -990,12 +856,8 @@ mod tests {
         assert_eq!(
             h,
             vec![
-                format!(
-                    "Digest realm=\"sip.example.com\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\""
-                ),
-                format!(
-                    "Digest realm=\"sip.example.com\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\""
-                ),
+                format!("Digest realm=\"sip.example.com\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\""),
+                format!("Digest realm=\"sip.example.com\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\""),
             ]
         );
         let stale = challenge_headers_with_stale("a\"b", &nonce, true);

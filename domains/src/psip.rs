@@ -141,10 +141,7 @@ impl SipAddressing {
     pub fn parse_host(&self, host: &str) -> Result<(String, String), HostError> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let base = self.base_domain.to_ascii_lowercase();
-        let rest = host
-            .strip_suffix(base.as_str())
-            .and_then(|r| r.strip_suffix('.'))
-            .ok_or(HostError::NotOurDomain)?;
+        let rest = host.strip_suffix(base.as_str()).and_then(|r| r.strip_suffix('.')).ok_or(HostError::NotOurDomain)?;
         let (name, label) = rest.rsplit_once('.').ok_or(HostError::NoRegion)?;
         let region = label.strip_prefix("sip-").ok_or(HostError::NoRegion)?;
         if name.is_empty() || name.contains('.') {

@@ -112,9 +112,11 @@ impl SipUri {
 
     /// The transport asked for by `;transport=`, or TLS for a `sips:` URI, else UDP.
     pub fn transport(&self) -> Transport {
-        self.param("transport")
-            .and_then(Transport::parse)
-            .unwrap_or(if self.secure { Transport::Tls } else { Transport::Udp })
+        self.param("transport").and_then(Transport::parse).unwrap_or(if self.secure {
+            Transport::Tls
+        } else {
+            Transport::Udp
+        })
     }
 
     pub fn port_or_default(&self) -> u16 {
@@ -163,8 +165,7 @@ fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), SipUriError>
             None => (hostport, None),
         }
     };
-    let valid = !host.is_empty()
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+    let valid = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
     if !valid {
         return Err(SipUriError::Host(host.to_owned()));
     }

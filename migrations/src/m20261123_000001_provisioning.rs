@@ -144,11 +144,7 @@ impl MigrationTrait for Migration {
                 .col(string(PsipUsers::Ha1Md5))
                 .col(string(PsipUsers::Ha1Sha256))
                 .col(timestamp_with_time_zone(PsipUsers::CreatedAt))
-                .primary_key(
-                    Index::create()
-                        .col(PsipUsers::DomainName)
-                        .col(PsipUsers::Key),
-                )
+                .primary_key(Index::create().col(PsipUsers::DomainName).col(PsipUsers::Key))
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_psip_users_domain")
@@ -206,8 +202,7 @@ impl MigrationTrait for Migration {
             Applications::Table.into_iden(),
             Account::Table.into_iden(),
         ] {
-            m.drop_table(Table::drop().table(t).if_exists().to_owned())
-                .await?;
+            m.drop_table(Table::drop().table(t).if_exists().to_owned()).await?;
         }
         Ok(())
     }

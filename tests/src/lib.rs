@@ -1,1 +1,233 @@
+//! Harness for the end-to-end tests: starts the real `voxbridge` binary on free loopback ports
+//! with its own database (a fresh SQLite file, or a fresh PostgreSQL database when
+//! `VOXBRIDGE_TEST_POSTGRES` names a server), and talks to it over HTTP.
 
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+
+pub const API_KEY: &str = "testkey1";
+pub const API_SECRET: &str = "test-secret-123";
+pub const SIGNATURE_SECRET: &str = "test-signature-secret-0123456789";
+
+/// Path of a workspace binary, next to the test executable's `deps/` directory. The test
+/// command builds the binaries before running the tests.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built; run `cargo build --workspace` first", path.display());
+    path
+}
+
+/// A database for one test: SQLite in `dir`, or a new PostgreSQL database.
+pub async fn fresh_database(dir: &std::path::Path) -> anyhow::Result<String> {
+    match std::env::var("VOXBRIDGE_TEST_POSTGRES") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            use sea_orm::ConnectionTrait;
+            let name = format!("vb_t_{}", uuid::Uuid::new_v4().simple());
+            let admin = sea_orm::Database::connect(&admin_url).await.context("connecting to PostgreSQL")?;
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+            admin.close().await?;
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            Ok(format!("{base}/{name}"))
+        }
+        _ => Ok(format!("sqlite://{}?mode=rwc", dir.join("voxbridge.sqlite").display())),
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub https_base: Option<String>,
+    pub data_dir: tempdir::Dir,
+    /// Everything the process printed on stdout up to "ready".
+    pub banner: Vec<String>,
+    pub client: reqwest::Client,
+}
+
+pub mod tempdir {
+    //! A temporary directory removed on drop (tests avoid an extra crate for this).
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(format!("voxbridge-test-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&p).expect("create temp dir");
+            Dir(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Default for Dir {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Options {
+    /// Extra environment variables (name, value).
+    pub env: Vec<(String, String)>,
+    /// Do not configure credentials: let the server generate them.
+    pub no_credentials: bool,
+    /// Reuse this data directory (and its SQLite file) instead of a fresh one.
+    pub data_dir: Option<tempdir::Dir>,
+    pub database_url: Option<String>,
+    pub args: Vec<String>,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(Options::default()).await.expect("voxbridge starts")
+    }
+
+    pub async fn start_with(opts: Options) -> anyhow::Result<Server> {
+        let data_dir = opts.data_dir.unwrap_or_default();
+        let db = match opts.database_url {
+            Some(url) => url,
+            None => fresh_database(data_dir.path()).await?,
+        };
+        let mut cmd = Command::new(bin("voxbridge"));
+        cmd.args(&opts.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("VOXBRIDGE_HTTP_ADDR", "127.0.0.1:0")
+            .env("VOXBRIDGE_DATA_DIR", data_dir.path())
+            .env("DATABASE_URL", &db)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if !opts.no_credentials {
+            cmd.env("VOXBRIDGE_API_KEY", API_KEY)
+                .env("VOXBRIDGE_API_SECRET", API_SECRET)
+                .env("VOXBRIDGE_SIGNATURE_SECRET", SIGNATURE_SECRET);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().context("spawning voxbridge")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = Vec::new();
+        let ready = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.starts_with("voxbridge ready ") => break line,
+                Ok(line) => banner.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    bail!("voxbridge did not become ready; printed: {banner:?}");
+                }
+            }
+        };
+        let field = |name: &str| ready.split_whitespace().find_map(|w| w.strip_prefix(name).map(str::to_owned));
+        let base = field("http=").context("ready line lacks http=")?;
+        let https_base = field("https=");
+        let client =
+            reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(30)).build()?;
+        Ok(Server { child, base, https_base, data_dir, banner, client })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the account's Basic credentials.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).basic_auth(API_KEY, Some(API_SECRET))
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        send(self.admin(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        send(self.admin(reqwest::Method::PUT, path).json(&body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        send(self.admin(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        send(self.admin(reqwest::Method::DELETE, path)).await
+    }
+
+    /// Creates an application with webhooks on `base_url` and a generated key pair;
+    /// returns (id, private key PEM).
+    pub async fn create_application(&self, base_url: &str) -> (String, String) {
+        let (status, body) = self
+            .post_json(
+                "/v2/applications",
+                serde_json::json!({
+                    "name": "test app",
+                    "capabilities": {"voice": {"webhooks": {
+                        "answer_url": {"address": format!("{base_url}/answer"), "http_method": "GET"},
+                        "event_url": {"address": format!("{base_url}/event"), "http_method": "POST"}
+                    }}}
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().expect("id").to_owned();
+        let key = body["keys"]["private_key"].as_str().expect("generated private key").to_owned();
+        (id, key)
+    }
+}
+
+/// Sends a request; returns the status and the JSON body (Null when empty or not JSON).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+/// Asserts a problem body with `status` naming each of `names` in `invalid_parameters`.
+pub fn assert_problem(status: u16, body: &serde_json::Value, expected: u16, names: &[&str]) {
+    assert_eq!(status, expected, "{body}");
+    for key in ["type", "title", "detail", "instance"] {
+        assert!(body[key].is_string(), "problem body lacks {key}: {body}");
+    }
+    let got: Vec<&str> = body["invalid_parameters"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    for name in names {
+        assert!(got.contains(name), "expected invalid parameter {name} in {body}");
+    }
+}
+
+pub fn basic(key: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}")))
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -4,7 +4,9 @@
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use chrono::Utc;
 use domains::application::Capabilities;
-use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -14,14 +16,10 @@ use super::pagination::{Href, PageLinks, PageQuery, total_pages};
 use super::problem::{ApiError, Problem};
 use crate::keys;
 use crate::state::AppState;
-use crate::store::entity::application;
+use crate::store::entity::{application, number, psip_domain};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(fetch)
-        .service(update)
-        .service(remove);
+    cfg.service(create).service(list).service(fetch).service(update).service(remove);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,16 +82,9 @@ const BASE: &str = "/v2/applications";
 
 fn to_response(m: application::Model, private_key: Option<String>) -> ApplicationResponse {
     ApplicationResponse {
-        _links: SelfLink {
-            this: Href {
-                href: format!("{BASE}/{}", m.id),
-            },
-        },
+        _links: SelfLink { this: Href { href: format!("{BASE}/{}", m.id) } },
         capabilities: serde_json::from_value(m.capabilities).unwrap_or_default(),
-        keys: KeysResponse {
-            public_key: m.public_key,
-            private_key,
-        },
+        keys: KeysResponse { public_key: m.public_key, private_key },
         id: m.id,
         name: m.name,
     }
@@ -119,11 +110,7 @@ fn validate(state: &AppState, body: ApplicationRequest) -> Result<Validated, Api
     }
     let caps = problems.finish(caps)?.unwrap_or_default();
     let capabilities = serde_json::to_value(caps).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Validated {
-        name,
-        capabilities,
-        public_key,
-    })
+    Ok(Validated { name, capabilities, public_key })
 }
 
 #[utoipa::path(
@@ -137,10 +124,7 @@ fn validate(state: &AppState, body: ApplicationRequest) -> Result<Validated, Api
     security(("basicAuth" = []))
 )]
 #[post("")]
-async fn create(
-    state: web::Data<AppState>,
-    Body(body): Body<ApplicationRequest>,
-) -> Result<HttpResponse, ApiError> {
+async fn create(state: web::Data<AppState>, Body(body): Body<ApplicationRequest>) -> Result<HttpResponse, ApiError> {
     let v = validate(&state, body)?;
     let (public_key, private_key) = match v.public_key {
         Some(pk) => (pk, None),
@@ -176,10 +160,7 @@ async fn create(
     security(("basicAuth" = []))
 )]
 #[get("")]
-async fn list(
-    state: web::Data<AppState>,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let (size, page) = query.resolve()?;
     let paginator = application::Entity::find()
         .order_by_asc(application::Column::CreatedAt)
@@ -193,9 +174,7 @@ async fn list(
         page,
         total_items,
         total_pages: pages,
-        _embedded: ApplicationsEmbedded {
-            applications: items.into_iter().map(|m| to_response(m, None)).collect(),
-        },
+        _embedded: ApplicationsEmbedded { applications: items.into_iter().map(|m| to_response(m, None)).collect() },
         _links: PageLinks::new(BASE, size, page, pages),
     }))
 }
@@ -218,10 +197,7 @@ async fn find(state: &AppState, id: &str) -> Result<application::Model, ApiError
     security(("basicAuth" = []))
 )]
 #[get("/{id}")]
-async fn fetch(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn fetch(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(to_response(find(&state, &id).await?, None)))
 }
 
@@ -268,19 +244,18 @@ async fn update(
     security(("basicAuth" = []))
 )]
 #[delete("/{id}")]
-async fn remove(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn remove(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, &id).await?;
-    application::Entity::delete_by_id(existing.id)
-        .exec(&state.db)
-        .await
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict(_) => ApiError::Conflict(format!(
-                "application {id} is still used by a SIP domain or a number"
-            )),
-            other => other,
-        })?;
+    let in_use = |what: &str| ApiError::Conflict(format!("application {id} is still used by {what}"));
+    let app_id = existing.id.clone();
+    let domains = psip_domain::Entity::find().filter(psip_domain::Column::ApplicationId.eq(app_id.clone()));
+    if domains.count(&state.db).await? > 0 {
+        return Err(in_use("a SIP domain"));
+    }
+    if number::Entity::find().filter(number::Column::ApplicationId.eq(app_id)).count(&state.db).await? > 0 {
+        return Err(in_use("a number"));
+    }
+    // The foreign keys still guard against a domain or number linked meanwhile.
+    application::Entity::delete_by_id(existing.id).exec(&state.db).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -24,30 +24,19 @@ const MAX_TOKEN_AGE_SECS: i64 = 24 * 3600;
 const CLOCK_LEEWAY_SECS: u64 = 30;
 
 fn state(req: &ServiceRequest) -> Result<web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| ApiError::Internal("application state missing".into()))
+    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(|| ApiError::Internal("application state missing".into()))
 }
 
-fn authorization(
-    req: &ServiceRequest,
-    scheme: &str,
-    challenge: Challenge,
-) -> Result<String, ApiError> {
+fn authorization(req: &ServiceRequest, scheme: &str, challenge: Challenge) -> Result<String, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("missing Authorization header".into(), challenge))?
         .to_str()
-        .map_err(|_| {
-            ApiError::Unauthorized("Authorization header is not ASCII".into(), challenge)
-        })?;
+        .map_err(|_| ApiError::Unauthorized("Authorization header is not ASCII".into(), challenge))?;
     let (given, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
     if !given.eq_ignore_ascii_case(scheme) || rest.trim().is_empty() {
-        return Err(ApiError::Unauthorized(
-            format!("Authorization must use the {scheme} scheme"),
-            challenge,
-        ));
+        return Err(ApiError::Unauthorized(format!("Authorization must use the {scheme} scheme"), challenge));
     }
     Ok(rest.trim().to_owned())
 }
@@ -59,13 +48,9 @@ pub async fn require_basic(
     let state = state(&req)?;
     let encoded = authorization(&req, "Basic", Challenge::Basic)?;
     let bad = |why: &str| ApiError::Unauthorized(why.to_owned(), Challenge::Basic);
-    let decoded = STANDARD
-        .decode(encoded)
-        .map_err(|_| bad("Basic credentials are not base64"))?;
+    let decoded = STANDARD.decode(encoded).map_err(|_| bad("Basic credentials are not base64"))?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad("Basic credentials are not UTF-8"))?;
-    let (key, secret) = decoded
-        .split_once(':')
-        .ok_or_else(|| bad("Basic credentials lack ':'"))?;
+    let (key, secret) = decoded.split_once(':').ok_or_else(|| bad("Basic credentials lack ':'"))?;
     if !state.account.verify(key, secret) {
         return Err(bad("wrong API key or secret").into());
     }
@@ -102,32 +87,22 @@ pub async fn require_jwt(
 }
 
 /// Verifies a Voice API JWT: RS256 only, known application, valid signature, time claims.
-pub async fn verify_jwt(
-    state: &AppState,
-    token: &str,
-    now: i64,
-) -> Result<AuthenticatedApplication, ApiError> {
+pub async fn verify_jwt(state: &AppState, token: &str, now: i64) -> Result<AuthenticatedApplication, ApiError> {
     let bad = |why: String| ApiError::Unauthorized(why, Challenge::Bearer);
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|e| bad(format!("malformed JWT: {e}")))?;
+    let header = jsonwebtoken::decode_header(token).map_err(|e| bad(format!("malformed JWT: {e}")))?;
     // Pinning the algorithm defeats `alg: none` and HS256-with-the-public-key forgeries.
     if header.alg != Algorithm::RS256 {
-        return Err(bad(format!(
-            "JWT algorithm {:?} is not accepted; use RS256",
-            header.alg
-        )));
+        return Err(bad(format!("JWT algorithm {:?} is not accepted; use RS256", header.alg)));
     }
     // The application id chooses the key, so it is read before the signature can be checked;
     // nothing else of the unverified payload is trusted.
-    let unverified =
-        unverified_claims(token).map_err(|e| bad(format!("malformed JWT payload: {e}")))?;
+    let unverified = unverified_claims(token).map_err(|e| bad(format!("malformed JWT payload: {e}")))?;
     let app = application::Entity::find_by_id(unverified.application_id.clone())
         .one(&state.db)
         .await?
         .ok_or_else(|| bad(format!("unknown application {}", unverified.application_id)))?;
-    let key = DecodingKey::from_rsa_pem(app.public_key.as_bytes()).map_err(|e| {
-        ApiError::Internal(format!("stored public key of {} unusable: {e}", app.id))
-    })?;
+    let key = DecodingKey::from_rsa_pem(app.public_key.as_bytes())
+        .map_err(|e| ApiError::Internal(format!("stored public key of {} unusable: {e}", app.id)))?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.required_spec_claims = HashSet::new();
     validation.validate_exp = true;

@@ -54,11 +54,7 @@ async fn list(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         count: 0,
         page_size: 10,
         record_index: 0,
-        _links: CallListLinks {
-            this: Href {
-                href: "/v1/calls?page_size=10&record_index=0".into(),
-            },
-        },
+        _links: CallListLinks { this: Href { href: "/v1/calls?page_size=10&record_index=0".into() } },
         _embedded: CallsEmbedded { calls: vec![] },
     }))
 }

@@ -21,10 +21,7 @@ pub struct Status {
     pub version: &'static str,
 }
 
-const OK: Status = Status {
-    status: "ok",
-    version: env!("CARGO_PKG_VERSION"),
-};
+const OK: Status = Status { status: "ok", version: env!("CARGO_PKG_VERSION") };
 
 #[utoipa::path(tag = "operations", responses((status = 200, description = "The process is alive", body = Status)))]
 #[get("/health")]
@@ -41,11 +38,7 @@ pub async fn health() -> HttpResponse {
 )]
 #[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .db
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("database unreachable: {e}")))?;
+    state.db.ping().await.map_err(|e| ApiError::Unavailable(format!("database unreachable: {e}")))?;
     Ok(HttpResponse::Ok().json(OK))
 }
 
@@ -62,9 +55,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
 }
 
 pub async fn metrics_text() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(prometheus().render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(prometheus().render())
 }
 
 /// Counts and times every request by route pattern (not raw path, to bound label cardinality)

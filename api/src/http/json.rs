@@ -26,13 +26,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            });
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
         let declared_len = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -54,10 +48,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             }
             let mut body = Vec::with_capacity(declared_len.unwrap_or(1024).min(MAX_BODY_BYTES));
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest {
-                    detail: format!("reading body: {e}"),
-                    invalid: vec![],
-                })?;
+                let chunk = chunk
+                    .map_err(|e| ApiError::BadRequest { detail: format!("reading body: {e}"), invalid: vec![] })?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
                     return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
                 }
@@ -75,25 +67,17 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::BadRequest {
-                detail: format!("the body is not valid JSON: {inner}"),
-                invalid: vec![],
-            }
+            ApiError::BadRequest { detail: format!("the body is not valid JSON: {inner}"), invalid: vec![] }
         } else {
             let reason = strip_position(&inner.to_string());
-            ApiError::Validation(vec![InvalidParameter::new(
-                field_name(&path, &reason),
-                reason,
-            )])
+            ApiError::Validation(vec![InvalidParameter::new(field_name(&path, &reason), reason)])
         }
     })
 }
 
 /// The dotted path of the refused value; for a missing field, the path of that field.
 fn field_name(path: &str, reason: &str) -> String {
-    let missing = reason
-        .strip_prefix("missing field `")
-        .and_then(|r| r.split('`').next());
+    let missing = reason.strip_prefix("missing field `").and_then(|r| r.split('`').next());
     match (path, missing) {
         (".", Some(f)) => f.to_owned(),
         (".", None) => "body".to_owned(),
@@ -134,15 +118,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            parse::<Outer>(b"{nope"),
-            Err(ApiError::BadRequest { .. })
-        ));
+        assert!(matches!(parse::<Outer>(b"{nope"), Err(ApiError::BadRequest { .. })));
         match parse::<Outer>(b"{}") {
-            Err(ApiError::Validation(v)) => assert_eq!(
-                (v[0].name.as_str(), v[0].reason.as_str()),
-                ("inner", "missing field `inner`")
-            ),
+            Err(ApiError::Validation(v)) => {
+                assert_eq!((v[0].name.as_str(), v[0].reason.as_str()), ("inner", "missing field `inner`"))
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -46,10 +46,7 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "basicAuth",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
-        );
+        components.add_security_scheme("basicAuth", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
         components.add_security_scheme(
             "bearerAuth",
             SecurityScheme::Http(
@@ -70,37 +67,16 @@ where
 {
     app.service(health::health)
         .service(health::ready)
-        .service(
-            scope::scope("/v2/applications")
-                .wrap(from_fn(auth::require_basic))
-                .configure(applications::routes),
-        )
-        .service(
-            scope::scope("/v1/psip")
-                .wrap(from_fn(auth::require_basic))
-                .configure(psip::routes),
-        )
-        .service(
-            scope::scope("/v1/numbers")
-                .wrap(from_fn(auth::require_basic))
-                .configure(numbers::routes),
-        )
-        .service(
-            scope::scope("/v1/trunks")
-                .wrap(from_fn(auth::require_basic))
-                .configure(trunks::routes),
-        )
-        .service(
-            scope::scope("/v1/calls")
-                .wrap(from_fn(auth::require_jwt))
-                .configure(calls::routes),
-        )
+        .service(scope::scope("/v2/applications").wrap(from_fn(auth::require_basic)).configure(applications::routes))
+        .service(scope::scope("/v1/psip").wrap(from_fn(auth::require_basic)).configure(psip::routes))
+        .service(scope::scope("/v1/numbers").wrap(from_fn(auth::require_basic)).configure(numbers::routes))
+        .service(scope::scope("/v1/trunks").wrap(from_fn(auth::require_basic)).configure(trunks::routes))
+        .service(scope::scope("/v1/calls").wrap(from_fn(auth::require_jwt)).configure(calls::routes))
 }
 
 /// The OpenAPI document, derived from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, doc) =
-        routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
+    let (_, doc) = routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
     doc
 }
 
@@ -125,14 +101,8 @@ pub fn app(
     let (app, _) = routes(App::new().into_utoipa_app()).split_for_parts();
     app.app_data(state)
         .app_data(openapi_json)
-        .app_data(
-            web::QueryConfig::default()
-                .error_handler(|e, _| ApiError::invalid("query", e.to_string()).into()),
-        )
-        .app_data(
-            web::PathConfig::default()
-                .error_handler(|e, _| ApiError::invalid("path", e.to_string()).into()),
-        )
+        .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::invalid("query", e.to_string()).into()))
+        .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::invalid("path", e.to_string()).into()))
         .route("/openapi.json", web::get().to(serve_openapi))
         .route("/metrics", web::get().to(health::metrics_text))
         .default_service(web::to(not_found))
@@ -140,15 +110,9 @@ pub fn app(
 }
 
 async fn serve_openapi(doc: web::Data<String>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(doc.get_ref().clone())
+    HttpResponse::Ok().content_type("application/json").body(doc.get_ref().clone())
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
 }

@@ -15,11 +15,7 @@ use crate::state::AppState;
 use crate::store::entity::{application, number};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(fetch)
-        .service(update)
-        .service(remove);
+    cfg.service(create).service(list).service(fetch).service(update).service(remove);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -83,11 +79,7 @@ struct Target {
     forward: Option<String>,
 }
 
-async fn validate(
-    state: &AppState,
-    body: &NumberRequest,
-    path: Option<&str>,
-) -> Result<(String, Target), ApiError> {
+async fn validate(state: &AppState, body: &NumberRequest, path: Option<&str>) -> Result<(String, Target), ApiError> {
     let mut p = Problems::new();
     let number = match (path, body.number.as_deref()) {
         (None, None) => {
@@ -96,76 +88,34 @@ async fn validate(
         }
         (None, Some(n)) => p.check("number", E164::parse(n)).map(|n| n.to_string()),
         (Some(path), Some(n)) if E164::parse(n).map(|n| n.to_string()).as_deref() != Ok(path) => {
-            p.push(
-                "number",
-                "cannot be changed; it must equal the number in the path",
-            );
+            p.push("number", "cannot be changed; it must equal the number in the path");
             None
         }
         (Some(path), _) => Some(path.to_owned()),
     };
-    match (
-        &body.application_id,
-        body.voice_callback_type,
-        &body.voice_callback_value,
-    ) {
+    match (&body.application_id, body.voice_callback_type, &body.voice_callback_value) {
         (Some(app), None, None) => {
-            if application::Entity::find_by_id(app.clone())
-                .one(&state.db)
-                .await?
-                .is_none()
-            {
-                p.push(
-                    "application_id",
-                    format!("application '{app}' does not exist"),
-                );
+            if application::Entity::find_by_id(app.clone()).one(&state.db).await?.is_none() {
+                p.push("application_id", format!("application '{app}' does not exist"));
             }
         }
         (None, Some(VoiceCallbackType::Sip), Some(value)) => {
-            p.check(
-                "voice_callback_value",
-                domains::forward::parse_targets(value),
-            );
+            p.check("voice_callback_value", domains::forward::parse_targets(value));
         }
         (None, Some(VoiceCallbackType::Sip), None) => {
-            p.push(
-                "voice_callback_value",
-                "is required with voice_callback_type sip",
-            );
+            p.push("voice_callback_value", "is required with voice_callback_type sip");
         }
-        (None, None, Some(_)) => p.push(
-            "voice_callback_type",
-            "must be 'sip' when voice_callback_value is set",
-        ),
-        (None, None, None) => p.push(
-            "application_id",
-            "either application_id or voice_callback_type sip is required",
-        ),
-        (Some(_), _, _) => p.push(
-            "application_id",
-            "cannot be combined with voice_callback_type/voice_callback_value",
-        ),
+        (None, None, Some(_)) => p.push("voice_callback_type", "must be 'sip' when voice_callback_value is set"),
+        (None, None, None) => p.push("application_id", "either application_id or voice_callback_type sip is required"),
+        (Some(_), _, _) => p.push("application_id", "cannot be combined with voice_callback_type/voice_callback_value"),
     }
-    let number = p
-        .finish(number)?
-        .ok_or_else(|| ApiError::Internal("validated number missing".into()))?;
-    let forward = body
-        .voice_callback_value
-        .as_ref()
-        .map(|v| v.trim().to_owned());
-    Ok((
-        number,
-        Target {
-            application_id: body.application_id.clone(),
-            forward,
-        },
-    ))
+    let number = p.finish(number)?.ok_or_else(|| ApiError::Internal("validated number missing".into()))?;
+    let forward = body.voice_callback_value.as_ref().map(|v| v.trim().to_owned());
+    Ok((number, Target { application_id: body.application_id.clone(), forward }))
 }
 
 async fn find(state: &AppState, number: &str) -> Result<number::Model, ApiError> {
-    let key = E164::parse(number)
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| number.to_owned());
+    let key = E164::parse(number).map(|n| n.to_string()).unwrap_or_else(|_| number.to_owned());
     number::Entity::find_by_id(key)
         .one(&state.db)
         .await?
@@ -184,16 +134,9 @@ async fn find(state: &AppState, number: &str) -> Result<number::Model, ApiError>
     security(("basicAuth" = []))
 )]
 #[post("")]
-async fn create(
-    state: web::Data<AppState>,
-    Body(body): Body<NumberRequest>,
-) -> Result<HttpResponse, ApiError> {
+async fn create(state: web::Data<AppState>, Body(body): Body<NumberRequest>) -> Result<HttpResponse, ApiError> {
     let (num, target) = validate(&state, &body, None).await?;
-    if number::Entity::find_by_id(num.clone())
-        .one(&state.db)
-        .await?
-        .is_some()
-    {
+    if number::Entity::find_by_id(num.clone()).one(&state.db).await?.is_some() {
         return Err(ApiError::Conflict(format!("number {num} already exists")));
     }
     let now = Utc::now();
@@ -221,15 +164,9 @@ async fn create(
 )]
 #[get("")]
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let rows = number::Entity::find()
-        .order_by_asc(number::Column::Number)
-        .all(&state.db)
-        .await?;
+    let rows = number::Entity::find().order_by_asc(number::Column::Number).all(&state.db).await?;
     let numbers: Vec<NumberResponse> = rows.into_iter().map(NumberResponse::from).collect();
-    Ok(HttpResponse::Ok().json(NumberList {
-        count: numbers.len(),
-        numbers,
-    }))
+    Ok(HttpResponse::Ok().json(NumberList { count: numbers.len(), numbers }))
 }
 
 #[utoipa::path(
@@ -243,10 +180,7 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     security(("basicAuth" = []))
 )]
 #[get("/{number}")]
-async fn fetch(
-    state: web::Data<AppState>,
-    number: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn fetch(state: web::Data<AppState>, number: web::Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(NumberResponse::from(find(&state, &number).await?)))
 }
 
@@ -290,13 +224,8 @@ async fn update(
     security(("basicAuth" = []))
 )]
 #[delete("/{number}")]
-async fn remove(
-    state: web::Data<AppState>,
-    number: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn remove(state: web::Data<AppState>, number: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, &number).await?;
-    number::Entity::delete_by_id(existing.number)
-        .exec(&state.db)
-        .await?;
+    number::Entity::delete_by_id(existing.number).exec(&state.db).await?;
     Ok(HttpResponse::NoContent().finish())
 }

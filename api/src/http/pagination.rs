@@ -49,9 +49,7 @@ pub struct PageLinks {
 
 impl PageLinks {
     pub fn new(base: &str, size: u64, page: u64, total_pages: u64) -> Self {
-        let href = |p: u64| Href {
-            href: format!("{base}?page_size={size}&page={p}"),
-        };
+        let href = |p: u64| Href { href: format!("{base}?page_size={size}&page={p}") };
         let last = total_pages.max(1);
         PageLinks {
             this: href(page),

@@ -38,10 +38,7 @@ pub enum ApiError {
     #[error("invalid request parameters")]
     Validation(Vec<InvalidParameter>),
     #[error("{detail}")]
-    BadRequest {
-        detail: String,
-        invalid: Vec<InvalidParameter>,
-    },
+    BadRequest { detail: String, invalid: Vec<InvalidParameter> },
     #[error("{0}")]
     Unauthorized(String, Challenge),
     #[error("{0}")]
@@ -96,9 +93,7 @@ impl ApiError {
             ApiError::NotFound(_) => ("not-found", "Resource not found"),
             ApiError::Conflict(_) => ("conflict", "Conflict with the current state"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
-            ApiError::UnsupportedMediaType(_) => {
-                ("unsupported-media-type", "Unsupported media type")
-            }
+            ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
@@ -108,13 +103,9 @@ impl ApiError {
         let (slug, title) = self.slug_and_title();
         let instance = uuid::Uuid::new_v4().to_string();
         let (detail, invalid_parameters) = match self {
-            ApiError::Validation(list) => (
-                format!(
-                    "The request failed validation: {}",
-                    InvalidParameterList(list)
-                ),
-                list.clone(),
-            ),
+            ApiError::Validation(list) => {
+                (format!("The request failed validation: {}", InvalidParameterList(list)), list.clone())
+            }
             ApiError::BadRequest { detail, invalid } => (detail.clone(), invalid.clone()),
             // Internal details go to the log under the instance id, never to the client.
             ApiError::Internal(_) => ("An internal error occurred; it was logged.".into(), vec![]),
@@ -177,12 +168,17 @@ impl From<sea_orm::DbErr> for ApiError {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
                 ApiError::Conflict("a resource with the same identifier already exists".into())
             }
-            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => ApiError::Conflict(
-                "the resource is referenced by, or references, another resource".into(),
-            ),
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => foreign_key_conflict(),
+            // SQLite reports some foreign-key failures with an extended code sea-orm does not
+            // classify.
+            _ if e.to_string().contains("FOREIGN KEY constraint failed") => foreign_key_conflict(),
             _ => ApiError::Internal(e.to_string()),
         }
     }
+}
+
+fn foreign_key_conflict() -> ApiError {
+    ApiError::Conflict("the resource is referenced by, or references, another resource".into())
 }
 
 impl From<Vec<InvalidParameter>> for ApiError {

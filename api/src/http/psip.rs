@@ -7,8 +7,8 @@ use domains::digest::{DigestAlgorithm, ha1};
 use domains::problem::Problems;
 use domains::psip::{DomainType, Policy, RegionalUri, SipDomainName};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -108,30 +108,16 @@ async fn validate(
             p.push("name", "is required");
             None
         }
-        (None, Some(n)) => p
-            .check("name", SipDomainName::parse(n))
-            .map(|n| n.to_string()),
+        (None, Some(n)) => p.check("name", SipDomainName::parse(n)).map(|n| n.to_string()),
         (Some(path), Some(n)) if n != path => {
-            p.push(
-                "name",
-                "cannot be changed; it must equal the domain name in the path",
-            );
+            p.push("name", "cannot be changed; it must equal the domain name in the path");
             None
         }
         (Some(path), _) => Some(path.to_owned()),
     };
-    let acl = p
-        .absorb(Acl::parse("acl", &body.acl))
-        .map(|acl| acl.to_strings());
-    if application::Entity::find_by_id(body.application_id.clone())
-        .one(&state.db)
-        .await?
-        .is_none()
-    {
-        p.push(
-            "application_id",
-            format!("application '{}' does not exist", body.application_id),
-        );
+    let acl = p.absorb(Acl::parse("acl", &body.acl)).map(|acl| acl.to_strings());
+    if application::Entity::find_by_id(body.application_id.clone()).one(&state.db).await?.is_none() {
+        p.push("application_id", format!("application '{}' does not exist", body.application_id));
     }
     match p.finish((name, acl))? {
         (Some(name), Some(acl)) => Ok((name, acl)),
@@ -158,19 +144,10 @@ async fn find(state: &AppState, name: &str) -> Result<psip_domain::Model, ApiErr
     security(("basicAuth" = []))
 )]
 #[post("")]
-async fn create(
-    state: web::Data<AppState>,
-    Body(body): Body<DomainRequest>,
-) -> Result<HttpResponse, ApiError> {
+async fn create(state: web::Data<AppState>, Body(body): Body<DomainRequest>) -> Result<HttpResponse, ApiError> {
     let (name, acl) = validate(&state, &body, None).await?;
-    if psip_domain::Entity::find_by_id(name.clone())
-        .one(&state.db)
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::Conflict(format!(
-            "SIP domain {name} already exists"
-        )));
+    if psip_domain::Entity::find_by_id(name.clone()).one(&state.db).await?.is_some() {
+        return Err(ApiError::Conflict(format!("SIP domain {name} already exists")));
     }
     let now = Utc::now();
     let model = psip_domain::Model {
@@ -200,15 +177,8 @@ async fn create(
 )]
 #[get("")]
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let rows = psip_domain::Entity::find()
-        .order_by_asc(psip_domain::Column::Name)
-        .all(&state.db)
-        .await?;
-    Ok(HttpResponse::Ok().json(
-        rows.into_iter()
-            .map(|m| to_response(&state, m))
-            .collect::<Vec<_>>(),
-    ))
+    let rows = psip_domain::Entity::find().order_by_asc(psip_domain::Column::Name).all(&state.db).await?;
+    Ok(HttpResponse::Ok().json(rows.into_iter().map(|m| to_response(&state, m)).collect::<Vec<_>>()))
 }
 
 #[utoipa::path(
@@ -222,10 +192,7 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     security(("basicAuth" = []))
 )]
 #[get("/{name}")]
-async fn fetch(
-    state: web::Data<AppState>,
-    name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn fetch(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(to_response(&state, find(&state, &name).await?)))
 }
 
@@ -280,22 +247,15 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, &name).await?;
     let txn = state.db.begin().await?;
-    let users = psip_user::Entity::find()
-        .filter(psip_user::Column::DomainName.eq(existing.name.clone()))
-        .count(&txn)
-        .await?;
+    let users =
+        psip_user::Entity::find().filter(psip_user::Column::DomainName.eq(existing.name.clone())).count(&txn).await?;
     if users > 0 && !query.cascade.unwrap_or(false) {
         return Err(ApiError::Conflict(format!(
             "SIP domain {name} has {users} user(s); delete them first or pass cascade=true"
         )));
     }
-    psip_user::Entity::delete_many()
-        .filter(psip_user::Column::DomainName.eq(existing.name.clone()))
-        .exec(&txn)
-        .await?;
-    psip_domain::Entity::delete_by_id(existing.name)
-        .exec(&txn)
-        .await?;
+    psip_user::Entity::delete_many().filter(psip_user::Column::DomainName.eq(existing.name.clone())).exec(&txn).await?;
+    psip_domain::Entity::delete_by_id(existing.name).exec(&txn).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -321,11 +281,7 @@ pub struct UserResponse {
 
 impl From<psip_user::Model> for UserResponse {
     fn from(m: psip_user::Model) -> Self {
-        UserResponse {
-            key: m.key,
-            domain: m.domain_name,
-            created_at: m.created_at,
-        }
+        UserResponse { key: m.key, domain: m.domain_name, created_at: m.created_at }
     }
 }
 
@@ -333,23 +289,13 @@ impl From<psip_user::Model> for UserResponse {
 fn check_user_key(key: &str) -> Result<(), String> {
     let ok = !key.is_empty()
         && key.len() <= 64
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err("must be 1 to 64 characters: letters, digits and -_.!~*'()&=+$,;?/".into())
-    }
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b));
+    if ok { Ok(()) } else { Err("must be 1 to 64 characters: letters, digits and -_.!~*'()&=+$,;?/".into()) }
 }
 
 fn check_secret(secret: &str) -> Result<(), String> {
     let n = secret.chars().count();
-    if (8..=128).contains(&n) {
-        Ok(())
-    } else {
-        Err(format!("must be 8 to 128 characters, found {n}"))
-    }
+    if (8..=128).contains(&n) { Ok(()) } else { Err(format!("must be 8 to 128 characters, found {n}")) }
 }
 
 fn validate_user(body: &UserRequest, path_key: Option<&str>) -> Result<String, ApiError> {
@@ -361,33 +307,22 @@ fn validate_user(body: &UserRequest, path_key: Option<&str>) -> Result<String, A
         }
         (None, Some(k)) => p.check("key", check_user_key(k)).map(|_| k.to_owned()),
         (Some(path), Some(k)) if k != path => {
-            p.push(
-                "key",
-                "cannot be changed; it must equal the user in the path",
-            );
+            p.push("key", "cannot be changed; it must equal the user in the path");
             None
         }
         (Some(path), _) => Some(path.to_owned()),
     };
     p.check("secret", check_secret(&body.secret));
-    p.finish(key)?
-        .ok_or_else(|| ApiError::Internal("validated user lacks a key".into()))
+    p.finish(key)?.ok_or_else(|| ApiError::Internal("validated user lacks a key".into()))
 }
 
 /// HA1 for both algorithms; the realm is the domain name, stable across regions and base
 /// domain changes.
 fn ha1s(domain: &str, key: &str, secret: &str) -> (String, String) {
-    (
-        ha1(DigestAlgorithm::Md5, key, domain, secret),
-        ha1(DigestAlgorithm::Sha256, key, domain, secret),
-    )
+    (ha1(DigestAlgorithm::Md5, key, domain, secret), ha1(DigestAlgorithm::Sha256, key, domain, secret))
 }
 
-async fn find_user(
-    state: &AppState,
-    domain: &str,
-    key: &str,
-) -> Result<psip_user::Model, ApiError> {
+async fn find_user(state: &AppState, domain: &str, key: &str) -> Result<psip_user::Model, ApiError> {
     psip_user::Entity::find_by_id((domain.to_owned(), key.to_owned()))
         .one(&state.db)
         .await?
@@ -416,39 +351,23 @@ async fn create_user(
     let domain = find(&state, &name).await?;
     let key = validate_user(&body, None)?;
     if !domain.digest_auth {
-        return Err(ApiError::Conflict(format!(
-            "SIP domain {name} has digest_auth disabled; enable it to add users"
-        )));
+        return Err(ApiError::Conflict(format!("SIP domain {name} has digest_auth disabled; enable it to add users")));
     }
     let count = psip_user::Entity::find()
         .filter(psip_user::Column::DomainName.eq(domain.name.clone()))
         .count(&state.db)
         .await?;
     if count >= MAX_USERS {
-        return Err(ApiError::Conflict(format!(
-            "SIP domain {name} already has {MAX_USERS} users"
-        )));
+        return Err(ApiError::Conflict(format!("SIP domain {name} already has {MAX_USERS} users")));
     }
-    if psip_user::Entity::find_by_id((domain.name.clone(), key.clone()))
-        .one(&state.db)
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::Conflict(format!(
-            "user {key} already exists in SIP domain {name}"
-        )));
+    if psip_user::Entity::find_by_id((domain.name.clone(), key.clone())).one(&state.db).await?.is_some() {
+        return Err(ApiError::Conflict(format!("user {key} already exists in SIP domain {name}")));
     }
     let (ha1_md5, ha1_sha256) = ha1s(&domain.name, &key, &body.secret);
-    let model = psip_user::Model {
-        domain_name: domain.name,
-        key,
-        ha1_md5,
-        ha1_sha256,
-        created_at: Utc::now(),
-    }
-    .into_active_model()
-    .insert(&state.db)
-    .await?;
+    let model = psip_user::Model { domain_name: domain.name, key, ha1_md5, ha1_sha256, created_at: Utc::now() }
+        .into_active_model()
+        .insert(&state.db)
+        .await?;
     Ok(HttpResponse::Created().json(UserResponse::from(model)))
 }
 
@@ -463,10 +382,7 @@ async fn create_user(
     security(("basicAuth" = []))
 )]
 #[get("/{name}/users")]
-async fn list_users(
-    state: web::Data<AppState>,
-    name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn list_users(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let domain = find(&state, &name).await?;
     let rows = psip_user::Entity::find()
         .filter(psip_user::Column::DomainName.eq(domain.name))
@@ -487,10 +403,7 @@ async fn list_users(
     security(("basicAuth" = []))
 )]
 #[get("/{name}/users/{key}")]
-async fn fetch_user(
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+async fn fetch_user(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (name, key) = path.into_inner();
     Ok(HttpResponse::Ok().json(UserResponse::from(find_user(&state, &name, &key).await?)))
 }
@@ -535,14 +448,9 @@ async fn update_user(
     security(("basicAuth" = []))
 )]
 #[delete("/{name}/users/{key}")]
-async fn remove_user(
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+async fn remove_user(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (name, key) = path.into_inner();
     let existing = find_user(&state, &name, &key).await?;
-    psip_user::Entity::delete_by_id((existing.domain_name, existing.key))
-        .exec(&state.db)
-        .await?;
+    psip_user::Entity::delete_by_id((existing.domain_name, existing.key)).exec(&state.db).await?;
     Ok(HttpResponse::NoContent().finish())
 }

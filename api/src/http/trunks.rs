@@ -5,9 +5,7 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use chrono::Utc;
 use domains::problem::Problems;
 use domains::trunk::{self, Gateway};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -18,11 +16,7 @@ use crate::state::AppState;
 use crate::store::entity::trunk as entity;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(fetch)
-        .service(update)
-        .service(remove);
+    cfg.service(create).service(list).service(fetch).service(update).service(remove);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -101,19 +95,11 @@ fn validate(body: &TrunkRequest) -> Result<Validated, ApiError> {
     let mut p = Problems::new();
     let name_ok = !body.name.is_empty()
         && body.name.len() <= 64
-        && body
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && body.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if !name_ok {
-        p.push(
-            "name",
-            "must be 1 to 64 characters: letters, digits, '-', '_', '.'",
-        );
+        p.push("name", "must be 1 to 64 characters: letters, digits, '-', '_', '.'");
     }
-    let prefixes = p
-        .absorb(trunk::validate(&body.gateways, &body.prefixes))
-        .unwrap_or_default();
+    let prefixes = p.absorb(trunk::validate(&body.gateways, &body.prefixes)).unwrap_or_default();
     if let Some(c) = &body.credentials {
         if c.username.is_empty() || c.username.len() > 128 {
             p.push("credentials.username", "must be 1 to 128 characters");
@@ -130,15 +116,8 @@ fn validate(body: &TrunkRequest) -> Result<Validated, ApiError> {
     .map_err(ApiError::Validation)
 }
 
-async fn name_taken(
-    state: &AppState,
-    name: &str,
-    except_id: Option<&str>,
-) -> Result<bool, ApiError> {
-    let found = entity::Entity::find()
-        .filter(entity::Column::Name.eq(name))
-        .one(&state.db)
-        .await?;
+async fn name_taken(state: &AppState, name: &str, except_id: Option<&str>) -> Result<bool, ApiError> {
+    let found = entity::Entity::find().filter(entity::Column::Name.eq(name)).one(&state.db).await?;
     Ok(found.is_some_and(|t| Some(t.id.as_str()) != except_id))
 }
 
@@ -161,23 +140,16 @@ async fn find(state: &AppState, id: &str) -> Result<entity::Model, ApiError> {
     security(("basicAuth" = []))
 )]
 #[post("")]
-async fn create(
-    state: web::Data<AppState>,
-    Body(body): Body<TrunkRequest>,
-) -> Result<HttpResponse, ApiError> {
+async fn create(state: web::Data<AppState>, Body(body): Body<TrunkRequest>) -> Result<HttpResponse, ApiError> {
     let v = validate(&body)?;
     if name_taken(&state, &body.name, None).await? {
-        return Err(ApiError::Conflict(format!(
-            "a trunk named {} already exists",
-            body.name
-        )));
+        return Err(ApiError::Conflict(format!("a trunk named {} already exists", body.name)));
     }
     let now = Utc::now();
     let model = entity::Model {
         id: uuid::Uuid::new_v4().to_string(),
         name: body.name,
-        gateways: serde_json::to_value(&body.gateways)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        gateways: serde_json::to_value(&body.gateways).map_err(|e| ApiError::Internal(e.to_string()))?,
         prefixes: serde_json::json!(v.prefixes),
         username: v.username,
         password: v.password,
@@ -201,15 +173,9 @@ async fn create(
 )]
 #[get("")]
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let rows = entity::Entity::find()
-        .order_by_asc(entity::Column::Name)
-        .all(&state.db)
-        .await?;
+    let rows = entity::Entity::find().order_by_asc(entity::Column::Name).all(&state.db).await?;
     let trunks: Vec<TrunkResponse> = rows.into_iter().map(TrunkResponse::from).collect();
-    Ok(HttpResponse::Ok().json(TrunkList {
-        count: trunks.len(),
-        trunks,
-    }))
+    Ok(HttpResponse::Ok().json(TrunkList { count: trunks.len(), trunks }))
 }
 
 #[utoipa::path(
@@ -223,10 +189,7 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     security(("basicAuth" = []))
 )]
 #[get("/{id}")]
-async fn fetch(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn fetch(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(TrunkResponse::from(find(&state, &id).await?)))
 }
 
@@ -252,15 +215,11 @@ async fn update(
     let existing = find(&state, &id).await?;
     let v = validate(&body)?;
     if name_taken(&state, &body.name, Some(&existing.id)).await? {
-        return Err(ApiError::Conflict(format!(
-            "a trunk named {} already exists",
-            body.name
-        )));
+        return Err(ApiError::Conflict(format!("a trunk named {} already exists", body.name)));
     }
     let mut active = existing.into_active_model();
     active.name = Set(body.name);
-    active.gateways =
-        Set(serde_json::to_value(&body.gateways).map_err(|e| ApiError::Internal(e.to_string()))?);
+    active.gateways = Set(serde_json::to_value(&body.gateways).map_err(|e| ApiError::Internal(e.to_string()))?);
     active.prefixes = Set(serde_json::json!(v.prefixes));
     active.username = Set(v.username);
     active.password = Set(v.password);
@@ -281,13 +240,8 @@ async fn update(
     security(("basicAuth" = []))
 )]
 #[delete("/{id}")]
-async fn remove(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn remove(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let existing = find(&state, &id).await?;
-    entity::Entity::delete_by_id(existing.id)
-        .exec(&state.db)
-        .await?;
+    entity::Entity::delete_by_id(existing.id).exec(&state.db).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,6 +8,7 @@ pub mod application;
 pub mod digest;
 pub mod e164;
 pub mod forward;
+pub mod media;
 pub mod ncco;
 pub mod problem;
 pub mod psip;

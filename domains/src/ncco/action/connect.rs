@@ -1,0 +1,178 @@
+//! `connect`: place an outbound leg to one endpoint (phone, SIP, WebSocket, VBC extension or
+//! app user) and bridge it to the call, with caller ID, ringing and length limits, machine
+//! detection and per-leg event webhooks.
+
+use url::Url;
+
+use crate::e164::E164;
+use crate::ncco::common::{AdvancedMachineDetection, MachineDetection, Webhook};
+use crate::ncco::endpoint::Endpoint;
+use crate::ncco::fields::{self, Fields, HTTP};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connect {
+    pub endpoint: Endpoint,
+    /// Caller ID (digits, no `+`); `None` = unknown or chosen by `random_from_number`.
+    pub from: Option<E164>,
+    /// Pick a caller ID among the application's numbers.
+    pub random_from_number: bool,
+    /// `eventType: "synchronous"`: the event webhook's answer may replace the NCCO.
+    pub synchronous: bool,
+    /// Seconds to ring before giving up, 3–7200, default 60.
+    pub timeout: u32,
+    /// Longest call in seconds, 1–7200, default 7200.
+    pub limit: u32,
+    pub machine_detection: Option<MachineDetection>,
+    pub advanced_machine_detection: Option<AdvancedMachineDetection>,
+    pub event: Option<Webhook>,
+    /// Played to the caller (looped) until the callee answers.
+    pub ringback_tone: Option<Url>,
+}
+
+impl Connect {
+    pub const DEFAULT_TIMEOUT: u32 = 60;
+    pub const TIMEOUT: std::ops::RangeInclusive<u32> = 3..=7200;
+    pub const MAX_LIMIT: u32 = 7200;
+
+    pub(crate) fn parse(f: &mut Fields) -> Option<Connect> {
+        let endpoint_at = format!("{}/0", f.pointer("endpoint"));
+        let endpoint = f
+            .req("endpoint", fields::exactly_one)
+            .and_then(|value| Endpoint::parse_in(value, endpoint_at, f.problems()));
+        let from = f.opt("from", fields::e164);
+        let random_from_number = f.bool_or("randomFromNumber", false);
+        if random_from_number {
+            f.exclusive("from", "randomFromNumber");
+        }
+        let synchronous = f.opt("eventType", fields::one_of(&[("synchronous", true)])).unwrap_or(false);
+        Some(Connect {
+            from,
+            random_from_number,
+            synchronous,
+            timeout: f.uint_or("timeout", Self::TIMEOUT, Self::DEFAULT_TIMEOUT),
+            limit: f.uint_or("limit", 1..=Self::MAX_LIMIT, Self::MAX_LIMIT),
+            machine_detection: f.opt("machineDetection", fields::one_of(&MachineDetection::CHOICES)),
+            advanced_machine_detection: AdvancedMachineDetection::optional(f),
+            event: Webhook::optional(f),
+            ringback_tone: f.opt("ringbackTone", fields::url(HTTP)),
+            endpoint: endpoint?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ncco::common::AmdMode;
+    use crate::ncco::endpoint::{Phone, SipTarget, SipTransport};
+    use crate::ncco::test_support::{only_action, problem_names};
+    use crate::ncco::{Action, Ncco};
+
+    fn connect(json: &str) -> Connect {
+        match only_action(json) {
+            Action::Connect(c) => c,
+            other => panic!("expected connect, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_phone() {
+        let c = connect(r#"[{"action":"connect","endpoint":[{"type":"phone","number":"447700900000"}]}]"#);
+        let Endpoint::Phone(Phone { number, .. }) = &c.endpoint else { panic!("expected phone, got {:?}", c.endpoint) };
+        assert_eq!(number.as_str(), "447700900000");
+        assert_eq!((c.from, c.random_from_number, c.synchronous), (None, false, false));
+        assert_eq!((c.timeout, c.limit, c.machine_detection, c.event, c.ringback_tone), (60, 7200, None, None, None));
+    }
+
+    #[test]
+    fn full() {
+        let c = connect(
+            r#"[{"action":"connect","from":"+447700900000","eventType":"synchronous","timeout":45,"limit":600,
+                "machineDetection":"hangup",
+                "advanced_machine_detection":{"behavior":"continue","mode":"detect_beep","beep_timeout":45},
+                "eventUrl":["https://example.com/events"],"eventMethod":"GET",
+                "ringbackTone":"https://example.com/ringback.mp3",
+                "endpoint":[{"type":"app","user":"jamie"}]}]"#,
+        );
+        assert_eq!(c.from.as_ref().map(E164::as_str), Some("447700900000"));
+        assert!(c.synchronous);
+        assert_eq!((c.timeout, c.limit, c.machine_detection), (45, 600, Some(MachineDetection::Hangup)));
+        assert_eq!(c.advanced_machine_detection.map(|a| a.mode), Some(AmdMode::DetectBeep));
+        assert!(c.event.is_some() && c.ringback_tone.is_some());
+    }
+
+    #[test]
+    fn vonage_sip_example_with_headers_and_uui() {
+        let c = connect(
+            r#"[{"action":"connect","from":"447700900000","endpoint":[{"type":"sip","uri":"sip:rebekka@sip.example.com",
+                "headers":{"location":"New York City","occupation":"developer"},
+                "standardHeaders":{"User-to-User":"342342ef34;encoding=hex"}}]}]"#,
+        );
+        let Endpoint::Sip(sip) = &c.endpoint else { panic!("expected sip, got {:?}", c.endpoint) };
+        let SipTarget::Uri(uri) = &sip.target else { panic!("expected a uri target") };
+        assert_eq!(
+            (uri.user.as_deref(), uri.host.as_str(), uri.transport),
+            (Some("rebekka"), "sip.example.com", None::<SipTransport>)
+        );
+        assert_eq!(
+            sip.sip_headers(),
+            [
+                ("X-location".to_owned(), "New York City".to_owned()),
+                ("X-occupation".to_owned(), "developer".to_owned()),
+                ("User-to-User".to_owned(), "342342ef34;encoding=hex".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn vonage_websocket_example() {
+        let ncco = Ncco::parse_str(
+            r#"[{"action":"talk","text":"Please wait while we connect you"},
+                {"action":"connect","eventType":"synchronous","eventUrl":["https://example.com/events"],
+                "from":"447700900000","endpoint":[{"type":"websocket","uri":"wss://example.com/socket",
+                "content-type":"audio/l16;rate=16000","headers":{"language":"en-GB","caller-id":"447700900000"}}]}]"#,
+        );
+        let Ok(Ncco(actions)) = ncco else { panic!("expected a valid NCCO, got {ncco:?}") };
+        let [Action::Talk(_), Action::Connect(c)] = actions.as_slice() else { panic!("expected talk, connect") };
+        let Endpoint::Websocket(ws) = &c.endpoint else { panic!("expected websocket, got {:?}", c.endpoint) };
+        assert_eq!((ws.uri.as_str(), ws.sample_rate), ("wss://example.com/socket", 16000));
+        assert_eq!(ws.headers.get("language"), Some(&serde_json::Value::from("en-GB")));
+        assert!(c.synchronous);
+    }
+
+    #[test]
+    fn invalid() {
+        assert_eq!(problem_names(r#"[{"action":"connect"}]"#), ["/0/endpoint"]);
+        assert_eq!(problem_names(r#"[{"action":"connect","endpoint":[]}]"#), ["/0/endpoint"]);
+        assert_eq!(
+            problem_names(r#"[{"action":"connect","endpoint":[{"type":"app","user":"a"},{"type":"app","user":"b"}]}]"#),
+            ["/0/endpoint"]
+        );
+        assert_eq!(
+            problem_names(
+                r#"[{"action":"connect","endpoint":[{"type":"fax"}],"from":"12ab","randomFromNumber":"yes",
+                    "eventType":"async","timeout":2,"limit":7201,"machineDetection":"beep","advanced_machine_detection":1,
+                    "eventUrl":["https://a.example","https://b.example"],"eventMethod":"PUT","ringbackTone":["https://x.example/r.mp3"]}]"#
+            ),
+            [
+                "/0/endpoint/0/type",
+                "/0/from",
+                "/0/randomFromNumber",
+                "/0/eventType",
+                "/0/timeout",
+                "/0/limit",
+                "/0/machineDetection",
+                "/0/advanced_machine_detection",
+                "/0/eventUrl",
+                "/0/eventMethod",
+                "/0/ringbackTone",
+            ]
+        );
+        assert_eq!(
+            problem_names(
+                r#"[{"action":"connect","from":"447700900000","randomFromNumber":true,"endpoint":[{"type":"app","user":"a"}]}]"#
+            ),
+            ["/0/randomFromNumber"]
+        );
+    }
+}

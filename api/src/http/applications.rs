@@ -114,6 +114,7 @@ fn validate(state: &AppState, body: ApplicationRequest) -> Result<Validated, Api
 }
 
 #[utoipa::path(
+    operation_id = "createApplication",
     tag = "applications",
     request_body = ApplicationRequest,
     responses(
@@ -150,6 +151,7 @@ async fn create(state: web::Data<AppState>, Body(body): Body<ApplicationRequest>
 }
 
 #[utoipa::path(
+    operation_id = "listApplications",
     tag = "applications",
     params(PageQuery),
     responses(
@@ -187,6 +189,7 @@ async fn find(state: &AppState, id: &str) -> Result<application::Model, ApiError
 }
 
 #[utoipa::path(
+    operation_id = "getApplication",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     responses(
@@ -202,6 +205,7 @@ async fn fetch(state: web::Data<AppState>, id: web::Path<String>) -> Result<Http
 }
 
 #[utoipa::path(
+    operation_id = "updateApplication",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     request_body = ApplicationRequest,
@@ -233,6 +237,7 @@ async fn update(
 }
 
 #[utoipa::path(
+    operation_id = "deleteApplication",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     responses(

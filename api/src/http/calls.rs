@@ -35,6 +35,7 @@ pub struct CallList {
 }
 
 #[utoipa::path(
+    operation_id = "listCalls",
     tag = "calls",
     responses(
         (status = 200, description = "Calls of the authenticated application (HAL)", body = CallList),

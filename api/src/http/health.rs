@@ -30,6 +30,7 @@ pub async fn health() -> HttpResponse {
 }
 
 #[utoipa::path(
+    operation_id = "ready",
     tag = "operations",
     responses(
         (status = 200, description = "The database answers", body = Status),

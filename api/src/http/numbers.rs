@@ -123,6 +123,7 @@ async fn find(state: &AppState, number: &str) -> Result<number::Model, ApiError>
 }
 
 #[utoipa::path(
+    operation_id = "createNumber",
     tag = "numbers",
     request_body = NumberRequest,
     responses(
@@ -155,6 +156,7 @@ async fn create(state: web::Data<AppState>, Body(body): Body<NumberRequest>) -> 
 }
 
 #[utoipa::path(
+    operation_id = "listNumbers",
     tag = "numbers",
     responses(
         (status = 200, body = NumberList),
@@ -170,6 +172,7 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 }
 
 #[utoipa::path(
+    operation_id = "getNumber",
     tag = "numbers",
     params(("number" = String, Path, description = "E.164 number")),
     responses(
@@ -185,6 +188,7 @@ async fn fetch(state: web::Data<AppState>, number: web::Path<String>) -> Result<
 }
 
 #[utoipa::path(
+    operation_id = "updateNumber",
     tag = "numbers",
     params(("number" = String, Path, description = "E.164 number")),
     request_body = NumberRequest,
@@ -214,6 +218,7 @@ async fn update(
 }
 
 #[utoipa::path(
+    operation_id = "deleteNumber",
     tag = "numbers",
     params(("number" = String, Path, description = "E.164 number")),
     responses(

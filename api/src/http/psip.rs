@@ -133,6 +133,7 @@ async fn find(state: &AppState, name: &str) -> Result<psip_domain::Model, ApiErr
 }
 
 #[utoipa::path(
+    operation_id = "createDomain",
     tag = "psip",
     request_body = DomainRequest,
     responses(
@@ -168,6 +169,7 @@ async fn create(state: web::Data<AppState>, Body(body): Body<DomainRequest>) -> 
 }
 
 #[utoipa::path(
+    operation_id = "listDomains",
     tag = "psip",
     responses(
         (status = 200, body = Vec<DomainResponse>),
@@ -182,6 +184,7 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 }
 
 #[utoipa::path(
+    operation_id = "getDomain",
     tag = "psip",
     params(("name" = String, Path, description = "Domain name")),
     responses(
@@ -197,6 +200,7 @@ async fn fetch(state: web::Data<AppState>, name: web::Path<String>) -> Result<Ht
 }
 
 #[utoipa::path(
+    operation_id = "updateDomain",
     tag = "psip",
     params(("name" = String, Path, description = "Domain name")),
     request_body = DomainRequest,
@@ -229,6 +233,7 @@ async fn update(
 }
 
 #[utoipa::path(
+    operation_id = "deleteDomain",
     tag = "psip",
     params(("name" = String, Path, description = "Domain name"), DeleteQuery),
     responses(
@@ -330,6 +335,7 @@ async fn find_user(state: &AppState, domain: &str, key: &str) -> Result<psip_use
 }
 
 #[utoipa::path(
+    operation_id = "createDomainUser",
     tag = "psip",
     params(("name" = String, Path, description = "Domain name")),
     request_body = UserRequest,
@@ -372,6 +378,7 @@ async fn create_user(
 }
 
 #[utoipa::path(
+    operation_id = "listDomainUsers",
     tag = "psip",
     params(("name" = String, Path, description = "Domain name")),
     responses(
@@ -393,6 +400,7 @@ async fn list_users(state: web::Data<AppState>, name: web::Path<String>) -> Resu
 }
 
 #[utoipa::path(
+    operation_id = "getDomainUser",
     tag = "psip",
     params(("name" = String, Path, description = "Domain name"), ("key" = String, Path, description = "User")),
     responses(
@@ -409,6 +417,7 @@ async fn fetch_user(state: web::Data<AppState>, path: web::Path<(String, String)
 }
 
 #[utoipa::path(
+    operation_id = "updateDomainUser",
     tag = "psip",
     params(("name" = String, Path, description = "Domain name"), ("key" = String, Path, description = "User")),
     request_body = UserRequest,
@@ -438,6 +447,7 @@ async fn update_user(
 }
 
 #[utoipa::path(
+    operation_id = "deleteDomainUser",
     tag = "psip",
     params(("name" = String, Path, description = "Domain name"), ("key" = String, Path, description = "User")),
     responses(

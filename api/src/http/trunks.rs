@@ -129,6 +129,7 @@ async fn find(state: &AppState, id: &str) -> Result<entity::Model, ApiError> {
 }
 
 #[utoipa::path(
+    operation_id = "createTrunk",
     tag = "trunks",
     request_body = TrunkRequest,
     responses(
@@ -164,6 +165,7 @@ async fn create(state: web::Data<AppState>, Body(body): Body<TrunkRequest>) -> R
 }
 
 #[utoipa::path(
+    operation_id = "listTrunks",
     tag = "trunks",
     responses(
         (status = 200, body = TrunkList),
@@ -179,6 +181,7 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 }
 
 #[utoipa::path(
+    operation_id = "getTrunk",
     tag = "trunks",
     params(("id" = String, Path, description = "Trunk id")),
     responses(
@@ -194,6 +197,7 @@ async fn fetch(state: web::Data<AppState>, id: web::Path<String>) -> Result<Http
 }
 
 #[utoipa::path(
+    operation_id = "updateTrunk",
     tag = "trunks",
     params(("id" = String, Path, description = "Trunk id")),
     request_body = TrunkRequest,
@@ -230,6 +234,7 @@ async fn update(
 }
 
 #[utoipa::path(
+    operation_id = "deleteTrunk",
     tag = "trunks",
     params(("id" = String, Path, description = "Trunk id")),
     responses(

@@ -49,6 +49,26 @@ pub struct Settings {
     /// Log format: text or json.
     #[arg(long, env = "VOXBRIDGE_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// SIP over UDP and TCP (one address for both).
+    #[arg(long, env = "VOXBRIDGE_SIP_ADDR")]
+    pub sip_addr: Option<SocketAddr>,
+    /// SIP over TLS.
+    #[arg(long, env = "VOXBRIDGE_SIP_TLS_ADDR")]
+    pub sip_tls_addr: Option<SocketAddr>,
+    /// Host (name or IP) put in Via and Contact; default: the SIP address, or 127.0.0.1 when
+    /// that is a wildcard.
+    #[arg(long, env = "VOXBRIDGE_SIP_PUBLIC_HOST")]
+    pub sip_public_host: Option<String>,
+    /// Base URL of this API given to applications as `region_url`.
+    #[arg(long, env = "VOXBRIDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Comma-separated ws:// URLs of remote media processes; when unset a local
+    /// `voxbridge-media` is started and supervised.
+    #[arg(long, env = "VOXBRIDGE_MEDIA_URLS", value_delimiter = ',')]
+    pub media_urls: Option<Vec<String>>,
+    /// RTP port range of the local media process, e.g. 10000-20000.
+    #[arg(long, env = "VOXBRIDGE_RTP_PORTS")]
+    pub rtp_ports: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -75,6 +95,12 @@ impl Settings {
             sip_base_domain: self.sip_base_domain.or(other.sip_base_domain),
             regions: self.regions.or(other.regions),
             log_format: self.log_format.or(other.log_format),
+            sip_addr: self.sip_addr.or(other.sip_addr),
+            sip_tls_addr: self.sip_tls_addr.or(other.sip_tls_addr),
+            sip_public_host: self.sip_public_host.or(other.sip_public_host),
+            public_url: self.public_url.or(other.public_url),
+            media_urls: self.media_urls.or(other.media_urls),
+            rtp_ports: self.rtp_ports.or(other.rtp_ports),
         }
     }
 
@@ -99,6 +125,12 @@ pub struct Config {
     pub sip_base_domain: String,
     pub regions: Vec<String>,
     pub log_format: LogFormat,
+    pub sip_addr: SocketAddr,
+    pub sip_tls_addr: SocketAddr,
+    pub sip_public_host: Option<String>,
+    pub public_url: Option<String>,
+    pub media_urls: Vec<String>,
+    pub rtp_ports: String,
 }
 
 impl Config {
@@ -135,6 +167,12 @@ impl Config {
             sip_base_domain: s.sip_base_domain.unwrap_or_else(|| "sip.voxbridge.local".into()).to_ascii_lowercase(),
             regions,
             log_format: s.log_format.unwrap_or_default(),
+            sip_addr: s.sip_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060))),
+            sip_tls_addr: s.sip_tls_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5061))),
+            sip_public_host: s.sip_public_host,
+            public_url: s.public_url,
+            media_urls: s.media_urls.unwrap_or_default().into_iter().filter(|u| !u.trim().is_empty()).collect(),
+            rtp_ports: s.rtp_ports.unwrap_or_else(|| "10000-20000".into()),
         })
     }
 

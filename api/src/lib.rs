@@ -7,9 +7,12 @@ pub mod account;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod media;
+pub mod sip;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod webhooks;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -22,10 +25,16 @@ use account::{Account, Generated};
 use config::Config;
 use state::AppState;
 
-/// A built control plane: listeners bound (port 0 gets a real port), database migrated.
+/// A built control plane: listeners bound (port 0 gets a real port), database migrated, SIP
+/// edge and media process running.
 pub struct Application {
     server: actix_web::dev::Server,
     pub http_addr: SocketAddr,
+    pub sip_addr: SocketAddr,
+    pub sip_tls_addr: SocketAddr,
+    /// Kept alive for the life of the application (the supervisor owns the media process).
+    _media: Arc<dyn media::MediaControl>,
+    _edge: Arc<sip::Edge>,
     pub https_addr: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     /// Credentials generated at this start; the caller shows them once.
@@ -37,8 +46,18 @@ impl Application {
         let db = store::connect(&config.database_url).await.context("opening the database")?;
         let (account, generated) = Account::bootstrap(&db, &config).await.context("loading the account")?;
         let openapi_json = web::Data::new(http::openapi().to_json().context("rendering OpenAPI")?);
-        let state = web::Data::new(AppState { db, config: Arc::new(config.clone()), account: Arc::new(account) });
+        let config = Arc::new(config);
         http::health::prometheus();
+        let media = start_media(&config).await?;
+        let webhooks: Arc<dyn webhooks::WebhookSender> =
+            Arc::new(webhooks::http::HttpWebhooks::new(account.signature_secret.clone(), account.api_key.clone()));
+        let edge = sip::Edge::start(config.clone(), db.clone(), media.clone(), webhooks, &account.signature_secret)
+            .await
+            .with_context(|| format!("binding SIP on {}", config.sip_addr))?;
+        let sip_addr = edge.local_addr();
+        let sip_tls_addr =
+            edge.listen_tls().await.with_context(|| format!("binding SIP TLS on {}", config.sip_tls_addr))?;
+        let state = web::Data::new(AppState { db, config: config.clone(), account: Arc::new(account) });
 
         let http_listener =
             TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
@@ -50,16 +69,45 @@ impl Application {
             .listen(http_listener)?;
         let (mut https_addr, mut tls_cert) = (None, None);
         if let Some(addr) = config.https_addr {
-            let (tls, cert) = tls::server_config(&config)?;
+            let (tls, cert) = tls::server_config(config.as_ref())?;
             let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
             https_addr = Some(listener.local_addr()?);
             tls_cert = Some(cert);
             server = server.listen_rustls_0_23(listener, tls)?;
         }
-        Ok(Application { server: server.run(), http_addr, https_addr, tls_cert, generated })
+        Ok(Application {
+            server: server.run(),
+            http_addr,
+            sip_addr,
+            sip_tls_addr,
+            _media: media,
+            _edge: edge,
+            https_addr,
+            tls_cert,
+            generated,
+        })
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The media process: remote nodes when configured, else a local `voxbridge-media` that is
+/// started here and restarted when it dies.
+async fn start_media(config: &Config) -> anyhow::Result<Arc<dyn media::MediaControl>> {
+    use media::supervisor::MediaSupervisor;
+    if let Some(url) = config.media_urls.first() {
+        return Ok(MediaSupervisor::connect_remote(url.clone()));
+    }
+    let bin = std::env::var_os("VOXBRIDGE_MEDIA_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("voxbridge-media"))).unwrap_or_default()
+    });
+    anyhow::ensure!(
+        bin.exists(),
+        "media process binary {} not found (build it, or set VOXBRIDGE_MEDIA_BIN)",
+        bin.display()
+    );
+    let env = vec![("VOXBRIDGE_MEDIA_RTP_PORTS".to_owned(), config.rtp_ports.clone())];
+    Ok(MediaSupervisor::start_local(bin, env).await?)
 }

@@ -74,6 +74,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(cert = %cert.display(), "HTTPS certificate");
     }
     let https = app.https_addr.map(|a| format!(" https=https://{a}")).unwrap_or_default();
-    println!("voxbridge ready http=http://{}{https}", app.http_addr);
+    println!(
+        "voxbridge ready http=http://{}{https} sip=udp://{} sips=tls://{}",
+        app.http_addr, app.sip_addr, app.sip_tls_addr
+    );
     app.run_until_stopped().await.context("server")
 }

@@ -1,6 +1,16 @@
 //! The media-control protocol between the control plane and a media process: JSON text
 //! messages over one WebSocket per media node. Commands carry an `id` that the reply echoes;
 //! events are pushed. Both sides compile against these types, so they cannot drift apart.
+//!
+//! ```text
+//! → {"id":1,"type":"hello","protocol":1}
+//! ← {"kind":"reply","id":1,"status":"ok","reply":"welcome","protocol":1,"version":"0.1.0"}
+//! → {"id":2,"type":"create_endpoint","call_uuid":"…","remote_sdp":"v=0…","prefer":["PCMU"]}
+//! ← {"kind":"reply","id":2,"status":"ok","reply":"endpoint","endpoint_id":"…","local_sdp":"v=0…","codec":"PCMU"}
+//! → {"id":3,"type":"bridge","a":"…","b":"…"}
+//! ← {"kind":"reply","id":3,"status":"error","code":"not_found","message":"…"}
+//! ← {"kind":"event","event":"rtp_timeout","endpoint_id":"…","call_uuid":"…"}
+//! ```
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +32,27 @@ pub enum Command {
     Hello { protocol: u32 },
     /// Liveness check.
     Ping,
+    /// A new RTP endpoint for one call leg. With `remote_sdp` (an offer) the reply carries our
+    /// answer; without, our offer, to be completed later by `update_endpoint` with the answer.
+    /// `prefer` names codecs ("PCMU", "PCMA") to choose or offer first.
+    CreateEndpoint {
+        call_uuid: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote_sdp: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        prefer: Vec<String>,
+    },
+    /// The remote answer to our offer, or a new remote offer (re-INVITE, e.g. hold). The reply
+    /// carries our current SDP: unchanged after an answer, our new answer after an offer.
+    UpdateEndpoint { endpoint_id: String, remote_sdp: String },
+    /// Relay RTP between two endpoints, both directions.
+    Bridge { a: String, b: String },
+    /// Stop relaying between two bridged endpoints.
+    Unbridge { a: String, b: String },
+    /// Release an endpoint and its port. An unknown id is not an error.
+    DestroyEndpoint { endpoint_id: String },
+    /// Packet counters of one endpoint.
+    EndpointStats { endpoint_id: String },
 }
 
 /// What the media process sends back: a reply to a command, or an event.
@@ -37,6 +68,16 @@ pub enum Message {
         #[serde(flatten)]
         event: Event,
     },
+}
+
+impl Message {
+    pub fn ok(id: u64, result: Reply) -> Message {
+        Message::Reply { id, outcome: Outcome::Ok { result } }
+    }
+
+    pub fn error(id: u64, code: ErrorCode, message: impl Into<String>) -> Message {
+        Message::Reply { id, outcome: Outcome::Error { code, message: message.into() } }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,17 +96,44 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    Welcome { protocol: u32, version: String },
+    Welcome {
+        protocol: u32,
+        version: String,
+    },
     Pong,
+    Endpoint {
+        endpoint_id: String,
+        local_sdp: String,
+        /// The negotiated codec; absent while our offer awaits its answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        codec: Option<String>,
+    },
+    Updated {
+        local_sdp: String,
+    },
+    Bridged,
+    Unbridged,
+    Destroyed,
+    EndpointStats {
+        endpoint_id: String,
+        rx_packets: u64,
+        tx_packets: u64,
+        rx_bytes: u64,
+        tx_bytes: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// The message was not a command this process understands.
+    /// The message was not a command this process understands, or its arguments are invalid.
     BadRequest,
     /// `hello` with another protocol version.
     ProtocolMismatch,
+    /// No endpoint with the given id.
+    NotFound,
+    /// The SDP could not be parsed or negotiated (no common codec, no RTP/AVP audio).
+    Negotiation,
     /// Ports, memory or another resource ran out.
     Exhausted,
     Internal,
@@ -76,10 +144,13 @@ pub enum ErrorCode {
 pub enum Event {
     /// Periodic load report, used to choose a media node.
     Stats { endpoints: u64 },
+    /// No RTP arrived on the endpoint for the inactivity timeout (sent once per endpoint).
+    RtpTimeout { endpoint_id: String, call_uuid: String },
 }
 
-/// The media process's answer to one request, decided without I/O.
-pub fn answer(request: &Request, version: &str) -> Message {
+/// The media process's answer to a request that needs no media state (`hello`, `ping`),
+/// decided without I/O; `None` for commands the media engine must handle.
+pub fn answer(request: &Request, version: &str) -> Option<Message> {
     let outcome = match &request.command {
         Command::Hello { protocol } if *protocol == PROTOCOL_VERSION => {
             Outcome::Ok { result: Reply::Welcome { protocol: PROTOCOL_VERSION, version: version.to_owned() } }
@@ -89,27 +160,72 @@ pub fn answer(request: &Request, version: &str) -> Message {
             message: format!("this media process speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
         },
         Command::Ping => Outcome::Ok { result: Reply::Pong },
+        _ => return None,
     };
-    Message::Reply { id: request.id, outcome }
+    Some(Message::Reply { id: request.id, outcome })
+}
+
+/// The `bad_request` reply to a text that is not a valid [`Request`]. It echoes the text's `id`
+/// when one can be read, so the waiting caller gets the error instead of a timeout.
+pub fn malformed(text: &str, error: &serde_json::Error) -> Message {
+    let id = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("id").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0);
+    Message::error(id, ErrorCode::BadRequest, error.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn wire_shape() {
         let req: Request = serde_json::from_str(r#"{"id":7,"type":"hello","protocol":1}"#).unwrap();
         assert_eq!(req.command, Command::Hello { protocol: 1 });
         let msg = serde_json::to_value(answer(&req, "0.1.0")).unwrap();
-        assert_eq!(
-            msg,
-            serde_json::json!({"kind":"reply","id":7,"status":"ok","reply":"welcome","protocol":1,"version":"0.1.0"})
-        );
+        assert_eq!(msg, json!({"kind":"reply","id":7,"status":"ok","reply":"welcome","protocol":1,"version":"0.1.0"}));
         let bad = answer(&Request { id: 8, command: Command::Hello { protocol: 99 } }, "x");
         assert!(matches!(
             bad,
-            Message::Reply { id: 8, outcome: Outcome::Error { code: ErrorCode::ProtocolMismatch, .. } }
+            Some(Message::Reply { id: 8, outcome: Outcome::Error { code: ErrorCode::ProtocolMismatch, .. } })
         ));
+    }
+
+    #[test]
+    fn endpoint_commands_and_replies() {
+        let req: Request =
+            serde_json::from_value(json!({"id":2,"type":"create_endpoint","call_uuid":"c1","prefer":["PCMU"]}))
+                .unwrap();
+        assert_eq!(
+            req.command,
+            Command::CreateEndpoint { call_uuid: "c1".into(), remote_sdp: None, prefer: vec!["PCMU".into()] }
+        );
+        assert_eq!(answer(&req, "x"), None);
+        let reply = Message::ok(
+            2,
+            Reply::Endpoint { endpoint_id: "e1".into(), local_sdp: "v=0".into(), codec: Some("PCMU".into()) },
+        );
+        assert_eq!(
+            serde_json::to_value(&reply).unwrap(),
+            json!({"kind":"reply","id":2,"status":"ok","reply":"endpoint","endpoint_id":"e1","local_sdp":"v=0","codec":"PCMU"})
+        );
+        let event = Message::Event { event: Event::RtpTimeout { endpoint_id: "e1".into(), call_uuid: "c1".into() } };
+        let text = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<Message>(&text).unwrap(), event);
+        let stats: Request = serde_json::from_str(r#"{"id":3,"type":"endpoint_stats","endpoint_id":"e1"}"#).unwrap();
+        assert_eq!(stats.command, Command::EndpointStats { endpoint_id: "e1".into() });
+    }
+
+    #[test]
+    fn malformed_requests_echo_their_id_when_readable() {
+        for (text, id) in [(r#"{"id":5,"type":"warp"}"#, 5), ("{not json", 0), (r#"{"type":"ping"}"#, 0)] {
+            let err = serde_json::from_str::<Request>(text).unwrap_err();
+            assert!(matches!(
+                malformed(text, &err),
+                Message::Reply { id: i, outcome: Outcome::Error { code: ErrorCode::BadRequest, .. } } if i == id
+            ));
+        }
     }
 }

@@ -4,9 +4,16 @@
 
 use anyhow::Context;
 use clap::Parser;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
+mod bridge;
 mod control;
+mod endpoint;
+mod engine;
+mod g711;
+mod ports;
+mod rtp;
 
 #[derive(Parser)]
 #[command(version, about = "voxbridge media process")]
@@ -14,6 +21,19 @@ struct Cli {
     /// WebSocket control listen address (loopback by default: the control plane is trusted).
     #[arg(long, env = "VOXBRIDGE_MEDIA_CONTROL_ADDR", default_value = "127.0.0.1:7070")]
     control_addr: SocketAddr,
+    /// Address RTP sockets bind to and SDP advertises.
+    #[arg(long, env = "VOXBRIDGE_MEDIA_RTP_IP", default_value = "127.0.0.1")]
+    rtp_ip: IpAddr,
+    /// RTP port range; each endpoint takes an even port (its odd neighbour is kept for RTCP).
+    #[arg(long, env = "VOXBRIDGE_MEDIA_RTP_PORTS", default_value = "10000-20000")]
+    rtp_ports: ports::PortRange,
+    /// Seconds without RTP before an `rtp_timeout` event (0 disables it).
+    #[arg(long, env = "VOXBRIDGE_MEDIA_RTP_TIMEOUT", default_value_t = 60)]
+    rtp_timeout_secs: u64,
+    /// Exit when standard input closes: set by a supervising control plane, whose death then
+    /// takes its media process with it.
+    #[arg(long, env = "VOXBRIDGE_MEDIA_EXIT_WITH_STDIN")]
+    exit_with_stdin: bool,
 }
 
 #[tokio::main]
@@ -23,11 +43,27 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    if cli.exit_with_stdin {
+        tokio::spawn(async {
+            use tokio::io::AsyncReadExt;
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 64];
+            while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+            tracing::info!("control plane gone (stdin closed): exiting");
+            std::process::exit(0);
+        });
+    }
     let listener = tokio::net::TcpListener::bind(cli.control_addr)
         .await
         .with_context(|| format!("binding control address {}", cli.control_addr))?;
+    let engine = engine::Engine::start(engine::Config {
+        rtp_ip: cli.rtp_ip,
+        rtp_ports: cli.rtp_ports,
+        rtp_timeout: Duration::from_secs(cli.rtp_timeout_secs),
+        stats_interval: Duration::from_secs(5),
+    });
     let addr = listener.local_addr()?;
     println!("voxbridge-media ready control=ws://{addr} version={}", env!("CARGO_PKG_VERSION"));
-    control::serve(listener).await;
+    control::serve(listener, engine).await;
     Ok(())
 }

@@ -10,6 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use base64::Engine;
 
+pub mod app;
+pub mod raw;
+pub mod sipp;
+
 pub const API_KEY: &str = "testkey1";
 pub const API_SECRET: &str = "test-secret-123";
 pub const SIGNATURE_SECRET: &str = "test-signature-secret-0123456789";
@@ -22,6 +26,13 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(path.exists(), "{} is not built; run `cargo build --workspace` first", path.display());
     path
+}
+
+/// A private RTP port range per server, so parallel tests never compete for ports.
+fn rtp_range() -> String {
+    let block = rand::random::<u16>() % 100;
+    let start = 10000 + u32::from(block) * 200;
+    format!("{start}-{}", start + 199)
 }
 
 /// A database for one test: SQLite in `dir`, or a new PostgreSQL database.
@@ -44,6 +55,10 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub https_base: Option<String>,
+    /// host:port of the SIP listener (UDP and TCP).
+    pub sip: Option<String>,
+    /// host:port of the SIP TLS listener.
+    pub sips: Option<String>,
     pub data_dir: tempdir::Dir,
     /// Everything the process printed on stdout up to "ready".
     pub banner: Vec<String>,
@@ -109,6 +124,9 @@ impl Server {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
             .env("VOXBRIDGE_HTTP_ADDR", "127.0.0.1:0")
+            .env("VOXBRIDGE_SIP_ADDR", "127.0.0.1:0")
+            .env("VOXBRIDGE_SIP_TLS_ADDR", "127.0.0.1:0")
+            .env("VOXBRIDGE_RTP_PORTS", rtp_range())
             .env("VOXBRIDGE_DATA_DIR", data_dir.path())
             .env("DATABASE_URL", &db)
             .stdin(Stdio::null())
@@ -145,10 +163,16 @@ impl Server {
         };
         let field = |name: &str| ready.split_whitespace().find_map(|w| w.strip_prefix(name).map(str::to_owned));
         let base = field("http=").context("ready line lacks http=")?;
+        let sip = field("sip=").and_then(|s| s.strip_prefix("udp://").map(str::to_owned));
+        let sips = field("sips=").and_then(|s| s.strip_prefix("tls://").map(str::to_owned));
         let https_base = field("https=");
         let client =
             reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(30)).build()?;
-        Ok(Server { child, base, https_base, data_dir, banner, client })
+        Ok(Server { child, base, https_base, sip, sips, data_dir, banner, client })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -229,5 +253,51 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A server, a fake application answering with an NCCO, and a Programmable SIP domain for it.
+pub struct SipEnv {
+    pub server: Server,
+    pub app: app::FakeApp,
+    pub app_id: String,
+    pub private_key: String,
+    /// The domain's US host, e.g. `acme-sip.sip-us.sip.voxbridge.local`.
+    pub host: String,
+    /// host:port of voxbridge's SIP listener.
+    pub sip: String,
+}
+
+impl SipEnv {
+    pub async fn start(ncco: serde_json::Value, acl: &[&str], digest_user: Option<(&str, &str)>) -> SipEnv {
+        let server = Server::start().await;
+        let app = app::FakeApp::start(ncco).await;
+        let (app_id, private_key) = server.create_application(&app.base).await;
+        let (status, body) = server
+            .post_json(
+                "/v1/psip",
+                serde_json::json!({"name": "acme-sip", "application_id": app_id, "acl": acl, "digest_auth": digest_user.is_some()}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        if let Some((key, secret)) = digest_user {
+            let (status, body) =
+                server.post_json("/v1/psip/acme-sip/users", serde_json::json!({"key": key, "secret": secret})).await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let sip = server.sip.clone().expect("SIP listener address");
+        SipEnv { server, app, app_id, private_key, host: "acme-sip.sip-us.sip.voxbridge.local".into(), sip }
+    }
+
+    /// A Voice API JWT for the application.
+    pub fn jwt(&self) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({"application_id": self.app_id, "iat": now, "exp": now + 600, "jti": uuid::Uuid::new_v4().to_string()});
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(self.private_key.as_bytes()).expect("key");
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).expect("jwt")
+    }
+
+    pub async fn calls(&self) -> serde_json::Value {
+        send(self.server.client.get(self.server.url("/v1/calls")).bearer_auth(self.jwt())).await.1
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod application;
+pub mod call;
 pub mod number;
 pub mod psip_domain;
 pub mod psip_user;

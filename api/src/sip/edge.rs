@@ -1,0 +1,323 @@
+//! The dispatcher: every message from the transports comes here. Messages of a known call go to
+//! its task; `OPTIONS` is answered; a new INVITE is admitted (domain, region, ACL, digest) before
+//! anything is allocated, then handed to a new call task; anything else out of dialog gets the
+//! status RFC 3261 prescribes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use domains::acl::Acl;
+use domains::digest::{self, Credentials, DigestAlgorithm, DigestError, NonceCounts, NonceIssuer};
+use domains::sip::admission::{AdmissionError, Admitted, FirstCheck, first_check};
+use domains::sip::{Method, SipMessage};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+use sha2::Digest as _;
+use tokio::sync::mpsc;
+
+use super::call::{self, CallInput, Route};
+use super::requests::{Local, random_token};
+use super::transport::{Flow, Incoming, Transport};
+use crate::config::Config;
+use crate::media::MediaControl;
+use crate::store::entity::{number, psip_domain, psip_user};
+use crate::webhooks::WebhookSender;
+
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+
+/// Nonces are valid this long; a client answering later gets `stale=true`.
+const NONCE_LIFETIME_SECS: u64 = 300;
+
+pub struct Edge {
+    pub transport: Arc<Transport>,
+    pub local: Local,
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub media: Arc<dyn MediaControl>,
+    pub webhooks: Arc<dyn WebhookSender>,
+    calls: Mutex<HashMap<String, mpsc::UnboundedSender<CallInput>>>,
+    nonces: NonceIssuer,
+    nonce_counts: Mutex<NonceCounts>,
+}
+
+impl Edge {
+    pub async fn start(
+        config: Arc<Config>,
+        db: DatabaseConnection,
+        media: Arc<dyn MediaControl>,
+        webhooks: Arc<dyn WebhookSender>,
+        signature_secret: &str,
+    ) -> std::io::Result<Arc<Edge>> {
+        let (transport, incoming) = Transport::bind(config.sip_addr).await?;
+        let bound = transport.local_addr();
+        let host = config
+            .sip_public_host
+            .clone()
+            .unwrap_or_else(|| if bound.ip().is_unspecified() { "127.0.0.1".into() } else { bound.ip().to_string() });
+        // Nonces must verify on every api node sharing the account, so the key derives from
+        // the account's signature secret.
+        let key: [u8; 32] = sha2::Sha256::digest(format!("voxbridge digest nonces {signature_secret}")).into();
+        let edge = Arc::new(Edge {
+            transport,
+            local: Local { host, port: bound.port() },
+            db,
+            config,
+            media,
+            webhooks,
+            calls: Mutex::new(HashMap::new()),
+            nonces: NonceIssuer::new(key, NONCE_LIFETIME_SECS),
+            nonce_counts: Mutex::new(NonceCounts::new()),
+        });
+        tokio::spawn(edge.clone().dispatch(incoming));
+        tokio::spawn(edge.clone().forward_media_events());
+        Ok(edge)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.transport.local_addr()
+    }
+
+    /// Starts SIP over TLS with the server certificate in use; returns the bound address.
+    pub async fn listen_tls(&self) -> anyhow::Result<SocketAddr> {
+        let (tls, _) = crate::tls::server_config(&self.config)?;
+        Ok(self.transport.listen_tls(self.config.sip_tls_addr, tls).await?)
+    }
+
+    pub fn register(&self, call_id: &str, tx: mpsc::UnboundedSender<CallInput>) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.insert(call_id.to_owned(), tx);
+        }
+    }
+
+    pub fn unregister(&self, call_id: &str) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.remove(call_id);
+        }
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn call_for(&self, call_id: &str) -> Option<mpsc::UnboundedSender<CallInput>> {
+        self.calls.lock().ok().and_then(|c| c.get(call_id).cloned())
+    }
+
+    async fn forward_media_events(self: Arc<Self>) {
+        let mut events = self.media.events();
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    let senders: Vec<_> = self.calls.lock().map(|c| c.values().cloned().collect()).unwrap_or_default();
+                    for tx in senders {
+                        let _ = tx.send(CallInput::Media(event.clone()));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "media events lagged")
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn dispatch(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
+        while let Some(inc) = incoming.recv().await {
+            if let Some(tx) = self.call_for(inc.msg.call_id()) {
+                // A call that just ended drops late retransmissions; nothing else to do.
+                let _ = tx.send(CallInput::Sip(inc));
+                continue;
+            }
+            let edge = self.clone();
+            // Admission reads the database; do it off the dispatch loop.
+            match inc.msg.method() {
+                Some(Method::Invite) if !has_to_tag(&inc.msg) => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    // Registered before admission so retransmissions reach this transaction.
+                    edge.register(inc.msg.call_id(), tx.clone());
+                    tokio::spawn(async move { edge.new_invite(inc, rx, tx).await });
+                }
+                Some(_) => {
+                    tokio::spawn(async move { edge.out_of_dialog(inc).await });
+                }
+                None => tracing::debug!(call_id = inc.msg.call_id(), "stray response dropped"),
+            }
+        }
+    }
+
+    pub async fn reply(&self, inc: &Incoming, code: u16, extra: &[(&str, String)]) {
+        let mut resp = inc.msg.response(code, Some(&random_token(10)));
+        for (n, v) in extra {
+            resp.push_header(n, v.clone());
+        }
+        if let Err(e) = self.transport.send(&inc.flow, &resp).await {
+            tracing::warn!(peer = %inc.flow.peer(), error = %e, "sending response");
+        }
+    }
+
+    async fn out_of_dialog(&self, inc: Incoming) {
+        match inc.msg.method() {
+            Some(Method::Options) => {
+                let extra = [
+                    ("Allow", ALLOW.to_owned()),
+                    ("Accept", "application/sdp".to_owned()),
+                    ("Supported", "replaces, timer".to_owned()),
+                    ("User-Agent", concat!("voxbridge/", env!("CARGO_PKG_VERSION")).to_owned()),
+                ];
+                self.reply(&inc, 200, &extra).await;
+            }
+            Some(Method::Ack) => {}
+            Some(Method::Register) => self.reply(&inc, 405, &[("Allow", ALLOW.to_owned())]).await,
+            Some(Method::Bye | Method::Cancel | Method::Invite) => self.reply(&inc, 481, &[]).await,
+            Some(_) => self.reply(&inc, 405, &[("Allow", ALLOW.to_owned())]).await,
+            None => {}
+        }
+    }
+
+    async fn new_invite(
+        self: Arc<Self>,
+        inc: Incoming,
+        inbox: mpsc::UnboundedReceiver<CallInput>,
+        self_tx: mpsc::UnboundedSender<CallInput>,
+    ) {
+        let call_id = inc.msg.call_id().to_owned();
+        // 100 Trying at once stops the caller's INVITE retransmissions (Timer A) while we work.
+        let _ = self.transport.send(&inc.flow, &inc.msg.response(100, None)).await;
+        match self.admit(&inc).await {
+            Ok(route) => call::run_inbound(self.clone(), inc, route, inbox, self_tx).await,
+            Err(Refusal::Challenge { realm, stale }) => {
+                let nonce = self.nonces.issue(now_unix(), rand::random());
+                let extra: Vec<(&str, String)> = digest::challenge_headers_with_stale(&realm, &nonce, stale)
+                    .into_iter()
+                    .map(|h| ("WWW-Authenticate", h))
+                    .collect();
+                call::reject(&self, inc, 401, &extra, inbox).await;
+            }
+            Err(Refusal::Error(e)) => {
+                tracing::info!(%call_id, peer = %inc.flow.peer(), reason = %e, status = e.status(), "INVITE refused");
+                metrics::counter!("voxbridge_sip_invites_refused_total", "status" => e.status().to_string())
+                    .increment(1);
+                call::reject(&self, inc, e.status(), &[], inbox).await;
+            }
+            Err(Refusal::Internal(e)) => {
+                tracing::error!(%call_id, error = %e, "admission failed");
+                call::reject(&self, inc, 500, &[], inbox).await;
+            }
+        }
+        self.unregister(&call_id);
+    }
+
+    /// Security first: nothing is allocated, fetched or written before this succeeds.
+    async fn admit(&self, inc: &Incoming) -> Result<Route, Refusal> {
+        let uri = inc.msg.request_uri().unwrap_or_default();
+        let parsed = domains::sip_uri::SipUri::parse(uri)
+            .map_err(|_| Refusal::Error(AdmissionError::Host(domains::psip::HostError::NotOurDomain)))?;
+        let (name, region) =
+            self.config.addressing().parse_host(&parsed.host).map_err(|e| Refusal::Error(AdmissionError::Host(e)))?;
+        let domain = psip_domain::Entity::find_by_id(name.clone())
+            .one(&self.db)
+            .await
+            .map_err(Refusal::internal)?
+            .ok_or_else(|| Refusal::Error(AdmissionError::UnknownDomain(name.clone())))?;
+        let acl_entries: Vec<String> = serde_json::from_value(domain.acl.clone()).unwrap_or_default();
+        let acl = Acl::parse("acl", &acl_entries).unwrap_or_default();
+        let users = if domain.digest_auth {
+            psip_user::Entity::find()
+                .filter(psip_user::Column::DomainName.eq(domain.name.clone()))
+                .count(&self.db)
+                .await
+                .map_err(Refusal::internal)?
+        } else {
+            0
+        };
+        let source = inc.flow.peer().ip();
+        let admitted = match first_check(&acl, users > 0, source) {
+            FirstCheck::Admit(a) => a,
+            FirstCheck::Reject => return Err(Refusal::Error(AdmissionError::SourceNotInAcl(source))),
+            FirstCheck::NeedDigest => self.check_digest(inc, &domain.name).await?,
+        };
+        tracing::info!(call_id = inc.msg.call_id(), domain = %domain.name, %region, ?admitted, "INVITE admitted");
+        // A number provisioned with SIP forwarding or its own application takes the call;
+        // otherwise the domain's application does.
+        let user = parsed.user.clone().unwrap_or_default();
+        let number = match domains::e164::E164::parse(&user) {
+            Ok(n) => number::Entity::find_by_id(n.to_string()).one(&self.db).await.map_err(Refusal::internal)?,
+            Err(_) => None,
+        };
+        let route = match number {
+            Some(n) if n.voice_callback_type.as_deref() == Some("sip") => {
+                let targets = domains::forward::parse_targets(n.voice_callback_value.as_deref().unwrap_or_default())
+                    .map_err(|e| Refusal::Internal(format!("stored forwarding of {} invalid: {e}", n.number)))?;
+                Route::Forward { targets, region }
+            }
+            Some(number::Model { application_id: Some(app), .. }) => Route::Application { application_id: app, region },
+            _ => Route::Application { application_id: domain.application_id.clone(), region },
+        };
+        Ok(route)
+    }
+
+    async fn check_digest(&self, inc: &Incoming, realm: &str) -> Result<Admitted, Refusal> {
+        let Some(header) = inc.msg.header("Authorization") else {
+            return Err(Refusal::Challenge { realm: realm.to_owned(), stale: false });
+        };
+        let digest_err = |e: DigestError| Refusal::Error(AdmissionError::Digest(e));
+        let creds = Credentials::parse(header).map_err(digest_err)?;
+        creds.expect_realm(realm).map_err(digest_err)?;
+        let user = psip_user::Entity::find_by_id((realm.to_owned(), creds.username.clone()))
+            .one(&self.db)
+            .await
+            .map_err(Refusal::internal)?
+            .ok_or_else(|| Refusal::Error(AdmissionError::UnknownUser(creds.username.clone())))?;
+        let ha1 = match creds.algorithm {
+            DigestAlgorithm::Md5 => user.ha1_md5,
+            DigestAlgorithm::Sha256 => user.ha1_sha256,
+        };
+        let now = now_unix();
+        let result = match self.nonce_counts.lock() {
+            Ok(mut counts) => {
+                counts.prune(now.saturating_sub(NONCE_LIFETIME_SECS));
+                digest::verify(
+                    &creds,
+                    "INVITE",
+                    inc.msg.request_uri().unwrap_or_default(),
+                    &ha1,
+                    &self.nonces,
+                    &mut counts,
+                    now,
+                )
+            }
+            Err(_) => return Err(Refusal::Internal("nonce table poisoned".into())),
+        };
+        match result {
+            Ok(()) => Ok(Admitted::Digest { user: creds.username }),
+            Err(DigestError::StaleNonce) => Err(Refusal::Challenge { realm: realm.to_owned(), stale: true }),
+            Err(e) => Err(digest_err(e)),
+        }
+    }
+}
+
+enum Refusal {
+    Challenge { realm: String, stale: bool },
+    Error(AdmissionError),
+    Internal(String),
+}
+
+impl Refusal {
+    fn internal(e: sea_orm::DbErr) -> Refusal {
+        Refusal::Internal(e.to_string())
+    }
+}
+
+fn has_to_tag(msg: &SipMessage) -> bool {
+    msg.header("To").and_then(|t| domains::sip::headers::NameAddr::parse(t).ok()).is_some_and(|n| n.tag().is_some())
+}
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Flow {
+    pub fn describe(&self) -> String {
+        format!("{}:{}", self.transport_name(), self.peer())
+    }
+}

@@ -1,0 +1,269 @@
+//! SIP transports: one UDP socket and a TCP listener on the same address, plus outbound TCP
+//! connections. Every received message becomes an [`Incoming`] for the edge, tagged with the
+//! [`Flow`] it came on, so responses and in-dialog requests go back the same way (symmetric
+//! response routing, RFC 3581). A stream that breaks framing is closed; a bad datagram never
+//! stops the receive loop.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use domains::sip::SipMessage;
+use domains::sip::message::{ParseError, bad_request_response, frame_len};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+/// Largest message accepted on a stream before the connection is considered broken.
+const MAX_STREAM_MESSAGE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Flow {
+    Udp(SocketAddr),
+    /// A TCP or TLS connection.
+    Tcp {
+        conn: u64,
+        peer: SocketAddr,
+        tls: bool,
+    },
+}
+
+impl Flow {
+    pub fn peer(&self) -> SocketAddr {
+        match self {
+            Flow::Udp(a) => *a,
+            Flow::Tcp { peer, .. } => *peer,
+        }
+    }
+
+    pub fn is_reliable(&self) -> bool {
+        matches!(self, Flow::Tcp { .. })
+    }
+
+    pub fn transport_name(&self) -> &'static str {
+        match self {
+            Flow::Udp(_) => "UDP",
+            Flow::Tcp { tls: true, .. } => "TLS",
+            Flow::Tcp { .. } => "TCP",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Incoming {
+    pub msg: SipMessage,
+    pub flow: Flow,
+    /// When the message arrived (post-dial delay is measured from here).
+    pub received: std::time::Instant,
+}
+
+pub struct Transport {
+    udp: Arc<UdpSocket>,
+    local: SocketAddr,
+    conns: Mutex<HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>>,
+    next_conn: AtomicU64,
+    incoming: mpsc::UnboundedSender<Incoming>,
+}
+
+impl Transport {
+    /// Binds UDP and TCP on `addr` (with port 0, one free port for both) and starts receiving.
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<(Arc<Transport>, mpsc::UnboundedReceiver<Incoming>)> {
+        let (udp, tcp) = bind_pair(addr).await?;
+        let local = udp.local_addr()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let transport = Arc::new(Transport {
+            udp: Arc::new(udp),
+            local,
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            incoming: tx,
+        });
+        tokio::spawn(udp_loop(transport.clone()));
+        tokio::spawn(accept_loop(transport.clone(), tcp));
+        Ok((transport, rx))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub async fn send(&self, flow: &Flow, msg: &SipMessage) -> std::io::Result<()> {
+        let bytes = msg.to_bytes();
+        tracing::trace!(to = %flow.peer(), message = %String::from_utf8_lossy(&bytes), "sip out");
+        match flow {
+            Flow::Udp(peer) => self.udp.send_to(&bytes, peer).await.map(|_| ()),
+            Flow::Tcp { conn, .. } => {
+                let sender = self.conns.lock().map_err(|_| std::io::Error::other("poisoned"))?.get(conn).cloned();
+                match sender {
+                    Some(s) => s.send(bytes).map_err(|_| std::io::Error::other("connection closed")),
+                    None => Err(std::io::Error::new(std::io::ErrorKind::NotConnected, "connection closed")),
+                }
+            }
+        }
+    }
+
+    /// A flow to `peer` over `tcp` or UDP; TCP connects when needed.
+    pub async fn flow_to(self: &Arc<Self>, peer: SocketAddr, tcp: bool) -> std::io::Result<Flow> {
+        if !tcp {
+            return Ok(Flow::Udp(peer));
+        }
+        let stream = tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(peer))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out"))??;
+        Ok(self.clone().register_stream(stream, peer, false))
+    }
+
+    /// Binds the TLS listener (RFC 3261 §26.2: TLS 1.2+, server certificate).
+    pub async fn listen_tls(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        config: rustls::ServerConfig,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        let (acceptor, this) = (acceptor.clone(), this.clone());
+                        tokio::spawn(async move {
+                            let handshake =
+                                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+                            match handshake.await {
+                                Ok(Ok(tls)) => {
+                                    this.register_stream(tls, peer, true);
+                                }
+                                Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "tls accept"),
+                }
+            }
+        });
+        Ok(bound)
+    }
+
+    fn register_stream<S>(self: Arc<Self>, stream: S, peer: SocketAddr, tls: bool) -> Flow
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        if let Ok(mut conns) = self.conns.lock() {
+            conns.insert(conn, tx);
+        }
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let flow = Flow::Tcp { conn, peer, tls };
+        let this = self.clone();
+        let read_flow = flow.clone();
+        tokio::spawn(async move {
+            let mut buf: Vec<u8> = Vec::with_capacity(4096);
+            let mut chunk = [0u8; 8192];
+            'read: loop {
+                let n = match reader.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                loop {
+                    // Keep-alive CRLFs between messages (RFC 5626 §3.5.1).
+                    while buf.starts_with(b"\r\n") {
+                        buf.drain(..2);
+                    }
+                    match frame_len(&buf) {
+                        Ok(Some(len)) => {
+                            let frame: Vec<u8> = buf.drain(..len).collect();
+                            this.deliver(&frame, read_flow.clone()).await;
+                        }
+                        Ok(None) if buf.len() > MAX_STREAM_MESSAGE => break 'read,
+                        Ok(None) => break,
+                        Err(e) => {
+                            // Framing is lost: answer what can be answered, then close.
+                            this.reject(&buf, &e, &read_flow).await;
+                            break 'read;
+                        }
+                    }
+                }
+            }
+            if let Ok(mut conns) = this.conns.lock() {
+                conns.remove(&conn);
+            }
+        });
+        flow
+    }
+
+    async fn deliver(&self, bytes: &[u8], flow: Flow) {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return; // keep-alive
+        }
+        tracing::trace!(from = %flow.peer(), message = %String::from_utf8_lossy(bytes), "sip in");
+        match SipMessage::parse(bytes) {
+            Ok(msg) => {
+                let _ = self.incoming.send(Incoming { msg, flow, received: std::time::Instant::now() });
+            }
+            Err(e) => self.reject(bytes, &e, &flow).await,
+        }
+    }
+
+    async fn reject(&self, bytes: &[u8], error: &ParseError, flow: &Flow) {
+        metrics::counter!("voxbridge_sip_malformed_total").increment(1);
+        match bad_request_response(bytes, &error.to_string()) {
+            Some(resp) => {
+                tracing::info!(peer = %flow.peer(), %error, "malformed SIP request answered 400");
+                let _ = self.send(flow, &resp).await;
+            }
+            None => tracing::info!(peer = %flow.peer(), %error, "malformed SIP message dropped"),
+        }
+    }
+}
+
+async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    if addr.port() != 0 {
+        return Ok((UdpSocket::bind(addr).await?, TcpListener::bind(addr).await?));
+    }
+    // Port 0: find a port free for both protocols.
+    let mut last = None;
+    for _ in 0..20 {
+        let udp = UdpSocket::bind(addr).await?;
+        let port = udp.local_addr()?.port();
+        match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free port")))
+}
+
+async fn udp_loop(t: Arc<Transport>) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        match t.udp.recv_from(&mut buf).await {
+            Ok((n, peer)) => t.deliver(&buf[..n], Flow::Udp(peer)).await,
+            // ICMP errors surface here on some platforms; keep serving.
+            Err(e) => tracing::debug!(error = %e, "udp receive"),
+        }
+    }
+}
+
+async fn accept_loop(t: Arc<Transport>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                t.clone().register_stream(stream, peer, false);
+            }
+            Err(e) => tracing::warn!(error = %e, "tcp accept"),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Calls from voxbridge to applications: fetching `answer_url` (with fallback) and delivering
+//! call events to `event_url` in order per call, retried with backoff. Every request can be
+//! signed with an HS256 JWT (the account's signature secret), as Vonage's signed callbacks.
+
+pub mod http;
+pub mod signing;
+
+use async_trait::async_trait;
+use domains::application::Webhook;
+
+pub use http::{HttpWebhooks, WebhookOptions};
+
+/// Parameters of an answer_url request (query string for GET, JSON body for POST).
+pub type AnswerParams = Vec<(String, String)>;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum AnswerError {
+    #[error("could not connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("timed out waiting for {url}")]
+    Timeout { url: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} returned a body that is not JSON: {reason}")]
+    NotJson { url: String, reason: String },
+}
+
+/// Where and how to reach an application for one call.
+#[derive(Debug, Clone)]
+pub struct AppHooks {
+    pub application_id: String,
+    pub answer: Webhook,
+    pub fallback_answer: Option<Webhook>,
+    pub event: Webhook,
+    pub signed: bool,
+}
+
+#[async_trait]
+pub trait WebhookSender: Send + Sync + 'static {
+    /// GETs/POSTs answer_url (retrying once on connect failure/timeout/429/503/504), then
+    /// fallback_answer_url the same way (with `reason` and `original_request`); returns the
+    /// JSON document (an NCCO to be parsed by the caller) or the last error.
+    async fn fetch_answer(&self, hooks: &AppHooks, params: &AnswerParams) -> Result<serde_json::Value, AnswerError>;
+
+    /// Queues an event for `call_uuid`; events of one call are delivered in order, each retried
+    /// with backoff while the application is down. Never blocks the caller.
+    fn send_event(&self, hooks: &AppHooks, call_uuid: &str, event: serde_json::Value);
+}

@@ -1,0 +1,345 @@
+//! Call events as Vonage's event webhook carries them (`status`, `direction`, `timestamp`, …),
+//! and how a final SIP failure maps onto a Vonage call status and `detail`. Pure builders: the
+//! caller passes timestamps in (ISO-8601 with milliseconds, UTC) and sends the JSON.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A leg's `status` in the event webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallStatus {
+    Started,
+    Ringing,
+    Answered,
+    Completed,
+    Busy,
+    Cancelled,
+    Failed,
+    Rejected,
+    Timeout,
+    Unanswered,
+}
+
+impl CallStatus {
+    /// Every status, in the order a call can go through them.
+    pub const ALL: [CallStatus; 10] = [
+        CallStatus::Started,
+        CallStatus::Ringing,
+        CallStatus::Answered,
+        CallStatus::Completed,
+        CallStatus::Busy,
+        CallStatus::Cancelled,
+        CallStatus::Failed,
+        CallStatus::Rejected,
+        CallStatus::Timeout,
+        CallStatus::Unanswered,
+    ];
+
+    /// The status as it is written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Started => "started",
+            CallStatus::Ringing => "ringing",
+            CallStatus::Answered => "answered",
+            CallStatus::Completed => "completed",
+            CallStatus::Busy => "busy",
+            CallStatus::Cancelled => "cancelled",
+            CallStatus::Failed => "failed",
+            CallStatus::Rejected => "rejected",
+            CallStatus::Timeout => "timeout",
+            CallStatus::Unanswered => "unanswered",
+        }
+    }
+
+    /// True for the statuses after which a leg sends no further status event.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, CallStatus::Started | CallStatus::Ringing | CallStatus::Answered)
+    }
+}
+
+impl fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CallStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CallStatus::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| format!("unknown call status '{s}'"))
+    }
+}
+
+/// Whether the leg was placed to voxbridge (`inbound`) or by it (`outbound`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    /// The direction as it is written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One call-status event, serialised with Vonage's field names; absent fields are omitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEvent {
+    pub uuid: String,
+    pub conversation_uuid: String,
+    pub status: CallStatus,
+    pub direction: Direction,
+    pub from: String,
+    pub to: String,
+    /// ISO-8601, milliseconds, UTC (`2026-01-02T03:04:05.678Z`).
+    pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// Whole seconds, as a string (Vonage sends `"12"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// `declined`, `invalid_number`, `unavailable`, `cannot_route`, `internal_error`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The SIP-level result of the leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_code: Option<u16>,
+    /// `user` or `platform`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnected_by: Option<String>,
+}
+
+impl CallEvent {
+    /// An event with the common fields only.
+    pub fn new(
+        uuid: impl Into<String>,
+        conversation_uuid: impl Into<String>,
+        status: CallStatus,
+        direction: Direction,
+        from: impl Into<String>,
+        to: impl Into<String>,
+        timestamp: impl Into<String>,
+    ) -> Self {
+        CallEvent {
+            uuid: uuid.into(),
+            conversation_uuid: conversation_uuid.into(),
+            status,
+            direction,
+            from: from.into(),
+            to: to.into(),
+            timestamp: timestamp.into(),
+            start_time: None,
+            end_time: None,
+            duration: None,
+            detail: None,
+            reason: None,
+            sip_code: None,
+            disconnected_by: None,
+        }
+    }
+
+    /// The `completed` event of an answered leg: start and end time, duration in whole seconds
+    /// (computed by the caller, who owns the clock), who hung up and the SIP result.
+    pub fn completed(
+        base: CallEvent,
+        start_time: impl Into<String>,
+        end_time: impl Into<String>,
+        duration_secs: u64,
+        disconnected_by: impl Into<String>,
+        sip_code: Option<u16>,
+    ) -> Self {
+        CallEvent {
+            status: CallStatus::Completed,
+            start_time: Some(start_time.into()),
+            end_time: Some(end_time.into()),
+            duration: Some(duration_secs.to_string()),
+            disconnected_by: Some(disconnected_by.into()),
+            sip_code,
+            ..base
+        }
+    }
+
+    /// The event of a leg that ended on a final SIP failure `code`, with the status and detail
+    /// of [`status_for_sip_failure`].
+    pub fn sip_failure(base: CallEvent, code: u16) -> Self {
+        let (status, detail) = status_for_sip_failure(code);
+        CallEvent { status, detail: detail.map(str::to_owned), sip_code: Some(code), ..base }
+    }
+
+    /// The event as a JSON value, ready to send.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// Maps a final SIP failure response to Vonage's call status and `detail`:
+/// 486/600 busy; 603 rejected (declined); 404/484/604 rejected (invalid_number); 408 timeout;
+/// 480 unanswered (unavailable); 487 cancelled; any other 4xx or 6xx failed (cannot_route);
+/// 5xx and anything that is not a failure code failed (internal_error).
+pub fn status_for_sip_failure(code: u16) -> (CallStatus, Option<&'static str>) {
+    match code {
+        486 | 600 => (CallStatus::Busy, None),
+        603 => (CallStatus::Rejected, Some("declined")),
+        404 | 484 | 604 => (CallStatus::Rejected, Some("invalid_number")),
+        408 => (CallStatus::Timeout, None),
+        480 => (CallStatus::Unanswered, Some("unavailable")),
+        487 => (CallStatus::Cancelled, None),
+        400..=499 | 600..=699 => (CallStatus::Failed, Some("cannot_route")),
+        _ => (CallStatus::Failed, Some("internal_error")),
+    }
+}
+
+/// True when a JSON event's `status` is a terminal call status (the last event of a leg).
+pub fn is_terminal_event(event: &serde_json::Value) -> bool {
+    event
+        .get("status")
+        .and_then(|s| s.as_str())
+        .and_then(|s| s.parse::<CallStatus>().ok())
+        .is_some_and(|s| s.is_terminal())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn base(status: CallStatus) -> CallEvent {
+        CallEvent::new(
+            "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+            "CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+            status,
+            Direction::Inbound,
+            "447700900000",
+            "447700900001",
+            "2026-01-02T03:04:05.678Z",
+        )
+    }
+
+    #[test]
+    fn ringing_has_only_common_fields() {
+        assert_eq!(
+            base(CallStatus::Ringing).to_json(),
+            json!({
+                "uuid": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+                "conversation_uuid": "CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+                "status": "ringing",
+                "direction": "inbound",
+                "from": "447700900000",
+                "to": "447700900001",
+                "timestamp": "2026-01-02T03:04:05.678Z"
+            })
+        );
+    }
+
+    #[test]
+    fn completed_carries_times_duration_and_sip_code() {
+        let e = CallEvent::completed(
+            base(CallStatus::Answered),
+            "2026-01-02T03:03:00.000Z",
+            "2026-01-02T03:04:05.678Z",
+            65,
+            "user",
+            Some(200),
+        );
+        let v = e.to_json();
+        assert_eq!(v["status"], "completed");
+        assert_eq!(v["start_time"], "2026-01-02T03:03:00.000Z");
+        assert_eq!(v["end_time"], "2026-01-02T03:04:05.678Z");
+        assert_eq!(v["duration"], "65");
+        assert_eq!(v["disconnected_by"], "user");
+        assert_eq!(v["sip_code"], 200);
+        assert!(v.get("detail").is_none());
+        assert!(v.get("reason").is_none());
+    }
+
+    #[test]
+    fn outbound_direction_and_round_trip() {
+        let mut e = base(CallStatus::Failed);
+        e.direction = Direction::Outbound;
+        e.reason = Some("no media".into());
+        let v = e.to_json();
+        assert_eq!(v["direction"], "outbound");
+        assert_eq!(Direction::Outbound.as_str(), "outbound");
+        assert_eq!(Direction::Inbound.to_string(), "inbound");
+        assert_eq!(v["reason"], "no media");
+        let back: CallEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn sip_failures_map_to_vonage_statuses() {
+        let cases: [(u16, CallStatus, Option<&str>); 16] = [
+            (486, CallStatus::Busy, None),
+            (600, CallStatus::Busy, None),
+            (603, CallStatus::Rejected, Some("declined")),
+            (404, CallStatus::Rejected, Some("invalid_number")),
+            (484, CallStatus::Rejected, Some("invalid_number")),
+            (604, CallStatus::Rejected, Some("invalid_number")),
+            (408, CallStatus::Timeout, None),
+            (480, CallStatus::Unanswered, Some("unavailable")),
+            (487, CallStatus::Cancelled, None),
+            (403, CallStatus::Failed, Some("cannot_route")),
+            (488, CallStatus::Failed, Some("cannot_route")),
+            (606, CallStatus::Failed, Some("cannot_route")),
+            (500, CallStatus::Failed, Some("internal_error")),
+            (503, CallStatus::Failed, Some("internal_error")),
+            (200, CallStatus::Failed, Some("internal_error")),
+            (0, CallStatus::Failed, Some("internal_error")),
+        ];
+        for (code, status, detail) in cases {
+            assert_eq!(status_for_sip_failure(code), (status, detail), "SIP {code}");
+        }
+    }
+
+    #[test]
+    fn sip_failure_event_has_status_detail_and_code() {
+        let v = CallEvent::sip_failure(base(CallStatus::Ringing), 603).to_json();
+        assert_eq!(v["status"], "rejected");
+        assert_eq!(v["detail"], "declined");
+        assert_eq!(v["sip_code"], 603);
+        let v = CallEvent::sip_failure(base(CallStatus::Ringing), 486).to_json();
+        assert_eq!(v["status"], "busy");
+        assert!(v.get("detail").is_none());
+    }
+
+    #[test]
+    fn terminal_statuses() {
+        let terminal: Vec<_> = CallStatus::ALL.into_iter().filter(|s| s.is_terminal()).map(|s| s.as_str()).collect();
+        assert_eq!(terminal, ["completed", "busy", "cancelled", "failed", "rejected", "timeout", "unanswered"]);
+        assert!(is_terminal_event(&json!({"status": "completed"})));
+        assert!(!is_terminal_event(&json!({"status": "answered"})));
+        assert!(!is_terminal_event(&json!({"status": "input"})));
+        assert!(!is_terminal_event(&json!({"dtmf": "1"})));
+    }
+
+    #[test]
+    fn status_wire_names_round_trip() {
+        for s in CallStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+            assert_eq!(s.as_str().parse::<CallStatus>(), Ok(s));
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        assert!("disconnected".parse::<CallStatus>().is_err());
+    }
+}

@@ -1,0 +1,649 @@
+//! SDP offer/answer (RFC 4566, RFC 3264) for plain `RTP/AVP` audio: parsing a remote offer or
+//! answer, choosing G.711 (PCMU or PCMA) plus RFC 4733 `telephone-event/8000`, mirroring the
+//! stream direction, and writing our own SDP.
+//!
+//! What this module owns:
+//! - A lenient parser: it reads the lines we need (`v=`, `o=`, `c=`, `m=`, `a=rtpmap`, `a=fmtp`,
+//!   `a=ptime`, the four direction attributes) and ignores every other line, so unusual but valid
+//!   offers still negotiate. A line that is not `x=value`, or a needed line with broken fields, is
+//!   a typed [`SdpError`].
+//! - Negotiation as answerer ([`answer_offer`]) and as offerer ([`accept_answer`]): one audio
+//!   codec per leg, the remote side's payload type numbers kept (telephone-event is dynamic and
+//!   differs between peers; the media process rewrites it when relaying).
+//! - Writing SDP ([`build_offer`], [`build_answer`]) with an `o=` line whose version the caller
+//!   bumps for every changed description ([`LocalSdp::next_version`]).
+//!
+//! Hand-written rather than built on `ezk-sdp-types`: the subset above is about two hundred lines,
+//! `domains` then needs no new dependency (it stays free of the SIP crates' tree), and the parser
+//! can be exactly as lenient as interop needs (ignore unknown lines, accept `\n` endings) while
+//! reporting the errors that matter in our own types.
+//!
+//! No I/O: addresses, ports and session ids are passed in.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use thiserror::Error;
+
+/// The payload type we offer for `telephone-event/8000` (any dynamic number works; 101 is usual).
+pub const TELEPHONE_EVENT_PT: u8 = 101;
+
+/// Packetisation time we offer when the remote side names none (ms).
+pub const DEFAULT_PTIME: u32 = 20;
+
+/// Audio codecs this module negotiates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// G.711 µ-law, static payload type 0.
+    Pcmu,
+    /// G.711 A-law, static payload type 8.
+    Pcma,
+}
+
+impl Codec {
+    /// Our default preference when nobody states one.
+    pub const ALL: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+
+    pub fn static_payload_type(self) -> u8 {
+        match self {
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+        }
+    }
+
+    /// The encoding name as written in `a=rtpmap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+        }
+    }
+
+    /// Reads a codec name as the control protocol or an `a=rtpmap` carries it (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Codec> {
+        match name.to_ascii_uppercase().as_str() {
+            "PCMU" | "G711U" | "G711_ULAW" => Some(Codec::Pcmu),
+            "PCMA" | "G711A" | "G711_ALAW" => Some(Codec::Pcma),
+            _ => None,
+        }
+    }
+
+    fn from_static_payload_type(pt: u8) -> Option<Codec> {
+        match pt {
+            0 => Some(Codec::Pcmu),
+            8 => Some(Codec::Pcma),
+            _ => None,
+        }
+    }
+}
+
+/// A stream's direction attribute (RFC 3264 §5.1); absent means `sendrecv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// The direction an answer gives to an offer with this direction (`sendonly` ↔ `recvonly`).
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            other => other,
+        }
+    }
+
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
+    /// The same direction with receiving taken away (`c=0.0.0.0` hold: "send me nothing").
+    fn without_receiving(self) -> Direction {
+        match self {
+            Direction::SendRecv | Direction::SendOnly => Direction::SendOnly,
+            Direction::RecvOnly | Direction::Inactive => Direction::Inactive,
+        }
+    }
+
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    fn from_attribute(name: &str) -> Option<Direction> {
+        match name {
+            "sendrecv" => Some(Direction::SendRecv),
+            "sendonly" => Some(Direction::SendOnly),
+            "recvonly" => Some(Direction::RecvOnly),
+            "inactive" => Some(Direction::Inactive),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SdpError {
+    #[error("not an SDP body: it does not start with v=0")]
+    NotSdp,
+    #[error("SDP line {line}: {reason}")]
+    Malformed { line: usize, reason: String },
+    #[error("no audio stream in the SDP")]
+    NoAudio,
+    #[error("no RTP/AVP audio stream (transports offered: {0})")]
+    UnsupportedTransport(String),
+    #[error("the audio stream has no connection address (c=)")]
+    NoConnection,
+    #[error("no common codec: the remote side has {0}; we support PCMU and PCMA")]
+    NoCommonCodec(String),
+}
+
+/// The `o=` line of a parsed description. Ids stay text: peers write numbers wider than 64 bits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub username: String,
+    pub session_id: String,
+    pub session_version: String,
+}
+
+/// `a=rtpmap:<pt> <encoding>/<clock rate>[/<channels>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpMap {
+    pub payload_type: u8,
+    pub encoding: String,
+    pub clock_rate: u32,
+    pub channels: Option<u8>,
+}
+
+/// One `m=` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaDescription {
+    pub media: String,
+    pub port: u16,
+    pub proto: String,
+    /// The format list as written (payload type numbers for RTP).
+    pub formats: Vec<String>,
+    pub connection: Option<IpAddr>,
+    pub rtpmaps: Vec<RtpMap>,
+    pub fmtps: Vec<(u8, String)>,
+    pub direction: Option<Direction>,
+    pub ptime: Option<u32>,
+}
+
+impl MediaDescription {
+    fn payload_types(&self) -> impl Iterator<Item = u8> + '_ {
+        self.formats.iter().filter_map(|f| f.parse::<u8>().ok())
+    }
+
+    fn rtpmap(&self, pt: u8) -> Option<&RtpMap> {
+        self.rtpmaps.iter().find(|m| m.payload_type == pt)
+    }
+
+    fn fmtp(&self, pt: u8) -> Option<&str> {
+        self.fmtps.iter().find(|(p, _)| *p == pt).map(|(_, v)| v.as_str())
+    }
+
+    /// The G.711 codec a payload type carries here: its rtpmap, else the static assignment.
+    fn codec_of(&self, pt: u8) -> Option<Codec> {
+        match self.rtpmap(pt) {
+            Some(map) if map.clock_rate == 8000 && map.channels.unwrap_or(1) == 1 => Codec::from_name(&map.encoding),
+            Some(_) => None,
+            None => Codec::from_static_payload_type(pt),
+        }
+    }
+
+    fn telephone_event(&self) -> Option<u8> {
+        self.payload_types().find(|pt| {
+            self.rtpmap(*pt).is_some_and(|m| m.encoding.eq_ignore_ascii_case("telephone-event") && m.clock_rate == 8000)
+        })
+    }
+
+    fn is_rtp_avp_audio(&self) -> bool {
+        self.media.eq_ignore_ascii_case("audio") && self.proto.eq_ignore_ascii_case("RTP/AVP")
+    }
+}
+
+/// A parsed session description: what negotiation needs, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDescription {
+    pub origin: Option<Origin>,
+    /// Session-level `c=`.
+    pub connection: Option<IpAddr>,
+    /// Session-level direction attribute.
+    pub direction: Option<Direction>,
+    pub media: Vec<MediaDescription>,
+}
+
+impl SessionDescription {
+    pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .map(|(n, l)| (n + 1, l.trim_end_matches('\r')))
+            .filter(|(_, l)| !l.trim().is_empty());
+        match lines.next() {
+            Some((_, l)) if l.trim() == "v=0" => {}
+            _ => return Err(SdpError::NotSdp),
+        }
+        let mut sdp = SessionDescription { origin: None, connection: None, direction: None, media: Vec::new() };
+        for (line, text) in lines {
+            let malformed = |reason: &str| SdpError::Malformed { line, reason: reason.to_owned() };
+            let (kind, value) = match text.split_once('=') {
+                Some((k, v)) if k.len() == 1 => (k, v.trim()),
+                _ => return Err(malformed("expected <type>=<value>")),
+            };
+            match kind {
+                "o" => {
+                    let f: Vec<&str> = value.split_whitespace().collect();
+                    if f.len() != 6 {
+                        return Err(malformed("o= needs six fields"));
+                    }
+                    sdp.origin = Some(Origin {
+                        username: f[0].to_owned(),
+                        session_id: f[1].to_owned(),
+                        session_version: f[2].to_owned(),
+                    });
+                }
+                "c" => {
+                    let addr = parse_connection(value).map_err(|r| malformed(&r))?;
+                    match sdp.media.last_mut() {
+                        Some(m) => m.connection = Some(addr),
+                        None => sdp.connection = Some(addr),
+                    }
+                }
+                "m" => {
+                    let f: Vec<&str> = value.split_whitespace().collect();
+                    if f.len() < 3 {
+                        return Err(malformed("m= needs media, port and proto"));
+                    }
+                    let port = f[1].split('/').next().unwrap_or_default();
+                    let port = port.parse::<u16>().map_err(|_| malformed("m= port is not a number"))?;
+                    sdp.media.push(MediaDescription {
+                        media: f[0].to_owned(),
+                        port,
+                        proto: f[2].to_owned(),
+                        formats: f[3..].iter().map(|s| (*s).to_owned()).collect(),
+                        connection: None,
+                        rtpmaps: Vec::new(),
+                        fmtps: Vec::new(),
+                        direction: None,
+                        ptime: None,
+                    });
+                }
+                "a" => {
+                    let (name, arg) = match value.split_once(':') {
+                        Some((n, a)) => (n, Some(a.trim())),
+                        None => (value, None),
+                    };
+                    if let (Some(dir), None) = (Direction::from_attribute(name), arg) {
+                        match sdp.media.last_mut() {
+                            Some(m) => m.direction = Some(dir),
+                            None => sdp.direction = Some(dir),
+                        }
+                        continue;
+                    }
+                    // Media-level attributes only; at session level they mean nothing to us.
+                    let (Some(media), Some(arg)) = (sdp.media.last_mut(), arg) else { continue };
+                    match name {
+                        "rtpmap" => media.rtpmaps.push(parse_rtpmap(arg).map_err(|r| malformed(&r))?),
+                        "fmtp" => {
+                            let (pt, params) = arg.split_once(' ').unwrap_or((arg, ""));
+                            if let Ok(pt) = pt.parse::<u8>() {
+                                media.fmtps.push((pt, params.trim().to_owned()));
+                            }
+                        }
+                        "ptime" => media.ptime = arg.parse::<u32>().ok().filter(|p| (1..=1000).contains(p)),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(sdp)
+    }
+}
+
+fn parse_connection(value: &str) -> Result<IpAddr, String> {
+    let f: Vec<&str> = value.split_whitespace().collect();
+    if f.len() != 3 || f[0] != "IN" {
+        return Err("c= must be `IN IP4|IP6 <address>`".into());
+    }
+    let addr = f[2].split('/').next().unwrap_or_default();
+    let ip: IpAddr = addr.parse().map_err(|_| format!("c= address '{addr}' is not an IP address"))?;
+    match (f[1], ip) {
+        ("IP4", IpAddr::V4(_)) | ("IP6", IpAddr::V6(_)) => Ok(ip),
+        _ => Err(format!("c= address type {} does not match '{addr}'", f[1])),
+    }
+}
+
+fn parse_rtpmap(arg: &str) -> Result<RtpMap, String> {
+    let bad = || format!("bad rtpmap '{arg}'");
+    let (pt, rest) = arg.split_once(' ').ok_or_else(bad)?;
+    let payload_type = pt.parse::<u8>().map_err(|_| bad())?;
+    let mut parts = rest.trim().split('/');
+    let encoding = parts.next().filter(|e| !e.is_empty()).ok_or_else(bad)?.to_owned();
+    let clock_rate = parts.next().and_then(|c| c.parse::<u32>().ok()).ok_or_else(bad)?;
+    let channels = match parts.next() {
+        Some(c) => Some(c.parse::<u8>().map_err(|_| bad())?),
+        None => None,
+    };
+    Ok(RtpMap { payload_type, encoding, clock_rate, channels })
+}
+
+/// The outcome of negotiating one leg: what the relay needs to send and receive on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub codec: Codec,
+    /// Payload type carrying `codec` on this leg (both directions use the remote side's number).
+    pub codec_pt: u8,
+    /// The remote side's payload type for `telephone-event/8000`, when both sides have it.
+    pub telephone_event: Option<u8>,
+    /// Where the remote side wants RTP (before symmetric-RTP latching); unspecified on a
+    /// `c=0.0.0.0` hold.
+    pub remote_ip: IpAddr,
+    pub remote_port: u16,
+    /// Our direction towards this leg: `sends()` means we may send RTP to it.
+    pub direction: Direction,
+    pub ptime: Option<u32>,
+    /// Index of the negotiated `m=` section.
+    pub media_index: usize,
+}
+
+/// Our side of a session: the `o=` ids and the address and port we receive RTP on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSdp {
+    pub session_id: u64,
+    pub version: u64,
+    pub address: IpAddr,
+    pub port: u16,
+}
+
+impl LocalSdp {
+    /// Every new description of the same session gets a higher `o=` version (RFC 3264 §8).
+    pub fn next_version(&mut self) {
+        self.version = self.version.wrapping_add(1);
+    }
+
+    fn write_session_head(&self, out: &mut String) {
+        let family = if self.address.is_ipv4() { "IP4" } else { "IP6" };
+        let _ = write!(
+            out,
+            "v=0\r\no=voxbridge {} {} IN {family} {}\r\ns=voxbridge\r\nc=IN {family} {}\r\nt=0 0\r\n",
+            self.session_id, self.version, self.address, self.address
+        );
+    }
+}
+
+fn audio_candidates(sdp: &SessionDescription) -> Result<(usize, &MediaDescription), SdpError> {
+    let audio: Vec<(usize, &MediaDescription)> =
+        sdp.media.iter().enumerate().filter(|(_, m)| m.media.eq_ignore_ascii_case("audio") && m.port != 0).collect();
+    if audio.is_empty() {
+        return Err(SdpError::NoAudio);
+    }
+    audio.iter().copied().find(|(_, m)| m.is_rtp_avp_audio()).ok_or_else(|| {
+        SdpError::UnsupportedTransport(audio.iter().map(|(_, m)| m.proto.as_str()).collect::<Vec<_>>().join(", "))
+    })
+}
+
+fn remote_direction(sdp: &SessionDescription, media: &MediaDescription, ip: IpAddr) -> Direction {
+    let dir = media.direction.or(sdp.direction).unwrap_or_default();
+    if ip.is_unspecified() { dir.without_receiving() } else { dir }
+}
+
+fn codec_names(media: &MediaDescription) -> String {
+    let names: Vec<String> = media
+        .payload_types()
+        .map(|pt| media.rtpmap(pt).map(|m| m.encoding.clone()).unwrap_or_else(|| pt.to_string()))
+        .collect();
+    if names.is_empty() { "no formats".into() } else { names.join(", ") }
+}
+
+/// Negotiates a remote offer: the first `RTP/AVP` audio stream, the first codec of `prefer` the
+/// offer has (then the offer's own order), telephone-event with the offer's payload type, and our
+/// direction mirrored from the offer's.
+pub fn answer_offer(offer: &SessionDescription, prefer: &[Codec]) -> Result<Negotiated, SdpError> {
+    let (media_index, media) = audio_candidates(offer)?;
+    let remote_ip = media.connection.or(offer.connection).ok_or(SdpError::NoConnection)?;
+    let offered: Vec<(u8, Codec)> =
+        media.payload_types().filter_map(|pt| media.codec_of(pt).map(|c| (pt, c))).collect();
+    let chosen = prefer
+        .iter()
+        .find_map(|want| offered.iter().find(|(_, c)| c == want))
+        .or_else(|| offered.first())
+        .copied()
+        .ok_or_else(|| SdpError::NoCommonCodec(codec_names(media)))?;
+    Ok(Negotiated {
+        codec: chosen.1,
+        codec_pt: chosen.0,
+        telephone_event: media.telephone_event(),
+        remote_ip,
+        remote_port: media.port,
+        direction: remote_direction(offer, media, remote_ip).reverse(),
+        ptime: media.ptime,
+        media_index,
+    })
+}
+
+/// Applies the remote answer to an offer we made with `offered` codecs: the codec is the first
+/// of the answer's formats that we offered.
+pub fn accept_answer(answer: &SessionDescription, offered: &[Codec]) -> Result<Negotiated, SdpError> {
+    let (media_index, media) = audio_candidates(answer)?;
+    let remote_ip = media.connection.or(answer.connection).ok_or(SdpError::NoConnection)?;
+    let (codec_pt, codec) = media
+        .payload_types()
+        .find_map(|pt| media.codec_of(pt).filter(|c| offered.contains(c)).map(|c| (pt, c)))
+        .ok_or_else(|| SdpError::NoCommonCodec(codec_names(media)))?;
+    Ok(Negotiated {
+        codec,
+        codec_pt,
+        telephone_event: media.telephone_event(),
+        remote_ip,
+        remote_port: media.port,
+        direction: remote_direction(answer, media, remote_ip).reverse(),
+        ptime: media.ptime,
+        media_index,
+    })
+}
+
+/// Our offer: `codecs` in order (static payload types), telephone-event as
+/// [`TELEPHONE_EVENT_PT`], 20 ms, with `direction`.
+pub fn build_offer(local: &LocalSdp, codecs: &[Codec], direction: Direction) -> String {
+    let mut out = String::new();
+    local.write_session_head(&mut out);
+    let mut pts: Vec<String> = codecs.iter().map(|c| c.static_payload_type().to_string()).collect();
+    pts.push(TELEPHONE_EVENT_PT.to_string());
+    let _ = write!(out, "m=audio {} RTP/AVP {}\r\n", local.port, pts.join(" "));
+    for c in codecs {
+        let _ = write!(out, "a=rtpmap:{} {}/8000\r\n", c.static_payload_type(), c.name());
+    }
+    let _ = write!(out, "a=rtpmap:{TELEPHONE_EVENT_PT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT_PT} 0-16\r\n");
+    let _ = write!(out, "a=ptime:{DEFAULT_PTIME}\r\na={}\r\n", direction.attribute());
+    out
+}
+
+/// Our answer to `offer` as negotiated by [`answer_offer`]: the chosen codec and telephone-event
+/// with the offer's payload types; every other `m=` section rejected with port 0.
+pub fn build_answer(local: &LocalSdp, offer: &SessionDescription, negotiated: &Negotiated) -> String {
+    let mut out = String::new();
+    local.write_session_head(&mut out);
+    for (i, media) in offer.media.iter().enumerate() {
+        if i != negotiated.media_index {
+            let formats = if media.formats.is_empty() { "0".to_owned() } else { media.formats.join(" ") };
+            let _ = write!(out, "m={} 0 {} {formats}\r\n", media.media, media.proto);
+            continue;
+        }
+        let mut pts = vec![negotiated.codec_pt.to_string()];
+        pts.extend(negotiated.telephone_event.map(|pt| pt.to_string()));
+        let _ = write!(out, "m=audio {} RTP/AVP {}\r\n", local.port, pts.join(" "));
+        let _ = write!(out, "a=rtpmap:{} {}/8000\r\n", negotiated.codec_pt, negotiated.codec.name());
+        if let Some(pt) = negotiated.telephone_event {
+            let events = media.fmtp(pt).filter(|f| !f.is_empty()).unwrap_or("0-16");
+            let _ = write!(out, "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} {events}\r\n");
+        }
+        let ptime = negotiated.ptime.unwrap_or(DEFAULT_PTIME);
+        let _ = write!(out, "a=ptime:{ptime}\r\na={}\r\n", negotiated.direction.attribute());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\n\
+        o=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\n\
+        s=-\r\n\
+        c=IN IP4 192.0.2.10\r\n\
+        t=0 0\r\n\
+        m=audio 49170 RTP/AVP 8 0 96\r\n\
+        a=rtpmap:8 PCMA/8000\r\n\
+        a=rtpmap:0 PCMU/8000\r\n\
+        a=rtpmap:96 telephone-event/8000\r\n\
+        a=fmtp:96 0-15\r\n\
+        a=ptime:30\r\n";
+
+    fn local() -> LocalSdp {
+        LocalSdp { session_id: 42, version: 1, address: "127.0.0.1".parse().unwrap(), port: 10000 }
+    }
+
+    #[test]
+    fn parses_the_lines_negotiation_needs() {
+        let sdp = SessionDescription::parse(OFFER).unwrap();
+        assert_eq!(sdp.origin.as_ref().unwrap().session_version, "2890844526");
+        assert_eq!(sdp.connection, Some("192.0.2.10".parse().unwrap()));
+        let m = &sdp.media[0];
+        assert_eq!((m.port, m.proto.as_str()), (49170, "RTP/AVP"));
+        assert_eq!(m.formats, ["8", "0", "96"]);
+        assert_eq!(
+            m.rtpmaps[2],
+            RtpMap { payload_type: 96, encoding: "telephone-event".into(), clock_rate: 8000, channels: None }
+        );
+        assert_eq!(m.fmtps, [(96, "0-15".to_owned())]);
+        assert_eq!(m.ptime, Some(30));
+    }
+
+    #[test]
+    fn answer_keeps_offer_order_and_remote_telephone_event_pt() {
+        let offer = SessionDescription::parse(OFFER).unwrap();
+        let n = answer_offer(&offer, &[]).unwrap();
+        assert_eq!((n.codec, n.codec_pt, n.telephone_event), (Codec::Pcma, 8, Some(96)));
+        assert_eq!((n.remote_ip, n.remote_port), ("192.0.2.10".parse().unwrap(), 49170));
+        assert_eq!(n.direction, Direction::SendRecv);
+        let text = build_answer(&local(), &offer, &n);
+        assert!(text.contains("m=audio 10000 RTP/AVP 8 96\r\n"), "{text}");
+        assert!(text.contains("a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n"), "{text}");
+        assert!(text.contains("o=voxbridge 42 1 IN IP4 127.0.0.1\r\n"), "{text}");
+        assert!(text.contains("c=IN IP4 127.0.0.1\r\n"), "{text}");
+        assert!(text.contains("a=ptime:30\r\na=sendrecv\r\n"), "{text}");
+        // Our own answer parses back to the same choice.
+        let back = accept_answer(&SessionDescription::parse(&text).unwrap(), &Codec::ALL).unwrap();
+        assert_eq!((back.codec, back.telephone_event, back.remote_port), (Codec::Pcma, Some(96), 10000));
+    }
+
+    #[test]
+    fn preferred_codec_wins_over_offer_order() {
+        let offer = SessionDescription::parse(OFFER).unwrap();
+        let n = answer_offer(&offer, &[Codec::Pcmu]).unwrap();
+        assert_eq!((n.codec, n.codec_pt), (Codec::Pcmu, 0));
+    }
+
+    #[test]
+    fn static_payload_types_need_no_rtpmap_and_bare_newlines_parse() {
+        let offer = "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nt=0 0\nm=audio 4000 RTP/AVP 0\nc=IN IP4 10.0.0.2\n";
+        let n = answer_offer(&SessionDescription::parse(offer).unwrap(), &[]).unwrap();
+        assert_eq!((n.codec, n.telephone_event), (Codec::Pcmu, None));
+        assert_eq!(n.remote_ip, "10.0.0.2".parse::<IpAddr>().unwrap());
+        let text = build_answer(&local(), &SessionDescription::parse(offer).unwrap(), &n);
+        assert!(text.contains("m=audio 10000 RTP/AVP 0\r\n") && !text.contains("telephone-event"), "{text}");
+    }
+
+    #[test]
+    fn direction_is_mirrored() {
+        for (attr, ours) in [
+            ("sendonly", Direction::RecvOnly),
+            ("recvonly", Direction::SendOnly),
+            ("inactive", Direction::Inactive),
+            ("sendrecv", Direction::SendRecv),
+        ] {
+            let offer = format!("{OFFER}a={attr}\r\n");
+            let offer = SessionDescription::parse(&offer).unwrap();
+            let n = answer_offer(&offer, &[]).unwrap();
+            assert_eq!(n.direction, ours, "{attr}");
+            assert!(build_answer(&local(), &offer, &n).contains(&format!("a={}\r\n", ours.attribute())));
+        }
+        // Session-level attribute applies when the media has none.
+        let offer = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+        assert_eq!(
+            answer_offer(&SessionDescription::parse(&offer).unwrap(), &[]).unwrap().direction,
+            Direction::RecvOnly
+        );
+        // RFC 2543 hold: c=0.0.0.0 means "send me nothing".
+        let offer = OFFER.replace("c=IN IP4 192.0.2.10", "c=IN IP4 0.0.0.0");
+        assert_eq!(
+            answer_offer(&SessionDescription::parse(&offer).unwrap(), &[]).unwrap().direction,
+            Direction::RecvOnly
+        );
+    }
+
+    #[test]
+    fn other_streams_are_rejected_with_port_zero() {
+        let offer = format!("{OFFER}m=video 5000 RTP/AVP 31\r\n");
+        let offer = SessionDescription::parse(&offer).unwrap();
+        let n = answer_offer(&offer, &[]).unwrap();
+        let text = build_answer(&local(), &offer, &n);
+        assert!(text.contains("m=video 0 RTP/AVP 31\r\n"), "{text}");
+        // A secure stream first, plain RTP second: we take the second.
+        let two = OFFER.replace("m=audio 49170 RTP/AVP", "m=audio 5000 RTP/SAVP 0\r\nm=audio 49170 RTP/AVP");
+        assert_eq!(answer_offer(&SessionDescription::parse(&two).unwrap(), &[]).unwrap().media_index, 1);
+    }
+
+    #[test]
+    fn typed_errors() {
+        assert_eq!(SessionDescription::parse("hello"), Err(SdpError::NotSdp));
+        assert!(matches!(SessionDescription::parse("v=0\r\nnonsense\r\n"), Err(SdpError::Malformed { line: 2, .. })));
+        assert!(matches!(
+            SessionDescription::parse("v=0\r\nc=IN IP4 example.com\r\n"),
+            Err(SdpError::Malformed { line: 2, .. })
+        ));
+        assert!(matches!(SessionDescription::parse("v=0\r\nm=audio x RTP/AVP 0\r\n"), Err(SdpError::Malformed { .. })));
+        let parse = |s: &str| SessionDescription::parse(s).unwrap();
+        assert_eq!(answer_offer(&parse("v=0\r\nm=video 5000 RTP/AVP 31\r\n"), &[]), Err(SdpError::NoAudio));
+        assert_eq!(
+            answer_offer(&parse("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 UDP/TLS/RTP/SAVPF 111\r\n"), &[]),
+            Err(SdpError::UnsupportedTransport("UDP/TLS/RTP/SAVPF".into()))
+        );
+        assert_eq!(answer_offer(&parse("v=0\r\nm=audio 5000 RTP/AVP 0\r\n"), &[]), Err(SdpError::NoConnection));
+        let opus = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(answer_offer(&parse(opus), &[]), Err(SdpError::NoCommonCodec("opus".into())));
+    }
+
+    #[test]
+    fn offer_and_answer_round_trip() {
+        let mut l = local();
+        let offer = build_offer(&l, &[Codec::Pcmu, Codec::Pcma], Direction::SendRecv);
+        assert!(offer.contains("m=audio 10000 RTP/AVP 0 8 101\r\n"), "{offer}");
+        assert!(offer.contains("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"), "{offer}");
+        // The callee answers with PCMA only and its own telephone-event number.
+        let answer = "v=0\r\no=bob 7 7 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+            m=audio 6000 RTP/AVP 8 100\r\na=rtpmap:100 telephone-event/8000\r\na=recvonly\r\n";
+        let n = accept_answer(&SessionDescription::parse(answer).unwrap(), &[Codec::Pcmu, Codec::Pcma]).unwrap();
+        assert_eq!((n.codec, n.codec_pt, n.telephone_event), (Codec::Pcma, 8, Some(100)));
+        assert_eq!((n.remote_port, n.direction), (6000, Direction::SendOnly));
+        // An answer with a codec we did not offer is refused.
+        let bad = answer.replace("RTP/AVP 8 100", "RTP/AVP 8");
+        assert!(accept_answer(&SessionDescription::parse(&bad).unwrap(), &[Codec::Pcmu]).is_err());
+        l.next_version();
+        assert!(build_offer(&l, &[Codec::Pcmu], Direction::SendOnly).contains("o=voxbridge 42 2 IN IP4"));
+    }
+}

@@ -1,0 +1,276 @@
+//! The media engine: every endpoint of this process, the commands of the control protocol that
+//! act on them (create, update, bridge, unbridge, destroy, stats), and the housekeeping task
+//! that reports RTP inactivity and load. Control connections share one engine; events go to
+//! all of them.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use domains::media::{Command, ErrorCode, Event, Message, Reply, Request, answer};
+use domains::sdp::{self, Codec, LocalSdp, SdpError, SessionDescription};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::endpoint::{self, Clock, Endpoint, Session};
+use crate::ports::{PortAllocator, PortRange, PortsExhausted};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bound by every RTP socket and advertised in our SDP.
+    pub rtp_ip: IpAddr,
+    pub rtp_ports: PortRange,
+    /// `rtp_timeout` after this long without RTP; zero disables it.
+    pub rtp_timeout: Duration,
+    pub stats_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no endpoint {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Negotiation(#[from] SdpError),
+    #[error(transparent)]
+    Exhausted(#[from] PortsExhausted),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl CommandError {
+    /// The one place errors meet the wire.
+    fn code(&self) -> ErrorCode {
+        match self {
+            CommandError::BadRequest(_) => ErrorCode::BadRequest,
+            CommandError::NotFound(_) => ErrorCode::NotFound,
+            CommandError::Negotiation(_) => ErrorCode::Negotiation,
+            CommandError::Exhausted(_) => ErrorCode::Exhausted,
+            CommandError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+struct Entry {
+    endpoint: Arc<Endpoint>,
+    task: JoinHandle<()>,
+}
+
+pub struct Engine {
+    config: Config,
+    ports: Arc<PortAllocator>,
+    endpoints: Mutex<HashMap<String, Entry>>,
+    events: broadcast::Sender<Event>,
+    clock: Clock,
+}
+
+impl Engine {
+    /// Creates the engine and starts its housekeeping task (which ends with the engine).
+    pub fn start(config: Config) -> Arc<Engine> {
+        let engine = Arc::new(Engine {
+            ports: PortAllocator::new(config.rtp_ip, config.rtp_ports),
+            config,
+            endpoints: Mutex::new(HashMap::new()),
+            events: broadcast::channel(1024).0,
+            clock: Clock::start(),
+        });
+        tokio::spawn(housekeeping(Arc::downgrade(&engine)));
+        engine
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn endpoints(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.endpoints.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, id: &str) -> Result<Arc<Endpoint>, CommandError> {
+        self.endpoints().get(id).map(|e| e.endpoint.clone()).ok_or_else(|| CommandError::NotFound(id.to_owned()))
+    }
+
+    /// Answers one request. `owned` collects the endpoints this connection created, so they are
+    /// released when it closes.
+    pub async fn handle(&self, request: Request, owned: &mut HashSet<String>) -> Message {
+        if let Some(reply) = answer(&request, env!("CARGO_PKG_VERSION")) {
+            return reply;
+        }
+        let id = request.id;
+        let result = match request.command {
+            Command::CreateEndpoint { call_uuid, remote_sdp, prefer } => {
+                self.create(call_uuid, remote_sdp.as_deref(), &prefer).map(|ep| {
+                    owned.insert(ep.id.clone());
+                    Reply::Endpoint {
+                        endpoint_id: ep.id.clone(),
+                        local_sdp: ep.local_sdp(),
+                        codec: ep.codec().map(|c| c.name().to_owned()),
+                    }
+                })
+            }
+            Command::UpdateEndpoint { endpoint_id, remote_sdp } => self
+                .get(&endpoint_id)
+                .and_then(|ep| Ok(ep.update(&remote_sdp)?))
+                .map(|local_sdp| Reply::Updated { local_sdp }),
+            Command::Bridge { a, b } => self.bridge(&a, &b).map(|()| Reply::Bridged),
+            Command::Unbridge { a, b } => self.unbridge(&a, &b).map(|()| Reply::Unbridged),
+            Command::DestroyEndpoint { endpoint_id } => {
+                owned.remove(&endpoint_id);
+                self.destroy(&endpoint_id).await;
+                Ok(Reply::Destroyed)
+            }
+            Command::EndpointStats { endpoint_id } => self.get(&endpoint_id).map(|ep| {
+                let s = ep.stats();
+                Reply::EndpointStats {
+                    endpoint_id,
+                    rx_packets: s.rx_packets,
+                    tx_packets: s.tx_packets,
+                    rx_bytes: s.rx_bytes,
+                    tx_bytes: s.tx_bytes,
+                }
+            }),
+            Command::Hello { .. } | Command::Ping => Err(CommandError::Internal("unreachable".into())),
+        };
+        match result {
+            Ok(reply) => Message::ok(id, reply),
+            Err(e) => {
+                tracing::info!(request_id = id, error = %e, "command refused");
+                Message::error(id, e.code(), e.to_string())
+            }
+        }
+    }
+
+    fn create(
+        &self,
+        call_uuid: String,
+        remote_sdp: Option<&str>,
+        prefer: &[String],
+    ) -> Result<Arc<Endpoint>, CommandError> {
+        let prefer: Vec<Codec> = prefer.iter().filter_map(|name| Codec::from_name(name)).collect();
+        let mut local = LocalSdp {
+            session_id: uuid::Uuid::new_v4().as_u64_pair().0 >> 1,
+            version: 1,
+            address: self.config.rtp_ip,
+            port: 0,
+        };
+        // Negotiate before taking a port: a refused offer costs nothing.
+        let offer = match remote_sdp {
+            Some(text) => {
+                let offer = SessionDescription::parse(text)?;
+                let negotiated = sdp::answer_offer(&offer, &prefer)?;
+                Some((offer, negotiated, text))
+            }
+            None => None,
+        };
+        let (socket, lease) = self.ports.allocate()?;
+        local.port = lease.port();
+        let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| CommandError::Internal(e.to_string()))?;
+        let (local_sdp, session, identity) = match offer {
+            Some((offer, negotiated, text)) => (
+                sdp::build_answer(&local, &offer, &negotiated),
+                Session::Negotiated(negotiated),
+                Some(endpoint::remote_identity(&offer, text)),
+            ),
+            None => {
+                let mut offered = prefer.clone();
+                offered.extend(Codec::ALL.iter().filter(|c| !prefer.contains(c)));
+                (sdp::build_offer(&local, &offered, endpoint::OFFER_DIRECTION), Session::Offered { offered }, None)
+            }
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let endpoint =
+            Endpoint::new(id.clone(), call_uuid, socket, lease, local, local_sdp, session, identity, self.clock);
+        let task = tokio::spawn(endpoint.clone().run());
+        tracing::info!(
+            endpoint_id = %id, call_uuid = %endpoint.call_uuid, port = endpoint.port(),
+            codec = endpoint.codec().map(Codec::name), "endpoint created"
+        );
+        self.endpoints().insert(id, Entry { endpoint: endpoint.clone(), task });
+        Ok(endpoint)
+    }
+
+    fn bridge(&self, a: &str, b: &str) -> Result<(), CommandError> {
+        if a == b {
+            return Err(CommandError::BadRequest("cannot bridge an endpoint to itself".into()));
+        }
+        let (ea, eb) = (self.get(a)?, self.get(b)?);
+        for (x, y) in [(&ea, &eb), (&eb, &ea)] {
+            // An endpoint is in one bridge at a time: a new bridge replaces the old one.
+            if let Some(old) = x.peer().filter(|old| !Arc::ptr_eq(old, y)) {
+                old.set_peer(None);
+            }
+            x.set_peer(Some(y));
+        }
+        tracing::info!(a, b, call_uuid = %ea.call_uuid, "bridged");
+        Ok(())
+    }
+
+    fn unbridge(&self, a: &str, b: &str) -> Result<(), CommandError> {
+        let (ea, eb) = (self.get(a)?, self.get(b)?);
+        if ea.peer().is_some_and(|p| Arc::ptr_eq(&p, &eb)) {
+            ea.set_peer(None);
+            eb.set_peer(None);
+        }
+        Ok(())
+    }
+
+    /// Removes the endpoint and waits for its receive task to end, so the socket is closed and
+    /// the port free when this returns. Unknown ids are ignored.
+    async fn destroy(&self, id: &str) {
+        let Some(entry) = self.endpoints().remove(id) else { return };
+        if let Some(peer) = entry.endpoint.peer()
+            && peer.peer().is_some_and(|p| Arc::ptr_eq(&p, &entry.endpoint))
+        {
+            peer.set_peer(None);
+        }
+        entry.task.abort();
+        let _ = entry.task.await;
+        let stats = entry.endpoint.stats();
+        tracing::info!(
+            endpoint_id = %id, call_uuid = %entry.endpoint.call_uuid, rx_packets = stats.rx_packets,
+            tx_packets = stats.tx_packets, "endpoint destroyed"
+        );
+    }
+
+    /// Destroys what a closed control connection left behind.
+    pub async fn release(&self, owned: HashSet<String>) {
+        for id in owned {
+            self.destroy(&id).await;
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Endpoint>> {
+        self.endpoints().values().map(|e| e.endpoint.clone()).collect()
+    }
+}
+
+async fn housekeeping(engine: Weak<Engine>) {
+    let Some((timeout, stats_every)) = engine.upgrade().map(|e| (e.config.rtp_timeout, e.config.stats_interval)) else {
+        return;
+    };
+    let tick = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_stats = tokio::time::Instant::now();
+    loop {
+        interval.tick().await;
+        let Some(engine) = engine.upgrade() else { return };
+        let endpoints = engine.snapshot();
+        if !timeout.is_zero() {
+            for ep in &endpoints {
+                if ep.check_timeout(timeout) {
+                    tracing::info!(endpoint_id = %ep.id, call_uuid = %ep.call_uuid, "RTP timeout");
+                    let _ = engine
+                        .events
+                        .send(Event::RtpTimeout { endpoint_id: ep.id.clone(), call_uuid: ep.call_uuid.clone() });
+                }
+            }
+        }
+        if last_stats.elapsed() >= stats_every {
+            last_stats = tokio::time::Instant::now();
+            let _ = engine.events.send(Event::Stats { endpoints: endpoints.len() as u64 });
+        }
+    }
+}

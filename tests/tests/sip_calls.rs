@@ -1,0 +1,237 @@
+//! Real calls through voxbridge: SIPp (Debian's sip-tester) as the caller and as the far end,
+//! the fake application answering with an NCCO that connects to the far end, and the separate
+//! media process relaying RTP.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vbtest::SipEnv;
+use vbtest::raw::{Msg, RawSip, respond, sdp_rtp_addr};
+use vbtest::sipp::Sipp;
+
+const CALL: Duration = Duration::from_secs(45);
+const T: Duration = Duration::from_secs(10);
+
+fn connect_to(port: u16) -> Value {
+    json!([{
+        "action": "connect",
+        "timeout": 20,
+        "endpoint": [{
+            "type": "sip",
+            "uri": format!("sip:bob@127.0.0.1:{port}"),
+            "headers": {"Customer": "42", "X-Ticket": "T-7"},
+            "standardHeaders": {"User-to-User": "56a390f3d2b7310023a2;encoding=hex"}
+        }]
+    }])
+}
+
+#[tokio::test]
+async fn call_is_bridged_with_headers_events_and_records() {
+    let callee = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]);
+    let caller = caller.finish(CALL).await;
+    assert!(caller.success, "caller failed: {}\n{}", caller.errors, caller.messages);
+    let callee = callee.finish(T).await;
+    assert!(callee.success, "far end failed: {}\n{}", callee.errors, callee.messages);
+
+    // The far end got the NCCO's headers as X- headers, and User-to-User.
+    assert!(callee.log.contains("X-UserId") || callee.messages.contains("X-Customer: 42"), "{}", callee.log);
+    assert!(callee.messages.contains("X-Customer: 42"), "{}", callee.messages);
+    assert!(callee.messages.contains("X-Ticket: T-7"));
+    assert!(callee.messages.contains("User-to-User: 56a390f3d2b7310023a2;encoding=hex"));
+
+    // answer_url got the caller's X- headers as SipHeader_X-*, and a JWT it can verify.
+    let answers = env.app.answers();
+    assert_eq!(answers.len(), 1);
+    let a = &answers[0];
+    assert_eq!(a.method, "GET");
+    assert_eq!(a.param("SipHeader_X-UserId"), Some("ABC123"));
+    assert_eq!(a.param("to"), Some("+14155550100"));
+    assert_eq!(a.param("from"), Some("+14155550199"));
+    assert!(a.param("conversation_uuid").unwrap().starts_with("CON-"));
+    let uuid = a.param("uuid").unwrap().to_owned();
+    let token = a.authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).expect("signed answer request");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(vbtest::SIGNATURE_SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("JWT verifies with the signature secret")
+    .claims;
+    assert_eq!(claims["application_id"], env.app_id.as_str());
+    assert!(claims["jti"].is_string() && claims["iat"].is_number());
+
+    // Events, in order, for both legs.
+    assert!(env.app.wait_status("outbound", "completed", T).await, "{:?}", env.app.statuses("outbound"));
+    assert!(env.app.wait_status("inbound", "completed", T).await, "{:?}", env.app.statuses("inbound"));
+    assert_eq!(env.app.statuses("inbound"), ["started", "ringing", "answered", "completed"]);
+    assert_eq!(env.app.statuses("outbound"), ["started", "ringing", "answered", "completed"]);
+    let done = env.app.events().into_iter().find(|e| e.body["status"] == "completed").unwrap().body;
+    for field in
+        ["uuid", "conversation_uuid", "direction", "from", "to", "timestamp", "start_time", "end_time", "duration"]
+    {
+        assert!(done[field].is_string(), "completed event lacks {field}: {done}");
+    }
+
+    // Both legs are stored and visible through the Voice API.
+    let calls = env.calls().await;
+    assert_eq!(calls["count"], 2, "{calls}");
+    let legs = calls["_embedded"]["calls"].as_array().unwrap();
+    assert!(legs.iter().all(|l| l["status"] == "completed"), "{calls}");
+    let (status, one) =
+        vbtest::send(env.server.client.get(env.server.url(&format!("/v1/calls/{uuid}"))).bearer_auth(env.jwt())).await;
+    assert_eq!(status, 200);
+    assert_eq!((one["direction"].as_str(), one["to"]["number"].as_str()), (Some("inbound"), Some("+14155550100")));
+}
+
+#[tokio::test]
+async fn far_end_hangs_up() {
+    let callee = Sipp::uas("uas_answer_bye.xml", &[]);
+    let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "caller did not get the relayed BYE: {}\n{}", caller.errors, caller.messages);
+    let callee = callee.finish(T).await;
+    assert!(callee.success, "{}\n{}", callee.errors, callee.messages);
+    assert!(env.app.wait_status("inbound", "completed", T).await);
+}
+
+#[tokio::test]
+async fn caller_cancels_while_far_end_rings() {
+    let callee = Sipp::uas("uas_ring_cancel.xml", &[]);
+    let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_cancel.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "caller did not get 200/487: {}\n{}", caller.errors, caller.messages);
+    let callee = callee.finish(T).await;
+    assert!(callee.success, "far end was not cancelled: {}\n{}", callee.errors, callee.messages);
+    assert!(env.app.wait_status("inbound", "cancelled", T).await, "{:?}", env.app.statuses("inbound"));
+    assert!(env.app.wait_status("outbound", "cancelled", T).await, "{:?}", env.app.statuses("outbound"));
+}
+
+#[tokio::test]
+async fn busy_far_end_is_reported() {
+    // A far end that answers 486: the raw peer plays it.
+    let far = RawSip::new("127.0.0.1:9").await;
+    let port = far.local.port();
+    let env = SipEnv::start(connect_to(port), &["127.0.0.1"], None).await;
+    let caller = RawSip::new(&env.sip).await;
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "busy-1@test", 1, "", 40010);
+    caller.send(&invite).await;
+    let (inv, from) = far.recv(T).await.expect("INVITE reaches the far end");
+    assert_eq!(inv.method(), Some("INVITE"));
+    far.sock.send_to(respond(&inv, 486, "Busy Here", "far1", "", "").as_bytes(), from).await.unwrap();
+    let (ack, _) = far.recv(T).await.expect("ACK for 486");
+    assert_eq!(ack.method(), Some("ACK"));
+    let fin = caller.final_response(T).await.unwrap();
+    assert_eq!(fin.status(), Some(486));
+    assert!(env.app.wait_status("outbound", "busy", T).await, "{:?}", env.app.statuses("outbound"));
+}
+
+/// A far end on a raw socket that answers, then counts the RTP packets reaching it.
+async fn answering_far_end(far: &RawSip, rtp: &tokio::net::UdpSocket) -> (Msg, std::net::SocketAddr, Msg) {
+    let (inv, from) = far.recv(T).await.expect("INVITE reaches the far end");
+    let sdp = vbtest::raw::sdp_offer(rtp.local_addr().unwrap().port()).replace("RTP/AVP 0 8 101", "RTP/AVP 0");
+    let contact = format!("sip:far@{}", far.local);
+    far.sock.send_to(respond(&inv, 180, "Ringing", "far1", &contact, "").as_bytes(), from).await.unwrap();
+    let ok = respond(&inv, 200, "OK", "far1", &contact, &sdp);
+    far.sock.send_to(ok.as_bytes(), from).await.unwrap();
+    let (ack, _) = far.recv(T).await.expect("ACK");
+    assert_eq!(ack.method(), Some("ACK"));
+    (inv, from, ack)
+}
+
+async fn count_rtp(rtp: &tokio::net::UdpSocket, within: Duration) -> (usize, Option<std::net::SocketAddr>) {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    let mut source = None;
+    let deadline = tokio::time::Instant::now() + within;
+    while let Ok(Ok((len, from))) =
+        tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), rtp.recv_from(&mut buf))
+            .await
+    {
+        if len >= 12 && buf[0] >> 6 == 2 {
+            n += 1;
+            source = Some(from);
+        }
+    }
+    (n, source)
+}
+
+#[tokio::test]
+async fn audio_is_relayed_through_the_media_process() {
+    let far = RawSip::new("127.0.0.1:9").await;
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let env = SipEnv::start(connect_to(far.local.port()), &["127.0.0.1"], None).await;
+    // The caller: SIPp playing a PCMA speech capture (7 s, 236 packets) from its raw socket.
+    let caller = Sipp::uac(
+        "uac_invite_pcap.xml",
+        &env.sip,
+        &env.host,
+        &[
+            "-key",
+            "audio_pcap",
+            "/usr/share/sip-tester/g711a.pcap",
+            "-key",
+            "dtmf_pcap",
+            "/usr/share/sip-tester/dtmf_2833_1.pcap",
+        ],
+    );
+    let (_inv, _from, _ack) = answering_far_end(&far, &rtp).await;
+    let (packets, source) = count_rtp(&rtp, Duration::from_secs(6)).await;
+    assert!(packets > 100, "only {packets} RTP packets reached the far end");
+    // Relayed from the media process, not straight from the caller.
+    let offer_addr = sdp_rtp_addr(_inv.body()).expect("offer has an RTP address");
+    assert_eq!(source.map(|s| s.port()), Some(offer_addr.port()), "RTP comes from the port voxbridge offered");
+    // Answer the caller's BYE relay.
+    if let Some((bye, from)) = far.recv(Duration::from_secs(15)).await {
+        if bye.method() == Some("BYE") {
+            far.sock.send_to(respond(&bye, 200, "OK", "", "", "").as_bytes(), from).await.unwrap();
+        }
+    }
+    let caller = caller.finish(CALL).await;
+    assert!(caller.success, "{}\n{}", caller.errors, caller.messages);
+}
+
+#[tokio::test]
+async fn media_process_death_ends_calls_with_byes() {
+    let far = RawSip::new("127.0.0.1:9").await;
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let env = SipEnv::start(connect_to(far.local.port()), &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]);
+    answering_far_end(&far, &rtp).await;
+    assert!(env.app.wait_status("inbound", "answered", T).await);
+    // Kill the media process the server started.
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-P", &env.server.pid().to_string(), "voxbridge-media"])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "no media process found");
+    let (bye, from) = far.recv(T).await.expect("far end gets a BYE");
+    assert_eq!(bye.method(), Some("BYE"));
+    far.sock.send_to(respond(&bye, 200, "OK", "", "", "").as_bytes(), from).await.unwrap();
+    let caller = caller.finish(CALL).await;
+    assert!(caller.success, "caller did not get a BYE: {}\n{}", caller.errors, caller.messages);
+    assert!(env.app.wait_status("inbound", "completed", T).await);
+    assert!(env.app.wait_status("outbound", "completed", T).await);
+    // A new media process is started and new calls are served again (here: refused by the
+    // application's talk-only NCCO with 480 rather than 503).
+    env.app.set_ncco(json!([{"action": "talk", "text": "back"}]));
+    let mut served = false;
+    for _ in 0..50 {
+        let peer = RawSip::new(&env.sip).await;
+        let invite =
+            peer.invite(&format!("sip:+1415@{}", env.host), &format!("{}@t", uuid::Uuid::new_v4()), 1, "", 40020);
+        peer.send(&invite).await;
+        let fin = peer.final_response(T).await.unwrap();
+        peer.send(&peer.ack_for(&invite, &fin)).await;
+        if fin.status() != Some(503) {
+            served = true;
+            break;
+        }
+        assert!(fin.header("Retry-After").is_some(), "503 carries Retry-After");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(served, "media process not restarted");
+}

@@ -1,0 +1,225 @@
+//! The SIP listener against a hand-driven peer on a real UDP socket: OPTIONS, malformed input,
+//! and every admission refusal, with exact status codes.
+
+use std::time::Duration;
+
+use serde_json::json;
+use vbtest::SipEnv;
+use vbtest::raw::{Msg, RawSip};
+
+const T: Duration = Duration::from_secs(5);
+
+fn talk_ncco() -> serde_json::Value {
+    json!([{"action": "talk", "text": "hello"}])
+}
+
+#[tokio::test]
+async fn options_and_malformed_messages() {
+    let env = SipEnv::start(talk_ncco(), &["127.0.0.1"], None).await;
+    let peer = RawSip::new(&env.sip).await;
+    let options = |call_id: &str| {
+        format!(
+            "OPTIONS sip:{} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bK{call_id}\r\nFrom: <sip:probe@{l}>;tag=1\r\n\
+             To: <sip:{}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            env.host,
+            env.host,
+            l = peer.local
+        )
+    };
+    peer.send(&options("opt-1")).await;
+    let ok = peer.final_response(T).await.expect("OPTIONS answered");
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.header("Allow").unwrap().contains("INVITE"));
+    assert!(ok.header("Accept").is_some() && ok.header("Supported").is_some());
+
+    // Addressable but malformed: bad start line, missing Call-ID, bad Content-Length, CSeq
+    // that contradicts the method. Each gets 400.
+    let good = options("bad-1");
+    let malformed = [
+        good.replacen("SIP/2.0\r\n", "SIP/9.9\r\n", 1),
+        good.replace("CSeq: 1 OPTIONS", "CSeq: one OPTIONS"),
+        good.replace("Content-Length: 0", "Content-Length: 55"),
+        good.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"),
+        good.replace("Via: SIP/2.0/UDP", "Via: SIP/2.0/UDP\r\nX-Broken"),
+    ];
+    for m in &malformed {
+        peer.send(m).await;
+        let resp = peer.final_response(T).await.unwrap_or_else(|| panic!("no answer to {m}"));
+        assert_eq!(resp.status(), Some(400), "{m}\n=> {}", resp.0);
+    }
+    // Missing Call-ID: nothing to address a response to except the other headers; still 400.
+    peer.send(&good.replace("Call-ID: bad-1\r\n", "")).await;
+    // ... which cannot be answered (no Call-ID): dropped. Garbage too.
+    peer.send_bytes(b"\x16\x03\x01garbage\x00\xff").await;
+    peer.send_bytes(b"").await;
+    assert!(peer.recv(Duration::from_millis(500)).await.is_none(), "unaddressable input is dropped");
+    // The listener keeps serving.
+    peer.send(&options("opt-2")).await;
+    assert_eq!(peer.final_response(T).await.and_then(|m| m.status()), Some(200));
+    // Unknown methods out of dialog and stray BYEs.
+    peer.send(&options("bye-1").replace("OPTIONS", "BYE")).await;
+    assert_eq!(peer.final_response(T).await.and_then(|m| m.status()), Some(481));
+}
+
+async fn invite_status(env: &SipEnv, uri: &str, extra: &str) -> (Msg, RawSip, String) {
+    let peer = RawSip::new(&env.sip).await;
+    let invite = peer.invite(uri, &format!("{}@test", uuid::Uuid::new_v4().simple()), 1, extra, 40000);
+    peer.send(&invite).await;
+    let resp = peer.final_response(T).await.expect("final response");
+    peer.send(&peer.ack_for(&invite, &resp)).await;
+    (resp, peer, invite)
+}
+
+#[tokio::test]
+async fn unknown_domain_region_and_acl() {
+    let env = SipEnv::start(talk_ncco(), &["10.0.0.0/8"], None).await;
+    for uri in [
+        "sip:+14155550100@nobody.sip-us.sip.voxbridge.local",
+        "sip:+14155550100@acme-sip.sip.voxbridge.local",
+        "sip:+14155550100@acme-sip.sip-mars.sip.voxbridge.local",
+        "sip:+14155550100@example.com",
+    ] {
+        let (resp, _, _) = invite_status(&env, uri, "").await;
+        assert_eq!(resp.status(), Some(404), "{uri}");
+    }
+    let (resp, _, _) = invite_status(&env, &format!("sip:+14155550100@{}", env.host), "").await;
+    assert_eq!(resp.status(), Some(403), "source outside the ACL");
+    assert!(env.app.answers().is_empty(), "refused calls never reach the application");
+    assert_eq!(env.calls().await["count"], 0, "refused calls write nothing");
+}
+
+/// RFC 2617 digest response, computed independently of voxbridge.
+fn digest_response(user: &str, realm: &str, pass: &str, uri: &str, nonce: &str, nc: &str, cnonce: &str) -> String {
+    use md5::{Digest, Md5};
+    let h = |s: String| hex::encode(Md5::digest(s.as_bytes()));
+    let ha1 = h(format!("{user}:{realm}:{pass}"));
+    let ha2 = h(format!("INVITE:{uri}"));
+    h(format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"))
+}
+
+fn param(header: &str, name: &str) -> Option<String> {
+    let start = header.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &header[start..];
+    Some(match rest.strip_prefix('"') {
+        Some(q) => q.split('"').next()?.to_owned(),
+        None => rest.split(',').next()?.trim().to_owned(),
+    })
+}
+
+#[tokio::test]
+async fn digest_challenge_success_and_replay() {
+    let env = SipEnv::start(talk_ncco(), &["10.0.0.0/8"], Some(("alice", "correct horse"))).await;
+    let uri = format!("sip:+14155550100@{}", env.host);
+    let (challenge, _, _) = invite_status(&env, &uri, "").await;
+    assert_eq!(challenge.status(), Some(401));
+    let offers = challenge.headers("WWW-Authenticate");
+    assert!(offers.iter().any(|h| h.contains("algorithm=SHA-256")), "{offers:?}");
+    let md5 = offers.iter().find(|h| h.contains("algorithm=MD5")).expect("MD5 offered");
+    assert!(md5.contains("qop=\"auth\""));
+    let (realm, nonce) = (param(md5, "realm").unwrap(), param(md5, "nonce").unwrap());
+    assert_eq!(realm, "acme-sip");
+
+    let auth = |nc: &str, pass: &str| {
+        let resp = digest_response("alice", &realm, pass, &uri, &nonce, nc, "0a4f113b");
+        format!(
+            "Authorization: Digest username=\"alice\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{resp}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"0a4f113b\"\r\n"
+        )
+    };
+    let (wrong, _, _) = invite_status(&env, &uri, &auth("00000001", "wrong password")).await;
+    assert_eq!(wrong.status(), Some(403), "wrong password");
+    let good = auth("00000002", "correct horse");
+    let (admitted, _, _) = invite_status(&env, &uri, &good).await;
+    // Admitted: the application is asked, and its talk-only NCCO ends the call (not 401/403).
+    assert_eq!(admitted.status(), Some(480), "{}", admitted.0);
+    assert_eq!(env.app.answers().len(), 1, "admitted call fetched answer_url");
+    let (replayed, _, _) = invite_status(&env, &uri, &good).await;
+    assert_eq!(replayed.status(), Some(403), "a replayed nonce count is refused");
+    assert_eq!(env.app.answers().len(), 1);
+    // The failed call was reported with its reason.
+    assert!(env.app.wait_status("inbound", "failed", T).await);
+    let failed = env.app.events().into_iter().find(|e| e.body["status"] == "failed").unwrap();
+    assert!(failed.body["reason"].as_str().unwrap().contains("talk"), "{}", failed.body);
+}
+
+/// Accepts any server certificate: the test talks to its own freshly generated self-signed one.
+#[derive(Debug)]
+struct AnyCert;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[tokio::test]
+async fn options_over_tcp_and_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = SipEnv::start(talk_ncco(), &["127.0.0.1"], None).await;
+    let request = |transport: &str, local: std::net::SocketAddr| {
+        format!(
+            "OPTIONS sip:{h} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bKtls1\r\nFrom: <sip:probe@{local}>;tag=1\r\n\
+             To: <sip:{h}>\r\nCall-ID: tls-{transport}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            h = env.host
+        )
+    };
+    // TCP, two messages in one segment: framing by Content-Length.
+    let mut tcp = tokio::net::TcpStream::connect(&env.sip).await.unwrap();
+    let local = tcp.local_addr().unwrap();
+    let twice = format!("{}{}", request("TCP", local), request("TCP", local).replace("tls-TCP", "tls-TCP2"));
+    tcp.write_all(twice.as_bytes()).await.unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    while got.matches("SIP/2.0 200").count() < 2 {
+        let n = tokio::time::timeout(T, tcp.read(&mut buf)).await.expect("TCP answers").unwrap();
+        assert!(n > 0, "connection closed: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.contains("tls-TCP2"));
+
+    // TLS.
+    let sips = env.server.sips.clone().expect("TLS listener");
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert))
+            .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let stream = tokio::net::TcpStream::connect(&sips).await.unwrap();
+    let local = stream.local_addr().unwrap();
+    let mut tls =
+        connector.connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), stream).await.unwrap();
+    tls.write_all(request("TLS", local).as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(T, tls.read(&mut buf)).await.expect("TLS answers").unwrap();
+    let resp = Msg(String::from_utf8_lossy(&buf[..n]).into_owned());
+    assert_eq!(resp.status(), Some(200), "{}", resp.0);
+    assert!(resp.header("Via").unwrap().contains("SIP/2.0/TLS"));
+}

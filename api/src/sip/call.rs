@@ -935,22 +935,7 @@ impl Call {
     }
 
     fn event(&self, uuid: &str, direction: Direction, status: CallStatus, from: &str, to: &str) -> CallEvent {
-        CallEvent {
-            uuid: uuid.to_owned(),
-            conversation_uuid: self.conversation_uuid.clone(),
-            status,
-            direction,
-            from: from.to_owned(),
-            to: to.to_owned(),
-            timestamp: iso(Utc::now()),
-            start_time: None,
-            end_time: None,
-            duration: None,
-            detail: None,
-            reason: None,
-            sip_code: None,
-            disconnected_by: None,
-        }
+        CallEvent::new(uuid, self.conversation_uuid.clone(), status, direction, from, to, iso(Utc::now()))
     }
 
     fn send_event(&self, ev: CallEvent) {

@@ -266,8 +266,8 @@ fn quote(s: &str) -> String {
     out
 }
 
-/// Values for the `WWW-Authenticate` headers of a `401`: one per algorithm, SHA-256 first (RFC
-/// 8760 §2.4: a UAS offers the strongest first; an MD5-only client skips what it cannot use).
+/// Values for the `WWW-Authenticate` headers of a `401`: one per algorithm, MD5 then SHA-256
+/// (see the comment inside on why this is not RFC 8760's strongest-first order).
 pub fn challenge_headers(realm: &str, nonce: &str) -> Vec<String> {
     challenge_headers_with_stale(realm, nonce, false)
 }
@@ -277,7 +277,10 @@ pub fn challenge_headers(realm: &str, nonce: &str) -> Vec<String> {
 /// (RFC 2617 §3.2.1).
 pub fn challenge_headers_with_stale(realm: &str, nonce: &str, stale: bool) -> Vec<String> {
     let (realm, nonce) = (quote(realm), quote(nonce));
-    DigestAlgorithm::ALL
+    // MD5 first: RFC 8760 asks for the preferred algorithm first, but many deployed UAs
+    // (SIPp 3.6 among them) answer only the first challenge and know only MD5; SHA-256-capable
+    // clients still find their challenge in the second header.
+    [DigestAlgorithm::Md5, DigestAlgorithm::Sha256]
         .iter()
         .map(|alg| {
             let mut v = format!("Digest realm={realm}, nonce={nonce}, algorithm={}, qop=\"auth\"", alg.name());
@@ -856,8 +859,8 @@ mod tests {
         assert_eq!(
             h,
             vec![
-                format!("Digest realm=\"sip.example.com\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\""),
                 format!("Digest realm=\"sip.example.com\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\""),
+                format!("Digest realm=\"sip.example.com\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\""),
             ]
         );
         let stale = challenge_headers_with_stale("a\"b", &nonce, true);

@@ -235,3 +235,78 @@ async fn media_process_death_ends_calls_with_byes() {
     }
     assert!(served, "media process not restarted");
 }
+
+#[tokio::test]
+async fn digest_authenticated_caller_is_connected() {
+    let callee = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(connect_to(callee.port), &["10.0.0.0/8"], Some(("alice", "s3cr3t-pass"))).await;
+    // SIPp puts "sip:" in front of -auth_uri itself.
+    let uri = format!("+14155550100@{}", env.host);
+    let caller =
+        Sipp::uac("uac_digest.xml", &env.sip, &env.host, &["-s", "alice", "-ap", "s3cr3t-pass", "-auth_uri", &uri])
+            .finish(CALL)
+            .await;
+    assert!(caller.success, "digest caller failed: {}\n{}", caller.errors, caller.messages);
+    assert!(caller.messages.contains("SIP/2.0 401"), "the first INVITE was challenged");
+    let callee = callee.finish(T).await;
+    assert!(callee.success, "{}\n{}", callee.errors, callee.messages);
+    assert!(env.app.wait_status("inbound", "completed", T).await);
+}
+
+#[tokio::test]
+async fn hold_on_one_leg_is_reflected_to_the_other() {
+    let far = RawSip::new("127.0.0.1:9").await;
+    let far_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let env = SipEnv::start(connect_to(far.local.port()), &["127.0.0.1"], None).await;
+    let caller = RawSip::new(&env.sip).await;
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "hold-1@test", 1, "", 40040);
+    caller.send(&invite).await;
+    let (b_invite, _, _) = answering_far_end(&far, &far_rtp).await;
+    let ok = caller.final_response(T).await.expect("caller answered");
+    assert_eq!(ok.status(), Some(200));
+    let inv = Msg(invite.clone());
+    let contact = ok.header("Contact").unwrap();
+    let target = contact.trim_start_matches('<').split('>').next().unwrap().to_owned();
+    caller
+        .send(&format!(
+            "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKack1\r\nFrom: {}\r\nTo: {}\r\nCall-ID: hold-1@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            caller.local,
+            inv.header("From").unwrap(),
+            ok.header("To").unwrap()
+        ))
+        .await;
+
+    // The far end puts the call on hold (sendonly) with a re-INVITE in its dialog.
+    let vb_contact = b_invite.header("Contact").unwrap();
+    let vb_target = vb_contact.trim_start_matches('<').split('>').next().unwrap().to_owned();
+    // A new offer in the dialog: o= version up by one (RFC 3264 §8), direction sendonly.
+    let hold_sdp = vbtest::raw::sdp_offer(far_rtp.local_addr().unwrap().port())
+        .replace("a=sendrecv", "a=sendonly")
+        .replace("o=raw 1 1", "o=raw 1 2");
+    let reinvite = format!(
+        "INVITE {vb_target} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKhold1\r\nFrom: {to};tag=far1\r\nTo: {from}\r\n\
+         Call-ID: {cid}\r\nCSeq: 2 INVITE\r\nContact: <sip:far@{l}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{hold_sdp}",
+        l = far.local,
+        to = b_invite.header("To").unwrap(),
+        from = b_invite.header("From").unwrap(),
+        cid = b_invite.header("Call-ID").unwrap(),
+        len = hold_sdp.len()
+    );
+    far.sock.send_to(reinvite.as_bytes(), env.sip.as_str()).await.unwrap();
+    let answer = far.final_response(T).await.expect("re-INVITE answered");
+    assert_eq!(answer.status(), Some(200), "{}", answer.0);
+    assert!(answer.body().contains("a=recvonly"), "hold answered recvonly: {}", answer.body());
+
+    // The caller's leg gets the same direction in a re-INVITE from voxbridge.
+    let (reflected, from) = caller.recv(T).await.expect("re-INVITE towards the caller");
+    assert_eq!(reflected.method(), Some("INVITE"), "{}", reflected.0);
+    assert!(reflected.body().contains("a=sendonly"), "{}", reflected.body());
+    let answer = vbtest::raw::sdp_offer(40040).replace("a=sendrecv", "a=recvonly");
+    caller
+        .sock
+        .send_to(respond(&reflected, 200, "OK", "", &format!("sip:c@{}", caller.local), &answer).as_bytes(), from)
+        .await
+        .unwrap();
+    let (ack, _) = caller.recv(T).await.expect("ACK for the reflected re-INVITE");
+    assert_eq!(ack.method(), Some("ACK"));
+}

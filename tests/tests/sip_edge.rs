@@ -47,9 +47,8 @@ async fn options_and_malformed_messages() {
         let resp = peer.final_response(T).await.unwrap_or_else(|| panic!("no answer to {m}"));
         assert_eq!(resp.status(), Some(400), "{m}\n=> {}", resp.0);
     }
-    // Missing Call-ID: nothing to address a response to except the other headers; still 400.
+    // Without a Call-ID a response cannot be formed: dropped, as is garbage.
     peer.send(&good.replace("Call-ID: bad-1\r\n", "")).await;
-    // ... which cannot be answered (no Call-ID): dropped. Garbage too.
     peer.send_bytes(b"\x16\x03\x01garbage\x00\xff").await;
     peer.send_bytes(b"").await;
     assert!(peer.recv(Duration::from_millis(500)).await.is_none(), "unaddressable input is dropped");
@@ -59,6 +58,13 @@ async fn options_and_malformed_messages() {
     // Unknown methods out of dialog and stray BYEs.
     peer.send(&options("bye-1").replace("OPTIONS", "BYE")).await;
     assert_eq!(peer.final_response(T).await.and_then(|m| m.status()), Some(481));
+    // A following call is still admitted and handled: the application is asked for its NCCO.
+    let invite = peer.invite(&format!("sip:+14155550100@{}", env.host), "after-malformed@test", 1, "", 40030);
+    peer.send(&invite).await;
+    let fin = peer.final_response(T).await.expect("INVITE answered");
+    peer.send(&peer.ack_for(&invite, &fin)).await;
+    assert_eq!(fin.status(), Some(480), "talk is not executed yet: {}", fin.0);
+    assert_eq!(env.app.answers().len(), 1);
 }
 
 async fn invite_status(env: &SipEnv, uri: &str, extra: &str) -> (Msg, RawSip, String) {

@@ -53,9 +53,9 @@ pub async fn reject(
     for (n, v) in extra {
         resp.push_header(n, v.clone());
     }
-    let _retrans = retransmit::send(&edge.transport, &inc.flow, resp.clone(), true).await;
-    let deadline =
-        tokio::time::sleep(if inc.flow.is_reliable() { Duration::from_secs(2) } else { retransmit::T1 * 64 });
+    let mut retrans = retransmit::send(&edge.transport, &inc.flow, resp.clone(), true).await;
+    // Stay for the ACK and retransmissions (Timer H), or a follow-up INVITE with the same Call-ID.
+    let deadline = tokio::time::sleep(if inc.flow.is_reliable() { Duration::from_secs(2) } else { retransmit::T1 * 8 });
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -63,7 +63,12 @@ pub async fn reject(
             input = inbox.recv() => match input {
                 None => return,
                 Some(CallInput::Sip(m)) => match m.msg.method() {
-                    Some(Method::Ack) => return,
+                    Some(Method::Ack) => retrans.stop(),
+                    // Same Call-ID, new CSeq: the caller's next attempt (e.g. with credentials).
+                    Some(Method::Invite) if m.msg.cseq() != inc.msg.cseq() => {
+                        edge.clone().start_invite(m);
+                        return;
+                    }
                     Some(Method::Invite) => { let _ = edge.transport.send(&m.flow, &resp).await; }
                     Some(_) => edge.reply(&m, 481, &[]).await,
                     None => {}
@@ -531,7 +536,7 @@ impl Call {
         }
         let b = self.b.as_mut()?;
         // Any response stops INVITE retransmissions (Timer A).
-        b.retrans = Retransmission::none();
+        b.retrans.stop();
         match code {
             100 => None,
             101..=199 => {
@@ -659,7 +664,7 @@ impl Call {
         match input {
             CallInput::Sip(inc) if inc.msg.call_id() == self.a_dialog.call_id => {
                 match inc.msg.method() {
-                    Some(Method::Ack) => self.a_retrans = Retransmission::none(),
+                    Some(Method::Ack) => self.a_retrans.stop(),
                     Some(Method::Bye) => {
                         self.edge.reply(&inc, 200, &[]).await;
                         self.a_ended = true;
@@ -812,7 +817,7 @@ impl Call {
 
     async fn cancel_b(&mut self) {
         if let Some(b) = self.b.as_mut() {
-            b.retrans = Retransmission::none();
+            b.retrans.stop();
             let cancel = cancel_for(&b.invite);
             let _ = self.edge.transport.send(&b.dialog.flow, &cancel).await;
         }

@@ -95,6 +95,16 @@ impl Edge {
         }
     }
 
+    /// Unregisters `call_id` only while it still routes to `tx` (a new transaction with the
+    /// same Call-ID, e.g. an INVITE with credentials after a 401, may own it by now).
+    pub fn unregister_if(&self, call_id: &str, tx: &mpsc::UnboundedSender<CallInput>) {
+        if let Ok(mut calls) = self.calls.lock() {
+            if calls.get(call_id).is_some_and(|t| t.same_channel(tx)) {
+                calls.remove(call_id);
+            }
+        }
+    }
+
     pub fn active_calls(&self) -> usize {
         self.calls.lock().map(|c| c.len()).unwrap_or(0)
     }
@@ -131,18 +141,20 @@ impl Edge {
             let edge = self.clone();
             // Admission reads the database; do it off the dispatch loop.
             match inc.msg.method() {
-                Some(Method::Invite) if !has_to_tag(&inc.msg) => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    // Registered before admission so retransmissions reach this transaction.
-                    edge.register(inc.msg.call_id(), tx.clone());
-                    tokio::spawn(async move { edge.new_invite(inc, rx, tx).await });
-                }
+                Some(Method::Invite) if !has_to_tag(&inc.msg) => edge.start_invite(inc),
                 Some(_) => {
                     tokio::spawn(async move { edge.out_of_dialog(inc).await });
                 }
                 None => tracing::debug!(call_id = inc.msg.call_id(), "stray response dropped"),
             }
         }
+    }
+
+    /// A new INVITE transaction: registered before admission so that retransmissions reach it.
+    pub fn start_invite(self: Arc<Self>, inc: Incoming) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.register(inc.msg.call_id(), tx.clone());
+        tokio::spawn(async move { self.new_invite(inc, rx, tx).await });
     }
 
     pub async fn reply(&self, inc: &Incoming, code: u16, extra: &[(&str, String)]) {
@@ -184,7 +196,7 @@ impl Edge {
         // 100 Trying at once stops the caller's INVITE retransmissions (Timer A) while we work.
         let _ = self.transport.send(&inc.flow, &inc.msg.response(100, None)).await;
         match self.admit(&inc).await {
-            Ok(route) => call::run_inbound(self.clone(), inc, route, inbox, self_tx).await,
+            Ok(route) => call::run_inbound(self.clone(), inc, route, inbox, self_tx.clone()).await,
             Err(Refusal::Challenge { realm, stale }) => {
                 let nonce = self.nonces.issue(now_unix(), rand::random());
                 let extra: Vec<(&str, String)> = digest::challenge_headers_with_stale(&realm, &nonce, stale)
@@ -204,7 +216,7 @@ impl Edge {
                 call::reject(&self, inc, 500, &[], inbox).await;
             }
         }
-        self.unregister(&call_id);
+        self.unregister_if(&call_id, &self_tx);
     }
 
     /// Security first: nothing is allocated, fetched or written before this succeeds.

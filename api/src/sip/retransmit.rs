@@ -14,11 +14,16 @@ pub const T1: Duration = Duration::from_millis(500);
 pub const T2: Duration = Duration::from_secs(4);
 
 /// Stops the retransmissions when dropped.
-pub struct Retransmission(#[allow(dead_code)] Option<oneshot::Sender<()>>);
+pub struct Retransmission(Option<oneshot::Sender<()>>);
 
 impl Retransmission {
     pub fn none() -> Self {
         Retransmission(None)
+    }
+
+    /// Stops the retransmissions (the response or ACK they waited for arrived).
+    pub fn stop(&mut self) {
+        self.0.take();
     }
 }
 

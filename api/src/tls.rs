@@ -54,3 +54,20 @@ pub fn server_config(config: &Config) -> anyhow::Result<(rustls::ServerConfig, P
         .context("certificate and key do not match")?;
     Ok((server, cert_path))
 }
+
+/// Client configuration for outbound SIP over TLS: the public web PKI roots (bundled, so no
+/// system store is needed) plus any CA the operator adds for private PBXs.
+pub fn client_config(extra_ca: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca {
+        for cert in CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))? {
+            roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}

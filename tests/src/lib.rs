@@ -270,7 +270,17 @@ pub struct SipEnv {
 
 impl SipEnv {
     pub async fn start(ncco: serde_json::Value, acl: &[&str], digest_user: Option<(&str, &str)>) -> SipEnv {
-        let server = Server::start().await;
+        Self::start_with_env(ncco, acl, digest_user, vec![]).await
+    }
+
+    /// As [`SipEnv::start`], with extra environment for the server.
+    pub async fn start_with_env(
+        ncco: serde_json::Value,
+        acl: &[&str],
+        digest_user: Option<(&str, &str)>,
+        env: Vec<(String, String)>,
+    ) -> SipEnv {
+        let server = Server::start_with(Options { env, ..Default::default() }).await.expect("voxbridge starts");
         let app = app::FakeApp::start(ncco).await;
         let (app_id, private_key) = server.create_application(&app.base).await;
         let (status, body) = server

@@ -310,3 +310,34 @@ async fn hold_on_one_leg_is_reflected_to_the_other() {
     let (ack, _) = caller.recv(T).await.expect("ACK for the reflected re-INVITE");
     assert_eq!(ack.method(), Some("ACK"));
 }
+
+#[tokio::test]
+async fn number_forwarded_to_sip_honours_its_timeout() {
+    let far = RawSip::new("127.0.0.1:9").await;
+    let env = SipEnv::start(json!([{"action": "talk", "text": "not used"}]), &["127.0.0.1"], None).await;
+    let (status, body) = env
+        .server
+        .post_json(
+            "/v1/numbers",
+            json!({"number": "14155550100", "voice_callback_type": "sip",
+                   "voice_callback_value": format!("sip:desk@127.0.0.1:{};timeout=2000", far.local.port())}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let caller = RawSip::new(&env.sip).await;
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "fwd-1@test", 1, "", 40070);
+    caller.send(&invite).await;
+    // The forwarding target rings but never answers: after ;timeout=2000 the call gives up.
+    let (inv, from) = far.recv(T).await.expect("INVITE forwarded");
+    assert!(inv.0.starts_with("INVITE sip:desk@127.0.0.1"), "{}", inv.0);
+    far.sock.send_to(respond(&inv, 180, "Ringing", "fwd1", "", "").as_bytes(), from).await.unwrap();
+    let started = std::time::Instant::now();
+    let (cancel, from) = far.recv(T).await.expect("CANCEL after the ringing timeout");
+    assert_eq!(cancel.method(), Some("CANCEL"));
+    assert!(started.elapsed() < Duration::from_secs(6), "ringing timeout honoured");
+    far.sock.send_to(respond(&cancel, 200, "OK", "fwd1", "", "").as_bytes(), from).await.unwrap();
+    far.sock.send_to(respond(&inv, 487, "Request Terminated", "fwd1", "", "").as_bytes(), from).await.unwrap();
+    let fin = caller.final_response(T).await.expect("caller told");
+    assert_eq!(fin.status(), Some(480));
+    assert!(env.app.answers().is_empty(), "a forwarded number does not run the domain's application");
+}

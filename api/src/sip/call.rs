@@ -426,9 +426,6 @@ impl Call {
             Err(e) => return failed(CallStatus::Failed, "cannot_route", 480, &format!("bad SIP URI {uri}: {e}")),
         };
         let transport = target.transport();
-        if transport == domains::sip_uri::Transport::Tls {
-            return failed(CallStatus::Failed, "cannot_route", 480, "TLS to far ends is not supported yet");
-        }
         let peer = match tokio::net::lookup_host((target.host.as_str(), target.port_or_default())).await {
             Ok(mut addrs) => match addrs.next() {
                 Some(a) => a,
@@ -443,7 +440,7 @@ impl Call {
             },
             Err(e) => return failed(CallStatus::Failed, "cannot_route", 480, &format!("{}: {e}", target.host)),
         };
-        let flow = match self.edge.transport.flow_to(peer, transport == domains::sip_uri::Transport::Tcp).await {
+        let flow = match self.edge.transport.flow_to(peer, transport, &target.host).await {
             Ok(f) => f,
             Err(e) => return failed(CallStatus::Failed, "cannot_route", 480, &format!("connecting {peer}: {e}")),
         };

@@ -80,6 +80,7 @@ impl Edge {
     /// Starts SIP over TLS with the server certificate in use; returns the bound address.
     pub async fn listen_tls(&self) -> anyhow::Result<SocketAddr> {
         let (tls, _) = crate::tls::server_config(&self.config)?;
+        self.transport.set_tls_client(crate::tls::client_config(self.config.sip_tls_ca.as_deref())?);
         Ok(self.transport.listen_tls(self.config.sip_tls_addr, tls).await?)
     }
 

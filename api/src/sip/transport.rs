@@ -64,6 +64,7 @@ pub struct Transport {
     conns: Mutex<HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>>,
     next_conn: AtomicU64,
     incoming: mpsc::UnboundedSender<Incoming>,
+    tls_client: std::sync::OnceLock<tokio_rustls::TlsConnector>,
 }
 
 impl Transport {
@@ -78,6 +79,7 @@ impl Transport {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             incoming: tx,
+            tls_client: std::sync::OnceLock::new(),
         });
         tokio::spawn(udp_loop(transport.clone()));
         tokio::spawn(accept_loop(transport.clone(), tcp));
@@ -103,15 +105,33 @@ impl Transport {
         }
     }
 
-    /// A flow to `peer` over `tcp` or UDP; TCP connects when needed.
-    pub async fn flow_to(self: &Arc<Self>, peer: SocketAddr, tcp: bool) -> std::io::Result<Flow> {
-        if !tcp {
+    /// The client configuration for outbound TLS (trusted roots), set once at start.
+    pub fn set_tls_client(&self, config: rustls::ClientConfig) {
+        let _ = self.tls_client.set(tokio_rustls::TlsConnector::from(Arc::new(config)));
+    }
+
+    /// A flow to `peer`: UDP as is; TCP and TLS connect (TLS verifies `server_name`).
+    pub async fn flow_to(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        transport: domains::sip_uri::Transport,
+        server_name: &str,
+    ) -> std::io::Result<Flow> {
+        use domains::sip_uri::Transport as T;
+        let timeout = std::time::Duration::from_secs(5);
+        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+        if transport == T::Udp {
             return Ok(Flow::Udp(peer));
         }
-        let stream = tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(peer))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out"))??;
-        Ok(self.clone().register_stream(stream, peer, false))
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(peer)).await.map_err(|_| timed_out())??;
+        if transport == T::Tcp {
+            return Ok(self.clone().register_stream(stream, peer, false));
+        }
+        let connector = self.tls_client.get().ok_or_else(|| std::io::Error::other("TLS client not configured"))?;
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let tls = tokio::time::timeout(timeout, connector.connect(name, stream)).await.map_err(|_| timed_out())??;
+        Ok(self.clone().register_stream(tls, peer, true))
     }
 
     /// Binds the TLS listener (RFC 3261 §26.2: TLS 1.2+, server certificate).

@@ -29,13 +29,10 @@ async fn read_message(stream: &mut (impl AsyncReadExt + Unpin)) -> Msg {
     }
 }
 
-#[tokio::test]
-async fn connect_over_tls_verifies_the_far_end() {
-    // A far end with a certificate from a private CA (here self-signed for 127.0.0.1).
+/// A TLS far end with a certificate for 127.0.0.1 from its own CA; returns the acceptor, the
+/// listener, and the CA certificate (PEM).
+async fn tls_far_end() -> (tokio_rustls::TlsAcceptor, tokio::net::TcpListener, String) {
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let dir = vbtest::tempdir::Dir::new();
-    let ca = dir.path().join("far-end-ca.pem");
-    std::fs::write(&ca, cert.cert.pem()).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
     let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -43,13 +40,24 @@ async fn connect_over_tls_verifies_the_far_end() {
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(server)), listener, cert.cert.pem())
+}
 
-    let ncco = json!([{"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:bob@127.0.0.1:{port};transport=tls")}]}]);
+fn connect_tls(port: u16) -> serde_json::Value {
+    json!([{"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:bob@127.0.0.1:{port};transport=tls")}]}])
+}
+
+#[tokio::test]
+async fn connect_over_tls_verifies_the_far_end() {
+    // A far end with a certificate from a private CA, which the operator configures.
+    let (acceptor, listener, ca_pem) = tls_far_end().await;
+    let dir = vbtest::tempdir::Dir::new();
+    let ca = dir.path().join("far-end-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let port = listener.local_addr().unwrap().port();
     let env = SipEnv::start_with_env(
-        ncco,
+        connect_tls(port),
         &["127.0.0.1"],
         None,
         vec![("VOXBRIDGE_SIP_TLS_CA".into(), ca.display().to_string())],
@@ -75,24 +83,15 @@ async fn connect_over_tls_verifies_the_far_end() {
 
 #[tokio::test]
 async fn untrusted_far_end_certificate_fails_the_call() {
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The far end's CA is not configured: the handshake must fail.
+    let (acceptor, listener, _) = tls_far_end().await;
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         if let Ok((tcp, _)) = listener.accept().await {
             let _ = acceptor.accept(tcp).await;
         }
     });
-    let ncco = json!([{"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:bob@127.0.0.1:{port};transport=tls")}]}]);
-    let env = SipEnv::start(ncco, &["127.0.0.1"], None).await;
+    let env = SipEnv::start(connect_tls(port), &["127.0.0.1"], None).await;
     let caller = RawSip::new(&env.sip).await;
     let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "tls-2@test", 1, "", 40060);
     caller.send(&invite).await;

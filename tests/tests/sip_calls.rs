@@ -341,3 +341,46 @@ async fn number_forwarded_to_sip_honours_its_timeout() {
     assert_eq!(fin.status(), Some(480));
     assert!(env.app.answers().is_empty(), "a forwarded number does not run the domain's application");
 }
+
+/// Waits for a BYE at the raw far end and answers it.
+async fn far_end_gets_bye(far: &RawSip, within: Duration) {
+    let (bye, from) = far.recv(within).await.expect("far end gets a BYE");
+    assert_eq!(bye.method(), Some("BYE"), "{}", bye.0);
+    far.sock.send_to(respond(&bye, 200, "OK", "", "", "").as_bytes(), from).await.unwrap();
+}
+
+#[tokio::test]
+async fn connect_limit_ends_the_call() {
+    let far = RawSip::new("127.0.0.1:9").await;
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ncco = json!([{"action": "connect", "limit": 2, "endpoint": [{"type": "sip", "uri": format!("sip:bob@127.0.0.1:{}", far.local.port())}]}]);
+    let env = SipEnv::start(ncco, &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]);
+    answering_far_end(&far, &rtp).await;
+    far_end_gets_bye(&far, T).await;
+    let caller = caller.finish(CALL).await;
+    assert!(caller.success, "caller did not get the BYE: {}\n{}", caller.errors, caller.messages);
+    assert!(env.app.wait_status("inbound", "completed", T).await);
+    let done = env.app.events().into_iter().find(|e| e.body["status"] == "completed").unwrap().body;
+    assert_eq!(done["disconnected_by"], "platform", "{done}");
+}
+
+#[tokio::test]
+async fn rtp_inactivity_ends_the_call() {
+    let far = RawSip::new("127.0.0.1:9").await;
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Nobody sends RTP in this call; the media process gives up after 2 s.
+    let env = SipEnv::start_with_env(
+        connect_to(far.local.port()),
+        &["127.0.0.1"],
+        None,
+        vec![("VOXBRIDGE_MEDIA_RTP_TIMEOUT".into(), "2".into())],
+    )
+    .await;
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]);
+    answering_far_end(&far, &rtp).await;
+    far_end_gets_bye(&far, T).await;
+    let caller = caller.finish(CALL).await;
+    assert!(caller.success, "caller did not get the BYE: {}\n{}", caller.errors, caller.messages);
+    assert!(env.app.wait_status("outbound", "completed", T).await);
+}

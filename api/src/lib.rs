@@ -100,9 +100,7 @@ async fn start_media(config: &Config) -> anyhow::Result<Arc<dyn media::MediaCont
     if let Some(url) = config.media_urls.first() {
         return Ok(MediaSupervisor::connect_remote(url.clone()));
     }
-    let bin = std::env::var_os("VOXBRIDGE_MEDIA_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("voxbridge-media"))).unwrap_or_default()
-    });
+    let bin = MediaSupervisor::default_bin();
     anyhow::ensure!(
         bin.exists(),
         "media process binary {} not found (build it, or set VOXBRIDGE_MEDIA_BIN)",

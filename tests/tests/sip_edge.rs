@@ -229,3 +229,30 @@ async fn options_over_tcp_and_tls() {
     assert_eq!(resp.status(), Some(200), "{}", resp.0);
     assert!(resp.header("Via").unwrap().contains("SIP/2.0/TLS"));
 }
+
+#[tokio::test]
+async fn failing_answer_url_falls_back() {
+    let env = SipEnv::start(talk_ncco(), &["127.0.0.1"], None).await;
+    env.app.set_answer_status(500);
+    let fallback = vbtest::app::FakeApp::start(json!([{"action": "talk", "text": "from the fallback"}])).await;
+    let (status, body) = env
+        .server
+        .put_json(
+            &format!("/v2/applications/{}", env.app_id),
+            json!({"name": "with fallback", "capabilities": {"voice": {"webhooks": {
+                "answer_url": {"address": format!("{}/answer", env.app.base)},
+                "event_url": {"address": format!("{}/event", env.app.base)},
+                "fallback_answer_url": {"address": format!("{}/answer", fallback.base)}
+            }}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (resp, _, _) = invite_status(&env, &format!("sip:+14155550100@{}", env.host), "").await;
+    assert_eq!(resp.status(), Some(480), "the fallback's talk-only NCCO is not executed yet");
+    let asked = fallback.answers();
+    assert_eq!(asked.len(), 1, "fallback asked once");
+    assert_eq!(asked[0].param("reason"), Some("http 500"));
+    assert_eq!(asked[0].param("original_request.url"), Some(format!("{}/answer", env.app.base).as_str()));
+    assert_eq!(env.app.answers().len(), 1, "a 500 is not retried on the same URL");
+    assert!(env.app.wait_status("inbound", "failed", T).await);
+}

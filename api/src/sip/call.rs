@@ -219,7 +219,10 @@ impl Call {
             return failed(CallStatus::Failed, "cannot_route", 488, "INVITE without an SDP offer is not supported");
         }
         match self.edge.media.create_endpoint(&self.uuid, Some(&offer), &[]).await {
-            Ok(ep) => self.a_media = Some(ep),
+            Ok(ep) => {
+                self.edge.watch_endpoint(&ep.id, self.self_tx.clone());
+                self.a_media = Some(ep);
+            }
             Err(MediaError::Negotiation(e)) => return failed(CallStatus::Failed, "cannot_route", 488, &e),
             Err(e) => return failed(CallStatus::Failed, "media_unavailable", 503, &e.to_string()),
         }
@@ -293,27 +296,10 @@ impl Call {
         };
         let params = self.answer_params(region);
         let webhooks = self.edge.webhooks.clone();
+        let accept = |doc: &serde_json::Value| Ncco::parse(doc).map(|_| ()).map_err(|p| describe_problems(&p));
         let fetch = async {
-            let doc = webhooks.fetch_answer(&hooks, &params).await.map_err(|e| e.to_string())?;
-            match Ncco::parse(&doc) {
-                Ok(ncco) => Ok(ncco),
-                Err(problems) => {
-                    let why = describe_problems(&problems);
-                    match &hooks.fallback_answer {
-                        Some(fallback) => {
-                            let fb = AppHooks { answer: fallback.clone(), fallback_answer: None, ..hooks.clone() };
-                            let mut params = params.clone();
-                            params.push(("reason".into(), format!("invalid NCCO: {why}")));
-                            params.push(("original_request.url".into(), hooks.answer.address.clone()));
-                            params.push(("original_request.type".into(), "answer".into()));
-                            let doc = webhooks.fetch_answer(&fb, &params).await.map_err(|e| e.to_string())?;
-                            Ncco::parse(&doc)
-                                .map_err(|p| format!("invalid NCCO from fallback: {}", describe_problems(&p)))
-                        }
-                        None => Err(format!("invalid NCCO: {why}")),
-                    }
-                }
-            }
+            let doc = webhooks.fetch_answer(&hooks, &params, &accept).await.map_err(|e| e.to_string())?;
+            Ncco::parse(&doc).map_err(|p| format!("invalid NCCO: {}", describe_problems(&p)))
         };
         tokio::pin!(fetch);
         loop {
@@ -447,7 +433,10 @@ impl Call {
         // Offer the far end the caller's codec first, so the bridge needs no transcoding.
         let prefer: Vec<String> = self.a_media.as_ref().and_then(|a| first_codec(&a.local_sdp)).into_iter().collect();
         let media = match self.edge.media.create_endpoint(&self.uuid, None, &prefer).await {
-            Ok(m) => m,
+            Ok(m) => {
+                self.edge.watch_endpoint(&m.id, self.self_tx.clone());
+                m
+            }
             Err(e) => return failed(CallStatus::Failed, "media_unavailable", 503, &e.to_string()),
         };
         let b_uuid = uuid::Uuid::new_v4().to_string();
@@ -907,6 +896,7 @@ impl Call {
             .into_iter()
             .flatten()
         {
+            self.edge.unwatch_endpoint(&ep);
             let _ = self.edge.media.destroy_endpoint(&ep).await;
         }
         // Terminal events: B first (it is the leg that ended), then A.

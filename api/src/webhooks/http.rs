@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::{AnswerError, AnswerParams, AppHooks, WebhookSender, signing};
+use super::{Accept, AnswerError, AnswerParams, AppHooks, WebhookSender, signing};
 
 /// Milliseconds to establish a connection when the webhook does not say.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 1000;
@@ -129,11 +129,22 @@ impl HttpWebhooks {
 
 #[async_trait]
 impl WebhookSender for HttpWebhooks {
-    async fn fetch_answer(&self, hooks: &AppHooks, params: &AnswerParams) -> Result<Value, AnswerError> {
+    async fn fetch_answer(
+        &self,
+        hooks: &AppHooks,
+        params: &AnswerParams,
+        accept: Accept<'_>,
+    ) -> Result<Value, AnswerError> {
         let call_uuid = params.iter().find(|(k, _)| k == "uuid").map(|(_, v)| v.as_str()).unwrap_or_default();
         let span = tracing::info_span!("answer_url", call_uuid = %call_uuid);
         async {
-            let err = match self.inner.fetch_answer_from(hooks, &hooks.answer, params, None).await {
+            let judged = |url: &str, result: Result<Value, AnswerError>| -> Result<Value, AnswerError> {
+                let doc = result?;
+                accept(&doc).map_err(|reason| AnswerError::Invalid { url: url.to_owned(), reason })?;
+                Ok(doc)
+            };
+            let first = self.inner.fetch_answer_from(hooks, &hooks.answer, params, None).await;
+            let err = match judged(&hooks.answer.address, first) {
                 Ok(ncco) => return Ok(ncco),
                 Err(e) => e,
             };
@@ -145,6 +156,7 @@ impl WebhookSender for HttpWebhooks {
             tracing::warn!(error = %err, %reason, "answer_url failed; trying fallback_answer_url");
             let original = (reason.as_str(), hooks.answer.address.as_str());
             let result = self.inner.fetch_answer_from(hooks, fallback, params, Some(original)).await;
+            let result = judged(&fallback.address, result);
             if let Err(e) = &result {
                 tracing::warn!(error = %e, "fallback_answer_url failed too");
             }
@@ -384,6 +396,7 @@ impl AnswerError {
             AnswerError::Timeout { .. } => "timeout".to_owned(),
             AnswerError::Status { status, .. } => format!("http {status}"),
             AnswerError::NotJson { .. } => "not json".to_owned(),
+            AnswerError::Invalid { reason, .. } => format!("invalid NCCO: {reason}"),
         }
     }
 
@@ -393,7 +406,7 @@ impl AnswerError {
         match self {
             AnswerError::Connect { .. } | AnswerError::Timeout { .. } => true,
             AnswerError::Status { status, .. } => matches!(status, 429 | 503 | 504),
-            AnswerError::NotJson { .. } => false,
+            AnswerError::NotJson { .. } | AnswerError::Invalid { .. } => false,
         }
     }
 }
@@ -659,7 +672,7 @@ mod tests {
         let srv = TestServer::start().await;
         let h =
             hooks(hook(srv.url("/answer"), HttpMethod::Get), None, hook(srv.url("/events"), HttpMethod::Post), false);
-        let ncco = sender().fetch_answer(&h, &params()).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
         assert_eq!(ncco, json!([{"action": "talk", "text": "hello"}]));
         let seen = srv.seen_at("/answer");
         assert_eq!(seen.len(), 1);
@@ -677,7 +690,7 @@ mod tests {
         let srv = TestServer::start().await;
         let h =
             hooks(hook(srv.url("/answer"), HttpMethod::Post), None, hook(srv.url("/events"), HttpMethod::Post), false);
-        let ncco = sender().fetch_answer(&h, &params()).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
         assert_eq!(ncco[0]["action"], "talk");
         let s = &srv.seen_at("/answer")[0];
         assert_eq!(s.method, "POST");
@@ -695,7 +708,7 @@ mod tests {
         let h =
             hooks(hook(srv.url("/answer"), HttpMethod::Post), None, hook(srv.url("/events"), HttpMethod::Post), true);
         let webhooks = sender();
-        webhooks.fetch_answer(&h, &params()).await.unwrap();
+        webhooks.fetch_answer(&h, &params(), &accept_any).await.unwrap();
         let s = &srv.seen_at("/answer")[0];
         let token = s.authorization.as_deref().unwrap().strip_prefix("Bearer ").unwrap();
         let claims = signing::verify(SECRET, token, Some(&s.body)).unwrap();
@@ -709,7 +722,7 @@ mod tests {
         // A signed GET: no body, so no payload_hash.
         let h =
             hooks(hook(srv.url("/answer"), HttpMethod::Get), None, hook(srv.url("/events"), HttpMethod::Post), true);
-        webhooks.fetch_answer(&h, &params()).await.unwrap();
+        webhooks.fetch_answer(&h, &params(), &accept_any).await.unwrap();
         let s = &srv.seen_at("/answer")[1];
         let token = s.authorization.as_deref().unwrap().strip_prefix("Bearer ").unwrap();
         assert_eq!(signing::verify(SECRET, token, None).unwrap().payload_hash, None);
@@ -731,7 +744,7 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        let ncco = sender().fetch_answer(&h, &params()).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
         assert_eq!(ncco[0]["text"], "fallback");
         assert_eq!(srv.seen_at("/error500").len(), 1, "HTTP 500 is not retried on the same URL");
         let f = &srv.seen_at("/fallback")[0];
@@ -750,7 +763,7 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        sender().fetch_answer(&h, &params()).await.unwrap();
+        sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
         let body = srv.seen_at("/fallback")[0].json();
         assert_eq!(body["reason"], "not json");
         assert_eq!(body["original_request"], json!({"url": srv.url("/notjson"), "type": "answer"}));
@@ -767,11 +780,41 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        let ncco = sender().fetch_answer(&h, &params()).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
         assert_eq!(ncco[0]["text"], "fallback");
         let f = &srv.seen_at("/fallback")[0];
         assert_eq!(f.param("reason"), Some("connection refused"));
         assert_eq!(f.param("original_request.url"), Some(refused.as_str()));
+    }
+
+    fn accept_any(_: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    #[actix_web::test]
+    async fn webhooks_refused_document_uses_fallback_once() {
+        let srv = TestServer::start().await;
+        let h = hooks(
+            hook(srv.url("/answer"), HttpMethod::Post),
+            Some(hook(srv.url("/fallback"), HttpMethod::Post)),
+            hook(srv.url("/events"), HttpMethod::Post),
+            false,
+        );
+        let only_fallback = |doc: &Value| {
+            if doc[0]["text"] == "fallback" { Ok(()) } else { Err("/0/text: not the fallback".to_owned()) }
+        };
+        let ncco = sender().fetch_answer(&h, &params(), &only_fallback).await.unwrap();
+        assert_eq!(ncco[0]["text"], "fallback");
+        assert_eq!(srv.seen_at("/answer").len(), 1, "a refused document is not retried");
+        let fallbacks = srv.seen_at("/fallback");
+        assert_eq!(fallbacks.len(), 1);
+        let body = fallbacks[0].json();
+        assert_eq!(body["reason"], "invalid NCCO: /0/text: not the fallback");
+        assert_eq!(body["original_request"], json!({"url": srv.url("/answer"), "type": "answer"}));
+
+        let refuse_all = |_: &Value| Err("nothing is good".to_owned());
+        let err = sender().fetch_answer(&h, &params(), &refuse_all).await.unwrap_err();
+        assert_eq!(err, AnswerError::Invalid { url: srv.url("/fallback"), reason: "nothing is good".into() });
     }
 
     #[actix_web::test]
@@ -783,7 +826,7 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        let err = sender().fetch_answer(&h, &params()).await.unwrap_err();
+        let err = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap_err();
         assert_eq!(err, AnswerError::Status { url: srv.url("/error500"), status: 500 });
 
         let h = hooks(
@@ -792,13 +835,13 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        let err = sender().fetch_answer(&h, &params()).await.unwrap_err();
+        let err = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap_err();
         assert!(matches!(&err, AnswerError::Connect { reason, .. } if reason == "connection refused"), "{err:?}");
 
         // No fallback: answer_url's own error.
         let h =
             hooks(hook(srv.url("/error500"), HttpMethod::Get), None, hook(srv.url("/events"), HttpMethod::Post), false);
-        let err = sender().fetch_answer(&h, &params()).await.unwrap_err();
+        let err = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap_err();
         assert_eq!(err.reason(), "http 500");
     }
 
@@ -814,7 +857,7 @@ mod tests {
             false,
         );
         let started = Instant::now();
-        let ncco = sender().fetch_answer(&h, &params()).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
         assert_eq!(ncco[0]["text"], "fallback");
         assert_eq!(srv.seen_at("/fallback")[0].param("reason"), Some("timeout"));
         // Two attempts of about one second each, well under the server's three-second sleep twice.
@@ -823,7 +866,7 @@ mod tests {
         let mut slow = hook(srv.url("/slow"), HttpMethod::Post);
         slow.socket_timeout = Some(1000);
         let h = hooks(slow, None, hook(srv.url("/events"), HttpMethod::Post), false);
-        let err = sender().fetch_answer(&h, &params()).await.unwrap_err();
+        let err = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap_err();
         assert_eq!(err, AnswerError::Timeout { url: srv.url("/slow") });
     }
 
@@ -837,7 +880,7 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        sender().fetch_answer(&h, &params()).await.unwrap();
+        sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
         assert_eq!(srv.seen_at("/flaky").len(), 2);
         assert_eq!(srv.seen_at("/fallback")[0].param("reason"), Some("http 503"));
     }

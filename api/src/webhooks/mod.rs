@@ -10,6 +10,9 @@ use domains::application::Webhook;
 
 pub use http::{HttpWebhooks, WebhookOptions};
 
+/// Judges a fetched document; `Err` carries the reason it is refused.
+pub type Accept<'a> = &'a (dyn Fn(&serde_json::Value) -> Result<(), String> + Send + Sync);
+
 /// Parameters of an answer_url request (query string for GET, JSON body for POST).
 pub type AnswerParams = Vec<(String, String)>;
 
@@ -23,6 +26,8 @@ pub enum AnswerError {
     Status { url: String, status: u16 },
     #[error("{url} returned a body that is not JSON: {reason}")]
     NotJson { url: String, reason: String },
+    #[error("{url} returned a document the caller refused: {reason}")]
+    Invalid { url: String, reason: String },
 }
 
 /// Where and how to reach an application for one call.
@@ -40,7 +45,14 @@ pub trait WebhookSender: Send + Sync + 'static {
     /// GETs/POSTs answer_url (retrying once on connect failure/timeout/429/503/504), then
     /// fallback_answer_url the same way (with `reason` and `original_request`); returns the
     /// JSON document (an NCCO to be parsed by the caller) or the last error.
-    async fn fetch_answer(&self, hooks: &AppHooks, params: &AnswerParams) -> Result<serde_json::Value, AnswerError>;
+    /// `accept` judges the document (an NCCO parse): a refused document counts as a failure
+    /// of that URL, so the fallback is asked once, with the refusal as its `reason`.
+    async fn fetch_answer(
+        &self,
+        hooks: &AppHooks,
+        params: &AnswerParams,
+        accept: Accept<'_>,
+    ) -> Result<serde_json::Value, AnswerError>;
 
     /// Queues an event for `call_uuid`; events of one call are delivered in order, each retried
     /// with backoff while the application is down. Never blocks the caller.

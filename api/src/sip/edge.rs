@@ -19,7 +19,7 @@ use super::call::{self, CallInput, Route};
 use super::requests::{Local, random_token};
 use super::transport::{Flow, Incoming, Transport};
 use crate::config::Config;
-use crate::media::MediaControl;
+use crate::media::{MediaControl, MediaEvent};
 use crate::store::entity::{number, psip_domain, psip_user};
 use crate::webhooks::WebhookSender;
 
@@ -36,6 +36,8 @@ pub struct Edge {
     pub media: Arc<dyn MediaControl>,
     pub webhooks: Arc<dyn WebhookSender>,
     calls: Mutex<HashMap<String, mpsc::UnboundedSender<CallInput>>>,
+    /// Media endpoint id → the call using it, so an endpoint's event reaches only its call.
+    endpoints: Mutex<HashMap<String, mpsc::UnboundedSender<CallInput>>>,
     nonces: NonceIssuer,
     nonce_counts: Mutex<NonceCounts>,
 }
@@ -65,6 +67,7 @@ impl Edge {
             media,
             webhooks,
             calls: Mutex::new(HashMap::new()),
+            endpoints: Mutex::new(HashMap::new()),
             nonces: NonceIssuer::new(key, NONCE_LIFETIME_SECS),
             nonce_counts: Mutex::new(NonceCounts::new()),
         });
@@ -106,6 +109,19 @@ impl Edge {
         }
     }
 
+    /// Routes the media events of `endpoint` to the call behind `tx`.
+    pub fn watch_endpoint(&self, endpoint: &str, tx: mpsc::UnboundedSender<CallInput>) {
+        if let Ok(mut e) = self.endpoints.lock() {
+            e.insert(endpoint.to_owned(), tx);
+        }
+    }
+
+    pub fn unwatch_endpoint(&self, endpoint: &str) {
+        if let Ok(mut e) = self.endpoints.lock() {
+            e.remove(endpoint);
+        }
+    }
+
     pub fn active_calls(&self) -> usize {
         self.calls.lock().map(|c| c.len()).unwrap_or(0)
     }
@@ -119,7 +135,13 @@ impl Edge {
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    let senders: Vec<_> = self.calls.lock().map(|c| c.values().cloned().collect()).unwrap_or_default();
+                    // An endpoint's event goes to its call; a process-wide one to every call.
+                    let senders: Vec<_> = match &event {
+                        MediaEvent::RtpTimeout { endpoint } => {
+                            self.endpoints.lock().ok().and_then(|e| e.get(endpoint).cloned()).into_iter().collect()
+                        }
+                        _ => self.calls.lock().map(|c| c.values().cloned().collect()).unwrap_or_default(),
+                    };
                     for tx in senders {
                         let _ = tx.send(CallInput::Media(event.clone()));
                     }

@@ -72,6 +72,58 @@ pub struct Settings {
     /// RTP port range of the local media process, e.g. 10000-20000.
     #[arg(long, env = "VOXBRIDGE_RTP_PORTS")]
     pub rtp_ports: Option<String>,
+    /// `User-Agent` of voxbridge's SIP requests and `Server` of its responses.
+    #[arg(long, env = "VOXBRIDGE_SIP_USER_AGENT")]
+    pub sip_user_agent: Option<String>,
+    /// New INVITE/REGISTER/OPTIONS transactions per second accepted from one source address.
+    #[arg(long, env = "VOXBRIDGE_SIP_RATE_PER_SOURCE")]
+    pub sip_rate_per_source: Option<u32>,
+    /// New INVITE/REGISTER/OPTIONS transactions per second accepted from all sources together.
+    #[arg(long, env = "VOXBRIDGE_SIP_RATE_GLOBAL")]
+    pub sip_rate_global: Option<u32>,
+    /// What a request over a rate limit gets: `reject` (503 with Retry-After) or `drop`.
+    #[arg(long, env = "VOXBRIDGE_SIP_FLOOD_ACTION")]
+    pub sip_flood_action: Option<LimitAction>,
+    /// Failed digest attempts from one source address, per window, before it is locked out.
+    #[arg(long, env = "VOXBRIDGE_SIP_AUTH_FAILURES_PER_SOURCE")]
+    pub sip_auth_failures_per_source: Option<u32>,
+    /// Failed digest attempts for one user (from any source), per window, before the user is
+    /// locked out for sources it has not authenticated from.
+    #[arg(long, env = "VOXBRIDGE_SIP_AUTH_FAILURES_PER_USER")]
+    pub sip_auth_failures_per_user: Option<u32>,
+    /// The window (seconds) the failure budgets above refill over.
+    #[arg(long, env = "VOXBRIDGE_SIP_AUTH_FAILURE_WINDOW_SECS")]
+    pub sip_auth_failure_window_secs: Option<u64>,
+    /// How long (seconds) a locked-out source or user stays locked out.
+    #[arg(long, env = "VOXBRIDGE_SIP_AUTH_LOCKOUT_SECS")]
+    pub sip_auth_lockout_secs: Option<u64>,
+    /// What a locked-out source gets: `reject` (403) or `drop` (silence).
+    #[arg(long, env = "VOXBRIDGE_SIP_AUTH_LOCKOUT_ACTION")]
+    pub sip_auth_lockout_action: Option<LimitAction>,
+}
+
+/// What a request refused by a limit gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitAction {
+    /// A final response (503 with Retry-After for floods, 403 for lockouts).
+    #[default]
+    Reject,
+    /// Silence: the request is dropped (costs an attacker a timeout, and us nothing).
+    Drop,
+}
+
+/// The SIP edge's protection limits (ARCHITECTURE "order of checks", step 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipLimits {
+    pub requests_per_source: u32,
+    pub requests_global: u32,
+    pub flood_action: LimitAction,
+    pub auth_failures_per_source: u32,
+    pub auth_failures_per_user: u32,
+    pub auth_failure_window: std::time::Duration,
+    pub auth_lockout: std::time::Duration,
+    pub auth_lockout_action: LimitAction,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -105,6 +157,15 @@ impl Settings {
             public_url: self.public_url.or(other.public_url),
             media_urls: self.media_urls.or(other.media_urls),
             rtp_ports: self.rtp_ports.or(other.rtp_ports),
+            sip_user_agent: self.sip_user_agent.or(other.sip_user_agent),
+            sip_rate_per_source: self.sip_rate_per_source.or(other.sip_rate_per_source),
+            sip_rate_global: self.sip_rate_global.or(other.sip_rate_global),
+            sip_flood_action: self.sip_flood_action.or(other.sip_flood_action),
+            sip_auth_failures_per_source: self.sip_auth_failures_per_source.or(other.sip_auth_failures_per_source),
+            sip_auth_failures_per_user: self.sip_auth_failures_per_user.or(other.sip_auth_failures_per_user),
+            sip_auth_failure_window_secs: self.sip_auth_failure_window_secs.or(other.sip_auth_failure_window_secs),
+            sip_auth_lockout_secs: self.sip_auth_lockout_secs.or(other.sip_auth_lockout_secs),
+            sip_auth_lockout_action: self.sip_auth_lockout_action.or(other.sip_auth_lockout_action),
         }
     }
 
@@ -136,6 +197,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub media_urls: Vec<String>,
     pub rtp_ports: String,
+    pub sip_user_agent: String,
+    pub sip_limits: SipLimits,
 }
 
 impl Config {
@@ -159,6 +222,34 @@ impl Config {
             );
         }
         anyhow::ensure!(s.tls_cert.is_some() == s.tls_key.is_some(), "set both tls_cert and tls_key, or neither");
+        let positive = |name: &str, v: Option<u32>, default: u32| -> anyhow::Result<u32> {
+            let v = v.unwrap_or(default);
+            anyhow::ensure!(v > 0, "{name} must be at least 1");
+            Ok(v)
+        };
+        let secs = |name: &str, v: Option<u64>, default: u64| -> anyhow::Result<std::time::Duration> {
+            let v = v.unwrap_or(default);
+            anyhow::ensure!((1..=86_400).contains(&v), "{name} must be 1 to 86400 seconds");
+            Ok(std::time::Duration::from_secs(v))
+        };
+        // Defaults: a busy PBX trunk stays well under 50 new transactions/s; a password
+        // guesser is stopped after 10 tries a minute from one address, or 50 a minute against
+        // one user from everywhere (pike/htable-like figures).
+        let sip_limits = SipLimits {
+            requests_per_source: positive("sip_rate_per_source", s.sip_rate_per_source, 50)?,
+            requests_global: positive("sip_rate_global", s.sip_rate_global, 1000)?,
+            flood_action: s.sip_flood_action.unwrap_or_default(),
+            auth_failures_per_source: positive("sip_auth_failures_per_source", s.sip_auth_failures_per_source, 10)?,
+            auth_failures_per_user: positive("sip_auth_failures_per_user", s.sip_auth_failures_per_user, 50)?,
+            auth_failure_window: secs("sip_auth_failure_window_secs", s.sip_auth_failure_window_secs, 60)?,
+            auth_lockout: secs("sip_auth_lockout_secs", s.sip_auth_lockout_secs, 300)?,
+            auth_lockout_action: s.sip_auth_lockout_action.unwrap_or_default(),
+        };
+        let sip_user_agent = s.sip_user_agent.map(|u| u.trim().to_owned()).unwrap_or_else(|| "voxbridge".into());
+        anyhow::ensure!(
+            !sip_user_agent.is_empty() && !sip_user_agent.chars().any(char::is_control),
+            "sip_user_agent must be a non-empty header value"
+        );
         Ok(Config {
             http_addr: s.http_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             https_addr: s.https_addr,
@@ -179,6 +270,8 @@ impl Config {
             public_url: s.public_url,
             media_urls: s.media_urls.unwrap_or_default().into_iter().filter(|u| !u.trim().is_empty()).collect(),
             rtp_ports: s.rtp_ports.unwrap_or_else(|| "10000-20000".into()),
+            sip_user_agent,
+            sip_limits,
         })
     }
 

@@ -108,10 +108,10 @@ impl Capabilities {
             if !(1..=31).contains(&days) {
                 p.push(format!("{base}.leg_persistence_time"), "must be 1 to 31 days");
             }
-            if let Some(region) = &voice.region {
-                if !regions.iter().any(|r| r == region) {
-                    p.push(format!("{base}.region"), format!("must be one of: {}", regions.join(", ")));
-                }
+            if let Some(region) = &voice.region
+                && !regions.iter().any(|r| r == region)
+            {
+                p.push(format!("{base}.region"), format!("must be one of: {}", regions.join(", ")));
             }
         }
         p.finish(self)

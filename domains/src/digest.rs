@@ -149,7 +149,9 @@ impl NonceIssuer {
         // holding the secret then zeros is the same key; using the fixed-size constructor
         // avoids `new_from_slice`'s Result, which cannot fail for HMAC but would need handling.
         let mut key = [0u8; 64];
-        key[..32].copy_from_slice(&self.secret);
+        for (k, s) in key.iter_mut().zip(self.secret) {
+            *k = s;
+        }
         let mut mac = <HmacSha256 as hmac::digest::KeyInit>::new(&key.into());
         mac.update(issued_and_random);
         mac
@@ -162,7 +164,7 @@ impl NonceIssuer {
         bytes.extend_from_slice(&now_unix.to_be_bytes());
         bytes.extend_from_slice(&random);
         let tag = self.mac(&bytes).finalize().into_bytes();
-        bytes.extend_from_slice(&tag[..NONCE_MAC_LEN]);
+        bytes.extend(tag.iter().take(NONCE_MAC_LEN));
         hex::encode(bytes)
     }
 
@@ -172,12 +174,11 @@ impl NonceIssuer {
         if bytes.len() != NONCE_LEN {
             return Err(DigestError::InvalidNonce);
         }
-        let (data, tag) = bytes.split_at(8 + NONCE_RANDOM_LEN);
+        let (data, tag) = bytes.split_at_checked(8 + NONCE_RANDOM_LEN).ok_or(DigestError::InvalidNonce)?;
         // verify_truncated_left compares in constant time.
         self.mac(data).verify_truncated_left(tag).map_err(|_| DigestError::InvalidNonce)?;
-        let mut issued = [0u8; 8];
-        issued.copy_from_slice(&data[..8]);
-        Ok(u64::from_be_bytes(issued))
+        let issued = data.first_chunk::<8>().ok_or(DigestError::InvalidNonce)?;
+        Ok(u64::from_be_bytes(*issued))
     }
 
     fn check_age(&self, issued_at: u64, now_unix: u64) -> Result<(), DigestError> {
@@ -379,7 +380,8 @@ impl Credentials {
     pub fn parse(header_value: &str) -> Result<Credentials, DigestError> {
         let s = header_value.trim();
         let (scheme, rest) = match s.find(char::is_whitespace) {
-            Some(i) => (&s[..i], &s[i..]),
+            // `find` returns a char boundary, so this split always succeeds.
+            Some(i) => s.split_at_checked(i).unwrap_or((s, "")),
             None => (s, ""),
         };
         if !scheme.eq_ignore_ascii_case("Digest") {
@@ -537,6 +539,7 @@ pub fn verify(
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 

@@ -13,6 +13,7 @@ pub mod media;
 pub mod ncco;
 pub mod problem;
 pub mod psip;
+pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod sip_uri;

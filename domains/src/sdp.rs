@@ -246,13 +246,13 @@ impl SessionDescription {
             match kind {
                 "o" => {
                     let f: Vec<&str> = value.split_whitespace().collect();
-                    if f.len() != 6 {
+                    let [username, session_id, session_version, _, _, _] = f.as_slice() else {
                         return Err(malformed("o= needs six fields"));
-                    }
+                    };
                     sdp.origin = Some(Origin {
-                        username: f[0].to_owned(),
-                        session_id: f[1].to_owned(),
-                        session_version: f[2].to_owned(),
+                        username: (*username).to_owned(),
+                        session_id: (*session_id).to_owned(),
+                        session_version: (*session_version).to_owned(),
                     });
                 }
                 "c" => {
@@ -264,16 +264,16 @@ impl SessionDescription {
                 }
                 "m" => {
                     let f: Vec<&str> = value.split_whitespace().collect();
-                    if f.len() < 3 {
+                    let [media, port, proto, formats @ ..] = f.as_slice() else {
                         return Err(malformed("m= needs media, port and proto"));
-                    }
-                    let port = f[1].split('/').next().unwrap_or_default();
+                    };
+                    let port = port.split('/').next().unwrap_or_default();
                     let port = port.parse::<u16>().map_err(|_| malformed("m= port is not a number"))?;
                     sdp.media.push(MediaDescription {
-                        media: f[0].to_owned(),
+                        media: (*media).to_owned(),
                         port,
-                        proto: f[2].to_owned(),
-                        formats: f[3..].iter().map(|s| (*s).to_owned()).collect(),
+                        proto: (*proto).to_owned(),
+                        formats: formats.iter().map(|s| (*s).to_owned()).collect(),
                         connection: None,
                         rtpmaps: Vec::new(),
                         fmtps: Vec::new(),
@@ -316,14 +316,14 @@ impl SessionDescription {
 
 fn parse_connection(value: &str) -> Result<IpAddr, String> {
     let f: Vec<&str> = value.split_whitespace().collect();
-    if f.len() != 3 || f[0] != "IN" {
+    let &["IN", addr_type, addr] = f.as_slice() else {
         return Err("c= must be `IN IP4|IP6 <address>`".into());
-    }
-    let addr = f[2].split('/').next().unwrap_or_default();
+    };
+    let addr = addr.split('/').next().unwrap_or_default();
     let ip: IpAddr = addr.parse().map_err(|_| format!("c= address '{addr}' is not an IP address"))?;
-    match (f[1], ip) {
+    match (addr_type, ip) {
         ("IP4", IpAddr::V4(_)) | ("IP6", IpAddr::V6(_)) => Ok(ip),
-        _ => Err(format!("c= address type {} does not match '{addr}'", f[1])),
+        _ => Err(format!("c= address type {addr_type} does not match '{addr}'")),
     }
 }
 

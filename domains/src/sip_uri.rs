@@ -98,10 +98,10 @@ impl SipUri {
             })
             .collect::<Vec<_>>();
         let uri = Self { secure, user, host, port, params };
-        if let Some(t) = uri.param("transport") {
-            if Transport::parse(t).is_none() {
-                return Err(SipUriError::Transport(t.to_owned()));
-            }
+        if let Some(t) = uri.param("transport")
+            && Transport::parse(t).is_none()
+        {
+            return Err(SipUriError::Transport(t.to_owned()));
         }
         Ok(uri)
     }
@@ -146,7 +146,9 @@ impl fmt::Display for SipUri {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &s[prefix.len()..])
+    // `get` rather than slicing: the input may put a multi-byte character across the boundary.
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) { s.get(prefix.len()..) } else { None }
 }
 
 fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), SipUriError> {
@@ -202,6 +204,8 @@ mod tests {
     #[test]
     fn refuses() {
         assert_eq!(SipUri::parse("tel:+1415"), Err(SipUriError::Scheme));
+        assert_eq!(SipUri::parse("a\u{e9}\u{e9}"), Err(SipUriError::Scheme));
+        assert_eq!(SipUri::parse("s\u{e9}"), Err(SipUriError::Scheme));
         assert_eq!(SipUri::parse("sip:bob@"), Err(SipUriError::NoHost));
         assert_eq!(SipUri::parse("sip:bob@host:99999"), Err(SipUriError::Port("99999".into())));
         assert_eq!(SipUri::parse("sip:bob@ho st"), Err(SipUriError::Host("ho st".into())));

@@ -95,10 +95,10 @@ pub fn select<'a, T: Routable>(trunks: &'a [T], number: &E164) -> Option<&'a T> 
         } else {
             trunk.prefixes().iter().filter(|p| number.as_str().starts_with(p.as_str())).map(String::len).max()
         };
-        if let Some(len) = len {
-            if best.is_none_or(|(l, _)| len > l) {
-                best = Some((len, trunk));
-            }
+        if let Some(len) = len
+            && best.is_none_or(|(l, _)| len > l)
+        {
+            best = Some((len, trunk));
         }
     }
     best.map(|(_, t)| t)

@@ -7,7 +7,7 @@
 use domains::sdp::{Codec, Negotiated};
 
 use crate::g711;
-use crate::rtp::{self, RtpHeader};
+use domains::rtp::{self, RtpHeader};
 
 /// The payload formats of one negotiated leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub enum Dropped {
     UnknownPayloadType(u8),
     /// An RFC 4733 event towards a leg that did not negotiate telephone-event.
     NoTelephoneEvent,
+    /// `header` does not describe `packet` (it was parsed from another buffer).
+    BadHeader,
 }
 
 /// Rewrites `packet` (already parsed as `header`) from `from`'s formats to `to`'s, in place.
@@ -37,7 +39,7 @@ pub fn translate(packet: &mut [u8], header: &RtpHeader, from: &Formats, to: &For
     let pt = header.payload_type;
     if pt == from.codec_pt {
         if from.codec != to.codec {
-            let payload = &mut packet[header.payload_start..header.payload_end];
+            let payload = packet.get_mut(header.payload_start..header.payload_end).ok_or(Dropped::BadHeader)?;
             match (from.codec, to.codec) {
                 (Codec::Pcmu, Codec::Pcma) => g711::ulaw_to_alaw(payload),
                 (Codec::Pcma, Codec::Pcmu) => g711::alaw_to_ulaw(payload),

@@ -4,16 +4,19 @@
 //! created are destroyed when it closes (the control plane reports them lost anyway).
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use domains::media::{ErrorCode, Message, Request, malformed};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as Ws};
 
 use crate::engine::Engine;
+use crate::panics;
 
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
     loop {
@@ -27,7 +30,11 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
                     }
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "accepting a control connection"),
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a control connection");
+                // Out of file descriptors and the like: do not spin while it lasts.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
 }
@@ -37,6 +44,24 @@ async fn send(ws: &mut WebSocketStream<TcpStream>, message: &Message) -> Result<
     ws.send(Ws::Text(text.into())).await
 }
 
+/// Runs one command. A panic in it (a bug) becomes an `internal` error reply: the connection
+/// keeps serving its other commands and, when it closes, still releases its endpoints.
+async fn handle(engine: &Engine, request: Request, owned: &mut HashSet<String>) -> Message {
+    let id = request.id;
+    // Unwind safety: the engine's maps are behind `Mutex`es whose poisoning it ignores, and
+    // `owned` at worst misses the endpoint of the failed command (reported lost anyway).
+    match AssertUnwindSafe(engine.handle(request, owned)).catch_unwind().await {
+        Ok(reply) => reply,
+        Err(payload) => {
+            tracing::error!(request_id = id, panic = panics::message(&*payload), "bug: control command panicked");
+            Message::error(id, ErrorCode::Internal, "internal error")
+        }
+    }
+}
+
+/// Serves one control connection until it closes. A malformed or failing command gets an error
+/// reply and the loop goes on; only the WebSocket itself failing (which RFC 6455 makes fatal
+/// to the connection: bad UTF-8, an oversized or invalid frame, an I/O error) ends it.
 async fn connection(stream: TcpStream, engine: &Engine) -> Result<(), WsError> {
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
     let mut events = engine.subscribe();
@@ -48,7 +73,7 @@ async fn connection(stream: TcpStream, engine: &Engine) -> Result<(), WsError> {
                     None | Some(Ok(Ws::Close(_))) => break Ok(()),
                     Some(Err(e)) => break Err(e),
                     Some(Ok(Ws::Text(text))) => match serde_json::from_str::<Request>(&text) {
-                        Ok(request) => engine.handle(request, &mut owned).await,
+                        Ok(request) => handle(engine, request, &mut owned).await,
                         Err(e) => malformed(&text, &e),
                     },
                     Some(Ok(Ws::Binary(_))) => Message::error(0, ErrorCode::BadRequest, "commands are JSON text frames"),

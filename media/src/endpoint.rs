@@ -9,6 +9,7 @@
 //! allocator but not bound, and RTCP multiplexed on the RTP port is ignored.
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -17,8 +18,9 @@ use domains::sdp::{self, Codec, Direction, LocalSdp, Negotiated, SdpError, Sessi
 use tokio::net::UdpSocket;
 
 use crate::bridge::{self, Formats};
+use crate::panics;
 use crate::ports::PortLease;
-use crate::rtp;
+use domains::rtp;
 
 /// Milliseconds since the engine started: what endpoints store as "last packet".
 #[derive(Debug, Clone, Copy)]
@@ -216,12 +218,21 @@ impl Endpoint {
             && !self.timed_out.swap(true, Ordering::Relaxed)
     }
 
-    /// Receives until the task is aborted (on destroy).
+    /// Receives until the task is aborted (on destroy). Nothing one datagram does ends the
+    /// loop: a bad packet is dropped, a send error is logged, and a panic in the per-packet
+    /// work (a bug) is caught by [`isolate`], counted and the packet dropped.
     pub async fn run(self: Arc<Self>) {
         let mut buf = [0u8; 2048];
         loop {
             match self.socket.recv_from(&mut buf).await {
-                Ok((n, from)) => self.on_datagram(&mut buf[..n], from).await,
+                Ok((n, from)) => {
+                    // `recv_from` never reports more bytes than the buffer holds.
+                    let Some(packet) = buf.get_mut(..n) else { continue };
+                    let Some((peer, dest)) = isolate(&self.id, || self.prepare_relay(packet, from)) else {
+                        continue;
+                    };
+                    self.send_to_peer(&peer, packet, dest).await;
+                }
                 Err(e) => {
                     tracing::debug!(endpoint_id = %self.id, call_uuid = %self.call_uuid, error = %e, "RTP receive error");
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -230,17 +241,22 @@ impl Endpoint {
         }
     }
 
-    async fn on_datagram(&self, packet: &mut [u8], from: SocketAddr) {
+    /// The synchronous part of relaying one datagram: parse, latch, count, and rewrite it in
+    /// place for the bridged peer. `Some` with the peer and where to send when it is to be
+    /// relayed, `None` when it is dropped.
+    fn prepare_relay(&self, packet: &mut [u8], from: SocketAddr) -> Option<(Arc<Endpoint>, SocketAddr)> {
         if rtp::is_rtcp(packet) {
-            return;
+            return None;
         }
         let header = match rtp::parse(packet) {
             Ok(h) => h,
             Err(e) => {
                 tracing::trace!(endpoint_id = %self.id, %from, error = %e, "not RTP, dropped");
-                return;
+                return None;
             }
         };
+        #[cfg(test)]
+        tests::maybe_inject_panic(&header);
         let (from_formats, peer) = {
             let mut st = self.state();
             match st.latched {
@@ -250,7 +266,7 @@ impl Endpoint {
                 }
                 Some(latched) if latched != from => {
                     tracing::trace!(endpoint_id = %self.id, %from, %latched, "RTP from a source other than the latched one, dropped");
-                    return;
+                    return None;
                 }
                 Some(_) => {}
             }
@@ -260,28 +276,34 @@ impl Endpoint {
             self.timed_out.store(false, Ordering::Relaxed);
             match &st.session {
                 Session::Negotiated(n) if n.direction.receives() => (Formats::from(n), st.peer.clone()),
-                _ => return,
+                _ => return None,
             }
         };
-        let Some(peer) = peer.and_then(|p| p.upgrade()) else { return };
+        let peer = peer.and_then(|p| p.upgrade())?;
         let (to_formats, dest) = {
             let st = peer.state();
-            let Session::Negotiated(n) = &st.session else { return };
+            let Session::Negotiated(n) = &st.session else { return None };
             if !n.direction.sends() {
-                return;
+                return None;
             }
             let sdp_addr = SocketAddr::new(n.remote_ip, n.remote_port);
             let dest = match st.latched {
                 Some(addr) => addr,
                 None if n.remote_port != 0 && !n.remote_ip.is_unspecified() => sdp_addr,
-                None => return,
+                None => return None,
             };
             (Formats::from(n), dest)
         };
         if let Err(reason) = bridge::translate(packet, &header, &from_formats, &to_formats) {
             tracing::trace!(endpoint_id = %self.id, ?reason, "packet not relayed");
-            return;
+            return None;
         }
+        Some((peer, dest))
+    }
+
+    /// Sends a prepared packet through the peer's socket, so the far end sees the port our SDP
+    /// named. A failure is logged; the next packet tries again.
+    async fn send_to_peer(&self, peer: &Endpoint, packet: &[u8], dest: SocketAddr) {
         match peer.socket.send_to(packet, dest).await {
             Ok(n) => {
                 peer.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
@@ -294,5 +316,119 @@ impl Endpoint {
     }
 }
 
+/// Panics caught in the per-packet work of any endpoint since the process started.
+static PACKET_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// How many panics [`isolate`] has caught.
+pub fn packet_panics() -> u64 {
+    PACKET_PANICS.load(Ordering::Relaxed)
+}
+
+/// Runs the synchronous per-packet `work`, turning a panic (always a bug) into a dropped
+/// packet, so one datagram cannot end a leg's receive loop. Costs nothing while nothing
+/// panics: no allocation, no task. Logged on the 1st, 2nd, 4th, 8th… panic only, because a
+/// packet that triggers a bug usually comes back 50 times a second.
+fn isolate<R>(endpoint_id: &str, work: impl FnOnce() -> Option<R>) -> Option<R> {
+    // Unwind safety: the only state shared across the boundary is behind `Mutex`es (whose
+    // poisoning `Endpoint::state` ignores by design) and atomics; a half-done packet is dropped.
+    match std::panic::catch_unwind(AssertUnwindSafe(work)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let total = PACKET_PANICS.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+            if total.is_power_of_two() {
+                let message = panics::message(&*payload);
+                tracing::error!(%endpoint_id, panic = message, total, "bug: RTP packet handler panicked; packet dropped");
+            }
+            None
+        }
+    }
+}
+
 /// Direction we offer on a new endpoint.
 pub const OFFER_DIRECTION: Direction = Direction::SendRecv;
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use domains::rtp::RtpHeader;
+
+    use super::*;
+    use crate::ports::{PortAllocator, PortRange};
+
+    /// A packet with this SSRC makes the per-packet handler panic, standing in for a bug.
+    const PANIC_SSRC: u32 = 0x0bad_0bad;
+    const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    pub(super) fn maybe_inject_panic(header: &RtpHeader) {
+        if header.ssrc == PANIC_SSRC {
+            panic!("injected handler bug");
+        }
+    }
+
+    fn packet(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 0];
+        p.extend(seq.to_be_bytes());
+        p.extend(160u32.to_be_bytes());
+        p.extend(ssrc.to_be_bytes());
+        p.extend([0xff; 160]);
+        p
+    }
+
+    fn endpoint(alloc: &Arc<PortAllocator>, remote: SocketAddr) -> Arc<Endpoint> {
+        let (socket, lease) = alloc.allocate().unwrap();
+        let socket = UdpSocket::from_std(socket).unwrap();
+        let local = LocalSdp { session_id: 1, version: 1, address: LOCALHOST, port: lease.port() };
+        let negotiated = Negotiated {
+            codec: Codec::Pcmu,
+            codec_pt: 0,
+            telephone_event: None,
+            remote_ip: remote.ip(),
+            remote_port: remote.port(),
+            direction: Direction::SendRecv,
+            ptime: None,
+            media_index: 0,
+        };
+        let id = format!("ep{}", lease.port());
+        let session = Session::Negotiated(negotiated);
+        Endpoint::new(id, "call".into(), socket, lease, local, String::new(), session, None, Clock::start())
+    }
+
+    #[test]
+    fn isolate_turns_a_panic_into_a_dropped_packet() {
+        assert_eq!(isolate("t", || Some(7)), Some(7));
+        assert_eq!(isolate("t", || None::<u8>), None);
+        let before = packet_panics();
+        assert_eq!(isolate("t", || -> Option<u8> { panic!("bug") }), None);
+        assert!(packet_panics() > before);
+    }
+
+    #[tokio::test]
+    async fn receive_loop_survives_a_panicking_packet() {
+        let far_a = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+        let far_b = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+        // A range no other test in this binary uses.
+        let alloc = PortAllocator::new(LOCALHOST, PortRange { first: 47200, last: 47209 });
+        let a = endpoint(&alloc, far_a.local_addr().unwrap());
+        let b = endpoint(&alloc, far_b.local_addr().unwrap());
+        a.set_peer(Some(&b));
+        b.set_peer(Some(&a));
+        let task = tokio::spawn(a.clone().run());
+        let to_a = SocketAddr::new(LOCALHOST, a.port());
+
+        let before = packet_panics();
+        far_a.send_to(&packet(PANIC_SSRC, 1), to_a).await.unwrap();
+        far_a.send_to(&packet(0x1234, 2), to_a).await.unwrap();
+
+        let mut buf = [0u8; 2048];
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), far_b.recv_from(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(from.port(), b.port(), "relayed through the peer's socket");
+        let h = rtp::parse(&buf[..n]).unwrap();
+        assert_eq!((h.ssrc, h.sequence), (0x1234, 2), "the packet after the panicking one is relayed");
+        assert!(packet_panics() > before);
+        assert!(!task.is_finished());
+        assert_eq!(a.stats().rx_packets, 1);
+        assert_eq!(b.stats().tx_packets, 1);
+        task.abort();
+    }
+}

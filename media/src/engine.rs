@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::endpoint::{self, Clock, Endpoint, Session};
+use crate::panics;
 use crate::ports::{PortAllocator, PortRange, PortsExhausted};
 
 #[derive(Debug, Clone)]
@@ -246,6 +248,8 @@ impl Engine {
     }
 }
 
+/// Reports RTP inactivity and load until the engine is gone. One task serves every endpoint,
+/// so a panic in a tick (a bug) is caught and logged, and the next tick runs as usual.
 async fn housekeeping(engine: Weak<Engine>) {
     let Some((timeout, stats_every)) = engine.upgrade().map(|e| (e.config.rtp_timeout, e.config.stats_interval)) else {
         return;
@@ -254,23 +258,49 @@ async fn housekeeping(engine: Weak<Engine>) {
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats = tokio::time::Instant::now();
+    let mut reported_panics = 0;
     loop {
         interval.tick().await;
         let Some(engine) = engine.upgrade() else { return };
-        let endpoints = engine.snapshot();
+        let stats_due = last_stats.elapsed() >= stats_every;
+        if stats_due {
+            last_stats = tokio::time::Instant::now();
+        }
+        let ticked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            engine.housekeeping_tick(timeout, stats_due, &mut reported_panics);
+        }));
+        if let Err(payload) = ticked {
+            tracing::error!(panic = panics::message(&*payload), "bug: housekeeping tick panicked");
+        }
+    }
+}
+
+impl Engine {
+    /// One housekeeping pass: `rtp_timeout` events, and when `stats_due` the load report (and a
+    /// warning if RTP packet handlers panicked since the last one).
+    fn housekeeping_tick(&self, timeout: Duration, stats_due: bool, reported_panics: &mut u64) {
+        let endpoints = self.snapshot();
         if !timeout.is_zero() {
             for ep in &endpoints {
                 if ep.check_timeout(timeout) {
                     tracing::info!(endpoint_id = %ep.id, call_uuid = %ep.call_uuid, "RTP timeout");
-                    let _ = engine
+                    let _ = self
                         .events
                         .send(Event::RtpTimeout { endpoint_id: ep.id.clone(), call_uuid: ep.call_uuid.clone() });
                 }
             }
         }
-        if last_stats.elapsed() >= stats_every {
-            last_stats = tokio::time::Instant::now();
-            let _ = engine.events.send(Event::Stats { endpoints: endpoints.len() as u64 });
+        if stats_due {
+            let _ = self.events.send(Event::Stats { endpoints: endpoints.len() as u64 });
+            let panics = endpoint::packet_panics();
+            if panics > *reported_panics {
+                tracing::warn!(
+                    total = panics,
+                    new = panics - *reported_panics,
+                    "RTP packet handler panics (bugs) survived"
+                );
+                *reported_panics = panics;
+            }
         }
     }
 }

@@ -23,12 +23,14 @@ const fn alaw_to_linear(a: u8) -> i16 {
 
 /// Segment of `value` given the segment end points (first index whose end is ≥ value).
 const fn segment(value: i32, ends: &[i32; 8]) -> usize {
+    let mut rest: &[i32] = ends;
     let mut i = 0;
-    while i < 8 {
-        if value <= ends[i] {
+    while let [end, tail @ ..] = rest {
+        if value <= *end {
             return i;
         }
         i += 1;
+        rest = tail;
     }
     8
 }
@@ -72,6 +74,8 @@ const fn linear_to_alaw(pcm: i16) -> u8 {
     a ^ mask
 }
 
+// Evaluated at compile time only, and `i` stays below 256, the table's length.
+#[allow(clippy::indexing_slicing)]
 const fn table(ulaw_to_alaw: bool) -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -89,16 +93,20 @@ const fn table(ulaw_to_alaw: bool) -> [u8; 256] {
 static ULAW_TO_ALAW: [u8; 256] = table(true);
 static ALAW_TO_ULAW: [u8; 256] = table(false);
 
-pub fn ulaw_to_alaw(payload: &mut [u8]) {
+// A `u8` always indexes a 256-entry table.
+#[allow(clippy::indexing_slicing)]
+fn map(payload: &mut [u8], table: &[u8; 256]) {
     for b in payload {
-        *b = ULAW_TO_ALAW[usize::from(*b)];
+        *b = table[usize::from(*b)];
     }
 }
 
+pub fn ulaw_to_alaw(payload: &mut [u8]) {
+    map(payload, &ULAW_TO_ALAW);
+}
+
 pub fn alaw_to_ulaw(payload: &mut [u8]) {
-    for b in payload {
-        *b = ALAW_TO_ULAW[usize::from(*b)];
-    }
+    map(payload, &ALAW_TO_ULAW);
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ mod control;
 mod endpoint;
 mod engine;
 mod g711;
+mod panics;
 mod ports;
-mod rtp;
 
 #[derive(Parser)]
 #[command(version, about = "voxbridge media process")]

@@ -34,8 +34,9 @@ impl FromStr for PortRange {
 impl PortRange {
     /// Even ports whose RTCP neighbour is inside the range too.
     fn even_ports(self) -> impl Iterator<Item = u16> {
-        let start = self.first + (self.first % 2);
-        (u32::from(start)..u32::from(self.last)).step_by(2).filter_map(|p| u16::try_from(p).ok())
+        // In u32: `first` may be 65535, whose even successor does not fit a u16.
+        let start = u32::from(self.first) + u32::from(self.first % 2);
+        (start..u32::from(self.last)).step_by(2).filter_map(|p| u16::try_from(p).ok())
     }
 }
 
@@ -89,7 +90,8 @@ impl PortAllocator {
         let mut inner = self.inner.lock().map_err(|_| exhausted)?;
         let ports: Vec<u16> = self.range.even_ports().collect();
         let start = ports.iter().position(|p| *p >= inner.next).unwrap_or(0);
-        for port in ports[start..].iter().chain(&ports[..start]).copied() {
+        // Every port once, starting at `start` and wrapping around.
+        for port in ports.iter().cycle().skip(start).take(ports.len()).copied() {
             if inner.in_use.contains(&port) {
                 continue;
             }
@@ -119,6 +121,7 @@ mod tests {
         assert!("10001-10001".parse::<PortRange>().is_err());
         assert!("x-1".parse::<PortRange>().is_err());
         assert_eq!(PortRange { first: 10001, last: 10006 }.even_ports().collect::<Vec<_>>(), [10002, 10004]);
+        assert!("65535-65535".parse::<PortRange>().is_err());
     }
 
     #[test]

@@ -47,7 +47,12 @@ impl Msg {
 
 impl RawSip {
     pub async fn new(target: &str) -> RawSip {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        Self::from_ip("127.0.0.1", target).await
+    }
+
+    /// A peer on another loopback address (any of 127.0.0.0/8), i.e. another source.
+    pub async fn from_ip(ip: &str, target: &str) -> RawSip {
+        let sock = UdpSocket::bind((ip, 0)).await.expect("bind");
         let local = sock.local_addr().expect("addr");
         RawSip { sock, local, target: target.parse().expect("target address") }
     }
@@ -106,6 +111,16 @@ impl RawSip {
             inv.header("Call-ID").unwrap_or_default(),
         )
     }
+}
+
+/// An OPTIONS from `peer` to `host` (any user).
+pub fn options(peer: &RawSip, host: &str, call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:probe@{host} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bK{call_id};rport\r\n\
+         From: <sip:probe@{l}>;tag=1\r\nTo: <sip:probe@{host}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        l = peer.local
+    )
 }
 
 pub fn sdp_offer(rtp_port: u16) -> String {

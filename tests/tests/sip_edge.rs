@@ -36,19 +36,37 @@ async fn options_and_malformed_messages() {
     // that contradicts the method. Each gets 400.
     let good = options("bad-1");
     let malformed = [
-        good.replacen("SIP/2.0\r\n", "SIP/9.9\r\n", 1),
-        good.replace("CSeq: 1 OPTIONS", "CSeq: one OPTIONS"),
-        good.replace("Content-Length: 0", "Content-Length: 55"),
-        good.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"),
-        good.replace("Via: SIP/2.0/UDP", "Via: SIP/2.0/UDP\r\nX-Broken"),
+        (good.replacen("SIP/2.0\r\n", "SIP/9.9\r\n", 1), 505),
+        (good.replace("CSeq: 1 OPTIONS", "CSeq: one OPTIONS"), 400),
+        (good.replace("Content-Length: 0", "Content-Length: 55"), 400),
+        (good.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"), 400),
+        (good.replace("Via: SIP/2.0/UDP", "Via: SIP/2.0/UDP\r\nX-Broken"), 400),
+        (good.replacen("OPTIONS sip:", "OPTIONS mailto:", 1), 416),
+        (good.replacen("OPTIONS sip:", &format!("OPTIONS sip:{}", "9".repeat(3000)), 1), 414),
+        (good.replace("Max-Forwards: 70", "Max-Forwards: 70\r\nMax-Forwards: 69"), 400),
+        (good.replace("Call-ID: bad-1", "Call-ID: bad-1\r\ni: bad-2"), 400),
+        (format!("{good}{}", "x".repeat(40_000)).replace("Content-Length: 0", "Content-Length: 40000"), 513),
     ];
-    for m in &malformed {
+    for (m, status) in &malformed {
         peer.send(m).await;
         let resp = peer.final_response(T).await.unwrap_or_else(|| panic!("no answer to {m}"));
-        assert_eq!(resp.status(), Some(400), "{m}\n=> {}", resp.0);
+        assert_eq!(resp.status(), Some(*status), "{m}\n=> {}", resp.0);
     }
-    // Without a Call-ID a response cannot be formed: dropped, as is garbage.
+    // One datagram with a non-ASCII byte inside the start line used to panic the parser and
+    // silence UDP for good. It is refused (400) and the listener keeps serving.
+    for start in ["INVITE a\u{e9}\u{e9} SIP/2.0", "INVITE s\u{e9}:x SIP/2.0", "OPTIONS sip:\u{e9}@\u{e9} SIP/2.0"] {
+        peer.send(&good.replacen(&format!("OPTIONS sip:{} SIP/2.0", env.host), start, 1)).await;
+        let resp = peer.final_response(T).await.unwrap_or_else(|| panic!("no answer to {start}"));
+        assert_eq!(resp.status(), Some(400), "{start}: {}", resp.0);
+    }
+    peer.send_bytes("INVITE a\u{e9}\u{e9} SIP/2.0\r\n\r\n".as_bytes()).await;
+    peer.send(&options("opt-ascii")).await;
+    assert_eq!(peer.final_response(T).await.and_then(|m| m.status()), Some(200), "OPTIONS after the datagram");
+    // Without a Call-ID the request is still answered 400 along its Via (RFC 4475 `insuf`);
+    // garbage without a Via has nowhere to be answered and is dropped.
     peer.send(&good.replace("Call-ID: bad-1\r\n", "")).await;
+    let resp = peer.final_response(T).await.expect("400 without Call-ID");
+    assert_eq!(resp.status(), Some(400), "{}", resp.0);
     peer.send_bytes(b"\x16\x03\x01garbage\x00\xff").await;
     peer.send_bytes(b"").await;
     assert!(peer.recv(Duration::from_millis(500)).await.is_none(), "unaddressable input is dropped");
@@ -255,4 +273,71 @@ async fn failing_answer_url_falls_back() {
     assert_eq!(asked[0].param("original_request.url"), Some(format!("{}/answer", env.app.base).as_str()));
     assert_eq!(env.app.answers().len(), 1, "a 500 is not retried on the same URL");
     assert!(env.app.wait_status("inbound", "failed", T).await);
+}
+
+/// The Authorization header for an INVITE answering `challenge` as `user` with `pass`.
+fn authorization(challenge: &Msg, uri: &str, user: &str, pass: &str) -> String {
+    let offers = challenge.headers("WWW-Authenticate");
+    let md5 = offers.iter().find(|h| h.contains("algorithm=MD5")).expect("MD5 offered");
+    let (realm, nonce) = (param(md5, "realm").unwrap(), param(md5, "nonce").unwrap());
+    let resp = digest_response(user, &realm, pass, uri, &nonce, "00000001", "0a4f113b");
+    format!(
+        "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"0a4f113b\"\r\n"
+    )
+}
+
+/// One INVITE from `ip`: challenged (401), then answered with `user`/`pass`; the final status
+/// line of the second attempt (or of the first, when it is not a challenge).
+async fn attempt(env: &SipEnv, ip: &str, user: &str, pass: &str) -> String {
+    let uri = format!("sip:+14155550100@{}", env.host);
+    let peer = RawSip::from_ip(ip, &env.sip).await;
+    let call_id = format!("{}@test", uuid::Uuid::new_v4().simple());
+    let invite = peer.invite(&uri, &call_id, 1, "", 40000);
+    peer.send(&invite).await;
+    let first = peer.final_response(T).await.expect("answer to the first INVITE");
+    peer.send(&peer.ack_for(&invite, &first)).await;
+    if first.status() != Some(401) {
+        return first.0.lines().next().unwrap_or_default().to_owned();
+    }
+    let retry = peer.invite(&uri, &call_id, 2, &authorization(&first, &uri, user, pass), 40000);
+    peer.send(&retry).await;
+    let last = peer.final_response(T).await.expect("answer to the INVITE with credentials");
+    peer.send(&peer.ack_for(&retry, &last)).await;
+    last.0.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn digest_guessing_is_throttled_per_source() {
+    let env = SipEnv::start_with_env(
+        talk_ncco(),
+        &["10.0.0.0/8"],
+        Some(("alice", "correct horse")),
+        vec![("VOXBRIDGE_SIP_AUTH_FAILURES_PER_SOURCE".into(), "10".into())],
+    )
+    .await;
+    // An unknown user and a wrong password are answered alike.
+    let unknown = attempt(&env, "127.0.0.3", "mallory", "x").await;
+    let wrong = attempt(&env, "127.0.0.3", "alice", "x").await;
+    assert_eq!(unknown, "SIP/2.0 403 Forbidden");
+    assert_eq!(wrong, unknown, "unknown user and wrong password look the same");
+
+    // A guesser on 127.0.0.1: twenty wrong passwords; once its budget (10) is spent it gets
+    // 403 without its credentials being looked at, and the right password fails too.
+    for i in 0..20 {
+        let line = attempt(&env, "127.0.0.1", "alice", &format!("guess {i}")).await;
+        assert!(line.starts_with("SIP/2.0 403"), "guess {i}: {line}");
+    }
+    let locked = attempt(&env, "127.0.0.1", "alice", "correct horse").await;
+    assert!(locked.starts_with("SIP/2.0 403"), "right password from the locked source: {locked}");
+    assert!(env.app.answers().is_empty(), "nothing was admitted");
+
+    // The real user on another address is unaffected.
+    let owner = attempt(&env, "127.0.0.2", "alice", "correct horse").await;
+    assert!(owner.starts_with("SIP/2.0 480"), "admitted from another source: {owner}");
+    assert_eq!(env.app.answers().len(), 1);
+
+    let metrics = env.server.client.get(env.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("voxbridge_sip_auth_lockouts_total"), "{metrics}");
+    assert!(metrics.contains("auth_locked_source"), "refusals counted by reason");
 }

@@ -79,6 +79,19 @@ pub async fn reject(
     }
 }
 
+/// Stays silent for an INVITE refused by a lockout, swallowing its retransmissions (Timer B's
+/// 64·T1 at the caller) so that they are not admitted, counted and refused again.
+pub async fn swallow(mut inbox: mpsc::UnboundedReceiver<CallInput>) {
+    let deadline = tokio::time::sleep(retransmit::T1 * 64);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return,
+            input = inbox.recv() => if input.is_none() { return },
+        }
+    }
+}
+
 pub async fn run_inbound(
     edge: Arc<Edge>,
     inc: Incoming,
@@ -171,7 +184,10 @@ impl Call {
             target: contact,
             flow: inc.flow.clone(),
             next_cseq: 1,
+            route_set: msg.header_values("Record-Route"),
         };
+        let mut a_dialog = a_dialog;
+        a_dialog.follow_route_set();
         let to = user_or_uri(msg.header("To"));
         let from = user_or_uri(msg.header("From"));
         Call {
@@ -257,8 +273,10 @@ impl Call {
             Ok(ncco) => ncco,
             Err(outcome) => return outcome,
         };
-        for action in ncco.0 {
-            let outcome = match action {
+        // Only the first action runs until the NCCO executor lands (issue 7): whatever it ends
+        // with ends the call.
+        if let Some(action) = ncco.0.into_iter().next() {
+            return match action {
                 Action::Connect(connect) => match connect.endpoint {
                     Endpoint::Sip(sip) => {
                         let target = match &sip.target {
@@ -279,12 +297,6 @@ impl Call {
                 },
                 other => unsupported(&format!("the {} action", other.name())),
             };
-            match outcome {
-                // The connect ended after answer: the NCCO goes on (nothing else is supported yet,
-                // so the call ends).
-                Outcome::Completed { .. } => return outcome,
-                other => return other,
-            }
         }
         failed(CallStatus::Failed, "cannot_route", 480, "the NCCO has no action that answers the call")
     }
@@ -449,8 +461,12 @@ impl Call {
             target: target.to_string(),
             flow: flow.clone(),
             next_cseq: 1,
+            route_set: Vec::new(),
         };
         let mut invite = dialog.request(local, Method::Invite);
+        // Loop protection (RFC 3261 §16.6 step 3, as a proxy would): one hop fewer than we got.
+        let hops = self.invite.max_forwards().map_or(70, |mf| mf.saturating_sub(1));
+        invite.set_header("Max-Forwards", hops.to_string());
         for (n, v) in &headers {
             invite.push_header(n, v.clone());
         }
@@ -551,16 +567,16 @@ impl Call {
                 b.answered_at = Some(Utc::now());
                 let endpoint = b.media.id.clone();
                 let sdp = String::from_utf8_lossy(&inc.msg.body).into_owned();
-                if !sdp.trim().is_empty() {
-                    if let Err(e) = self.edge.media.update_endpoint(&endpoint, &sdp).await {
-                        self.bye_b().await;
-                        return Some(Err(failed(
-                            CallStatus::Failed,
-                            "cannot_route",
-                            488,
-                            &format!("far-end SDP refused: {e}"),
-                        )));
-                    }
+                if !sdp.trim().is_empty()
+                    && let Err(e) = self.edge.media.update_endpoint(&endpoint, &sdp).await
+                {
+                    self.bye_b().await;
+                    return Some(Err(failed(
+                        CallStatus::Failed,
+                        "cannot_route",
+                        488,
+                        &format!("far-end SDP refused: {e}"),
+                    )));
                 }
                 if let Err(e) = self.bridge().await {
                     self.bye_b().await;
@@ -598,11 +614,9 @@ impl Call {
     async fn provisional_to_a(&mut self, code: u16, with_sdp: bool) {
         let mut resp = self.invite.response(code, Some(&self.a_tag));
         resp.push_header("Contact", self.edge.local.contact(&self.flow));
-        if with_sdp {
-            if let Some(a) = &self.a_media {
-                resp.push_header("Content-Type", "application/sdp");
-                resp.body = a.local_sdp.clone().into_bytes();
-            }
+        if with_sdp && let Some(a) = &self.a_media {
+            resp.push_header("Content-Type", "application/sdp");
+            resp.body = a.local_sdp.clone().into_bytes();
         }
         let _ = self.edge.transport.send(&self.flow, &resp).await;
         self.a_last_response = Some(resp);
@@ -794,10 +808,10 @@ impl Call {
         };
         let _ = self.edge.transport.send(&dialog.flow, &ack).await;
         let sdp = String::from_utf8_lossy(&inc.msg.body).into_owned();
-        if let (true, Some(endpoint)) = (code < 300 && !sdp.trim().is_empty(), endpoint) {
-            if let Err(e) = self.edge.media.update_endpoint(&endpoint, &sdp).await {
-                tracing::warn!(error = %e, "answer to our re-INVITE refused by media");
-            }
+        if let (true, Some(endpoint)) = (code < 300 && !sdp.trim().is_empty(), endpoint)
+            && let Err(e) = self.edge.media.update_endpoint(&endpoint, &sdp).await
+        {
+            tracing::warn!(error = %e, "answer to our re-INVITE refused by media");
         }
     }
 
@@ -846,12 +860,13 @@ impl Call {
 
     async fn bye_b(&mut self) {
         let local = self.edge.local.clone();
-        if let Some(b) = self.b.as_mut() {
-            if b.answered_at.is_some() && b.ack.is_some() {
-                let bye = b.dialog.request(&local, Method::Bye);
-                let _ = retransmit::send(&self.edge.transport, &b.dialog.flow, bye, true).await;
-                b.ack = None;
-            }
+        if let Some(b) = self.b.as_mut()
+            && b.answered_at.is_some()
+            && b.ack.is_some()
+        {
+            let bye = b.dialog.request(&local, Method::Bye);
+            let _ = retransmit::send(&self.edge.transport, &b.dialog.flow, bye, true).await;
+            b.ack = None;
         }
     }
 
@@ -863,7 +878,8 @@ impl Call {
         self.a_retrans = Retransmission::none();
         let local = self.edge.local.clone();
         let bye = self.a_dialog.request(&local, Method::Bye);
-        let _ = retransmit::send(&self.edge.transport, &self.flow, bye, true).await;
+        let flow = self.a_dialog.flow.clone();
+        let _ = retransmit::send(&self.edge.transport, &flow, bye, true).await;
     }
 
     /// Final responses, media release, terminal events and records.

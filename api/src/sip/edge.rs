@@ -10,20 +10,22 @@ use std::sync::{Arc, Mutex};
 use domains::acl::Acl;
 use domains::digest::{self, Credentials, DigestAlgorithm, DigestError, NonceCounts, NonceIssuer};
 use domains::sip::admission::{AdmissionError, Admitted, FirstCheck, first_check};
+use domains::sip::checks::{self, ACCEPT};
 use domains::sip::{Method, SipMessage};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 
 use super::call::{self, CallInput, Route};
+use super::limits::{EdgeLimits, Refused};
 use super::requests::{Local, random_token};
 use super::transport::{Flow, Incoming, Transport};
-use crate::config::Config;
+use crate::config::{Config, LimitAction};
 use crate::media::{MediaControl, MediaEvent};
 use crate::store::entity::{number, psip_domain, psip_user};
 use crate::webhooks::WebhookSender;
 
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+pub use domains::sip::checks::ALLOW;
 
 /// Nonces are valid this long; a client answering later gets `stale=true`.
 const NONCE_LIFETIME_SECS: u64 = 300;
@@ -40,6 +42,10 @@ pub struct Edge {
     endpoints: Mutex<HashMap<String, mpsc::UnboundedSender<CallInput>>>,
     nonces: NonceIssuer,
     nonce_counts: Mutex<NonceCounts>,
+    limits: EdgeLimits,
+    /// Stands in for a missing user's HA1, so that an unknown user costs the same work as a
+    /// wrong password (the two must not be told apart, by answer or by timing).
+    decoy_ha1: [String; 2],
 }
 
 impl Edge {
@@ -50,7 +56,7 @@ impl Edge {
         webhooks: Arc<dyn WebhookSender>,
         signature_secret: &str,
     ) -> std::io::Result<Arc<Edge>> {
-        let (transport, incoming) = Transport::bind(config.sip_addr).await?;
+        let (transport, incoming) = Transport::bind(config.sip_addr, &config.sip_user_agent).await?;
         let bound = transport.local_addr();
         let host = config
             .sip_public_host
@@ -61,7 +67,12 @@ impl Edge {
         let key: [u8; 32] = sha2::Sha256::digest(format!("voxbridge digest nonces {signature_secret}")).into();
         let edge = Arc::new(Edge {
             transport,
-            local: Local { host, port: bound.port() },
+            local: Local { host, port: bound.port(), user_agent: config.sip_user_agent.clone() },
+            limits: EdgeLimits::new(config.sip_limits.clone()),
+            decoy_ha1: [
+                digest::ha1(DigestAlgorithm::Md5, "decoy", "decoy", &random_token(24)),
+                digest::ha1(DigestAlgorithm::Sha256, "decoy", "decoy", &random_token(24)),
+            ],
             db,
             config,
             media,
@@ -73,6 +84,17 @@ impl Edge {
         });
         tokio::spawn(edge.clone().dispatch(incoming));
         tokio::spawn(edge.clone().forward_media_events());
+        let housekeeping = Arc::downgrade(&edge);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match housekeeping.upgrade() {
+                    Some(edge) => edge.limits.housekeeping(),
+                    None => return,
+                }
+            }
+        });
         Ok(edge)
     }
 
@@ -102,10 +124,10 @@ impl Edge {
     /// Unregisters `call_id` only while it still routes to `tx` (a new transaction with the
     /// same Call-ID, e.g. an INVITE with credentials after a 401, may own it by now).
     pub fn unregister_if(&self, call_id: &str, tx: &mpsc::UnboundedSender<CallInput>) {
-        if let Ok(mut calls) = self.calls.lock() {
-            if calls.get(call_id).is_some_and(|t| t.same_channel(tx)) {
-                calls.remove(call_id);
-            }
+        if let Ok(mut calls) = self.calls.lock()
+            && calls.get(call_id).is_some_and(|t| t.same_channel(tx))
+        {
+            calls.remove(call_id);
         }
     }
 
@@ -154,6 +176,8 @@ impl Edge {
         }
     }
 
+    /// Routes each message; everything that may block (database, network) runs in a task of
+    /// its own, so a slow or failing handler costs its message, never the dispatcher.
     async fn dispatch(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
         while let Some(inc) = incoming.recv().await {
             if let Some(tx) = self.call_for(inc.msg.call_id()) {
@@ -161,16 +185,52 @@ impl Edge {
                 let _ = tx.send(CallInput::Sip(inc));
                 continue;
             }
+            let Some(method) = inc.msg.method() else {
+                tracing::debug!(call_id = inc.msg.call_id(), "stray response dropped");
+                continue;
+            };
+            if *method == Method::Ack {
+                continue; // an ACK for nothing of ours: never answered
+            }
+            if matches!(method, Method::Invite | Method::Register | Method::Options)
+                && let Err(refused) = self.limits.admit_request(inc.flow.peer().ip())
+            {
+                self.refuse(inc, refused);
+                continue;
+            }
+            if let Err(refusal) = checks::check_request(&inc.msg) {
+                let edge = self.clone();
+                tokio::spawn(async move {
+                    tracing::info!(peer = %inc.flow.peer(), method = %inc.msg.method().map(Method::as_str).unwrap_or_default(), status = refusal.code, "request refused");
+                    metrics::counter!("voxbridge_sip_requests_refused_total", "reason" => refusal.code.to_string())
+                        .increment(1);
+                    let extra: Vec<(&str, String)> = refusal.headers.clone();
+                    edge.reply(&inc, refusal.code, &extra).await;
+                });
+                continue;
+            }
             let edge = self.clone();
             // Admission reads the database; do it off the dispatch loop.
             match inc.msg.method() {
                 Some(Method::Invite) if !has_to_tag(&inc.msg) => edge.start_invite(inc),
-                Some(_) => {
+                _ => {
                     tokio::spawn(async move { edge.out_of_dialog(inc).await });
                 }
-                None => tracing::debug!(call_id = inc.msg.call_id(), "stray response dropped"),
             }
         }
+    }
+
+    /// A request over a limit: `503` with `Retry-After`, `403`, or silence, as configured.
+    fn refuse(self: &Arc<Self>, inc: Incoming, refused: Refused) {
+        metrics::counter!("voxbridge_sip_requests_refused_total", "reason" => refused.reason).increment(1);
+        tracing::debug!(peer = %inc.flow.peer(), reason = refused.reason, "request refused by a limit");
+        if refused.action == LimitAction::Drop {
+            return;
+        }
+        let edge = self.clone();
+        tokio::spawn(async move {
+            edge.reply(&inc, 503, &[("Retry-After", refused.retry_after_secs.to_string())]).await;
+        });
     }
 
     /// A new INVITE transaction: registered before admission so that retransmissions reach it.
@@ -193,17 +253,12 @@ impl Edge {
     async fn out_of_dialog(&self, inc: Incoming) {
         match inc.msg.method() {
             Some(Method::Options) => {
-                let extra = [
-                    ("Allow", ALLOW.to_owned()),
-                    ("Accept", "application/sdp".to_owned()),
-                    ("Supported", "replaces, timer".to_owned()),
-                    ("User-Agent", concat!("voxbridge/", env!("CARGO_PKG_VERSION")).to_owned()),
-                ];
+                let supported = checks::SUPPORTED.join(", ");
+                let extra = [("Allow", ALLOW.to_owned()), ("Accept", ACCEPT.to_owned()), ("Supported", supported)];
                 self.reply(&inc, 200, &extra).await;
             }
-            Some(Method::Ack) => {}
-            Some(Method::Register) => self.reply(&inc, 405, &[("Allow", ALLOW.to_owned())]).await,
             Some(Method::Bye | Method::Cancel | Method::Invite) => self.reply(&inc, 481, &[]).await,
+            // checks::check_request refused every other method already.
             Some(_) => self.reply(&inc, 405, &[("Allow", ALLOW.to_owned())]).await,
             None => {}
         }
@@ -227,6 +282,15 @@ impl Edge {
                     .map(|h| ("WWW-Authenticate", h))
                     .collect();
                 call::reject(&self, inc, 401, &extra, inbox).await;
+            }
+            Err(Refusal::Limited(refused)) => {
+                tracing::info!(%call_id, peer = %inc.flow.peer(), reason = refused.reason, "INVITE refused by a limit");
+                metrics::counter!("voxbridge_sip_requests_refused_total", "reason" => refused.reason).increment(1);
+                match refused.action {
+                    // Silence: stay only to swallow the retransmissions.
+                    LimitAction::Drop => call::swallow(inbox).await,
+                    LimitAction::Reject => call::reject(&self, inc, 403, &[], inbox).await,
+                }
             }
             Err(Refusal::Error(e)) => {
                 tracing::info!(%call_id, peer = %inc.flow.peer(), reason = %e, status = e.status(), "INVITE refused");
@@ -269,7 +333,22 @@ impl Edge {
         let admitted = match first_check(&acl, users > 0, source) {
             FirstCheck::Admit(a) => a,
             FirstCheck::Reject => return Err(Refusal::Error(AdmissionError::SourceNotInAcl(source))),
-            FirstCheck::NeedDigest => self.check_digest(inc, &domain.name).await?,
+            FirstCheck::NeedDigest => {
+                let user = inc.msg.header("Authorization").and_then(|h| Credentials::parse(h).ok()).map(|c| c.username);
+                let user_key = user.as_ref().map(|u| format!("{}/{u}", domain.name));
+                self.limits.auth_allowed(source, user_key.as_deref()).map_err(Refusal::Limited)?;
+                let checked = self.check_digest(inc, &domain.name).await;
+                match &checked {
+                    Ok(Admitted::Digest { user }) => {
+                        self.limits.auth_succeeded(source, &format!("{}/{user}", domain.name))
+                    }
+                    Err(Refusal::Error(AdmissionError::Digest(_) | AdmissionError::UnknownUser(_))) => {
+                        self.limits.auth_failed(source, user_key.as_deref().unwrap_or_default())
+                    }
+                    _ => {}
+                }
+                checked?
+            }
         };
         tracing::info!(call_id = inc.msg.call_id(), domain = %domain.name, %region, ?admitted, "INVITE admitted");
         // A number provisioned with SIP forwarding or its own application takes the call;
@@ -301,11 +380,13 @@ impl Edge {
         let user = psip_user::Entity::find_by_id((realm.to_owned(), creds.username.clone()))
             .one(&self.db)
             .await
-            .map_err(Refusal::internal)?
-            .ok_or_else(|| Refusal::Error(AdmissionError::UnknownUser(creds.username.clone())))?;
-        let ha1 = match creds.algorithm {
-            DigestAlgorithm::Md5 => user.ha1_md5,
-            DigestAlgorithm::Sha256 => user.ha1_sha256,
+            .map_err(Refusal::internal)?;
+        let known = user.is_some();
+        let ha1 = match (user, creds.algorithm) {
+            (Some(u), DigestAlgorithm::Md5) => u.ha1_md5,
+            (Some(u), DigestAlgorithm::Sha256) => u.ha1_sha256,
+            (None, DigestAlgorithm::Md5) => self.decoy_ha1[0].clone(),
+            (None, DigestAlgorithm::Sha256) => self.decoy_ha1[1].clone(),
         };
         let now = now_unix();
         let result = match self.nonce_counts.lock() {
@@ -324,6 +405,8 @@ impl Edge {
             Err(_) => return Err(Refusal::Internal("nonce table poisoned".into())),
         };
         match result {
+            // The decoy cannot verify; should it ever, an unknown user is still refused.
+            _ if !known => Err(Refusal::Error(AdmissionError::UnknownUser(creds.username))),
             Ok(()) => Ok(Admitted::Digest { user: creds.username }),
             Err(DigestError::StaleNonce) => Err(Refusal::Challenge { realm: realm.to_owned(), stale: true }),
             Err(e) => Err(digest_err(e)),
@@ -333,6 +416,7 @@ impl Edge {
 
 enum Refusal {
     Challenge { realm: String, stale: bool },
+    Limited(Refused),
     Error(AdmissionError),
     Internal(String),
 }

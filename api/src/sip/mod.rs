@@ -3,6 +3,7 @@
 
 pub mod call;
 pub mod edge;
+pub mod limits;
 pub mod requests;
 pub mod retransmit;
 pub mod transport;

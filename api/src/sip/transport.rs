@@ -10,13 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use domains::sip::SipMessage;
-use domains::sip::message::{ParseError, bad_request_response, frame_len};
+use domains::sip::message::{MAX_MESSAGE_BYTES, ParseError, error_response, frame_len};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-
-/// Largest message accepted on a stream before the connection is considered broken.
-const MAX_STREAM_MESSAGE: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Flow {
@@ -65,11 +62,16 @@ pub struct Transport {
     next_conn: AtomicU64,
     incoming: mpsc::UnboundedSender<Incoming>,
     tls_client: std::sync::OnceLock<tokio_rustls::TlsConnector>,
+    /// `Server` header value of every response that has none.
+    server: String,
 }
 
 impl Transport {
     /// Binds UDP and TCP on `addr` (with port 0, one free port for both) and starts receiving.
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<(Arc<Transport>, mpsc::UnboundedReceiver<Incoming>)> {
+    pub async fn bind(
+        addr: SocketAddr,
+        server: &str,
+    ) -> std::io::Result<(Arc<Transport>, mpsc::UnboundedReceiver<Incoming>)> {
         let (udp, tcp) = bind_pair(addr).await?;
         let local = udp.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -80,6 +82,7 @@ impl Transport {
             next_conn: AtomicU64::new(1),
             incoming: tx,
             tls_client: std::sync::OnceLock::new(),
+            server: server.to_owned(),
         });
         tokio::spawn(udp_loop(transport.clone()));
         tokio::spawn(accept_loop(transport.clone(), tcp));
@@ -91,7 +94,13 @@ impl Transport {
     }
 
     pub async fn send(&self, flow: &Flow, msg: &SipMessage) -> std::io::Result<()> {
-        let bytes = msg.to_bytes();
+        let bytes = if msg.status().is_some() && msg.header("Server").is_none() {
+            let mut with_server = msg.clone();
+            with_server.push_header("Server", self.server.clone());
+            with_server.to_bytes()
+        } else {
+            msg.to_bytes()
+        };
         tracing::trace!(to = %flow.peer(), message = %String::from_utf8_lossy(&bytes), "sip out");
         match flow {
             Flow::Udp(peer) => self.udp.send_to(&bytes, peer).await.map(|_| ()),
@@ -196,7 +205,7 @@ impl Transport {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                buf.extend_from_slice(&chunk[..n]);
+                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                 loop {
                     // Keep-alive CRLFs between messages (RFC 5626 §3.5.1).
                     while buf.starts_with(b"\r\n") {
@@ -207,7 +216,10 @@ impl Transport {
                             let frame: Vec<u8> = buf.drain(..len).collect();
                             this.deliver(&frame, read_flow.clone()).await;
                         }
-                        Ok(None) if buf.len() > MAX_STREAM_MESSAGE => break 'read,
+                        Ok(None) if buf.len() > MAX_MESSAGE_BYTES => {
+                            this.reject(&buf, &ParseError::TooLarge(buf.len()), &read_flow).await;
+                            break 'read;
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             // Framing is lost: answer what can be answered, then close.
@@ -229,19 +241,32 @@ impl Transport {
             return; // keep-alive
         }
         tracing::trace!(from = %flow.peer(), message = %String::from_utf8_lossy(bytes), "sip in");
-        match SipMessage::parse(bytes) {
-            Ok(msg) => {
+        // The parser must never panic on input (its fuzz targets and lints see to that); should
+        // a bug make it, this receive loop still serves the next message.
+        let parsed = std::panic::catch_unwind(|| SipMessage::parse(bytes));
+        match parsed {
+            Ok(Ok(mut msg)) => {
+                if msg.method().is_some() {
+                    msg.stamp_received(flow.peer());
+                }
                 let _ = self.incoming.send(Incoming { msg, flow, received: std::time::Instant::now() });
             }
-            Err(e) => self.reject(bytes, &e, &flow).await,
+            Ok(Err(e)) => self.reject(bytes, &e, &flow).await,
+            Err(_) => {
+                metrics::counter!("voxbridge_sip_parser_panics_total").increment(1);
+                tracing::error!(peer = %flow.peer(), "SIP parser panicked; message dropped");
+            }
         }
     }
 
+    /// A message the parser refused: answered with the RFC's status when it is a request that
+    /// can be answered, dropped otherwise.
     async fn reject(&self, bytes: &[u8], error: &ParseError, flow: &Flow) {
         metrics::counter!("voxbridge_sip_malformed_total").increment(1);
-        match bad_request_response(bytes, &error.to_string()) {
-            Some(resp) => {
-                tracing::info!(peer = %flow.peer(), %error, "malformed SIP request answered 400");
+        match error_response(bytes, error) {
+            Some(mut resp) => {
+                tracing::info!(peer = %flow.peer(), %error, status = error.status(), "malformed SIP request refused");
+                resp.stamp_received(flow.peer());
                 let _ = self.send(flow, &resp).await;
             }
             None => tracing::info!(peer = %flow.peer(), %error, "malformed SIP message dropped"),
@@ -270,7 +295,7 @@ async fn udp_loop(t: Arc<Transport>) {
     let mut buf = vec![0u8; 65535];
     loop {
         match t.udp.recv_from(&mut buf).await {
-            Ok((n, peer)) => t.deliver(&buf[..n], Flow::Udp(peer)).await,
+            Ok((n, peer)) => t.deliver(buf.get(..n).unwrap_or_default(), Flow::Udp(peer)).await,
             // ICMP errors surface here on some platforms; keep serving.
             Err(e) => tracing::debug!(error = %e, "udp receive"),
         }

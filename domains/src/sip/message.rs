@@ -6,6 +6,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use super::headers::{NameAddr, Via, is_scheme, is_token};
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Method {
     Invite,
@@ -84,14 +86,39 @@ pub struct SipMessage {
     pub body: Vec<u8>,
 }
 
+/// Limits on what the edge reads. A message over [`MAX_MESSAGE_BYTES`] gets `513`; a
+/// Request-URI over [`MAX_REQUEST_URI`] gets `414`; more header lines or Via values than these
+/// get `400`. They bound the work one datagram can cause, far above what real peers send (RFC
+/// 4475's `longreq` has 22 Via values and 53 lines).
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+pub const MAX_REQUEST_URI: usize = 2048;
+pub const MAX_HEADER_LINES: usize = 256;
+pub const MAX_VIA_VALUES: usize = 64;
+
+/// Headers a request may carry once only (RFC 3261 §7.3.1: only comma-list headers repeat).
+const SINGULAR: [&str; 6] = ["Call-ID", "CSeq", "Content-Length", "From", "To", "Max-Forwards"];
+const MANDATORY: [&str; 5] = ["Via", "From", "To", "Call-ID", "CSeq"];
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ParseError {
     #[error("message is not UTF-8 in its head")]
     NotUtf8,
     #[error("message has no end of headers (CRLF CRLF)")]
     NoHeaderEnd,
+    #[error("message of {0} bytes is larger than {MAX_MESSAGE_BYTES}")]
+    TooLarge(usize),
     #[error("bad start line: {0}")]
     StartLine(String),
+    #[error("SIP version {0} is not supported")]
+    Version(String),
+    #[error("Request-URI scheme '{0}' is not supported")]
+    UriScheme(String),
+    #[error("Request-URI of {0} bytes is longer than {MAX_REQUEST_URI}")]
+    UriTooLong(usize),
+    #[error("more than {MAX_HEADER_LINES} header lines")]
+    TooManyHeaders,
+    #[error("more than {MAX_VIA_VALUES} Via values")]
+    TooManyVias,
     #[error("bad header line: {0}")]
     HeaderLine(String),
     #[error("bad Content-Length: {0}")]
@@ -100,8 +127,23 @@ pub enum ParseError {
     ShortBody { have: usize, want: usize },
     #[error("missing mandatory header {0}")]
     Missing(&'static str),
+    #[error("header {0} appears more than once")]
+    Duplicate(&'static str),
     #[error("bad {0} header: {1}")]
     BadHeader(&'static str, String),
+}
+
+impl ParseError {
+    /// The status a request refused for this error is answered with (RFC 3261 §8.2, §21.4).
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::Version(_) => 505,
+            ParseError::UriScheme(_) => 416,
+            ParseError::UriTooLong(_) => 414,
+            ParseError::TooLarge(_) => 513,
+            _ => 400,
+        }
+    }
 }
 
 /// RFC 3261 §7.3.3 compact forms.
@@ -121,28 +163,37 @@ fn expand_compact(name: &str) -> &str {
     }
 }
 
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-}
-
 /// The framing of a stream transport: how many bytes the message at the start of `buf` takes,
-/// once its head and body have arrived (`None`: wait for more).
+/// once its head and body have arrived (`None`: wait for more). Conflicting Content-Length
+/// headers break the framing, as does a message announced larger than the limit.
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     let Some(head_end) = find(buf, b"\r\n\r\n") else {
         return Ok(None);
     };
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| ParseError::NotUtf8)?;
-    let mut len = 0usize;
+    let head = std::str::from_utf8(buf.get(..head_end).unwrap_or_default()).map_err(|_| ParseError::NotUtf8)?;
+    let mut len: Option<usize> = None;
     for line in head.split("\r\n").skip(1) {
-        if let Some((name, value)) = line.split_once(':') {
-            let name = expand_compact(name.trim());
-            if name.eq_ignore_ascii_case("Content-Length") {
-                len = value.trim().parse().map_err(|_| ParseError::ContentLength(value.trim().to_owned()))?;
+        if let Some((name, value)) = line.split_once(':')
+            && expand_compact(name.trim()).eq_ignore_ascii_case("Content-Length")
+        {
+            if len.is_some() {
+                return Err(ParseError::Duplicate("Content-Length"));
             }
+            len = Some(parse_content_length(value.trim())?);
         }
     }
-    let total = head_end + 4 + len;
+    let total = head_end.saturating_add(4).saturating_add(len.unwrap_or(0));
+    if total > MAX_MESSAGE_BYTES {
+        return Err(ParseError::TooLarge(total));
+    }
     Ok((buf.len() >= total).then_some(total))
+}
+
+fn parse_content_length(v: &str) -> Result<usize, ParseError> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::ContentLength(v.to_owned()));
+    }
+    v.parse().map_err(|_| ParseError::ContentLength(v.to_owned()))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -152,66 +203,88 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 impl SipMessage {
     /// Parses one whole message (a datagram, or a frame cut by [`frame_len`]).
     pub fn parse(buf: &[u8]) -> Result<SipMessage, ParseError> {
+        if buf.len() > MAX_MESSAGE_BYTES {
+            return Err(ParseError::TooLarge(buf.len()));
+        }
         let head_end = find(buf, b"\r\n\r\n").ok_or(ParseError::NoHeaderEnd)?;
-        let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| ParseError::NotUtf8)?;
+        let head = std::str::from_utf8(buf.get(..head_end).unwrap_or_default()).map_err(|_| ParseError::NotUtf8)?;
         let mut lines = head.split("\r\n");
         let start = parse_start(lines.next().unwrap_or_default())?;
         let mut headers: Vec<(String, String)> = Vec::new();
         for line in lines {
             if line.starts_with(' ') || line.starts_with('\t') {
                 // Header folding (RFC 3261 §7.3.1): a continuation of the previous value.
-                let last = headers.last_mut().ok_or_else(|| ParseError::HeaderLine(line.to_owned()))?;
-                last.1.push(' ');
+                let last = headers.last_mut().ok_or_else(|| ParseError::HeaderLine(excerpt(line)))?;
+                if !last.1.is_empty() {
+                    last.1.push(' ');
+                }
                 last.1.push_str(line.trim());
                 continue;
             }
-            let (name, value) = line.split_once(':').ok_or_else(|| ParseError::HeaderLine(line.to_owned()))?;
+            if headers.len() >= MAX_HEADER_LINES {
+                return Err(ParseError::TooManyHeaders);
+            }
+            let (name, value) = line.split_once(':').ok_or_else(|| ParseError::HeaderLine(excerpt(line)))?;
             let name = name.trim_end();
             if !is_token(name) {
-                return Err(ParseError::HeaderLine(line.to_owned()));
+                return Err(ParseError::HeaderLine(excerpt(line)));
             }
             headers.push((expand_compact(name).to_owned(), value.trim().to_owned()));
         }
-        let body = &buf[head_end + 4..];
+        for name in SINGULAR {
+            if headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count() > 1 {
+                return Err(ParseError::Duplicate(name));
+            }
+        }
+        let body = buf.get(head_end + 4..).unwrap_or_default();
         let msg_body = match headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("Content-Length")) {
             Some((_, v)) => {
-                let want: usize = v.parse().map_err(|_| ParseError::ContentLength(v.clone()))?;
-                if body.len() < want {
-                    return Err(ParseError::ShortBody { have: body.len(), want });
-                }
-                body[..want].to_vec()
+                let want = parse_content_length(v)?;
+                body.get(..want).ok_or(ParseError::ShortBody { have: body.len(), want })?.to_vec()
             }
             None => body.to_vec(),
         };
         let msg = SipMessage { start, headers, body: msg_body };
-        msg.check_mandatory()?;
+        msg.check_headers()?;
         Ok(msg)
     }
 
-    fn check_mandatory(&self) -> Result<(), ParseError> {
-        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+    /// The mandatory headers are present and every header the edge reads is well formed.
+    fn check_headers(&self) -> Result<(), ParseError> {
+        for name in MANDATORY {
             if self.header(name).is_none_or(str::is_empty) {
-                return Err(ParseError::Missing(match name {
-                    "Via" => "Via",
-                    "From" => "From",
-                    "To" => "To",
-                    "Call-ID" => "Call-ID",
-                    _ => "CSeq",
-                }));
+                return Err(ParseError::Missing(name));
             }
         }
         let cseq =
             self.cseq().ok_or_else(|| ParseError::BadHeader("CSeq", self.header("CSeq").unwrap_or_default().into()))?;
-        if let StartLine::Request { method, .. } = &self.start {
-            if &cseq.1 != method {
-                return Err(ParseError::BadHeader("CSeq", "method does not match the request line".into()));
-            }
+        if let StartLine::Request { method, .. } = &self.start
+            && &cseq.1 != method
+        {
+            return Err(ParseError::BadHeader("CSeq", "method does not match the request line".into()));
         }
-        super::headers::Via::parse(self.header("Via").unwrap_or_default())
-            .map_err(|e| ParseError::BadHeader("Via", e))?;
+        if let Some(mf) = self.header("Max-Forwards")
+            && self.max_forwards().is_none()
+        {
+            return Err(ParseError::BadHeader("Max-Forwards", mf.to_owned()));
+        }
+        let vias = self.header_values("Via");
+        if vias.len() > MAX_VIA_VALUES {
+            return Err(ParseError::TooManyVias);
+        }
+        for via in &vias {
+            Via::parse(via).map_err(|e| ParseError::BadHeader("Via", e))?;
+        }
         for name in ["From", "To"] {
-            super::headers::NameAddr::parse(self.header(name).unwrap_or_default())
-                .map_err(|e| ParseError::BadHeader(if name == "From" { "From" } else { "To" }, e))?;
+            NameAddr::parse(self.header(name).unwrap_or_default()).map_err(|e| ParseError::BadHeader(name, e))?;
+        }
+        for (name, label) in [("Contact", "Contact"), ("Record-Route", "Record-Route"), ("Route", "Route")] {
+            for value in self.header_values(name) {
+                if name == "Contact" && value == "*" {
+                    continue;
+                }
+                NameAddr::parse(&value).map_err(|e| ParseError::BadHeader(label, e))?;
+            }
         }
         Ok(())
     }
@@ -222,7 +295,7 @@ impl SipMessage {
     }
 
     /// Every value of a header, comma-separated values of one line split apart where the
-    /// header allows it (Via, Route, Record-Route).
+    /// header allows it (Via, Route, Record-Route, Contact, option tags).
     pub fn header_values(&self, name: &str) -> Vec<String> {
         self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).flat_map(|(_, v)| split_commas(v)).collect()
     }
@@ -272,7 +345,11 @@ impl SipMessage {
     pub fn cseq(&self) -> Option<(u32, Method)> {
         let v = self.header("CSeq")?;
         let mut it = v.split_whitespace();
-        let n = it.next()?.parse().ok()?;
+        let n = it.next()?;
+        if !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n = n.parse().ok()?;
         let m = it.next()?;
         if it.next().is_some() || !is_token(m) {
             return None;
@@ -280,10 +357,30 @@ impl SipMessage {
         Some((n, Method::parse(m)))
     }
 
+    /// Max-Forwards (RFC 3261 §20.22: 0–255 in practice; larger values are refused).
+    pub fn max_forwards(&self) -> Option<u8> {
+        let v = self.header("Max-Forwards")?;
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        v.parse().ok()
+    }
+
     /// The branch of the top Via: the transaction key for RFC 3261 peers.
     pub fn branch(&self) -> Option<String> {
         let via = self.header_values("Via").into_iter().next()?;
-        super::headers::Via::parse(&via).ok()?.branch
+        Via::parse(&via).ok()?.branch
+    }
+
+    /// Records where a request really came from in its top Via (`received`, `rport`), so
+    /// every response copies it (RFC 3261 §18.2.1, RFC 3581 §4).
+    pub fn stamp_received(&mut self, source: std::net::SocketAddr) {
+        let Some(first) = self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case("Via")) else { return };
+        let mut values = split_commas(&first.1);
+        if let Some(top) = values.first_mut() {
+            *top = super::headers::stamp_via(top, source.ip(), source.port());
+        }
+        first.1 = values.join(", ");
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -308,19 +405,23 @@ impl SipMessage {
     }
 
     /// A response to this request (RFC 3261 §8.2.6): Via, From, To, Call-ID and CSeq copied;
-    /// `to_tag` added to To when it has none.
+    /// `to_tag` added to To when it has none. A dialog-creating response (101–299 to INVITE)
+    /// also copies Record-Route in order (§12.1.1).
     pub fn response(&self, code: u16, to_tag: Option<&str>) -> SipMessage {
+        let copies_record_route = (101..300).contains(&code) && self.method() == Some(&Method::Invite);
         let mut headers = Vec::new();
         for (n, v) in &self.headers {
-            if ["Via", "From", "Call-ID", "CSeq"].iter().any(|h| n.eq_ignore_ascii_case(h)) {
+            let copied = ["Via", "From", "Call-ID", "CSeq"].iter().any(|h| n.eq_ignore_ascii_case(h))
+                || (copies_record_route && n.eq_ignore_ascii_case("Record-Route"));
+            if copied {
                 headers.push((n.clone(), v.clone()));
             } else if n.eq_ignore_ascii_case("To") {
                 let mut to = v.clone();
-                if let Some(tag) = to_tag {
-                    if !has_tag(v) {
-                        to.push_str(";tag=");
-                        to.push_str(tag);
-                    }
+                if let Some(tag) = to_tag
+                    && !has_tag(v)
+                {
+                    to.push_str(";tag=");
+                    to.push_str(tag);
                 }
                 headers.push((n.clone(), to));
             }
@@ -334,36 +435,48 @@ impl SipMessage {
 }
 
 fn has_tag(name_addr: &str) -> bool {
-    super::headers::NameAddr::parse(name_addr).map(|n| n.tag().is_some()).unwrap_or(false)
+    NameAddr::parse(name_addr).map(|n| n.tag().is_some()).unwrap_or(false)
+}
+
+fn excerpt(s: &str) -> String {
+    s.chars().take(80).collect()
 }
 
 /// Splits `a, b` at commas outside quotes and angle brackets.
 pub fn split_commas(v: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+    let (mut depth, mut quoted, mut escaped, mut start) = (0u32, false, false, 0usize);
     for (i, c) in v.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
         match c {
+            '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
             '<' if !quoted => depth += 1,
-            '>' if !quoted => depth -= 1,
+            '>' if !quoted => depth = depth.saturating_sub(1),
             ',' if !quoted && depth == 0 => {
-                out.push(v[start..i].trim().to_owned());
+                out.push(v.get(start..i).unwrap_or_default().trim().to_owned());
                 start = i + 1;
             }
             _ => {}
         }
     }
-    let last = v[start..].trim();
-    if !last.is_empty() {
+    let last = v.get(start..).unwrap_or_default().trim();
+    if !last.is_empty() || !out.is_empty() {
         out.push(last.to_owned());
     }
     out
 }
 
 fn parse_start(line: &str) -> Result<StartLine, ParseError> {
-    let bad = || ParseError::StartLine(line.chars().take(80).collect());
+    let bad = || ParseError::StartLine(excerpt(line));
     if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
         let code: u16 = code.parse().map_err(|_| bad())?;
         if !(100..=699).contains(&code) {
             return Err(bad());
@@ -375,43 +488,74 @@ fn parse_start(line: &str) -> Result<StartLine, ParseError> {
     else {
         return Err(bad());
     };
-    if version != "SIP/2.0" || !is_token(method) || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+    // Methods are case-sensitive tokens (RFC 3261 §7.1); extension methods may use any token
+    // character (RFC 4475 `intmeth`, `esc02`).
+    if !is_token(method) {
         return Err(bad());
     }
-    let scheme_ok =
-        ["sip:", "sips:", "tel:"].iter().any(|s| uri.len() > s.len() && uri[..s.len()].eq_ignore_ascii_case(s));
-    if !scheme_ok {
+    if version != "SIP/2.0" {
+        let looks_like_version = version.strip_prefix("SIP/").and_then(|v| v.split_once('.')).is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && (a.bytes().chain(b.bytes())).all(|c| c.is_ascii_digit())
+        });
+        return Err(if looks_like_version { ParseError::Version(version.to_owned()) } else { bad() });
+    }
+    if uri.len() > MAX_REQUEST_URI {
+        return Err(ParseError::UriTooLong(uri.len()));
+    }
+    // URIs are ASCII on the wire (anything else is %-escaped, RFC 3261 §25.1).
+    if !uri.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad());
+    }
+    let Some((scheme, rest)) = uri.split_once(':') else { return Err(bad()) };
+    if !is_scheme(scheme) || rest.is_empty() {
+        return Err(bad());
+    }
+    let known = ["sip", "sips", "tel"].iter().any(|s| s.eq_ignore_ascii_case(scheme));
+    if !known {
+        return Err(ParseError::UriScheme(scheme.to_owned()));
+    }
+    // Headers (`?Route=…`) have no place in a Request-URI (RFC 3261 §19.1.5, RFC 4475 `escruri`);
+    // a '?' in the user part is legal, so only the part after the last '@' is looked at.
+    let host_part = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    if !scheme.eq_ignore_ascii_case("tel") && host_part.contains('?') {
+        return Err(ParseError::StartLine("Request-URI carries headers".into()));
     }
     Ok(StartLine::Request { method: Method::parse(method), uri: uri.to_owned() })
 }
 
-/// For a request too malformed to parse: the headers a `400` needs, found textually, when all
-/// are present. `None` means the datagram is dropped (nothing to address a response to).
-pub fn bad_request_response(buf: &[u8], reason: &str) -> Option<SipMessage> {
-    let text = String::from_utf8_lossy(&buf[..find(buf, b"\r\n\r\n").unwrap_or(buf.len())]).into_owned();
+/// For a request refused by the parser: the response to send, built from the headers found
+/// textually. `None` means nothing is sent: a response or an ACK is never answered (RFC 3261
+/// §17.1.1, §17.2.1), and a message without a Via has nowhere to be answered.
+pub fn error_response(buf: &[u8], error: &ParseError) -> Option<SipMessage> {
+    let head_len = find(buf, b"\r\n\r\n").unwrap_or(buf.len()).min(MAX_MESSAGE_BYTES);
+    let text = String::from_utf8_lossy(buf.get(..head_len).unwrap_or_default()).into_owned();
     let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));
     let first = lines.next()?;
-    if first.starts_with("SIP/2.0") {
-        return None; // never answer a response
+    let method = first.split(' ').next().unwrap_or_default();
+    if first.starts_with("SIP/") || method == "ACK" || !is_token(method) {
+        return None;
     }
-    let mut headers = Vec::new();
-    for line in lines {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in lines.take(MAX_HEADER_LINES) {
         if let Some((n, v)) = line.split_once(':') {
             let n = expand_compact(n.trim());
-            if ["Via", "From", "To", "Call-ID", "CSeq"].iter().any(|h| n.eq_ignore_ascii_case(h)) {
-                headers.push((n.to_owned(), v.trim().to_owned()));
+            let Some(name) = ["Via", "From", "To", "Call-ID", "CSeq"].into_iter().find(|h| h.eq_ignore_ascii_case(n))
+            else {
+                continue;
+            };
+            // Every Via, in order; the first of each of the others.
+            if name == "Via" || !headers.iter().any(|(h, _)| h == name) {
+                headers.push((name.to_owned(), v.trim().to_owned()));
             }
         }
     }
-    for needed in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(needed)) {
-            return None;
-        }
+    if !headers.iter().any(|(n, _)| n == "Via") {
+        return None;
     }
-    let reason: String = reason.chars().filter(|c| !c.is_control()).take(100).collect();
+    let code = error.status();
+    let detail: String = error.to_string().chars().filter(|c| !c.is_control()).take(100).collect();
     Some(SipMessage {
-        start: StartLine::Response { code: 400, reason: format!("Bad Request ({reason})") },
+        start: StartLine::Response { code, reason: format!("{} ({detail})", reason_phrase(code)) },
         headers,
         body: vec![],
     })
@@ -430,8 +574,13 @@ pub fn reason_phrase(code: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         407 => "Proxy Authentication Required",
+        406 => "Not Acceptable",
         408 => "Request Timeout",
+        414 => "Request-URI Too Long",
         415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        423 => "Interval Too Brief",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
         482 => "Loop Detected",
@@ -445,6 +594,8 @@ pub fn reason_phrase(code: u16) -> &'static str {
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
         600 => "Busy Everywhere",
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
@@ -476,6 +627,7 @@ mod tests {
         assert_eq!(m.header("subject"), Some("a long folded value"));
         assert_eq!(m.body, b"v=0\r");
         assert_eq!(m.branch().as_deref(), Some("z9hG4bK-1"));
+        assert_eq!(m.max_forwards(), None);
         let again = SipMessage::parse(&m.to_bytes()).unwrap();
         assert_eq!(again, m);
         let r = m.response(180, Some("xyz"));
@@ -491,8 +643,30 @@ mod tests {
         assert!(matches!(SipMessage::parse(bad_len.as_bytes()), Err(ParseError::ShortBody { .. })));
         let bad_len = INVITE.replace("l: 4", "l: four");
         assert!(matches!(SipMessage::parse(bad_len.as_bytes()), Err(ParseError::ContentLength(_))));
-        let bad_start = INVITE.replace("SIP/2.0\r\nv:", "SIP/3.0\r\nv:");
+        let bad_start = INVITE.replace("SIP/2.0\r\nv:", "SIP/2.0 \r\nv:");
         assert!(matches!(SipMessage::parse(bad_start.as_bytes()), Err(ParseError::StartLine(_))));
+        let non_ascii = INVITE.replace("INVITE sip:+1415", "INVITE a\u{e9}\u{e9}:+1415");
+        assert!(matches!(SipMessage::parse(non_ascii.as_bytes()), Err(ParseError::StartLine(_))));
+        let non_ascii = "INVITE a\u{e9}\u{e9} SIP/2.0\r\n\r\n";
+        assert!(matches!(SipMessage::parse(non_ascii.as_bytes()), Err(ParseError::StartLine(_))));
+        let dup = INVITE.replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\r\nCSeq: 2 INVITE\r\n");
+        assert_eq!(SipMessage::parse(dup.as_bytes()), Err(ParseError::Duplicate("CSeq")));
+        let dup = INVITE.replace("i: call-1", "Call-ID: x\r\ni: call-1");
+        assert_eq!(SipMessage::parse(dup.as_bytes()), Err(ParseError::Duplicate("Call-ID")));
+        let long_uri = INVITE.replace("+14155550100@acme1", &format!("{}@acme1", "1".repeat(MAX_REQUEST_URI)));
+        assert!(matches!(SipMessage::parse(long_uri.as_bytes()), Err(ParseError::UriTooLong(_))));
+        let scheme = INVITE.replace("INVITE sip:", "INVITE http:");
+        assert_eq!(SipMessage::parse(scheme.as_bytes()), Err(ParseError::UriScheme("http".into())));
+        let mf = INVITE.replace("X-UserId", "Max-Forwards: 300\r\nX-UserId");
+        assert!(matches!(SipMessage::parse(mf.as_bytes()), Err(ParseError::BadHeader("Max-Forwards", _))));
+        let vias = "Via: SIP/2.0/UDP h;branch=b\r\n".repeat(MAX_VIA_VALUES + 1);
+        let many = INVITE.replace("X-UserId", &format!("{vias}X-UserId"));
+        assert_eq!(SipMessage::parse(many.as_bytes()), Err(ParseError::TooManyVias));
+        let lines = "X-A: b\r\n".repeat(MAX_HEADER_LINES);
+        let many = INVITE.replace("X-UserId", &format!("{lines}X-UserId"));
+        assert_eq!(SipMessage::parse(many.as_bytes()), Err(ParseError::TooManyHeaders));
+        let big = format!("{INVITE}{}", "x".repeat(MAX_MESSAGE_BYTES));
+        assert!(matches!(SipMessage::parse(big.as_bytes()), Err(ParseError::TooLarge(_))));
         let bad_cseq = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
         assert!(matches!(SipMessage::parse(bad_cseq.as_bytes()), Err(ParseError::BadHeader("CSeq", _))));
         assert_eq!(SipMessage::parse(b"garbage"), Err(ParseError::NoHeaderEnd));
@@ -501,10 +675,14 @@ mod tests {
     #[test]
     fn bad_request_when_addressable() {
         let bad_start = INVITE.replace("SIP/2.0\r\nv:", "SIP/3.0\r\nv:");
-        let r = bad_request_response(bad_start.as_bytes(), "bad start line").unwrap();
-        assert_eq!(r.status(), Some(400));
+        let err = SipMessage::parse(bad_start.as_bytes()).unwrap_err();
+        assert_eq!(err, ParseError::Version("SIP/3.0".into()));
+        let r = error_response(bad_start.as_bytes(), &err).unwrap();
+        assert_eq!(r.status(), Some(505));
         assert_eq!(r.header("Call-ID"), Some("call-1@127.0.0.1"));
-        assert!(bad_request_response(b"\x00\x01garbage\r\n\r\n", "x").is_none());
+        assert!(error_response(b"\x00\x01garbage\r\n\r\n", &err).is_none());
+        let ack = INVITE.replace("INVITE sip", "ACK sip");
+        assert!(error_response(ack.as_bytes(), &err).is_none());
     }
 
     #[test]
@@ -512,5 +690,11 @@ mod tests {
         assert_eq!(frame_len(b"OPTIONS sip:a SIP/2.0\r\nl: 2\r\n\r\nab"), Ok(Some(33)));
         assert_eq!(frame_len(b"OPTIONS sip:a SIP/2.0\r\nl: 2\r\n\r\na"), Ok(None));
         assert_eq!(frame_len(b"OPTIONS sip:a SIP/2.0\r\n"), Ok(None));
+        assert_eq!(
+            frame_len(b"OPTIONS sip:a SIP/2.0\r\nl: 2\r\nContent-Length: 3\r\n\r\nabc"),
+            Err(ParseError::Duplicate("Content-Length"))
+        );
+        assert!(matches!(frame_len(b"OPTIONS sip:a SIP/2.0\r\nl: 99999999\r\n\r\n"), Err(ParseError::TooLarge(_))));
+        assert!(matches!(frame_len(b"OPTIONS sip:a SIP/2.0\r\nl: -1\r\n\r\n"), Err(ParseError::ContentLength(_))));
     }
 }

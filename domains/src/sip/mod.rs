@@ -9,7 +9,10 @@
 //! reports exactly what is wrong.
 
 pub mod admission;
+pub mod checks;
 pub mod headers;
 pub mod message;
+#[cfg(test)]
+mod rfc4475_tests;
 
 pub use message::{Method, SipMessage, StartLine};

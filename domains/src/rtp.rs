@@ -29,20 +29,22 @@ pub enum RtpError {
 const FIXED_HEADER: usize = 12;
 
 pub fn parse(packet: &[u8]) -> Result<RtpHeader, RtpError> {
-    if packet.len() < FIXED_HEADER {
+    let Some(fixed) = packet.first_chunk::<FIXED_HEADER>() else {
         return Err(RtpError::TooShort(packet.len()));
-    }
-    let version = packet[0] >> 6;
+    };
+    let [b0, b1, s0, s1, t0, t1, t2, t3, c0, c1, c2, c3] = *fixed;
+    let version = b0 >> 6;
     if version != 2 {
         return Err(RtpError::Version(version));
     }
-    let padding = packet[0] & 0x20 != 0;
-    let extension = packet[0] & 0x10 != 0;
-    let csrc_count = usize::from(packet[0] & 0x0f);
+    let padding = b0 & 0x20 != 0;
+    let extension = b0 & 0x10 != 0;
+    let csrc_count = usize::from(b0 & 0x0f);
     let mut start = FIXED_HEADER + 4 * csrc_count;
     if extension {
-        let words = packet.get(start + 2..start + 4).ok_or(RtpError::BadLength)?;
-        start += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+        // The extension header: 16 bits defined by profile, then its length in 32-bit words.
+        let &[_, _, w0, w1] = packet.get(start..).and_then(<[u8]>::first_chunk::<4>).ok_or(RtpError::BadLength)?;
+        start += 4 + 4 * usize::from(u16::from_be_bytes([w0, w1]));
     }
     let mut end = packet.len();
     if padding {
@@ -53,11 +55,11 @@ pub fn parse(packet: &[u8]) -> Result<RtpHeader, RtpError> {
         return Err(RtpError::BadLength);
     }
     Ok(RtpHeader {
-        marker: packet[1] & 0x80 != 0,
-        payload_type: packet[1] & 0x7f,
-        sequence: u16::from_be_bytes([packet[2], packet[3]]),
-        timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
-        ssrc: u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
+        marker: b1 & 0x80 != 0,
+        payload_type: b1 & 0x7f,
+        sequence: u16::from_be_bytes([s0, s1]),
+        timestamp: u32::from_be_bytes([t0, t1, t2, t3]),
+        ssrc: u32::from_be_bytes([c0, c1, c2, c3]),
         payload_start: start,
         payload_end: end,
     })
@@ -66,7 +68,7 @@ pub fn parse(packet: &[u8]) -> Result<RtpHeader, RtpError> {
 /// RTCP multiplexed on the RTP port (RFC 5761 §4): packet types 192–223 land where RTP's
 /// marker bit and payload type are.
 pub fn is_rtcp(packet: &[u8]) -> bool {
-    packet.len() >= 2 && packet[0] >> 6 == 2 && (192..=223).contains(&packet[1])
+    matches!(packet, [b0, b1, ..] if b0 >> 6 == 2 && (192..=223).contains(b1))
 }
 
 /// Rewrites the payload type, keeping the marker bit. The caller has parsed the packet.

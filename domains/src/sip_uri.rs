@@ -69,6 +69,8 @@ pub enum SipUriError {
     Port(String),
     #[error("has an unknown transport '{0}' (udp, tcp or tls)")]
     Transport(String),
+    #[error("has an invalid parameter '{0}'")]
+    Param(String),
 }
 
 impl SipUri {
@@ -92,11 +94,16 @@ impl SipUri {
         let params = params
             .split(';')
             .filter(|p| !p.is_empty())
-            .map(|p| match p.split_once('=') {
-                Some((k, v)) => (k.trim().to_ascii_lowercase(), v.trim().to_owned()),
-                None => (p.trim().to_ascii_lowercase(), String::new()),
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                let k = k.trim();
+                // A nameless parameter (`;=x`) would print as something else (found by fuzzing).
+                if !crate::sip::headers::is_token(k) {
+                    return Err(SipUriError::Param(p.to_owned()));
+                }
+                Ok((k.to_ascii_lowercase(), v.trim().to_owned()))
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>, _>>()?;
         let uri = Self { secure, user, host, port, params };
         if let Some(t) = uri.param("transport")
             && Transport::parse(t).is_none()
@@ -210,5 +217,9 @@ mod tests {
         assert_eq!(SipUri::parse("sip:bob@host:99999"), Err(SipUriError::Port("99999".into())));
         assert_eq!(SipUri::parse("sip:bob@ho st"), Err(SipUriError::Host("ho st".into())));
         assert_eq!(SipUri::parse("sip:bob@host;transport=sctp"), Err(SipUriError::Transport("sctp".into())));
+        // Fuzzing found these printing as a different URI than they parsed as.
+        assert_eq!(SipUri::parse("sip:h;="), Err(SipUriError::Param("=".into())));
+        assert_eq!(SipUri::parse("sip:333;;;;;;;;=;;;zr4p"), Err(SipUriError::Param("=".into())));
+        assert_eq!(SipUri::parse("sip:h;a b=1"), Err(SipUriError::Param("a b=1".into())));
     }
 }

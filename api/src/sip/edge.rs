@@ -177,45 +177,53 @@ impl Edge {
     }
 
     /// Routes each message; everything that may block (database, network) runs in a task of
-    /// its own, so a slow or failing handler costs its message, never the dispatcher.
+    /// its own. Routing itself is synchronous and isolated: should a bug make it panic, that
+    /// message is lost and the dispatcher goes on with the next.
     async fn dispatch(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
         while let Some(inc) = incoming.recv().await {
-            if let Some(tx) = self.call_for(inc.msg.call_id()) {
-                // A call that just ended drops late retransmissions; nothing else to do.
-                let _ = tx.send(CallInput::Sip(inc));
-                continue;
+            let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(inc)));
+            if routed.is_err() {
+                metrics::counter!("voxbridge_sip_dispatch_panics_total").increment(1);
+                tracing::error!("SIP dispatch panicked; message dropped");
             }
-            let Some(method) = inc.msg.method() else {
-                tracing::debug!(call_id = inc.msg.call_id(), "stray response dropped");
-                continue;
-            };
-            if *method == Method::Ack {
-                continue; // an ACK for nothing of ours: never answered
-            }
-            if matches!(method, Method::Invite | Method::Register | Method::Options)
-                && let Err(refused) = self.limits.admit_request(inc.flow.peer().ip())
-            {
-                self.refuse(inc, refused);
-                continue;
-            }
-            if let Err(refusal) = checks::check_request(&inc.msg) {
-                let edge = self.clone();
-                tokio::spawn(async move {
-                    tracing::info!(peer = %inc.flow.peer(), method = %inc.msg.method().map(Method::as_str).unwrap_or_default(), status = refusal.code, "request refused");
-                    metrics::counter!("voxbridge_sip_requests_refused_total", "reason" => refusal.code.to_string())
-                        .increment(1);
-                    let extra: Vec<(&str, String)> = refusal.headers.clone();
-                    edge.reply(&inc, refusal.code, &extra).await;
-                });
-                continue;
-            }
-            let edge = self.clone();
-            // Admission reads the database; do it off the dispatch loop.
-            match inc.msg.method() {
-                Some(Method::Invite) if !has_to_tag(&inc.msg) => edge.start_invite(inc),
-                _ => {
-                    tokio::spawn(async move { edge.out_of_dialog(inc).await });
-                }
+        }
+    }
+
+    fn route(self: &Arc<Self>, inc: Incoming) {
+        if let Some(tx) = self.call_for(inc.msg.call_id()) {
+            // A call that just ended drops late retransmissions; nothing else to do.
+            let _ = tx.send(CallInput::Sip(inc));
+            return;
+        }
+        let Some(method) = inc.msg.method() else {
+            tracing::debug!(call_id = inc.msg.call_id(), "stray response dropped");
+            return;
+        };
+        if *method == Method::Ack {
+            return; // an ACK for nothing of ours: never answered
+        }
+        if matches!(method, Method::Invite | Method::Register | Method::Options)
+            && let Err(refused) = self.limits.admit_request(inc.flow.peer().ip())
+        {
+            self.refuse(inc, refused);
+            return;
+        }
+        let edge = self.clone();
+        if let Err(refusal) = checks::check_request(&inc.msg) {
+            tokio::spawn(async move {
+                let method = inc.msg.method().map(Method::as_str).unwrap_or_default().to_owned();
+                tracing::info!(peer = %inc.flow.peer(), %method, status = refusal.code, "request refused");
+                metrics::counter!("voxbridge_sip_requests_refused_total", "reason" => format!("status_{}", refusal.code))
+                    .increment(1);
+                edge.reply(&inc, refusal.code, &refusal.headers).await;
+            });
+            return;
+        }
+        // Admission reads the database; do it off the dispatch loop.
+        match inc.msg.method() {
+            Some(Method::Invite) if !has_to_tag(&inc.msg) => edge.start_invite(inc),
+            _ => {
+                tokio::spawn(async move { edge.out_of_dialog(inc).await });
             }
         }
     }

@@ -184,10 +184,10 @@ async fn audio_is_relayed_through_the_media_process() {
     let offer_addr = sdp_rtp_addr(_inv.body()).expect("offer has an RTP address");
     assert_eq!(source.map(|s| s.port()), Some(offer_addr.port()), "RTP comes from the port voxbridge offered");
     // Answer the caller's BYE relay.
-    if let Some((bye, from)) = far.recv(Duration::from_secs(15)).await {
-        if bye.method() == Some("BYE") {
-            far.sock.send_to(respond(&bye, 200, "OK", "", "", "").as_bytes(), from).await.unwrap();
-        }
+    if let Some((bye, from)) = far.recv(Duration::from_secs(15)).await
+        && bye.method() == Some("BYE")
+    {
+        far.sock.send_to(respond(&bye, 200, "OK", "", "", "").as_bytes(), from).await.unwrap();
     }
     let caller = caller.finish(CALL).await;
     assert!(caller.success, "{}\n{}", caller.errors, caller.messages);

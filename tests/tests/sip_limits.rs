@@ -16,13 +16,9 @@ const T: Duration = Duration::from_secs(5);
 async fn a_flood_from_one_source_gets_503_while_another_source_calls() {
     let callee = Sipp::uas("uas_answer.xml", &[]);
     let ncco = json!([{"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:bob@127.0.0.1:{}", callee.port)}]}]);
-    let env = SipEnv::start_with_env(
-        ncco,
-        &["127.0.0.1"],
-        None,
-        vec![("VOXBRIDGE_SIP_RATE_PER_SOURCE".into(), "20".into())],
-    )
-    .await;
+    let env =
+        SipEnv::start_with_env(ncco, &["127.0.0.1"], None, vec![("VOXBRIDGE_SIP_RATE_PER_SOURCE".into(), "20".into())])
+            .await;
     // 300 OPTIONS from 127.0.0.9 as fast as one socket sends them.
     let flooder = RawSip::from_ip("127.0.0.9", &env.sip).await;
     for i in 0..300 {

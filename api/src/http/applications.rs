@@ -5,7 +5,8 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use chrono::Utc;
 use domains::application::Capabilities;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +14,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::json::Body;
 use super::pagination::{Href, PageLinks, PageQuery, total_pages};
-use super::problem::{ApiError, Problem};
+use super::problem::{
+    ApiError, BadRequest, InternalError, NotFound, PayloadTooLarge, Problem, Unauthorized, UnsupportedMediaType,
+};
+use super::schemas::CapabilitiesSchema;
 use crate::keys;
 use crate::state::AppState;
 use crate::store::entity::{application, number, psip_domain};
@@ -24,9 +28,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ApplicationRequest {
-    #[schema(example = "My voice app")]
+    /// 1–200 characters, not only spaces (stored trimmed).
+    #[schema(example = "My voice app", min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = CapabilitiesSchema)]
     pub capabilities: Capabilities,
     #[serde(default)]
     pub keys: Option<KeysRequest>,
@@ -59,6 +65,7 @@ pub struct ApplicationResponse {
     pub id: String,
     pub name: String,
     pub keys: KeysResponse,
+    #[schema(value_type = CapabilitiesSchema)]
     pub capabilities: Capabilities,
     pub _links: SelfLink,
 }
@@ -70,7 +77,9 @@ pub struct ApplicationsEmbedded {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApplicationList {
+    #[schema(minimum = 1, maximum = 100)]
     pub page_size: u64,
+    #[schema(minimum = 1, maximum = 10000000)]
     pub page: u64,
     pub total_items: u64,
     pub total_pages: u64,
@@ -99,9 +108,10 @@ struct Validated {
 
 fn validate(state: &AppState, body: ApplicationRequest) -> Result<Validated, ApiError> {
     let mut problems = domains::problem::Problems::new();
+    // The length is that of the name as sent, so that it is the documented maxLength.
     let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
-        problems.push("name", "must be 1 to 200 characters");
+    if name.is_empty() || body.name.chars().count() > 200 {
+        problems.push("name", "must be 1 to 200 characters, not only spaces");
     }
     let caps = problems.absorb(body.capabilities.normalise(&state.config.regions));
     let public_key = body.keys.and_then(|k| k.public_key);
@@ -119,8 +129,11 @@ fn validate(state: &AppState, body: ApplicationRequest) -> Result<Validated, Api
     request_body = ApplicationRequest,
     responses(
         (status = 201, description = "Created; `keys.private_key` present when generated", body = ApplicationResponse),
-        (status = 400, description = "Invalid parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Bad credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -156,28 +169,27 @@ async fn create(state: web::Data<AppState>, Body(body): Body<ApplicationRequest>
     params(PageQuery),
     responses(
         (status = 200, body = ApplicationList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
 #[get("")]
 async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let (size, page) = query.resolve()?;
-    let paginator = application::Entity::find()
-        .order_by_asc(application::Column::CreatedAt)
-        .order_by_asc(application::Column::Id)
-        .paginate(&state.db, size);
-    let total_items = paginator.num_items().await?;
-    let items = paginator.fetch_page(page - 1).await?;
-    let pages = total_pages(total_items, size);
+    let page = query.resolve()?;
+    let all =
+        application::Entity::find().order_by_asc(application::Column::CreatedAt).order_by_asc(application::Column::Id);
+    let total_items = all.clone().count(&state.db).await?;
+    let items = all.offset(page.offset).limit(page.size).all(&state.db).await?;
+    let pages = total_pages(total_items, page.size);
     Ok(HttpResponse::Ok().json(ApplicationList {
-        page_size: size,
-        page,
+        page_size: page.size,
+        page: page.number,
         total_items,
         total_pages: pages,
         _embedded: ApplicationsEmbedded { applications: items.into_iter().map(|m| to_response(m, None)).collect() },
-        _links: PageLinks::new(BASE, size, page, pages),
+        _links: PageLinks::new(BASE, page.size, page.number, pages),
     }))
 }
 
@@ -194,8 +206,9 @@ async fn find(state: &AppState, id: &str) -> Result<application::Model, ApiError
     params(("id" = String, Path, description = "Application id")),
     responses(
         (status = 200, body = ApplicationResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -211,9 +224,12 @@ async fn fetch(state: web::Data<AppState>, id: web::Path<String>) -> Result<Http
     request_body = ApplicationRequest,
     responses(
         (status = 200, body = ApplicationResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -242,9 +258,10 @@ async fn update(
     params(("id" = String, Path, description = "Application id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
         (status = 409, description = "Still used by a domain or number", body = Problem, content_type = "application/problem+json"),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]

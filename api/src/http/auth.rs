@@ -112,10 +112,11 @@ pub async fn verify_jwt(state: &AppState, token: &str, now: i64) -> Result<Authe
         .map_err(|e| bad(format!("JWT rejected: {e}")))?
         .claims;
     let leeway = CLOCK_LEEWAY_SECS as i64;
-    if claims.iat > now + leeway {
+    // Saturating: the claims are the client's numbers, and i64 overflow panics.
+    if claims.iat > now.saturating_add(leeway) {
         return Err(bad("JWT issued in the future".into()));
     }
-    if claims.exp.is_none() && claims.iat + MAX_TOKEN_AGE_SECS < now {
+    if claims.exp.is_none() && claims.iat.saturating_add(MAX_TOKEN_AGE_SECS) < now {
         return Err(bad("JWT without exp is older than 24 hours".into()));
     }
     if claims.jti.is_empty() {

@@ -2,14 +2,18 @@
 //! and shows them (HAL, `record_index` paging).
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, web};
+use domains::events::CallStatus;
+use domains::problem::Problems;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::auth::AuthenticatedApplication;
-use super::pagination::Href;
-use super::problem::{ApiError, Problem};
+use super::pagination::{DEFAULT_PAGE_SIZE, Href, MAX_PAGE_SIZE};
+use super::params;
+use super::problem::{ApiError, BadRequest, InternalError, NotFound, Unauthorized};
 use crate::state::AppState;
 use crate::store::entity::call;
 
@@ -17,16 +21,49 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list).service(fetch);
 }
 
+/// The highest `record_index`.
+pub const MAX_RECORD_INDEX: u64 = 1_000_000_000;
+/// The longest `conversation_uuid` filter.
+pub const MAX_CONVERSATION_UUID: usize = 128;
+const ORDERS: [&str; 2] = ["asc", "desc"];
+
+fn statuses() -> [&'static str; CallStatus::ALL.len()] {
+    CallStatus::ALL.map(CallStatus::as_str)
+}
+
+fn order_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ORDERS))
+        .default(Some("asc".into()))
+        .description(Some("By creation time."))
+        .build()
+}
+
+fn status_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(statuses()))
+        .description(Some("Only calls with this status."))
+        .build()
+}
+
+/// The values are kept as text and parsed in [`list`], which names the parameter it refuses.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CallQuery {
-    /// 1–100, default 10.
-    pub page_size: Option<u64>,
-    /// Offset of the first record, default 0.
-    pub record_index: Option<u64>,
-    /// asc (default) or desc by creation time.
+    /// Calls per page.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100, default = 10)]
+    pub page_size: Option<String>,
+    /// Offset of the first call returned.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000000000, default = 0)]
+    pub record_index: Option<String>,
+    #[param(schema_with = order_schema)]
     pub order: Option<String>,
+    #[param(schema_with = status_schema)]
     pub status: Option<String>,
+    /// Only the calls of this conversation.
+    #[param(value_type = Option<String>, max_length = 128)]
     pub conversation_uuid: Option<String>,
 }
 
@@ -100,7 +137,9 @@ pub struct CallsEmbedded {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CallList {
     pub count: u64,
+    #[schema(minimum = 1, maximum = 100)]
     pub page_size: u64,
+    #[schema(minimum = 0, maximum = 1000000000)]
     pub record_index: u64,
     pub _links: CallListLinks,
     pub _embedded: CallsEmbedded,
@@ -119,8 +158,9 @@ fn application(req: &HttpRequest) -> Result<AuthenticatedApplication, ApiError> 
     params(CallQuery),
     responses(
         (status = 200, description = "Calls of the authenticated application (HAL)", body = CallList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = InternalError),
     ),
     security(("bearerAuth" = []))
 )]
@@ -131,33 +171,36 @@ async fn list(
     q: web::Query<CallQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let app = application(&req)?;
-    let size = q.page_size.unwrap_or(10);
-    if !(1..=100).contains(&size) {
-        return Err(ApiError::invalid("page_size", "must be 1 to 100"));
-    }
-    let index = q.record_index.unwrap_or(0);
+    let mut p = Problems::new();
+    let size = params::integer(&mut p, "page_size", q.page_size.as_deref(), 1..=MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE);
+    let index = params::integer(&mut p, "record_index", q.record_index.as_deref(), 0..=MAX_RECORD_INDEX, 0);
+    let order = params::one_of(&mut p, "order", q.order.as_deref(), &ORDERS);
+    let status = params::one_of(&mut p, "status", q.status.as_deref(), &statuses());
+    let conversation = params::text(&mut p, "conversation_uuid", q.conversation_uuid.as_deref(), MAX_CONVERSATION_UUID);
+    p.finish(())?;
     let mut query = call::Entity::find().filter(call::Column::ApplicationId.eq(app.id.clone()));
-    if let Some(s) = &q.status {
-        query = query.filter(call::Column::Status.eq(s.clone()));
+    if let Some(s) = status {
+        query = query.filter(call::Column::Status.eq(s));
     }
-    if let Some(c) = &q.conversation_uuid {
-        query = query.filter(call::Column::ConversationUuid.eq(c.clone()));
+    if let Some(c) = conversation {
+        query = query.filter(call::Column::ConversationUuid.eq(c));
     }
-    query = match q.order.as_deref() {
-        None | Some("asc") => query.order_by_asc(call::Column::CreatedAt),
+    query = match order {
         Some("desc") => query.order_by_desc(call::Column::CreatedAt),
-        Some(_) => return Err(ApiError::invalid("order", "must be asc or desc")),
+        _ => query.order_by_asc(call::Column::CreatedAt),
     };
     let count = query.clone().count(&state.db).await?;
     let rows = query.offset(index).limit(size).all(&state.db).await?;
     let href = |i: u64| Href { href: format!("/v1/calls?page_size={size}&record_index={i}") };
+    // A next link only where a valid record_index leads.
+    let next = index.checked_add(size).filter(|n| *n < count && *n <= MAX_RECORD_INDEX);
     Ok(HttpResponse::Ok().json(CallList {
         count,
         page_size: size,
         record_index: index,
         _links: CallListLinks {
             this: href(index),
-            next: (index + size < count).then(|| href(index + size)),
+            next: next.map(href),
             prev: (index > 0).then(|| href(index.saturating_sub(size))),
         },
         _embedded: CallsEmbedded { calls: rows.into_iter().map(CallResponse::from).collect() },
@@ -170,8 +213,9 @@ async fn list(
     params(("uuid" = String, Path, description = "Call leg uuid")),
     responses(
         (status = 200, body = CallResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("bearerAuth" = []))
 )]
@@ -188,4 +232,18 @@ async fn fetch(
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("call {uuid}")))?;
     Ok(HttpResponse::Ok().json(CallResponse::from(row)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_bounds_are_the_enforced_ones() {
+        let doc = serde_json::to_value(<CallQuery as IntoParams>::into_params(|| None)).unwrap();
+        assert_eq!(doc[0]["schema"]["maximum"], MAX_PAGE_SIZE);
+        assert_eq!(doc[1]["schema"]["maximum"], MAX_RECORD_INDEX);
+        assert_eq!(doc[3]["schema"]["enum"].as_array().map(Vec::len), Some(CallStatus::ALL.len()));
+        assert_eq!(doc[4]["schema"]["maxLength"], MAX_CONVERSATION_UUID);
+    }
 }

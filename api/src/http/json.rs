@@ -88,8 +88,8 @@ fn field_name(path: &str, reason: &str) -> String {
 
 /// serde_json appends " at line 1 column 42" to its messages; the field name says more.
 fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
+    match msg.rsplit_once(" at line ") {
+        Some((message, _)) => message.to_owned(),
         None => msg.to_owned(),
     }
 }

@@ -9,13 +9,19 @@ pub mod health;
 pub mod json;
 pub mod numbers;
 pub mod pagination;
+pub mod params;
 pub mod problem;
 pub mod psip;
+pub mod schemas;
 pub mod trunks;
 
+use std::sync::OnceLock;
+
 use actix_web::dev::{ServiceFactory, ServiceRequest};
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, web};
+use domains::problem::InvalidParameter;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::{AppExt, UtoipaApp, scope};
@@ -30,6 +36,14 @@ use problem::ApiError;
         license(name = "Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
+    components(responses(
+        problem::BadRequest,
+        problem::Unauthorized,
+        problem::NotFound,
+        problem::PayloadTooLarge,
+        problem::UnsupportedMediaType,
+        problem::InternalError
+    )),
     tags(
         (name = "applications", description = "Applications and their voice webhooks (HTTP Basic)"),
         (name = "psip", description = "Programmable SIP domains and digest users (HTTP Basic)"),
@@ -101,18 +115,153 @@ pub fn app(
     let (app, _) = routes(App::new().into_utoipa_app()).split_for_parts();
     app.app_data(state)
         .app_data(openapi_json)
-        .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::invalid("query", e.to_string()).into()))
-        .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::invalid("path", e.to_string()).into()))
+        .app_data(web::QueryConfig::default().error_handler(params::query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
         .route("/openapi.json", web::get().to(serve_openapi))
         .route("/metrics", web::get().to(health::metrics_text))
         .default_service(web::to(not_found))
+        .wrap(from_fn(catch_panic))
         .wrap(from_fn(health::observe))
+}
+
+/// A handler that panics (a bug: input never should make one) answers `500` with a problem body
+/// instead of taking the connection and the worker's other requests down with it.
+async fn catch_panic(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use futures_util::FutureExt;
+    // Only strings are kept: a second handle on the request would stop actix reusing it.
+    let what = format!("{} {}", req.method(), req.path());
+    match std::panic::AssertUnwindSafe(next.call(req)).catch_unwind().await {
+        Ok(res) => res,
+        Err(_) => {
+            metrics::counter!("voxbridge_http_handler_panics_total").increment(1);
+            // An error here is rendered as the problem body by actix (ApiError: ResponseError).
+            Err(ApiError::Internal(format!("handler panicked on {what}")).into())
+        }
+    }
 }
 
 async fn serve_openapi(doc: web::Data<String>) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(doc.get_ref().clone())
 }
 
+/// A path segment that does not decode (say `%FF`), named after the route's parameter.
+fn path_error(err: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    let names: Vec<&str> = req.match_info().iter().map(|(name, _)| name).collect();
+    let name = match names.as_slice() {
+        [one] => (*one).to_owned(),
+        _ => "path".to_owned(),
+    };
+    ApiError::Validation(vec![InvalidParameter::new(name, err.to_string())]).into()
+}
+
+/// A known path with another method is 405 with `Allow`; anything else is 404.
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
+    match allowed_methods(req.path()) {
+        Some(allow) if !allow.contains(req.method()) => {
+            Err(ApiError::MethodNotAllowed { method: req.method().to_string(), allow })
+        }
+        _ => Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()))),
+    }
+}
+
+/// One route of the table: its path segments (`None` for a `{parameter}`) and methods.
+struct Route {
+    segments: Vec<Option<String>>,
+    methods: Vec<Method>,
+}
+
+/// The routes of the OpenAPI document plus the undocumented ones, read once.
+fn route_table() -> &'static [Route] {
+    static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let doc = openapi();
+        let mut table: Vec<Route> = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let candidates = [
+                    (Method::GET, item.get.is_some()),
+                    (Method::PUT, item.put.is_some()),
+                    (Method::POST, item.post.is_some()),
+                    (Method::DELETE, item.delete.is_some()),
+                    (Method::PATCH, item.patch.is_some()),
+                    (Method::HEAD, item.head.is_some()),
+                    (Method::OPTIONS, item.options.is_some()),
+                    (Method::TRACE, item.trace.is_some()),
+                ];
+                Route {
+                    segments: template_segments(path),
+                    methods: candidates.into_iter().filter_map(|(m, has)| has.then_some(m)).collect(),
+                }
+            })
+            .collect();
+        for path in ["/openapi.json", "/metrics"] {
+            table.push(Route { segments: template_segments(path), methods: vec![Method::GET] });
+        }
+        table
+    })
+}
+
+fn template_segments(path: &str) -> Vec<Option<String>> {
+    path.split('/').map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_owned())).collect()
+}
+
+/// The methods of the route whose template matches `path`, if any does.
+fn allowed_methods(path: &str) -> Option<Vec<Method>> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let matches = |route: &Route| {
+        route.segments.len() == segments.len()
+            && route.segments.iter().zip(&segments).all(|(t, s)| match t {
+                Some(literal) => literal == s,
+                None => !s.is_empty(),
+            })
+    };
+    let methods: Vec<Method> = route_table().iter().filter(|r| matches(r)).flat_map(|r| r.methods.clone()).collect();
+    (!methods.is_empty()).then_some(methods)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_panicking_handler_answers_500_and_the_worker_goes_on() {
+        async fn boom() -> HttpResponse {
+            panic!("a bug")
+        }
+        async fn fine() -> HttpResponse {
+            HttpResponse::Ok().finish()
+        }
+        let app = actix_web::test::init_service(
+            App::new()
+                .route("/boom", web::get().to(boom))
+                .route("/fine", web::get().to(fine))
+                .wrap(from_fn(catch_panic)),
+        )
+        .await;
+        // The server renders a middleware's error as its response; the test service hands it back.
+        let req = actix_web::test::TestRequest::get().uri("/boom").to_request();
+        let err = actix_web::test::try_call_service(&app, req).await.err().expect("the panic became an error");
+        let res = err.error_response();
+        assert_eq!(res.status(), 500);
+        let bytes = actix_web::body::to_bytes(res.into_body()).await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(body["type"].is_string() && body["title"].is_string(), "{body}");
+        let req = actix_web::test::TestRequest::get().uri("/fine").to_request();
+        assert_eq!(actix_web::test::call_service(&app, req).await.status(), 200);
+    }
+
+    #[test]
+    fn allowed_methods_follow_the_route_table() {
+        assert_eq!(allowed_methods("/v1/psip"), Some(vec![Method::GET, Method::POST]));
+        assert_eq!(allowed_methods("/v1/psip/acme/users/bob"), Some(vec![Method::GET, Method::PUT, Method::DELETE]));
+        assert_eq!(allowed_methods("/health"), Some(vec![Method::GET]));
+        assert_eq!(allowed_methods("/metrics"), Some(vec![Method::GET]));
+        assert_eq!(allowed_methods("/v1/psip/"), None);
+        assert_eq!(allowed_methods("/v1/nothing"), None);
+    }
 }

@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::json::Body;
-use super::problem::{ApiError, Problem};
+use super::problem::{
+    ApiError, BadRequest, InternalError, NotFound, PayloadTooLarge, Problem, Unauthorized, UnsupportedMediaType,
+};
 use crate::state::AppState;
 use crate::store::entity::{application, number};
 
@@ -30,7 +32,7 @@ pub enum VoiceCallbackType {
 pub struct NumberRequest {
     /// E.164 digits (a leading + is accepted and dropped). Required at creation; on update,
     /// when given, it must equal the path's number.
-    #[schema(example = "14155550100")]
+    #[schema(example = "14155550100", pattern = r"^\+?[1-9][0-9]{6,14}$")]
     pub number: Option<String>,
     /// Run this application for calls to the number.
     pub application_id: Option<String>,
@@ -128,9 +130,12 @@ async fn find(state: &AppState, number: &str) -> Result<number::Model, ApiError>
     request_body = NumberRequest,
     responses(
         (status = 201, body = NumberResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
         (status = 409, description = "Number exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -160,7 +165,8 @@ async fn create(state: web::Data<AppState>, Body(body): Body<NumberRequest>) -> 
     tag = "numbers",
     responses(
         (status = 200, body = NumberList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -174,11 +180,12 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 #[utoipa::path(
     operation_id = "getNumber",
     tag = "numbers",
-    params(("number" = String, Path, description = "E.164 number")),
+    params(("number" = String, Path, description = "E.164 number", example = "14155550100")),
     responses(
         (status = 200, body = NumberResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -190,13 +197,17 @@ async fn fetch(state: web::Data<AppState>, number: web::Path<String>) -> Result<
 #[utoipa::path(
     operation_id = "updateNumber",
     tag = "numbers",
-    params(("number" = String, Path, description = "E.164 number")),
+    params(("number" = String, Path, description = "E.164 number", example = "14155550100")),
     request_body = NumberRequest,
     responses(
         (status = 200, body = NumberResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The application was deleted meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -220,11 +231,12 @@ async fn update(
 #[utoipa::path(
     operation_id = "deleteNumber",
     tag = "numbers",
-    params(("number" = String, Path, description = "E.164 number")),
+    params(("number" = String, Path, description = "E.164 number", example = "14155550100")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]

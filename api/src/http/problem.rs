@@ -2,11 +2,11 @@
 //! `instance`, and `invalid_parameters` for validation failures. This is the one place where
 //! errors meet the wire.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use domains::problem::InvalidParameter;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{ToResponse, ToSchema};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -43,6 +43,9 @@ pub enum ApiError {
     Unauthorized(String, Challenge),
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but not with this method; `Allow` lists the methods it has.
+    #[error("{method} is not allowed here; allowed: {}", AllowList(.allow))]
+    MethodNotAllowed { method: String, allow: Vec<Method> },
     #[error("{0}")]
     Conflict(String),
     #[error("request body larger than {0} bytes")]
@@ -76,6 +79,20 @@ impl std::fmt::Display for InvalidParameterList<'_> {
 
 struct InvalidParameterList<'a>(&'a [InvalidParameter]);
 
+struct AllowList<'a>(&'a [Method]);
+
+impl std::fmt::Display for AllowList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, m) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(m.as_str())?;
+        }
+        Ok(())
+    }
+}
+
 impl ApiError {
     pub fn not_found(what: impl std::fmt::Display) -> Self {
         ApiError::NotFound(format!("{what} was not found"))
@@ -91,6 +108,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => ("bad-request", "Malformed request"),
             ApiError::Unauthorized(..) => ("unauthorized", "Invalid credentials supplied"),
             ApiError::NotFound(_) => ("not-found", "Resource not found"),
+            ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => ("conflict", "Conflict with the current state"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
@@ -127,6 +145,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -158,12 +177,19 @@ impl ResponseError for ApiError {
             };
             resp.insert_header((header::WWW_AUTHENTICATE, value));
         }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            resp.insert_header((header::ALLOW, AllowList(allow).to_string()));
+        }
         resp.json(problem)
     }
 }
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
+        // An update of a row that a concurrent request deleted after it was read.
+        if matches!(e, sea_orm::DbErr::RecordNotUpdated | sea_orm::DbErr::RecordNotFound(_)) {
+            return ApiError::NotFound("the resource was deleted meanwhile".into());
+        }
         match e.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
                 ApiError::Conflict("a resource with the same identifier already exists".into())
@@ -186,3 +212,39 @@ impl From<Vec<InvalidParameter>> for ApiError {
         ApiError::Validation(v)
     }
 }
+
+// ---- The error responses as the OpenAPI document names them (components/responses). ----
+
+/// Invalid parameters (`invalid_parameters` names each refused body field or query
+/// parameter), or a body that is not valid JSON.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct BadRequest(pub Problem);
+
+/// Missing or wrong credentials.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: Basic or Bearer"))
+)]
+pub struct Unauthorized(pub Problem);
+
+/// The resource does not exist.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct NotFound(pub Problem);
+
+/// The request body is larger than 64 KiB.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct PayloadTooLarge(pub Problem);
+
+/// The request body is not declared `Content-Type: application/json`.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct UnsupportedMediaType(pub Problem);
+
+/// An unexpected failure (such as the database); the problem's `instance` is logged.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct InternalError(pub Problem);

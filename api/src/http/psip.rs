@@ -15,7 +15,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::json::Body;
-use super::problem::{ApiError, Problem};
+use super::params;
+use super::problem::{
+    ApiError, BadRequest, InternalError, NotFound, PayloadTooLarge, Problem, Unauthorized, UnsupportedMediaType,
+};
+use super::schemas;
 use crate::state::AppState;
 use crate::store::entity::{application, psip_domain, psip_user};
 
@@ -40,13 +44,11 @@ pub const MAX_USERS: u64 = 200;
 pub struct DomainRequest {
     /// 5–32 characters: lower-case letters, digits, hyphens. Required at creation; on update,
     /// when given, it must equal the path's name.
-    #[schema(example = "acme-pbx")]
+    #[schema(example = "acme-pbx", pattern = "^[a-z0-9][a-z0-9-]{3,30}[a-z0-9]$")]
     pub name: Option<String>,
     /// The application whose answer_url handles this domain's calls.
     pub application_id: String,
-    /// Allowed source addresses: IPv4/IPv6 addresses or CIDR blocks. May be empty when
-    /// digest users authenticate callers.
-    #[schema(example = json!(["192.0.2.0/24", "2001:db8::10"]))]
+    #[schema(schema_with = schemas::acl)]
     pub acl: Vec<String>,
     #[serde(default)]
     pub tls: Policy,
@@ -63,6 +65,7 @@ pub struct DomainRequest {
 pub struct DomainResponse {
     pub name: String,
     pub application_id: String,
+    #[schema(schema_with = schemas::acl)]
     pub acl: Vec<String>,
     pub tls: Policy,
     pub srtp: Policy,
@@ -78,7 +81,8 @@ pub struct DomainResponse {
 #[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     /// Also delete the domain's users (otherwise a domain with users is not deleted).
-    pub cascade: Option<bool>,
+    #[param(value_type = Option<bool>, default = false)]
+    pub cascade: Option<String>,
 }
 
 fn to_response(state: &AppState, m: psip_domain::Model) -> DomainResponse {
@@ -138,9 +142,12 @@ async fn find(state: &AppState, name: &str) -> Result<psip_domain::Model, ApiErr
     request_body = DomainRequest,
     responses(
         (status = 201, body = DomainResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
         (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -173,7 +180,8 @@ async fn create(state: web::Data<AppState>, Body(body): Body<DomainRequest>) -> 
     tag = "psip",
     responses(
         (status = 200, body = Vec<DomainResponse>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -186,11 +194,12 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 #[utoipa::path(
     operation_id = "getDomain",
     tag = "psip",
-    params(("name" = String, Path, description = "Domain name")),
+    params(("name" = String, Path, description = "Domain name", example = "acme-pbx")),
     responses(
         (status = 200, body = DomainResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -202,13 +211,17 @@ async fn fetch(state: web::Data<AppState>, name: web::Path<String>) -> Result<Ht
 #[utoipa::path(
     operation_id = "updateDomain",
     tag = "psip",
-    params(("name" = String, Path, description = "Domain name")),
+    params(("name" = String, Path, description = "Domain name", example = "acme-pbx")),
     request_body = DomainRequest,
     responses(
         (status = 200, body = DomainResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The application was deleted meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -235,12 +248,14 @@ async fn update(
 #[utoipa::path(
     operation_id = "deleteDomain",
     tag = "psip",
-    params(("name" = String, Path, description = "Domain name"), DeleteQuery),
+    params(("name" = String, Path, description = "Domain name", example = "acme-pbx"), DeleteQuery),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
         (status = 409, description = "Domain has users and cascade is not set", body = Problem, content_type = "application/problem+json"),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -250,11 +265,14 @@ async fn remove(
     name: web::Path<String>,
     query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut p = Problems::new();
+    let cascade = params::boolean(&mut p, "cascade", query.cascade.as_deref()).unwrap_or(false);
+    p.finish(())?;
     let existing = find(&state, &name).await?;
     let txn = state.db.begin().await?;
     let users =
         psip_user::Entity::find().filter(psip_user::Column::DomainName.eq(existing.name.clone())).count(&txn).await?;
-    if users > 0 && !query.cascade.unwrap_or(false) {
+    if users > 0 && !cascade {
         return Err(ApiError::Conflict(format!(
             "SIP domain {name} has {users} user(s); delete them first or pass cascade=true"
         )));
@@ -270,10 +288,12 @@ async fn remove(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserRequest {
-    /// Digest username. Required at creation; on update, when given, it must equal the path's.
-    #[schema(example = "alice")]
+    /// Digest username: 1–64 letters, digits and `-_.!~*'()&=+$,;?/`. Required at creation;
+    /// on update, when given, it must equal the path's.
+    #[schema(example = "alice", pattern = r"^[A-Za-z0-9_.!~*'()&=+$,;?/-]{1,64}$")]
     pub key: Option<String>,
-    /// Digest password, 8–128 characters. Never returned.
+    /// Digest password. Never returned.
+    #[schema(min_length = 8, max_length = 128)]
     pub secret: String,
 }
 
@@ -337,14 +357,17 @@ async fn find_user(state: &AppState, domain: &str, key: &str) -> Result<psip_use
 #[utoipa::path(
     operation_id = "createDomainUser",
     tag = "psip",
-    params(("name" = String, Path, description = "Domain name")),
+    params(("name" = String, Path, description = "Domain name", example = "acme-pbx")),
     request_body = UserRequest,
     responses(
         (status = 201, body = UserResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
         (status = 409, description = "User exists, digest_auth is off, or the domain has 200 users", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -380,11 +403,12 @@ async fn create_user(
 #[utoipa::path(
     operation_id = "listDomainUsers",
     tag = "psip",
-    params(("name" = String, Path, description = "Domain name")),
+    params(("name" = String, Path, description = "Domain name", example = "acme-pbx")),
     responses(
         (status = 200, body = Vec<UserResponse>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -402,11 +426,12 @@ async fn list_users(state: web::Data<AppState>, name: web::Path<String>) -> Resu
 #[utoipa::path(
     operation_id = "getDomainUser",
     tag = "psip",
-    params(("name" = String, Path, description = "Domain name"), ("key" = String, Path, description = "User")),
+    params(("name" = String, Path, description = "Domain name", example = "acme-pbx"), ("key" = String, Path, description = "User", example = "alice")),
     responses(
         (status = 200, body = UserResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -419,13 +444,16 @@ async fn fetch_user(state: web::Data<AppState>, path: web::Path<(String, String)
 #[utoipa::path(
     operation_id = "updateDomainUser",
     tag = "psip",
-    params(("name" = String, Path, description = "Domain name"), ("key" = String, Path, description = "User")),
+    params(("name" = String, Path, description = "Domain name", example = "acme-pbx"), ("key" = String, Path, description = "User", example = "alice")),
     request_body = UserRequest,
     responses(
         (status = 200, body = UserResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -449,11 +477,12 @@ async fn update_user(
 #[utoipa::path(
     operation_id = "deleteDomainUser",
     tag = "psip",
-    params(("name" = String, Path, description = "Domain name"), ("key" = String, Path, description = "User")),
+    params(("name" = String, Path, description = "Domain name", example = "acme-pbx"), ("key" = String, Path, description = "User", example = "alice")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]

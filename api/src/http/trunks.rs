@@ -11,7 +11,10 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::json::Body;
-use super::problem::{ApiError, Problem};
+use super::problem::{
+    ApiError, BadRequest, InternalError, NotFound, PayloadTooLarge, Problem, Unauthorized, UnsupportedMediaType,
+};
+use super::schemas::{self, GatewaySchema};
 use crate::state::AppState;
 use crate::store::entity::trunk as entity;
 
@@ -23,15 +26,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct TrunkRequest {
     /// Unique name: 1–64 letters, digits, `-`, `_`, `.`.
-    #[schema(example = "carrier-a")]
+    #[schema(example = "carrier-a", pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
+    /// Tried in order of priority, then by weight.
+    #[schema(value_type = Vec<GatewaySchema>, min_items = 1, max_items = 16)]
     pub gateways: Vec<Gateway>,
     /// Digest credentials voxbridge answers the trunk's challenges with.
     #[serde(default)]
     pub credentials: Option<TrunkCredentials>,
-    /// E.164 prefixes served (longest match wins); empty = every number.
     #[serde(default)]
-    #[schema(example = json!(["1", "44"]))]
+    #[schema(schema_with = schemas::prefixes)]
     pub prefixes: Vec<String>,
     /// This trunk reaches the PBX that `vbc` extensions dial.
     #[serde(default)]
@@ -41,8 +45,10 @@ pub struct TrunkRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkCredentials {
+    #[schema(min_length = 1, max_length = 128)]
     pub username: String,
     /// Never returned.
+    #[schema(min_length = 1, max_length = 128)]
     pub password: String,
 }
 
@@ -55,9 +61,11 @@ pub struct TrunkCredentialsOut {
 pub struct TrunkResponse {
     pub id: String,
     pub name: String,
+    #[schema(value_type = Vec<GatewaySchema>)]
     pub gateways: Vec<Gateway>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials: Option<TrunkCredentialsOut>,
+    #[schema(schema_with = schemas::prefixes)]
     pub prefixes: Vec<String>,
     pub pbx: bool,
     pub created_at: chrono::DateTime<Utc>,
@@ -101,10 +109,10 @@ fn validate(body: &TrunkRequest) -> Result<Validated, ApiError> {
     }
     let prefixes = p.absorb(trunk::validate(&body.gateways, &body.prefixes)).unwrap_or_default();
     if let Some(c) = &body.credentials {
-        if c.username.is_empty() || c.username.len() > 128 {
+        if !(1..=128).contains(&c.username.chars().count()) {
             p.push("credentials.username", "must be 1 to 128 characters");
         }
-        if c.password.is_empty() || c.password.len() > 128 {
+        if !(1..=128).contains(&c.password.chars().count()) {
             p.push("credentials.password", "must be 1 to 128 characters");
         }
     }
@@ -134,9 +142,12 @@ async fn find(state: &AppState, id: &str) -> Result<entity::Model, ApiError> {
     request_body = TrunkRequest,
     responses(
         (status = 201, body = TrunkResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
         (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -169,7 +180,8 @@ async fn create(state: web::Data<AppState>, Body(body): Body<TrunkRequest>) -> R
     tag = "trunks",
     responses(
         (status = 200, body = TrunkList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -186,8 +198,9 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     params(("id" = String, Path, description = "Trunk id")),
     responses(
         (status = 200, body = TrunkResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -203,10 +216,13 @@ async fn fetch(state: web::Data<AppState>, id: web::Path<String>) -> Result<Http
     request_body = TrunkRequest,
     responses(
         (status = 200, body = TrunkResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
         (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]
@@ -239,8 +255,9 @@ async fn update(
     params(("id" = String, Path, description = "Trunk id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
     ),
     security(("basicAuth" = []))
 )]

@@ -83,9 +83,9 @@ fn check_invite_body(msg: &SipMessage) -> Result<(), Refusal> {
     if let Some(accept) = msg.header("Accept")
         && !accept.trim().is_empty()
     {
-        let takes_sdp = option_tags(accept).map(media_type).any(|t| {
-            ["application/sdp", "application/*", "*/*"].iter().any(|ok| ok.eq_ignore_ascii_case(t))
-        });
+        let takes_sdp = option_tags(accept)
+            .map(media_type)
+            .any(|t| ["application/sdp", "application/*", "*/*"].iter().any(|ok| ok.eq_ignore_ascii_case(t)));
         if !takes_sdp {
             return Err(Refusal::new(406).with("Accept", ACCEPT));
         }
@@ -133,7 +133,8 @@ mod tests {
         assert_eq!((r.code, r.headers.clone()), (415, vec![("Accept", ACCEPT.to_owned())]));
         let r = check_request(&request("INVITE", "Content-Type: application/sdp\r\nContent-Encoding: gzip\r\n", sdp));
         assert_eq!(r.unwrap_err().code, 415);
-        let r = check_request(&request("INVITE", "Content-Type: application/sdp\r\nAccept: text/nobodyKnowsThis\r\n", sdp));
+        let r =
+            check_request(&request("INVITE", "Content-Type: application/sdp\r\nAccept: text/nobodyKnowsThis\r\n", sdp));
         assert_eq!(r.unwrap_err().code, 406);
         let ok = "Content-Type: application/sdp\r\nAccept: text/plain, application/sdp;level=1\r\n";
         assert!(check_request(&request("INVITE", ok, sdp)).is_ok());

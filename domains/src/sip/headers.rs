@@ -109,7 +109,7 @@ pub fn is_token(s: &str) -> bool {
 }
 
 /// Splits at `sep` outside double quotes (backslash escapes honoured) and angle brackets.
-fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
+pub(crate) fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut quoted, mut escaped, mut depth, mut start) = (false, false, 0u32, 0usize);
     for (i, c) in s.char_indices() {

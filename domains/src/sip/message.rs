@@ -447,32 +447,12 @@ fn excerpt(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
-/// Splits `a, b` at commas outside quotes and angle brackets.
+/// Splits `a, b` at commas outside quotes and angle brackets, each value trimmed.
 pub fn split_commas(v: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let (mut depth, mut quoted, mut escaped, mut start) = (0u32, false, false, 0usize);
-    for (i, c) in v.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => depth += 1,
-            '>' if !quoted => depth = depth.saturating_sub(1),
-            ',' if !quoted && depth == 0 => {
-                out.push(v.get(start..i).unwrap_or_default().trim().to_owned());
-                start = i + 1;
-            }
-            _ => {}
-        }
+    if v.trim().is_empty() {
+        return Vec::new();
     }
-    let last = v.get(start..).unwrap_or_default().trim();
-    if !last.is_empty() || !out.is_empty() {
-        out.push(last.to_owned());
-    }
-    out
+    super::headers::split_outside_quotes(v, ',').into_iter().map(|p| p.trim().to_owned()).collect()
 }
 
 fn parse_start(line: &str) -> Result<StartLine, ParseError> {

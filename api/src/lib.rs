@@ -51,13 +51,25 @@ impl Application {
         let media = start_media(&config).await?;
         let webhooks: Arc<dyn webhooks::WebhookSender> =
             Arc::new(webhooks::http::HttpWebhooks::new(account.signature_secret.clone(), account.api_key.clone()));
-        let edge = sip::Edge::start(config.clone(), db.clone(), media.clone(), webhooks, &account.signature_secret)
-            .await
-            .with_context(|| format!("binding SIP on {}", config.sip_addr))?;
+        let records = store::records::CallRecords::start(db.clone());
+        let provisioning =
+            Arc::new(store::cache::ProvisioningCache::new(db.clone(), std::time::Duration::from_secs(5)));
+        let edge = sip::Edge::start(
+            config.clone(),
+            db.clone(),
+            media.clone(),
+            webhooks,
+            records.clone(),
+            provisioning.clone(),
+            &account.signature_secret,
+        )
+        .await
+        .with_context(|| format!("binding SIP on {}", config.sip_addr))?;
         let sip_addr = edge.local_addr();
         let sip_tls_addr =
             edge.listen_tls().await.with_context(|| format!("binding SIP TLS on {}", config.sip_tls_addr))?;
-        let state = web::Data::new(AppState { db, config: config.clone(), account: Arc::new(account) });
+        let state =
+            web::Data::new(AppState { db, config: config.clone(), account: Arc::new(account), records, provisioning });
 
         let http_listener =
             TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;

@@ -12,4 +12,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub account: Arc<Account>,
+    /// Flushed before the Voice API reads call records, so it sees every change made so far.
+    pub records: crate::store::records::CallRecords,
+    /// Invalidated by every provisioning write (see `http::invalidate_provisioning`).
+    pub provisioning: Arc<crate::store::cache::ProvisioningCache>,
 }

@@ -178,6 +178,7 @@ async fn list(
     let status = params::one_of(&mut p, "status", q.status.as_deref(), &statuses());
     let conversation = params::text(&mut p, "conversation_uuid", q.conversation_uuid.as_deref(), MAX_CONVERSATION_UUID);
     p.finish(())?;
+    state.records.flush().await;
     let mut query = call::Entity::find().filter(call::Column::ApplicationId.eq(app.id.clone()));
     if let Some(s) = status {
         query = query.filter(call::Column::Status.eq(s));
@@ -226,6 +227,7 @@ async fn fetch(
     uuid: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let app = application(&req)?;
+    state.records.flush().await;
     let row = call::Entity::find_by_id(uuid.clone())
         .filter(call::Column::ApplicationId.eq(app.id))
         .one(&state.db)

@@ -121,7 +121,23 @@ pub fn app(
         .route("/metrics", web::get().to(health::metrics_text))
         .default_service(web::to(not_found))
         .wrap(from_fn(catch_panic))
+        .wrap(from_fn(invalidate_provisioning))
         .wrap(from_fn(health::observe))
+}
+
+/// Every write through the API (any method but GET/HEAD) invalidates the provisioning cache the
+/// SIP edge reads, so the next call sees it: one place rather than a call in every handler.
+async fn invalidate_provisioning(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let state = req.app_data::<web::Data<crate::state::AppState>>().cloned();
+    let res = next.call(req).await;
+    if writes && let Some(state) = state {
+        state.provisioning.invalidate();
+    }
+    res
 }
 
 /// A handler that panics (a bug: input never should make one) answers `500` with a problem body

@@ -12,7 +12,6 @@ use domains::forward::ForwardTarget;
 use domains::ncco::{Action, Endpoint, Ncco};
 use domains::sip::headers::NameAddr;
 use domains::sip::{Method, SipMessage};
-use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -21,7 +20,7 @@ use super::requests::{Dialog, ack_for_failure, cancel_for, new_branch, random_to
 use super::retransmit::{self, Retransmission};
 use super::transport::{Flow, Incoming};
 use crate::media::{MediaEndpoint, MediaError, MediaEvent};
-use crate::store::entity::{application, call as call_row};
+use crate::store::entity::call as call_row;
 use crate::webhooks::{AnswerParams, AppHooks};
 
 /// What the edge decided an admitted INVITE is for.
@@ -251,7 +250,7 @@ impl Call {
 
     async fn run_application(&mut self, application_id: String, region: String) -> Outcome {
         self.application_id = Some(application_id.clone());
-        let app = match application::Entity::find_by_id(application_id.clone()).one(&self.edge.db).await {
+        let app = match self.edge.provisioning.application(&application_id).await {
             Ok(Some(app)) => app,
             Ok(None) => return failed(CallStatus::Failed, "cannot_route", 480, "application no longer exists"),
             Err(e) => return failed(CallStatus::Failed, "internal_error", 500, &e.to_string()),
@@ -1021,19 +1020,13 @@ impl Call {
             created_at: now,
             updated_at: now,
         };
-        if let Err(e) = row.into_active_model().insert(&self.edge.db).await {
-            tracing::error!(error = %e, "storing call");
-        }
+        self.edge.records.insert(row);
     }
 
     async fn update_row_answered(&self, b_leg: bool) {
         let uuid = if b_leg { self.b.as_ref().map(|b| b.uuid.clone()) } else { Some(self.uuid.clone()) };
         let Some(uuid) = uuid else { return };
-        self.update_row(&uuid, |m| {
-            m.status = Set(CallStatus::Answered.as_str().into());
-            m.start_time = Set(Some(Utc::now()));
-        })
-        .await;
+        self.edge.records.answered(&uuid, Utc::now());
     }
 
     async fn update_row_final(
@@ -1044,25 +1037,7 @@ impl Call {
         answered: Option<DateTime<Utc>>,
         ended: DateTime<Utc>,
     ) {
-        self.update_row(uuid, |m| {
-            m.status = Set(status.as_str().into());
-            m.detail = Set(detail);
-            m.end_time = Set(Some(ended));
-            m.duration = Set(answered.map(|a| (ended - a).num_seconds() as i32));
-        })
-        .await;
-    }
-
-    async fn update_row(&self, uuid: &str, edit: impl FnOnce(&mut call_row::ActiveModel)) {
-        let found = call_row::Entity::find_by_id(uuid.to_owned()).one(&self.edge.db).await;
-        if let Ok(Some(row)) = found {
-            let mut active = row.into_active_model();
-            edit(&mut active);
-            active.updated_at = Set(Utc::now());
-            if let Err(e) = active.update(&self.edge.db).await {
-                tracing::error!(error = %e, "updating call");
-            }
-        }
+        self.edge.records.finished(uuid, status.as_str(), detail, answered, ended);
     }
 }
 

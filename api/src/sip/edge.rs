@@ -7,12 +7,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use domains::acl::Acl;
 use domains::digest::{self, Credentials, DigestAlgorithm, DigestError, NonceCounts, NonceIssuer};
 use domains::sip::admission::{AdmissionError, Admitted, FirstCheck, first_check};
 use domains::sip::checks::{self, ACCEPT};
 use domains::sip::{Method, SipMessage};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::DatabaseConnection;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 
@@ -22,7 +21,7 @@ use super::requests::{Local, random_token};
 use super::transport::{Flow, Incoming, Transport};
 use crate::config::{Config, LimitAction};
 use crate::media::{MediaControl, MediaEvent};
-use crate::store::entity::{number, psip_domain, psip_user};
+use crate::store::entity::number;
 use crate::webhooks::WebhookSender;
 
 pub use domains::sip::checks::ALLOW;
@@ -37,6 +36,10 @@ pub struct Edge {
     pub config: Arc<Config>,
     pub media: Arc<dyn MediaControl>,
     pub webhooks: Arc<dyn WebhookSender>,
+    /// Call records, written behind the calls.
+    pub records: crate::store::records::CallRecords,
+    /// Domains, users, numbers and applications, read through a cache.
+    pub provisioning: Arc<crate::store::cache::ProvisioningCache>,
     calls: Mutex<HashMap<String, mpsc::UnboundedSender<CallInput>>>,
     /// Media endpoint id → the call using it, so an endpoint's event reaches only its call.
     endpoints: Mutex<HashMap<String, mpsc::UnboundedSender<CallInput>>>,
@@ -54,6 +57,8 @@ impl Edge {
         db: DatabaseConnection,
         media: Arc<dyn MediaControl>,
         webhooks: Arc<dyn WebhookSender>,
+        records: crate::store::records::CallRecords,
+        provisioning: Arc<crate::store::cache::ProvisioningCache>,
         signature_secret: &str,
     ) -> std::io::Result<Arc<Edge>> {
         let (transport, incoming) = Transport::bind(config.sip_addr, &config.sip_user_agent).await?;
@@ -77,6 +82,8 @@ impl Edge {
             config,
             media,
             webhooks,
+            records,
+            provisioning,
             calls: Mutex::new(HashMap::new()),
             endpoints: Mutex::new(HashMap::new()),
             nonces: NonceIssuer::new(key, NONCE_LIFETIME_SECS),
@@ -321,24 +328,15 @@ impl Edge {
             .map_err(|_| Refusal::Error(AdmissionError::Host(domains::psip::HostError::NotOurDomain)))?;
         let (name, region) =
             self.config.addressing().parse_host(&parsed.host).map_err(|e| Refusal::Error(AdmissionError::Host(e)))?;
-        let domain = psip_domain::Entity::find_by_id(name.clone())
-            .one(&self.db)
+        let entry = self
+            .provisioning
+            .domain(&name)
             .await
             .map_err(Refusal::internal)?
             .ok_or_else(|| Refusal::Error(AdmissionError::UnknownDomain(name.clone())))?;
-        let acl_entries: Vec<String> = serde_json::from_value(domain.acl.clone()).unwrap_or_default();
-        let acl = Acl::parse("acl", &acl_entries).unwrap_or_default();
-        let users = if domain.digest_auth {
-            psip_user::Entity::find()
-                .filter(psip_user::Column::DomainName.eq(domain.name.clone()))
-                .count(&self.db)
-                .await
-                .map_err(Refusal::internal)?
-        } else {
-            0
-        };
+        let (domain, acl, users) = (&entry.domain, &entry.acl, entry.digest_users);
         let source = inc.flow.peer().ip();
-        let admitted = match first_check(&acl, users > 0, source) {
+        let admitted = match first_check(acl, users > 0, source) {
             FirstCheck::Admit(a) => a,
             FirstCheck::Reject => return Err(Refusal::Error(AdmissionError::SourceNotInAcl(source))),
             FirstCheck::NeedDigest => {
@@ -363,7 +361,7 @@ impl Edge {
         // otherwise the domain's application does.
         let user = parsed.user.clone().unwrap_or_default();
         let number = match domains::e164::E164::parse(&user) {
-            Ok(n) => number::Entity::find_by_id(n.to_string()).one(&self.db).await.map_err(Refusal::internal)?,
+            Ok(n) => self.provisioning.number(&n.to_string()).await.map_err(Refusal::internal)?,
             Err(_) => None,
         };
         let route = match number {
@@ -385,10 +383,7 @@ impl Edge {
         let digest_err = |e: DigestError| Refusal::Error(AdmissionError::Digest(e));
         let creds = Credentials::parse(header).map_err(digest_err)?;
         creds.expect_realm(realm).map_err(digest_err)?;
-        let user = psip_user::Entity::find_by_id((realm.to_owned(), creds.username.clone()))
-            .one(&self.db)
-            .await
-            .map_err(Refusal::internal)?;
+        let user = self.provisioning.user(realm, &creds.username).await.map_err(Refusal::internal)?;
         let known = user.is_some();
         let ha1 = match (user, creds.algorithm) {
             (Some(u), DigestAlgorithm::Md5) => u.ha1_md5,

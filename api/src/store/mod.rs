@@ -1,6 +1,8 @@
 //! Storage: connecting to SQLite or PostgreSQL, running migrations, and the entities.
 
+pub mod cache;
 pub mod entity;
+pub mod records;
 
 use std::time::Duration;
 

@@ -84,3 +84,21 @@ async fn max_forwards_and_via_received_and_server_header() {
     caller.send(&caller.ack_for(&invite, &fin)).await;
     let _: Option<(Msg, _)> = far.recv(Duration::from_millis(300)).await; // the ACK of the 486
 }
+
+#[tokio::test]
+async fn a_failure_response_is_retransmitted_until_its_ack() {
+    let env = SipEnv::start(json!([{"action": "talk", "text": "hi"}]), &["10.0.0.0/8"], None).await;
+    let caller = RawSip::new(&env.sip).await;
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "timer-g@test", 1, "", 40200);
+    caller.send(&invite).await;
+    let first = caller.final_response(T).await.expect("403");
+    assert_eq!(first.status(), Some(403));
+    // Timer G: the 403 comes again after T1 (500 ms), then 2·T1, while no ACK arrives.
+    let again = caller.final_response(Duration::from_millis(1500)).await.expect("403 retransmitted");
+    assert_eq!(again.status(), Some(403));
+    caller.send(&caller.ack_for(&invite, &first)).await;
+    // Drain what was already in flight, then silence: the ACK stopped Timer G.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while caller.recv(Duration::from_millis(50)).await.is_some() {}
+    assert!(caller.recv(Duration::from_millis(2500)).await.is_none(), "no retransmission after the ACK");
+}

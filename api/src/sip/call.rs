@@ -52,9 +52,10 @@ pub async fn reject(
     for (n, v) in extra {
         resp.push_header(n, v.clone());
     }
-    let mut retrans = retransmit::send(&edge.transport, &inc.flow, resp.clone(), true).await;
-    // Stay for the ACK and retransmissions (Timer H), or a follow-up INVITE with the same Call-ID.
-    let deadline = tokio::time::sleep(if inc.flow.is_reliable() { Duration::from_secs(2) } else { retransmit::T1 * 8 });
+    let mut retrans = retransmit::send(&edge.transport, &inc.flow, resp.clone()).await;
+    // Stay for the ACK (Timer H, 64·T1), then absorb ACK retransmissions (Timer I); a follow-up
+    // INVITE with the same Call-ID (say, with credentials) is handed back to the edge.
+    let deadline = tokio::time::sleep(domains::sip::timers::timer_h());
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -62,7 +63,11 @@ pub async fn reject(
             input = inbox.recv() => match input {
                 None => return,
                 Some(CallInput::Sip(m)) => match m.msg.method() {
-                    Some(Method::Ack) => retrans.stop(),
+                    Some(Method::Ack) => {
+                        retrans.stop();
+                        let linger = domains::sip::timers::timer_i(inc.flow.is_reliable());
+                        deadline.as_mut().reset(tokio::time::Instant::now() + linger);
+                    }
                     // Same Call-ID, new CSeq: the caller's next attempt (e.g. with credentials).
                     Some(Method::Invite) if m.msg.cseq() != inc.msg.cseq() => {
                         edge.clone().start_invite(m);
@@ -473,7 +478,7 @@ impl Call {
         invite.body = media.local_sdp.clone().into_bytes();
         self.edge.register(&dialog.call_id, self.self_tx.clone());
         let b_to = target.user.clone().unwrap_or_else(|| target.to_string());
-        let retrans = retransmit::send(&self.edge.transport, &flow, invite.clone(), false).await;
+        let retrans = retransmit::send(&self.edge.transport, &flow, invite.clone()).await;
         metrics::histogram!("voxbridge_sip_post_dial_delay_seconds")
             .record(self.invite_received.elapsed().as_secs_f64());
         self.b = Some(BLeg {
@@ -630,7 +635,7 @@ impl Call {
             resp.body = a.local_sdp.clone().into_bytes();
         }
         // The UAS core retransmits 2xx until the ACK arrives (RFC 3261 §13.3.1.4).
-        self.a_retrans = retransmit::send(&self.edge.transport, &self.flow, resp.clone(), true).await;
+        self.a_retrans = retransmit::send(&self.edge.transport, &self.flow, resp.clone()).await;
         self.a_last_response = Some(resp);
         self.a_answered_at = Some(Utc::now());
         self.event_a(CallStatus::Answered, None);
@@ -864,7 +869,7 @@ impl Call {
             && b.ack.is_some()
         {
             let bye = b.dialog.request(&local, Method::Bye);
-            let _ = retransmit::send(&self.edge.transport, &b.dialog.flow, bye, true).await;
+            retransmit::send(&self.edge.transport, &b.dialog.flow, bye).await.detach();
             b.ack = None;
         }
     }
@@ -878,7 +883,7 @@ impl Call {
         let local = self.edge.local.clone();
         let bye = self.a_dialog.request(&local, Method::Bye);
         let flow = self.a_dialog.flow.clone();
-        let _ = retransmit::send(&self.edge.transport, &flow, bye, true).await;
+        retransmit::send(&self.edge.transport, &flow, bye).await.detach();
     }
 
     /// Final responses, media release, terminal events and records.
@@ -888,7 +893,7 @@ impl Call {
             Outcome::Completed { .. } => {}
             Outcome::Cancelled => {
                 let resp = self.invite.response(487, Some(&self.a_tag));
-                let inbox_absorb = retransmit::send(&self.edge.transport, &self.flow, resp, true).await;
+                let inbox_absorb = retransmit::send(&self.edge.transport, &self.flow, resp).await;
                 drop(inbox_absorb);
             }
             Outcome::Failed { code, reason, .. } => {

@@ -14,5 +14,6 @@ pub mod headers;
 pub mod message;
 #[cfg(test)]
 mod rfc4475_tests;
+pub mod timers;
 
 pub use message::{Method, SipMessage, StartLine};

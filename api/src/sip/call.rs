@@ -155,6 +155,8 @@ struct Call {
     application_id: Option<String>,
     b: Option<BLeg>,
     invite_received: std::time::Instant,
+    /// Time spent waiting for answer_url, which the post-dial delay voxbridge adds excludes.
+    answer_url_time: Duration,
 }
 
 fn user_or_uri(header: Option<&str>) -> String {
@@ -216,6 +218,7 @@ impl Call {
             application_id: None,
             b: None,
             invite_received: inc.received,
+            answer_url_time: Duration::ZERO,
         }
     }
 
@@ -318,9 +321,11 @@ impl Call {
             Ncco::parse(&doc).map_err(|p| format!("invalid NCCO: {}", describe_problems(&p)))
         };
         tokio::pin!(fetch);
+        let started = std::time::Instant::now();
         loop {
             tokio::select! {
                 result = &mut fetch => {
+                    self.answer_url_time += started.elapsed();
                     return result.map_err(|reason| {
                         tracing::warn!(%reason, "no NCCO");
                         failed(CallStatus::Failed, "internal_error", 480, &reason)
@@ -467,7 +472,7 @@ impl Call {
             next_cseq: 1,
             route_set: Vec::new(),
         };
-        let mut invite = dialog.request(local, Method::Invite);
+        let mut invite = dialog.request(local, Method::Invite, &new_branch());
         // Loop protection (RFC 3261 §16.6 step 3, as a proxy would): one hop fewer than we got.
         let hops = self.invite.max_forwards().map_or(70, |mf| mf.saturating_sub(1));
         invite.set_header("Max-Forwards", hops.to_string());
@@ -479,8 +484,10 @@ impl Call {
         self.edge.register(&dialog.call_id, self.self_tx.clone());
         let b_to = target.user.clone().unwrap_or_else(|| target.to_string());
         let retrans = retransmit::send(&self.edge.transport, &flow, invite.clone()).await;
-        metrics::histogram!("voxbridge_sip_post_dial_delay_seconds")
-            .record(self.invite_received.elapsed().as_secs_f64());
+        let pdd = self.invite_received.elapsed();
+        metrics::histogram!("voxbridge_sip_post_dial_delay_seconds").record(pdd.as_secs_f64());
+        metrics::histogram!("voxbridge_sip_added_delay_seconds")
+            .record(pdd.saturating_sub(self.answer_url_time).as_secs_f64());
         self.b = Some(BLeg {
             uuid: b_uuid.clone(),
             dialog,
@@ -777,7 +784,7 @@ impl Call {
             }
         };
         let Some(sdp) = sdp else { return };
-        let mut reinvite = dialog.request(&local, Method::Invite);
+        let mut reinvite = dialog.request(&local, Method::Invite, &new_branch());
         reinvite.push_header("Content-Type", "application/sdp");
         reinvite.body = with_direction(&sdp, direction).into_bytes();
         let flow = dialog.flow.clone();
@@ -868,7 +875,7 @@ impl Call {
             && b.answered_at.is_some()
             && b.ack.is_some()
         {
-            let bye = b.dialog.request(&local, Method::Bye);
+            let bye = b.dialog.request(&local, Method::Bye, &new_branch());
             retransmit::send(&self.edge.transport, &b.dialog.flow, bye).await.detach();
             b.ack = None;
         }
@@ -881,7 +888,7 @@ impl Call {
         self.a_ended = true;
         self.a_retrans = Retransmission::none();
         let local = self.edge.local.clone();
-        let bye = self.a_dialog.request(&local, Method::Bye);
+        let bye = self.a_dialog.request(&local, Method::Bye, &new_branch());
         let flow = self.a_dialog.flow.clone();
         retransmit::send(&self.edge.transport, &flow, bye).await.detach();
     }

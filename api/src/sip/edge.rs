@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::call::{self, CallInput, Route};
 use super::limits::{EdgeLimits, Refused};
 use super::requests::{Local, random_token};
-use super::transport::{Flow, Incoming, Transport};
+use super::transport::{Incoming, Transport};
 use crate::config::{Config, LimitAction};
 use crate::media::{MediaControl, MediaEvent};
 use crate::store::entity::number;
@@ -436,10 +436,4 @@ fn has_to_tag(msg: &SipMessage) -> bool {
 
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-impl Flow {
-    pub fn describe(&self) -> String {
-        format!("{}:{}", self.transport_name(), self.peer())
-    }
 }

@@ -15,37 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Flow {
-    Udp(SocketAddr),
-    /// A TCP or TLS connection.
-    Tcp {
-        conn: u64,
-        peer: SocketAddr,
-        tls: bool,
-    },
-}
-
-impl Flow {
-    pub fn peer(&self) -> SocketAddr {
-        match self {
-            Flow::Udp(a) => *a,
-            Flow::Tcp { peer, .. } => *peer,
-        }
-    }
-
-    pub fn is_reliable(&self) -> bool {
-        matches!(self, Flow::Tcp { .. })
-    }
-
-    pub fn transport_name(&self) -> &'static str {
-        match self {
-            Flow::Udp(_) => "UDP",
-            Flow::Tcp { tls: true, .. } => "TLS",
-            Flow::Tcp { .. } => "TCP",
-        }
-    }
-}
+pub use domains::sip::flow::Flow;
 
 #[derive(Debug)]
 pub struct Incoming {

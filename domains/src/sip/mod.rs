@@ -10,6 +10,8 @@
 
 pub mod admission;
 pub mod checks;
+pub mod dialog;
+pub mod flow;
 pub mod headers;
 pub mod message;
 #[cfg(test)]

@@ -56,7 +56,6 @@ impl Application {
             Arc::new(store::cache::ProvisioningCache::new(db.clone(), std::time::Duration::from_secs(5)));
         let edge = sip::Edge::start(
             config.clone(),
-            db.clone(),
             media.clone(),
             webhooks,
             records.clone(),

@@ -158,7 +158,8 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     if head.eq_ignore_ascii_case(prefix) { s.get(prefix.len()..) } else { None }
 }
 
-fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), SipUriError> {
+/// `host[:port]` as RFC 3261 writes it (also a Via sent-by).
+pub(crate) fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), SipUriError> {
     if hostport.is_empty() {
         return Err(SipUriError::NoHost);
     }

@@ -341,3 +341,33 @@ async fn digest_guessing_is_throttled_per_source() {
     assert!(metrics.contains("voxbridge_sip_auth_lockouts_total"), "{metrics}");
     assert!(metrics.contains("auth_locked_source"), "refusals counted by reason");
 }
+
+#[tokio::test]
+async fn guessing_from_many_addresses_locks_the_user_for_addresses_it_never_used() {
+    let env = SipEnv::start_with_env(
+        talk_ncco(),
+        &["10.0.0.0/8"],
+        Some(("alice", "correct horse")),
+        vec![
+            ("VOXBRIDGE_SIP_AUTH_FAILURES_PER_SOURCE".into(), "100".into()),
+            ("VOXBRIDGE_SIP_AUTH_FAILURES_PER_USER".into(), "5".into()),
+        ],
+    )
+    .await;
+    // The real user authenticates from its usual address first.
+    assert!(attempt(&env, "127.0.0.2", "alice", "correct horse").await.starts_with("SIP/2.0 480"));
+    // Seven guessers, one wrong password each: no source spends its own budget.
+    for i in 10..17 {
+        let line = attempt(&env, &format!("127.0.0.{i}"), "alice", "guess").await;
+        assert!(line.starts_with("SIP/2.0 403"), "{line}");
+    }
+    // The user's budget is spent: a new address is refused even with the right password…
+    let fresh = attempt(&env, "127.0.0.30", "alice", "correct horse").await;
+    assert!(fresh.starts_with("SIP/2.0 403"), "new address while the user is locked: {fresh}");
+    // …while the address alice authenticated from before still gets in.
+    let owner = attempt(&env, "127.0.0.2", "alice", "correct horse").await;
+    assert!(owner.starts_with("SIP/2.0 480"), "trusted address: {owner}");
+    assert_eq!(env.app.answers().len(), 2);
+    let metrics = env.server.client.get(env.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("auth_locked_user"), "{metrics}");
+}

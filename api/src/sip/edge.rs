@@ -11,7 +11,6 @@ use domains::digest::{self, Credentials, DigestAlgorithm, DigestError, NonceCoun
 use domains::sip::admission::{AdmissionError, Admitted, FirstCheck, first_check};
 use domains::sip::checks::{self, ACCEPT};
 use domains::sip::{Method, SipMessage};
-use sea_orm::DatabaseConnection;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 
@@ -32,7 +31,6 @@ const NONCE_LIFETIME_SECS: u64 = 300;
 pub struct Edge {
     pub transport: Arc<Transport>,
     pub local: Local,
-    pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub media: Arc<dyn MediaControl>,
     pub webhooks: Arc<dyn WebhookSender>,
@@ -54,7 +52,6 @@ pub struct Edge {
 impl Edge {
     pub async fn start(
         config: Arc<Config>,
-        db: DatabaseConnection,
         media: Arc<dyn MediaControl>,
         webhooks: Arc<dyn WebhookSender>,
         records: crate::store::records::CallRecords,
@@ -78,7 +75,6 @@ impl Edge {
                 digest::ha1(DigestAlgorithm::Md5, "decoy", "decoy", &random_token(24)),
                 digest::ha1(DigestAlgorithm::Sha256, "decoy", "decoy", &random_token(24)),
             ],
-            db,
             config,
             media,
             webhooks,
@@ -340,13 +336,17 @@ impl Edge {
             FirstCheck::Admit(a) => a,
             FirstCheck::Reject => return Err(Refusal::Error(AdmissionError::SourceNotInAcl(source))),
             FirstCheck::NeedDigest => {
-                let user = inc.msg.header("Authorization").and_then(|h| Credentials::parse(h).ok()).map(|c| c.username);
-                let user_key = user.as_ref().map(|u| format!("{}/{u}", domain.name));
+                // Parsed once: the lockout check needs the claimed user before anything is verified.
+                let creds = inc.msg.header("Authorization").map(Credentials::parse);
+                let user_key = match &creds {
+                    Some(Ok(c)) => Some(lockout_key(&domain.name, &c.username)),
+                    _ => None,
+                };
                 self.limits.auth_allowed(source, user_key.as_deref()).map_err(Refusal::Limited)?;
-                let checked = self.check_digest(inc, &domain.name).await;
+                let checked = self.check_digest(inc, creds, &domain.name).await;
                 match &checked {
                     Ok(Admitted::Digest { user }) => {
-                        self.limits.auth_succeeded(source, &format!("{}/{user}", domain.name))
+                        self.limits.auth_succeeded(source, &lockout_key(&domain.name, user))
                     }
                     Err(Refusal::Error(AdmissionError::Digest(_) | AdmissionError::UnknownUser(_))) => {
                         self.limits.auth_failed(source, user_key.as_deref().unwrap_or_default())
@@ -376,12 +376,18 @@ impl Edge {
         Ok(route)
     }
 
-    async fn check_digest(&self, inc: &Incoming, realm: &str) -> Result<Admitted, Refusal> {
-        let Some(header) = inc.msg.header("Authorization") else {
+    /// `creds`: the INVITE's `Authorization`, parsed (`None` when it has none).
+    async fn check_digest(
+        &self,
+        inc: &Incoming,
+        creds: Option<Result<Credentials, DigestError>>,
+        realm: &str,
+    ) -> Result<Admitted, Refusal> {
+        let Some(creds) = creds else {
             return Err(Refusal::Challenge { realm: realm.to_owned(), stale: false });
         };
         let digest_err = |e: DigestError| Refusal::Error(AdmissionError::Digest(e));
-        let creds = Credentials::parse(header).map_err(digest_err)?;
+        let creds = creds.map_err(digest_err)?;
         creds.expect_realm(realm).map_err(digest_err)?;
         let user = self.provisioning.user(realm, &creds.username).await.map_err(Refusal::internal)?;
         let known = user.is_some();
@@ -428,6 +434,11 @@ impl Refusal {
     fn internal(e: sea_orm::DbErr) -> Refusal {
         Refusal::Internal(e.to_string())
     }
+}
+
+/// The digest user as the failure budgets know it: users are per domain.
+fn lockout_key(domain: &str, user: &str) -> String {
+    format!("{domain}/{user}")
 }
 
 fn has_to_tag(msg: &SipMessage) -> bool {

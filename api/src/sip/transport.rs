@@ -71,9 +71,7 @@ impl Transport {
 
     pub async fn send(&self, flow: &Flow, msg: &SipMessage) -> std::io::Result<()> {
         let bytes = if msg.status().is_some() && msg.header("Server").is_none() {
-            let mut with_server = msg.clone();
-            with_server.push_header("Server", self.server.clone());
-            with_server.to_bytes()
+            msg.to_bytes_with("Server", &self.server)
         } else {
             msg.to_bytes()
         };

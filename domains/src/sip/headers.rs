@@ -37,7 +37,8 @@ impl Via {
             None => (rest, ""),
         };
         let sent_by = sent_by.trim();
-        let (host, port) = split_host_port(sent_by).ok_or_else(|| format!("bad sent-by '{sent_by}'"))?;
+        let (host, port) =
+            crate::sip_uri::split_host_port(sent_by).map_err(|e| format!("bad sent-by '{sent_by}': {e}"))?;
         let params = parse_params(params)?;
         let branch = params.iter().find(|(k, _)| k == "branch").map(|(_, v)| v.clone());
         Ok(Via { transport: transport.to_ascii_uppercase(), host, port, branch, params })
@@ -70,37 +71,6 @@ pub fn stamp_via(via: &str, ip: std::net::IpAddr, port: u16) -> String {
         segments.push(format!("received={ip}"));
     }
     segments.join(";")
-}
-
-fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
-    if s.is_empty() {
-        return None;
-    }
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        h.parse::<std::net::Ipv6Addr>().ok()?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p),
-            None if after.is_empty() => None,
-            None => return None,
-        };
-        (h, port)
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    let host_ok = host.contains(':')
-        || (!host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')));
-    if !host_ok {
-        return None;
-    }
-    let port = match port {
-        Some(p) => Some(p.trim().parse::<u16>().ok()?),
-        None => None,
-    };
-    Some((host.to_owned(), port))
 }
 
 /// RFC 3261 token characters.

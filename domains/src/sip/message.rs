@@ -389,15 +389,23 @@ impl SipMessage {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.write(None)
+    }
+
+    /// The wire form with one more header after the others (the transport's `Server`), without
+    /// copying the message.
+    pub fn to_bytes_with(&self, name: &str, value: &str) -> Vec<u8> {
+        self.write(Some((name, value)))
+    }
+
+    fn write(&self, extra: Option<(&str, &str)>) -> Vec<u8> {
         let mut out = String::with_capacity(512 + self.body.len());
         match &self.start {
             StartLine::Request { method, uri } => out.push_str(&format!("{method} {uri} SIP/2.0\r\n")),
             StartLine::Response { code, reason } => out.push_str(&format!("SIP/2.0 {code} {reason}\r\n")),
         }
-        for (n, v) in &self.headers {
-            if n.eq_ignore_ascii_case("Content-Length") {
-                continue;
-            }
+        let headers = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        for (n, v) in headers.filter(|(n, _)| !n.eq_ignore_ascii_case("Content-Length")).chain(extra) {
             out.push_str(n);
             out.push_str(": ");
             out.push_str(v);

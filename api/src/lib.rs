@@ -76,6 +76,9 @@ impl Application {
         let server_state = state.clone();
         let mut server = HttpServer::new(move || http::app(server_state.clone(), openapi_json.clone()))
             .workers(2)
+            // Longer than the 5 s default, as nginx does: a client reusing an idle
+            // pooled connection must not race the server closing it.
+            .keep_alive(std::time::Duration::from_secs(75))
             .shutdown_timeout(5)
             .listen(http_listener)?;
         let (mut https_addr, mut tls_cert) = (None, None);

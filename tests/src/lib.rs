@@ -167,8 +167,12 @@ impl Server {
         let sip = field("sip=").and_then(|s| s.strip_prefix("udp://").map(str::to_owned));
         let sips = field("sips=").and_then(|s| s.strip_prefix("tls://").map(str::to_owned));
         let https_base = field("https=");
-        let client =
-            reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(30)).build()?;
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(30))
+            // Below the server's keep-alive, so a pooled connection is never reused as it closes.
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
         Ok(Server { child, base, https_base, sip, sips, data_dir, banner, client })
     }
 

@@ -4,6 +4,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod account;
+pub mod calls;
 pub mod config;
 pub mod http;
 pub mod keys;

@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod application;
+pub mod call;
 pub mod digest;
 pub mod e164;
 pub mod events;

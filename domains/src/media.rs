@@ -29,7 +29,9 @@ pub struct Request {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     /// First message on a connection: protocol negotiation.
-    Hello { protocol: u32 },
+    Hello {
+        protocol: u32,
+    },
     /// Liveness check.
     Ping,
     /// A new RTP endpoint for one call leg. With `remote_sdp` (an offer) the reply carries our
@@ -44,15 +46,128 @@ pub enum Command {
     },
     /// The remote answer to our offer, or a new remote offer (re-INVITE, e.g. hold). The reply
     /// carries our current SDP: unchanged after an answer, our new answer after an offer.
-    UpdateEndpoint { endpoint_id: String, remote_sdp: String },
+    UpdateEndpoint {
+        endpoint_id: String,
+        remote_sdp: String,
+    },
     /// Relay RTP between two endpoints, both directions.
-    Bridge { a: String, b: String },
+    Bridge {
+        a: String,
+        b: String,
+    },
     /// Stop relaying between two bridged endpoints.
-    Unbridge { a: String, b: String },
+    Unbridge {
+        a: String,
+        b: String,
+    },
     /// Release an endpoint and its port. An unknown id is not an error.
-    DestroyEndpoint { endpoint_id: String },
+    DestroyEndpoint {
+        endpoint_id: String,
+    },
     /// Packet counters of one endpoint.
-    EndpointStats { endpoint_id: String },
+    EndpointStats {
+        endpoint_id: String,
+    },
+    /// A new offer for an established endpoint with another direction (hold, resume) and a
+    /// higher `o=` version than any description it sent before (RFC 3264 §8). The reply is
+    /// `updated` with the offer; the answer comes back with `update_endpoint`.
+    Reoffer {
+        endpoint_id: String,
+        direction: crate::sdp::Direction,
+    },
+    /// Plays speech or a recording to an endpoint; `playback_done` follows.
+    Play {
+        endpoint_id: String,
+        play_id: String,
+        source: PlaySource,
+        /// Times to play; 0 = until stopped.
+        loop_count: u32,
+        /// -1.0 to 1.0.
+        level: f64,
+    },
+    /// Stops what is playing on an endpoint.
+    StopPlay {
+        endpoint_id: String,
+    },
+    /// Starts recording an endpoint (both directions); `record_done` follows.
+    RecordStart {
+        endpoint_id: String,
+        record_id: String,
+        /// `mp3`, `wav` or `ogg`.
+        format: String,
+        /// Seconds of silence that end the recording; 0 = never.
+        end_on_silence: u32,
+        /// A DTMF key that ends the recording.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_on_key: Option<char>,
+        /// Longest recording, seconds.
+        timeout: u32,
+        beep_start: bool,
+    },
+    RecordStop {
+        endpoint_id: String,
+        record_id: String,
+    },
+    /// Sends RFC 4733 events; `p` is a 500 ms pause.
+    SendDtmf {
+        endpoint_id: String,
+        digits: String,
+    },
+    /// Streams an endpoint's audio to a WebSocket (L16) and plays what comes back.
+    ConnectWebsocket {
+        endpoint_id: String,
+        uri: String,
+        /// `audio/l16;rate=8000` or `audio/l16;rate=16000`.
+        content_type: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        headers: Vec<(String, String)>,
+    },
+    /// Joins an endpoint to a named conference (a mixer), created on first join.
+    ConferenceJoin {
+        endpoint_id: String,
+        conference: String,
+        can_speak: bool,
+        can_hear: bool,
+    },
+    ConferenceLeave {
+        endpoint_id: String,
+        conference: String,
+    },
+}
+
+impl Command {
+    /// The command's `type` on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Hello { .. } => "hello",
+            Command::Ping => "ping",
+            Command::CreateEndpoint { .. } => "create_endpoint",
+            Command::UpdateEndpoint { .. } => "update_endpoint",
+            Command::Bridge { .. } => "bridge",
+            Command::Unbridge { .. } => "unbridge",
+            Command::DestroyEndpoint { .. } => "destroy_endpoint",
+            Command::EndpointStats { .. } => "endpoint_stats",
+            Command::Reoffer { .. } => "reoffer",
+            Command::Play { .. } => "play",
+            Command::StopPlay { .. } => "stop_play",
+            Command::RecordStart { .. } => "record_start",
+            Command::RecordStop { .. } => "record_stop",
+            Command::SendDtmf { .. } => "send_dtmf",
+            Command::ConnectWebsocket { .. } => "connect_websocket",
+            Command::ConferenceJoin { .. } => "conference_join",
+            Command::ConferenceLeave { .. } => "conference_leave",
+        }
+    }
+}
+
+/// What `play` plays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlaySource {
+    /// Text (or SSML) spoken by the configured TTS voice.
+    Speech { text: String, language: String, style: u32 },
+    /// An audio file fetched from a URL.
+    Url { url: String },
 }
 
 /// What the media process sends back: a reply to a command, or an event.
@@ -114,6 +229,8 @@ pub enum Reply {
     Bridged,
     Unbridged,
     Destroyed,
+    /// `play`, `stop_play`, `record_*`, `send_dtmf`, `connect_websocket`, `conference_*` started.
+    Started,
     EndpointStats {
         endpoint_id: String,
         rx_packets: u64,
@@ -136,6 +253,9 @@ pub enum ErrorCode {
     Negotiation,
     /// Ports, memory or another resource ran out.
     Exhausted,
+    /// A command this media process does not implement (yet): the caller ends what needed it
+    /// with a clear reason.
+    Unsupported,
     Internal,
 }
 
@@ -146,6 +266,14 @@ pub enum Event {
     Stats { endpoints: u64 },
     /// No RTP arrived on the endpoint for the inactivity timeout (sent once per endpoint).
     RtpTimeout { endpoint_id: String, call_uuid: String },
+    /// One DTMF digit received on an endpoint (RFC 4733 or in-band); the call core collects them.
+    Dtmf { endpoint_id: String, digit: char },
+    /// A `play` ended, by itself or stopped.
+    PlaybackDone { endpoint_id: String, play_id: String },
+    /// A recording ended; `url` is where the control plane can fetch it.
+    RecordDone { endpoint_id: String, record_id: String, url: String, size: u64, duration_ms: u64 },
+    /// A WebSocket audio stream closed.
+    WsClosed { endpoint_id: String },
 }
 
 /// The media process's answer to a request that needs no media state (`hello`, `ping`),

@@ -78,7 +78,8 @@ impl Codec {
 }
 
 /// A stream's direction attribute (RFC 3264 §5.1); absent means `sendrecv`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     #[default]
     SendRecv,
@@ -122,7 +123,7 @@ impl Direction {
         }
     }
 
-    fn from_attribute(name: &str) -> Option<Direction> {
+    pub fn from_attribute(name: &str) -> Option<Direction> {
         match name {
             "sendrecv" => Some(Direction::SendRecv),
             "sendonly" => Some(Direction::SendOnly),

@@ -55,6 +55,8 @@ struct State {
     remote_identity: Option<String>,
     latched: Option<SocketAddr>,
     peer: Option<Weak<Endpoint>>,
+    /// Our re-offer awaits its answer: the codecs it offered.
+    reoffered: Option<Vec<Codec>>,
 }
 
 #[derive(Debug, Default)]
@@ -113,7 +115,15 @@ impl Endpoint {
             call_uuid,
             socket,
             lease,
-            state: Mutex::new(State { local, local_sdp, session, remote_identity, latched: None, peer: None }),
+            state: Mutex::new(State {
+                local,
+                local_sdp,
+                session,
+                remote_identity,
+                latched: None,
+                peer: None,
+                reoffered: None,
+            }),
             counters: Counters::default(),
             last_rx_ms: AtomicU64::new(clock.now_ms()),
             timed_out: AtomicBool::new(false),
@@ -150,9 +160,11 @@ impl Endpoint {
         if st.remote_identity.as_deref() == Some(identity.as_str()) {
             return Ok(st.local_sdp.clone());
         }
-        let negotiated = match &st.session {
-            Session::Offered { offered } => sdp::accept_answer(&remote, offered)?,
-            Session::Negotiated(current) => {
+        let reoffered = st.reoffered.take();
+        let negotiated = match (&st.session, reoffered) {
+            (_, Some(offered)) => sdp::accept_answer(&remote, &offered)?,
+            (Session::Offered { offered }, None) => sdp::accept_answer(&remote, offered)?,
+            (Session::Negotiated(current), None) => {
                 let mut prefer = vec![current.codec];
                 prefer.extend(Codec::ALL.iter().filter(|c| **c != current.codec));
                 let n = sdp::answer_offer(&remote, &prefer)?;
@@ -181,6 +193,20 @@ impl Endpoint {
         self.last_rx_ms.store(self.clock.now_ms(), Ordering::Relaxed);
         self.timed_out.store(false, Ordering::Relaxed);
         Ok(st.local_sdp.clone())
+    }
+
+    /// A new offer with `direction` (hold, resume) for the codec in use, with a higher `o=`
+    /// version than anything sent before; the answer comes through [`Endpoint::update`].
+    pub fn reoffer(&self, direction: Direction) -> String {
+        let mut st = self.state();
+        let codecs = match &st.session {
+            Session::Negotiated(n) => vec![n.codec],
+            Session::Offered { offered } => offered.clone(),
+        };
+        st.local.next_version();
+        st.local_sdp = sdp::build_offer(&st.local, &codecs, direction);
+        st.reoffered = Some(codecs);
+        st.local_sdp.clone()
     }
 
     pub fn peer(&self) -> Option<Arc<Endpoint>> {

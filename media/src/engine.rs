@@ -38,6 +38,8 @@ enum CommandError {
     Negotiation(#[from] SdpError),
     #[error(transparent)]
     Exhausted(#[from] PortsExhausted),
+    #[error("{0} is not implemented by this media process yet")]
+    Unsupported(&'static str),
     #[error("{0}")]
     Internal(String),
 }
@@ -50,6 +52,7 @@ impl CommandError {
             CommandError::NotFound(_) => ErrorCode::NotFound,
             CommandError::Negotiation(_) => ErrorCode::Negotiation,
             CommandError::Exhausted(_) => ErrorCode::Exhausted,
+            CommandError::Unsupported(_) => ErrorCode::Unsupported,
             CommandError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -133,6 +136,19 @@ impl Engine {
                     tx_bytes: s.tx_bytes,
                 }
             }),
+            Command::Reoffer { endpoint_id, direction } => {
+                self.get(&endpoint_id).map(|ep| Reply::Updated { local_sdp: ep.reoffer(direction) })
+            }
+            // The media server issue implements these; until then the call core ends the action
+            // that needed one with this reason.
+            c @ (Command::Play { .. }
+            | Command::StopPlay { .. }
+            | Command::RecordStart { .. }
+            | Command::RecordStop { .. }
+            | Command::SendDtmf { .. }
+            | Command::ConnectWebsocket { .. }
+            | Command::ConferenceJoin { .. }
+            | Command::ConferenceLeave { .. }) => Err(CommandError::Unsupported(c.name())),
             Command::Hello { .. } | Command::Ping => Err(CommandError::Internal("unreachable".into())),
         };
         match result {

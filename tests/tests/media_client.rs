@@ -77,7 +77,10 @@ async fn supervisor_drives_the_media_process_and_restarts_it() {
     let refused = media.create_endpoint("call-1", Some("v=0\r\nm=audio 1 RTP/AVP 0\r\n"), &[]).await;
     assert!(matches!(refused, Err(MediaError::Negotiation(_))), "{refused:?}");
     let missing = media.bridge("nope", "nada").await;
-    assert!(matches!(&missing, Err(MediaError::Other(m)) if m.contains("NotFound")), "{missing:?}");
+    assert!(
+        matches!(&missing, Err(MediaError::Refused { code, message }) if format!("{code:?}") == "NotFound" && message.contains("nope")),
+        "{missing:?}"
+    );
 
     // Kill the media process: lost, then restarted and ready again.
     let pid = media.child_pid().expect("a child runs");

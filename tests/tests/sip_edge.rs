@@ -81,7 +81,7 @@ async fn options_and_malformed_messages() {
     peer.send(&invite).await;
     let fin = peer.final_response(T).await.expect("INVITE answered");
     peer.send(&peer.ack_for(&invite, &fin)).await;
-    assert_eq!(fin.status(), Some(480), "talk is not executed yet: {}", fin.0);
+    assert_eq!(fin.status(), Some(200), "talk answers the call: {}", fin.0);
     assert_eq!(env.app.answers().len(), 1);
 }
 
@@ -154,16 +154,16 @@ async fn digest_challenge_success_and_replay() {
     assert_eq!(wrong.status(), Some(403), "wrong password");
     let good = auth("00000002", "correct horse");
     let (admitted, _, _) = invite_status(&env, &uri, &good).await;
-    // Admitted: the application is asked, and its talk-only NCCO ends the call (not 401/403).
-    assert_eq!(admitted.status(), Some(480), "{}", admitted.0);
+    // Admitted: the application is asked, and its talk answers the call (not 401/403).
+    assert_eq!(admitted.status(), Some(200), "{}", admitted.0);
     assert_eq!(env.app.answers().len(), 1, "admitted call fetched answer_url");
     let (replayed, _, _) = invite_status(&env, &uri, &good).await;
     assert_eq!(replayed.status(), Some(403), "a replayed nonce count is refused");
     assert_eq!(env.app.answers().len(), 1);
-    // The failed call was reported with its reason.
-    assert!(env.app.wait_status("inbound", "failed", T).await);
-    let failed = env.app.events().into_iter().find(|e| e.body["status"] == "failed").unwrap();
-    assert!(failed.body["reason"].as_str().unwrap().contains("talk"), "{}", failed.body);
+    // The media process cannot speak yet: the call ends, reported with the action it could not run.
+    assert!(env.app.wait_status("inbound", "completed", T).await);
+    let ended = env.app.events().into_iter().find(|e| e.body["status"] == "completed").unwrap();
+    assert!(ended.body["reason"].as_str().unwrap().contains("talk"), "{}", ended.body);
 }
 
 /// Accepts any server certificate: the test talks to its own freshly generated self-signed one.
@@ -266,13 +266,13 @@ async fn failing_answer_url_falls_back() {
         .await;
     assert_eq!(status, 200, "{body}");
     let (resp, _, _) = invite_status(&env, &format!("sip:+14155550100@{}", env.host), "").await;
-    assert_eq!(resp.status(), Some(480), "the fallback's talk-only NCCO is not executed yet");
+    assert_eq!(resp.status(), Some(200), "the fallback's NCCO runs");
     let asked = fallback.answers();
     assert_eq!(asked.len(), 1, "fallback asked once");
     assert_eq!(asked[0].param("reason"), Some("http 500"));
     assert_eq!(asked[0].param("original_request.url"), Some(format!("{}/answer", env.app.base).as_str()));
     assert_eq!(env.app.answers().len(), 1, "a 500 is not retried on the same URL");
-    assert!(env.app.wait_status("inbound", "failed", T).await);
+    assert!(env.app.wait_status("inbound", "completed", T).await);
 }
 
 /// The Authorization header for an INVITE answering `challenge` as `user` with `pass`.
@@ -334,7 +334,7 @@ async fn digest_guessing_is_throttled_per_source() {
 
     // The real user on another address is unaffected.
     let owner = attempt(&env, "127.0.0.2", "alice", "correct horse").await;
-    assert!(owner.starts_with("SIP/2.0 480"), "admitted from another source: {owner}");
+    assert!(owner.starts_with("SIP/2.0 200"), "admitted from another source: {owner}");
     assert_eq!(env.app.answers().len(), 1);
 
     let metrics = env.server.client.get(env.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -355,7 +355,7 @@ async fn guessing_from_many_addresses_locks_the_user_for_addresses_it_never_used
     )
     .await;
     // The real user authenticates from its usual address first.
-    assert!(attempt(&env, "127.0.0.2", "alice", "correct horse").await.starts_with("SIP/2.0 480"));
+    assert!(attempt(&env, "127.0.0.2", "alice", "correct horse").await.starts_with("SIP/2.0 200"));
     // Seven guessers, one wrong password each: no source spends its own budget.
     for i in 10..17 {
         let line = attempt(&env, &format!("127.0.0.{i}"), "alice", "guess").await;
@@ -366,7 +366,7 @@ async fn guessing_from_many_addresses_locks_the_user_for_addresses_it_never_used
     assert!(fresh.starts_with("SIP/2.0 403"), "new address while the user is locked: {fresh}");
     // …while the address alice authenticated from before still gets in.
     let owner = attempt(&env, "127.0.0.2", "alice", "correct horse").await;
-    assert!(owner.starts_with("SIP/2.0 480"), "trusted address: {owner}");
+    assert!(owner.starts_with("SIP/2.0 200"), "trusted address: {owner}");
     assert_eq!(env.app.answers().len(), 2);
     let metrics = env.server.client.get(env.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("auth_locked_user"), "{metrics}");

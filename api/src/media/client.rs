@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domains::call::MediaEvent as CallMediaEvent;
 use domains::media::{Command, ErrorCode, Event, Message, Outcome, PROTOCOL_VERSION, Reply, Request};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -145,7 +146,7 @@ impl MediaClient {
     pub async fn request(&self, command: Command) -> Result<Reply, MediaError> {
         let shared = &self.inner.shared;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let kind = command_name(&command);
+        let kind = command.name();
         let text = serde_json::to_string(&Request { id, command })
             .map_err(|e| MediaError::Other(format!("encoding {kind}: {e}")))?;
         let (tx, rx) = oneshot::channel();
@@ -158,7 +159,7 @@ impl MediaClient {
             Ok(Ok(Outcome::Ok { result })) => Ok(result),
             Ok(Ok(Outcome::Error { code, message })) => Err(match code {
                 ErrorCode::Negotiation => MediaError::Negotiation(message),
-                code => MediaError::Other(format!("{kind}: {code:?}: {message}")),
+                code => MediaError::Refused { code, message: format!("{kind}: {message}") },
             }),
             Ok(Err(_)) => Err(MediaError::Unavailable),
             Err(_) => {
@@ -170,19 +171,6 @@ impl MediaClient {
 
     pub async fn ping(&self) -> Result<(), MediaError> {
         expect(self.request(Command::Ping).await?, |r| matches!(r, Reply::Pong))
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Hello { .. } => "hello",
-        Command::Ping => "ping",
-        Command::CreateEndpoint { .. } => "create_endpoint",
-        Command::UpdateEndpoint { .. } => "update_endpoint",
-        Command::Bridge { .. } => "bridge",
-        Command::Unbridge { .. } => "unbridge",
-        Command::DestroyEndpoint { .. } => "destroy_endpoint",
-        Command::EndpointStats { .. } => "endpoint_stats",
     }
 }
 
@@ -200,9 +188,23 @@ fn dispatch(shared: &Shared, text: &str) {
             }
             None => tracing::warn!(request_id = id, ?outcome, "media reply nobody waits for"),
         },
+        Ok(Message::Event { event: Event::Dtmf { endpoint_id, digit } }) => {
+            let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::Dtmf { endpoint: endpoint_id, digit }));
+        }
+        Ok(Message::Event { event: Event::PlaybackDone { endpoint_id, play_id } }) => {
+            let _ =
+                shared.events.send(MediaEvent::Call(CallMediaEvent::PlaybackDone { endpoint: endpoint_id, play_id }));
+        }
+        Ok(Message::Event { event: Event::RecordDone { endpoint_id, record_id, url, .. } }) => {
+            let event = CallMediaEvent::RecordDone { endpoint: endpoint_id, record_id, url };
+            let _ = shared.events.send(MediaEvent::Call(event));
+        }
+        Ok(Message::Event { event: Event::WsClosed { endpoint_id } }) => {
+            tracing::debug!(%endpoint_id, "WebSocket closed")
+        }
         Ok(Message::Event { event: Event::RtpTimeout { endpoint_id, call_uuid } }) => {
             tracing::info!(%call_uuid, endpoint_id = %endpoint_id, "media: RTP timeout");
-            let _ = shared.events.send(MediaEvent::RtpTimeout { endpoint: endpoint_id });
+            let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::RtpTimeout { endpoint: endpoint_id }));
         }
         Ok(Message::Event { event: Event::Stats { endpoints } }) => tracing::debug!(endpoints, "media stats"),
         Err(e) => tracing::warn!(error = %e, "unreadable message from the media process"),
@@ -258,6 +260,10 @@ impl MediaControl for MediaClient {
             }
             other => Err(MediaError::Other(format!("unexpected reply {other:?}"))),
         }
+    }
+
+    async fn command(&self, command: Command) -> Result<Reply, MediaError> {
+        self.request(command).await
     }
 
     fn events(&self) -> broadcast::Receiver<MediaEvent> {

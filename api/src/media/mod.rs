@@ -19,8 +19,8 @@ pub struct MediaEndpoint {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    /// No RTP arrived on the endpoint for the configured inactivity timeout.
-    RtpTimeout { endpoint: String },
+    /// An event of one endpoint (RTP timeout, DTMF, playback or recording done), for its call.
+    Call(domains::call::MediaEvent),
     /// The connection to the media process was lost: every endpoint on it is gone.
     ProcessLost,
     /// A media process is (again) connected and accepting work.
@@ -44,6 +44,9 @@ pub enum MediaError {
     /// The SDP offer/answer could not be negotiated (no common codec, bad SDP).
     #[error("media negotiation failed: {0}")]
     Negotiation(String),
+    /// The media process refused the command with this code.
+    #[error("{message}")]
+    Refused { code: domains::media::ErrorCode, message: String },
     #[error("media process error: {0}")]
     Other(String),
 }
@@ -81,6 +84,9 @@ pub trait MediaControl: Send + Sync + 'static {
 
     /// Releases an endpoint and its port. Unknown ids are not an error.
     async fn destroy_endpoint(&self, endpoint: &str) -> Result<(), MediaError>;
+
+    /// Any command of the protocol, answered with its reply (what the call core sends).
+    async fn command(&self, command: domains::media::Command) -> Result<domains::media::Reply, MediaError>;
 
     /// Media events for every endpoint of this control plane.
     fn events(&self) -> broadcast::Receiver<MediaEvent>;

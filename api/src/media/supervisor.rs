@@ -285,6 +285,10 @@ impl MediaControl for MediaSupervisor {
         self.current()?.endpoint_stats(endpoint).await
     }
 
+    async fn command(&self, command: domains::media::Command) -> Result<domains::media::Reply, MediaError> {
+        self.current()?.request(command).await
+    }
+
     fn events(&self) -> broadcast::Receiver<MediaEvent> {
         self.shared.events.subscribe()
     }

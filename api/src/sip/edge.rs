@@ -3,7 +3,6 @@
 //! anything is allocated, then handed to a new call task; anything else out of dialog gets the
 //! status RFC 3261 prescribes.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -14,14 +13,18 @@ use domains::sip::{Method, SipMessage};
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 
-use super::call::{self, CallInput, Route};
+use domains::call::{Call, CallContext, Key, Route};
+use domains::sip::dialog::Local;
+
 use super::limits::{EdgeLimits, Refused};
-use super::requests::{Local, random_token};
 use super::transport::{Incoming, Transport};
+use crate::calls::driver::{self, Io};
+use crate::calls::{CallInput, CallRegistry};
 use crate::config::{Config, LimitAction};
 use crate::media::{MediaControl, MediaEvent};
 use crate::store::entity::number;
-use crate::webhooks::WebhookSender;
+use crate::webhooks::{AppHooks, WebhookSender};
+use domains::call::txn::{FailureAnswered, FailureInput};
 
 pub use domains::sip::checks::ALLOW;
 
@@ -38,9 +41,8 @@ pub struct Edge {
     pub records: crate::store::records::CallRecords,
     /// Domains, users, numbers and applications, read through a cache.
     pub provisioning: Arc<crate::store::cache::ProvisioningCache>,
-    calls: Mutex<HashMap<String, mpsc::UnboundedSender<CallInput>>>,
-    /// Media endpoint id → the call using it, so an endpoint's event reaches only its call.
-    endpoints: Mutex<HashMap<String, mpsc::UnboundedSender<CallInput>>>,
+    /// Which call owns a Call-ID or a media endpoint.
+    pub registry: Arc<CallRegistry>,
     nonces: NonceIssuer,
     nonce_counts: Mutex<NonceCounts>,
     limits: EdgeLimits,
@@ -80,8 +82,7 @@ impl Edge {
             webhooks,
             records,
             provisioning,
-            calls: Mutex::new(HashMap::new()),
-            endpoints: Mutex::new(HashMap::new()),
+            registry: Arc::new(CallRegistry::default()),
             nonces: NonceIssuer::new(key, NONCE_LIFETIME_SECS),
             nonce_counts: Mutex::new(NonceCounts::new()),
         });
@@ -112,47 +113,8 @@ impl Edge {
         Ok(self.transport.listen_tls(self.config.sip_tls_addr, tls).await?)
     }
 
-    pub fn register(&self, call_id: &str, tx: mpsc::UnboundedSender<CallInput>) {
-        if let Ok(mut calls) = self.calls.lock() {
-            calls.insert(call_id.to_owned(), tx);
-        }
-    }
-
-    pub fn unregister(&self, call_id: &str) {
-        if let Ok(mut calls) = self.calls.lock() {
-            calls.remove(call_id);
-        }
-    }
-
-    /// Unregisters `call_id` only while it still routes to `tx` (a new transaction with the
-    /// same Call-ID, e.g. an INVITE with credentials after a 401, may own it by now).
-    pub fn unregister_if(&self, call_id: &str, tx: &mpsc::UnboundedSender<CallInput>) {
-        if let Ok(mut calls) = self.calls.lock()
-            && calls.get(call_id).is_some_and(|t| t.same_channel(tx))
-        {
-            calls.remove(call_id);
-        }
-    }
-
-    /// Routes the media events of `endpoint` to the call behind `tx`.
-    pub fn watch_endpoint(&self, endpoint: &str, tx: mpsc::UnboundedSender<CallInput>) {
-        if let Ok(mut e) = self.endpoints.lock() {
-            e.insert(endpoint.to_owned(), tx);
-        }
-    }
-
-    pub fn unwatch_endpoint(&self, endpoint: &str) {
-        if let Ok(mut e) = self.endpoints.lock() {
-            e.remove(endpoint);
-        }
-    }
-
     pub fn active_calls(&self) -> usize {
-        self.calls.lock().map(|c| c.len()).unwrap_or(0)
-    }
-
-    fn call_for(&self, call_id: &str) -> Option<mpsc::UnboundedSender<CallInput>> {
-        self.calls.lock().ok().and_then(|c| c.get(call_id).cloned())
+        self.registry.call_ids()
     }
 
     async fn forward_media_events(self: Arc<Self>) {
@@ -162,10 +124,11 @@ impl Edge {
                 Ok(event) => {
                     // An endpoint's event goes to its call; a process-wide one to every call.
                     let senders: Vec<_> = match &event {
-                        MediaEvent::RtpTimeout { endpoint } => {
-                            self.endpoints.lock().ok().and_then(|e| e.get(endpoint).cloned()).into_iter().collect()
-                        }
-                        _ => self.calls.lock().map(|c| c.values().cloned().collect()).unwrap_or_default(),
+                        MediaEvent::Call(e) => match e.endpoint() {
+                            Some(id) => self.registry.get(&Key::Endpoint(id.to_owned())).into_iter().collect(),
+                            None => self.registry.all(),
+                        },
+                        _ => self.registry.all(),
                     };
                     for tx in senders {
                         let _ = tx.send(CallInput::Media(event.clone()));
@@ -193,7 +156,7 @@ impl Edge {
     }
 
     fn route(self: &Arc<Self>, inc: Incoming) {
-        if let Some(tx) = self.call_for(inc.msg.call_id()) {
+        if let Some(tx) = self.registry.by_call_id(inc.msg.call_id()) {
             // A call that just ended drops late retransmissions; nothing else to do.
             let _ = tx.send(CallInput::Sip(inc));
             return;
@@ -247,7 +210,7 @@ impl Edge {
     /// A new INVITE transaction: registered before admission so that retransmissions reach it.
     pub fn start_invite(self: Arc<Self>, inc: Incoming) {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.register(inc.msg.call_id(), tx.clone());
+        self.registry.insert(Key::CallId(inc.msg.call_id().to_owned()), tx.clone());
         tokio::spawn(async move { self.new_invite(inc, rx, tx).await });
     }
 
@@ -285,40 +248,118 @@ impl Edge {
         // 100 Trying at once stops the caller's INVITE retransmissions (Timer A) while we work.
         let _ = self.transport.send(&inc.flow, &inc.msg.response(100, None)).await;
         match self.admit(&inc).await {
-            Ok(route) => call::run_inbound(self.clone(), inc, route, inbox, self_tx.clone()).await,
+            Ok((route, hooks)) => {
+                let io = self.io();
+                let ctx = CallContext {
+                    seed: rand::random(),
+                    local: self.local.clone(),
+                    route,
+                    region_url: self
+                        .config
+                        .public_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{}", self.config.http_addr)),
+                };
+                let call = Call::inbound(ctx, inc.flow, inc.msg, inc.received, driver::now());
+                driver::drive(call, hooks, inbox, self_tx.clone(), io).await;
+            }
             Err(Refusal::Challenge { realm, stale }) => {
                 let nonce = self.nonces.issue(now_unix(), rand::random());
                 let extra: Vec<(&str, String)> = digest::challenge_headers_with_stale(&realm, &nonce, stale)
                     .into_iter()
                     .map(|h| ("WWW-Authenticate", h))
                     .collect();
-                call::reject(&self, inc, 401, &extra, inbox).await;
+                self.reject(inc, 401, &extra, inbox).await;
             }
             Err(Refusal::Limited(refused)) => {
                 tracing::info!(%call_id, peer = %inc.flow.peer(), reason = refused.reason, "INVITE refused by a limit");
                 metrics::counter!("voxbridge_sip_requests_refused_total", "reason" => refused.reason).increment(1);
                 match refused.action {
                     // Silence: stay only to swallow the retransmissions.
-                    LimitAction::Drop => call::swallow(inbox).await,
-                    LimitAction::Reject => call::reject(&self, inc, 403, &[], inbox).await,
+                    LimitAction::Drop => swallow(inbox).await,
+                    LimitAction::Reject => self.reject(inc, 403, &[], inbox).await,
                 }
             }
             Err(Refusal::Error(e)) => {
                 tracing::info!(%call_id, peer = %inc.flow.peer(), reason = %e, status = e.status(), "INVITE refused");
                 metrics::counter!("voxbridge_sip_invites_refused_total", "status" => e.status().to_string())
                     .increment(1);
-                call::reject(&self, inc, e.status(), &[], inbox).await;
+                self.reject(inc, e.status(), &[], inbox).await;
+            }
+            Err(Refusal::Unavailable(reason)) => {
+                tracing::info!(%call_id, %reason, "INVITE admitted but not routable");
+                self.reject(inc, 480, &[("Warning", format!("399 voxbridge \"{reason}\""))], inbox).await;
             }
             Err(Refusal::Internal(e)) => {
                 tracing::error!(%call_id, error = %e, "admission failed");
-                call::reject(&self, inc, 500, &[], inbox).await;
+                self.reject(inc, 500, &[], inbox).await;
             }
         }
-        self.unregister_if(&call_id, &self_tx);
+        self.registry.remove_if(&Key::CallId(call_id), &self_tx);
+    }
+
+    fn io(self: &Arc<Self>) -> Io {
+        let edge = Arc::downgrade(self);
+        Io {
+            transport: self.transport.clone(),
+            media: self.media.clone(),
+            webhooks: self.webhooks.clone(),
+            records: self.records.clone(),
+            registry: self.registry.clone(),
+            readmit: Arc::new(move |inc| {
+                if let Some(edge) = edge.upgrade() {
+                    edge.start_invite(inc);
+                }
+            }),
+        }
+    }
+
+    /// Answers an INVITE with a final failure and stays for its ACK (Timers G, H and I, the
+    /// same transaction the call core runs), resending the response when the INVITE is
+    /// retransmitted. A follow-up INVITE with a new CSeq (say, with credentials) is admitted anew.
+    async fn reject(
+        self: &Arc<Self>,
+        inc: Incoming,
+        code: u16,
+        extra: &[(&str, String)],
+        mut inbox: mpsc::UnboundedReceiver<CallInput>,
+    ) {
+        let mut resp = inc.msg.response(code, Some(&random_token(10)));
+        for (n, v) in extra {
+            resp.push_header(n, v.clone());
+        }
+        let _ = self.transport.send(&inc.flow, &resp).await;
+        let mut tx = FailureAnswered::new(&inc.msg, resp, inc.flow.clone(), std::time::Instant::now());
+        while let Some(at) = tx.poll_timeout() {
+            tokio::select! {
+                () = tokio::time::sleep_until(at.into()) => {
+                    if let Some(resp) = tx.handle_timeout(std::time::Instant::now()).cloned() {
+                        let _ = self.transport.send(tx.flow(), &resp).await;
+                    }
+                }
+                input = inbox.recv() => match input {
+                    None => return,
+                    Some(CallInput::Sip(m)) => match tx.handle(&m.msg, std::time::Instant::now()) {
+                        FailureInput::Resend(resp) => { let _ = self.transport.send(&m.flow, &resp).await; }
+                        FailureInput::Absorbed => {
+                            if m.msg.method() == Some(&Method::Cancel) {
+                                self.reply(&m, 200, &[]).await;
+                            }
+                        }
+                        FailureInput::NewTransaction => {
+                            self.clone().start_invite(m);
+                            return;
+                        }
+                        FailureInput::NoTransaction => self.reply(&m, 481, &[]).await,
+                    },
+                    Some(CallInput::Media(_)) => {}
+                }
+            }
+        }
     }
 
     /// Security first: nothing is allocated, fetched or written before this succeeds.
-    async fn admit(&self, inc: &Incoming) -> Result<Route, Refusal> {
+    async fn admit(&self, inc: &Incoming) -> Result<(Route, Option<AppHooks>), Refusal> {
         let uri = inc.msg.request_uri().unwrap_or_default();
         let parsed = domains::sip_uri::SipUri::parse(uri)
             .map_err(|_| Refusal::Error(AdmissionError::Host(domains::psip::HostError::NotOurDomain)))?;
@@ -368,12 +409,34 @@ impl Edge {
             Some(n) if n.voice_callback_type.as_deref() == Some("sip") => {
                 let targets = domains::forward::parse_targets(n.voice_callback_value.as_deref().unwrap_or_default())
                     .map_err(|e| Refusal::Internal(format!("stored forwarding of {} invalid: {e}", n.number)))?;
-                Route::Forward { targets, region }
+                return Ok((Route::Forward { targets }, None));
             }
             Some(number::Model { application_id: Some(app), .. }) => Route::Application { application_id: app, region },
             _ => Route::Application { application_id: domain.application_id.clone(), region },
         };
-        Ok(route)
+        let Route::Application { application_id, .. } = &route else { return Ok((route, None)) };
+        let hooks = self.hooks(application_id).await?;
+        Ok((route, Some(hooks)))
+    }
+
+    /// The application's webhooks; an application that is gone or has no voice capability
+    /// refuses the call (480), as answer_url failures do.
+    async fn hooks(&self, application_id: &str) -> Result<AppHooks, Refusal> {
+        let app = self
+            .provisioning
+            .application(application_id)
+            .await
+            .map_err(Refusal::internal)?
+            .ok_or(Refusal::Unavailable("application no longer exists"))?;
+        let caps: domains::application::Capabilities = serde_json::from_value(app.capabilities).unwrap_or_default();
+        let voice = caps.voice.ok_or(Refusal::Unavailable("application has no voice capability"))?;
+        Ok(AppHooks {
+            application_id: application_id.to_owned(),
+            answer: voice.webhooks.answer_url,
+            fallback_answer: voice.webhooks.fallback_answer_url,
+            event: voice.webhooks.event_url,
+            signed: voice.signed_callbacks.unwrap_or(true),
+        })
     }
 
     /// `creds`: the INVITE's `Authorization`, parsed (`None` when it has none).
@@ -424,7 +487,12 @@ impl Edge {
 }
 
 enum Refusal {
-    Challenge { realm: String, stale: bool },
+    Challenge {
+        realm: String,
+        stale: bool,
+    },
+    /// Admitted, but nothing can take the call (480).
+    Unavailable(&'static str),
     Limited(Refused),
     Error(AdmissionError),
     Internal(String),
@@ -443,6 +511,24 @@ fn lockout_key(domain: &str, user: &str) -> String {
 
 fn has_to_tag(msg: &SipMessage) -> bool {
     msg.header("To").and_then(|t| domains::sip::headers::NameAddr::parse(t).ok()).is_some_and(|n| n.tag().is_some())
+}
+
+pub fn random_token(len: usize) -> String {
+    use rand::Rng;
+    rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(len).map(char::from).collect()
+}
+
+/// Stays silent for an INVITE refused by a lockout, swallowing its retransmissions (Timer B's
+/// 64·T1 at the caller) so that they are not admitted, counted and refused again.
+async fn swallow(mut inbox: mpsc::UnboundedReceiver<CallInput>) {
+    let deadline = tokio::time::sleep(domains::sip::timers::TIMEOUT_64_T1);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return,
+            input = inbox.recv() => if input.is_none() { return },
+        }
+    }
 }
 
 pub fn now_unix() -> u64 {

@@ -34,7 +34,6 @@ pub struct Transport {
     tls_client: std::sync::OnceLock<tokio_rustls::TlsConnector>,
     /// `Server` header value of every response that has none.
     server: String,
-    retransmitter: super::retransmit::Retransmitter,
 }
 
 impl Transport {
@@ -46,7 +45,7 @@ impl Transport {
         let (udp, tcp) = bind_pair(addr).await?;
         let local = udp.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let transport = Arc::new_cyclic(|weak| Transport {
+        let transport = Arc::new(Transport {
             udp: Arc::new(udp),
             local,
             conns: Mutex::new(HashMap::new()),
@@ -54,7 +53,6 @@ impl Transport {
             incoming: tx,
             tls_client: std::sync::OnceLock::new(),
             server: server.to_owned(),
-            retransmitter: super::retransmit::Retransmitter::start(weak.clone()),
         });
         tokio::spawn(udp_loop(transport.clone()));
         tokio::spawn(accept_loop(transport.clone(), tcp));
@@ -63,10 +61,6 @@ impl Transport {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
-    }
-
-    pub fn retransmitter(&self) -> &super::retransmit::Retransmitter {
-        &self.retransmitter
     }
 
     pub async fn send(&self, flow: &Flow, msg: &SipMessage) -> std::io::Result<()> {
@@ -222,8 +216,6 @@ impl Transport {
             Ok(Ok(mut msg)) => {
                 if msg.method().is_some() {
                     msg.stamp_received(flow.peer());
-                } else {
-                    self.retransmitter.response_received(&msg);
                 }
                 let _ = self.incoming.send(Incoming { msg, flow, received: std::time::Instant::now() });
             }

@@ -166,6 +166,27 @@ impl WebhookSender for HttpWebhooks {
         .await
     }
 
+    async fn post_document(&self, hooks: &AppHooks, hook: &Webhook, body: Value) -> Result<Option<Value>, AnswerError> {
+        let payload = match hook.http_method.unwrap_or(HttpMethod::Post) {
+            HttpMethod::Get => Payload::Query(query_pairs(&body)),
+            _ => Payload::Json(serde_json::to_vec(&body).unwrap_or_default()),
+        };
+        let url = &hook.address;
+        let mut response = self.inner.send(hooks, hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, &payload, true).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(AnswerError::Status { url: url.clone(), status: status.as_u16() });
+        }
+        let body = read_capped(&mut response, MAX_ANSWER_BODY).await.map_err(|e| match e {
+            ReadError::Transport(e) => transport_error(url, &e),
+            ReadError::TooLarge => {
+                AnswerError::NotJson { url: url.clone(), reason: format!("body larger than {MAX_ANSWER_BODY} bytes") }
+            }
+        })?;
+        // Anything but a JSON array (an empty body, `{}`, text) means "go on with the NCCO".
+        Ok(serde_json::from_slice::<Value>(&body).ok().filter(Value::is_array))
+    }
+
     fn send_event(&self, hooks: &AppHooks, call_uuid: &str, event: Value) {
         let mut job = QueuedEvent { hooks: hooks.clone(), event };
         let mut queues = lock(&self.inner.queues);

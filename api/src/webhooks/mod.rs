@@ -54,6 +54,15 @@ pub trait WebhookSender: Send + Sync + 'static {
         accept: Accept<'_>,
     ) -> Result<serde_json::Value, AnswerError>;
 
+    /// Sends an action's result (an `input`'s digits, a `notify` payload) to `hook` and returns
+    /// the NCCO the application answered with, if it answered with one (a JSON array).
+    async fn post_document(
+        &self,
+        hooks: &AppHooks,
+        hook: &Webhook,
+        body: serde_json::Value,
+    ) -> Result<Option<serde_json::Value>, AnswerError>;
+
     /// Queues an event for `call_uuid`; events of one call are delivered in order, each retried
     /// with backoff while the application is down. Never blocks the caller.
     fn send_event(&self, hooks: &AppHooks, call_uuid: &str, event: serde_json::Value);

@@ -1,0 +1,247 @@
+//! One task per call, the counterpart of quinn's `ConnectionDriver`: it feeds the call core
+//! its inputs (SIP from the registry, media events, the results of the operations it asked
+//! for, timeouts) and carries out its outputs. Operations run concurrently as futures of this
+//! task, so the core hears a CANCEL or BYE whatever is outstanding.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use domains::call::{Call, DocumentRequest, Input, Key, MediaFailure, Now, OpId, Output, RecordUpdate};
+use domains::ncco::Ncco;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::registry::{CallInput, CallRegistry, CallSender};
+use crate::media::{MediaControl, MediaError, MediaEvent};
+use crate::sip::transport::{Incoming, Transport};
+use crate::store::entity::call as call_row;
+use crate::store::records::CallRecords;
+use crate::webhooks::{AppHooks, WebhookSender};
+
+/// What a driver does I/O with.
+#[derive(Clone)]
+pub struct Io {
+    pub transport: Arc<Transport>,
+    pub media: Arc<dyn MediaControl>,
+    pub webhooks: Arc<dyn WebhookSender>,
+    pub records: CallRecords,
+    pub registry: Arc<CallRegistry>,
+    /// Where a message the call gives back goes: the edge admits it anew.
+    pub readmit: Arc<dyn Fn(Incoming) + Send + Sync>,
+}
+
+pub fn now() -> Now {
+    Now { at: Instant::now(), utc: chrono::Utc::now() }
+}
+
+/// Runs `call` to its end. `tx` is the sender of `inbox`, which the registry routes to.
+pub async fn drive(
+    call: Call,
+    hooks: Option<AppHooks>,
+    inbox: mpsc::UnboundedReceiver<CallInput>,
+    tx: CallSender,
+    io: Io,
+) {
+    let span = tracing::info_span!("call", call_uuid = %call.uuid());
+    metrics::gauge!("voxbridge_sip_active_calls").increment(1.0);
+    Driver { call, hooks, io, tx, keys: Vec::new(), pending: FuturesUnordered::new() }
+        .run(inbox)
+        .instrument(span)
+        .await;
+    metrics::gauge!("voxbridge_sip_active_calls").decrement(1.0);
+}
+
+struct Driver {
+    call: Call,
+    hooks: Option<AppHooks>,
+    io: Io,
+    tx: CallSender,
+    /// Keys this call listens on, removed when it ends whatever it said.
+    keys: Vec<Key>,
+    pending: FuturesUnordered<BoxFuture<'static, Input>>,
+}
+
+impl Driver {
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<CallInput>) {
+        loop {
+            while let Some(out) = self.call.poll_output() {
+                self.output(out).await;
+            }
+            if self.call.is_done() {
+                break;
+            }
+            let wake = self.call.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                input = inbox.recv() => match input {
+                    Some(CallInput::Sip(inc)) => self.call.handle_input(now(), Input::Sip { flow: inc.flow, msg: inc.msg }),
+                    Some(CallInput::Media(MediaEvent::Call(event))) => self.call.handle_input(now(), Input::Media(event)),
+                    Some(CallInput::Media(MediaEvent::ProcessLost)) => {
+                        self.call.handle_input(now(), Input::Media(domains::call::MediaEvent::ProcessLost))
+                    }
+                    Some(CallInput::Media(MediaEvent::ProcessReady)) => {}
+                    None => break,
+                },
+                Some(input) = self.pending.next(), if !self.pending.is_empty() => self.call.handle_input(now(), input),
+                () = sleep_until(wake) => self.call.handle_timeout(now()),
+            }
+        }
+        for key in std::mem::take(&mut self.keys) {
+            self.io.registry.remove_if(&key, &self.tx);
+        }
+    }
+
+    async fn output(&mut self, out: Output) {
+        match out {
+            Output::Sip { flow, msg } => {
+                if let Err(e) = self.io.transport.send(&flow, &msg).await {
+                    tracing::info!(peer = %flow.peer(), error = %e, "sending SIP");
+                }
+            }
+            Output::Resolve { op, target } => {
+                let transport = self.io.transport.clone();
+                self.pending
+                    .push(Box::pin(async move { Input::Resolved { op, result: resolve(&transport, &target).await } }));
+            }
+            Output::Media { op, command } => {
+                let media = self.io.media.clone();
+                self.pending.push(Box::pin(async move {
+                    let result = media.command(command).await.map_err(failure);
+                    Input::MediaReply { op, result }
+                }));
+            }
+            Output::FetchDocument { op, request } => self.fetch(op, request),
+            Output::Event(ev) => {
+                if let Some(hooks) = &self.hooks {
+                    self.io.webhooks.send_event(hooks, &ev.uuid, ev.to_json());
+                }
+            }
+            Output::Record(update) => self.record(update),
+            Output::Listen(key) => {
+                self.io.registry.insert(key.clone(), self.tx.clone());
+                self.keys.push(key);
+            }
+            Output::Unlisten(key) => {
+                self.io.registry.remove_if(&key, &self.tx);
+                self.keys.retain(|k| *k != key);
+            }
+            Output::Dialled { total, added } => {
+                metrics::histogram!("voxbridge_sip_post_dial_delay_seconds").record(total.as_secs_f64());
+                metrics::histogram!("voxbridge_sip_added_delay_seconds").record(added.as_secs_f64());
+            }
+            Output::Unmatched { flow, msg } => {
+                let key = Key::CallId(msg.call_id().to_owned());
+                self.io.registry.remove_if(&key, &self.tx);
+                self.keys.retain(|k| *k != key);
+                (self.io.readmit)(Incoming { msg, flow, received: Instant::now() });
+            }
+        }
+    }
+
+    fn fetch(&mut self, op: OpId, request: DocumentRequest) {
+        let Some(hooks) = self.hooks.clone() else {
+            self.pending.push(Box::pin(async move { Input::Document { op, result: Err("no application".into()) } }));
+            return;
+        };
+        let webhooks = self.io.webhooks.clone();
+        self.pending.push(Box::pin(async move {
+            let result = match request {
+                DocumentRequest::Answer { params } => {
+                    let accept = |doc: &serde_json::Value| Ncco::parse(doc).map(|_| ()).map_err(|p| describe(&p));
+                    match webhooks.fetch_answer(&hooks, &params, &accept).await {
+                        Ok(doc) => Ncco::parse(&doc).map(Some).map_err(|p| format!("invalid NCCO: {}", describe(&p))),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                DocumentRequest::Post { webhook, body } => {
+                    let hook = match webhook {
+                        Some(w) => domains::application::Webhook {
+                            address: w.url.to_string(),
+                            http_method: Some(match w.method {
+                                domains::ncco::HttpMethod::Get => domains::application::HttpMethod::Get,
+                                domains::ncco::HttpMethod::Post => domains::application::HttpMethod::Post,
+                            }),
+                            connect_timeout: None,
+                            socket_timeout: None,
+                        },
+                        None => hooks.event.clone(),
+                    };
+                    match webhooks.post_document(&hooks, &hook, body).await {
+                        Ok(Some(doc)) => {
+                            Ncco::parse(&doc).map(Some).map_err(|p| format!("invalid NCCO: {}", describe(&p)))
+                        }
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            };
+            Input::Document { op, result }
+        }));
+    }
+
+    fn record(&self, update: RecordUpdate) {
+        let records = &self.io.records;
+        match update {
+            RecordUpdate::Started { uuid, conversation_uuid, application_id, direction, from, to, sip_call_id, at } => {
+                records.insert(call_row::Model {
+                    uuid,
+                    conversation_uuid,
+                    application_id,
+                    direction: direction.as_str().into(),
+                    status: domains::events::CallStatus::Started.as_str().into(),
+                    from_type: "sip".into(),
+                    from_number: from,
+                    to_type: "sip".into(),
+                    to_number: to,
+                    sip_call_id,
+                    detail: None,
+                    start_time: None,
+                    end_time: None,
+                    duration: None,
+                    created_at: at,
+                    updated_at: at,
+                })
+            }
+            RecordUpdate::Answered { uuid, at } => records.answered(&uuid, at),
+            RecordUpdate::Finished { uuid, status, detail, answered, ended } => {
+                records.finished(&uuid, status.as_str(), detail, answered, ended)
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn failure(e: MediaError) -> MediaFailure {
+    let code = match &e {
+        MediaError::Unavailable => None,
+        MediaError::Negotiation(_) => Some(domains::media::ErrorCode::Negotiation),
+        MediaError::Refused { code, .. } => Some(*code),
+        MediaError::Other(_) => Some(domains::media::ErrorCode::Internal),
+    };
+    MediaFailure { code, message: e.to_string() }
+}
+
+/// DNS and the connection to an outbound leg's next hop.
+async fn resolve(
+    transport: &Arc<Transport>,
+    target: &domains::sip_uri::SipUri,
+) -> Result<domains::sip::flow::Flow, String> {
+    let peer = tokio::net::lookup_host((target.host.as_str(), target.port_or_default()))
+        .await
+        .map_err(|e| format!("{}: {e}", target.host))?
+        .next()
+        .ok_or_else(|| format!("{} does not resolve", target.host))?;
+    transport.flow_to(peer, target.transport(), &target.host).await.map_err(|e| format!("connecting {peer}: {e}"))
+}
+
+fn describe(problems: &[domains::problem::InvalidParameter]) -> String {
+    problems.iter().map(|p| format!("{}: {}", p.name, p.reason)).collect::<Vec<_>>().join("; ")
+}

@@ -1,0 +1,349 @@
+//! `connect`: outbound legs from resolution to bridge. A plan rings its targets one after the
+//! other (failing over on 5xx, as number forwarding does) or all at once (the first 2xx wins;
+//! the others get CANCEL). Each leg: `Resolve` → media offer → INVITE (Timers A/B, the ringing
+//! timeout) → progress relayed to the caller → on 2xx, ACK, the answer to media, bridge, and
+//! the caller answered.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::legs::{Leg, Outbound, UacState, UasState};
+use super::outcome::LegFailure;
+use super::timers::TimerKey;
+use super::txn::Resend;
+use super::{Call, Key, LegRef, MediaFailure, Op, Output};
+use crate::events::CallStatus;
+use crate::media::{Command, ErrorCode, Reply};
+use crate::sip::Method;
+use crate::sip::dialog::Dialog;
+use crate::sip::flow::Flow;
+use crate::sip_uri::SipUri;
+
+/// Most targets rung at once.
+pub const MAX_PARALLEL: usize = 10;
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub uri: SipUri,
+    pub headers: Vec<(String, String)>,
+    pub ringing: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectPlan {
+    pub targets: VecDeque<Target>,
+    /// Ring every target at once.
+    pub parallel: bool,
+    /// The next target is tried after a 5xx (or a transport failure).
+    pub fail_over: bool,
+    /// Caller ID user part.
+    pub from: String,
+    /// Longest call once connected.
+    pub limit: Duration,
+}
+
+impl Call {
+    pub(super) fn start_connect(&mut self, plan: ConnectPlan) {
+        self.exec.last_failure = None;
+        let parallel = plan.parallel;
+        self.exec.connect = Some(plan);
+        if parallel {
+            for _ in 0..MAX_PARALLEL {
+                if !self.dial_next() {
+                    break;
+                }
+            }
+        } else {
+            self.dial_next();
+        }
+    }
+
+    /// Places a leg to the plan's next target; false when none is left.
+    fn dial_next(&mut self) -> bool {
+        let Some(plan) = self.exec.connect.as_mut() else { return false };
+        let Some(target) = plan.targets.pop_front() else { return false };
+        let from = plan.from.clone();
+        let i = self.b.len();
+        let uuid = self.cx.ids.uuid();
+        let call_id = self.cx.ids.call_id();
+        let tag = self.cx.ids.tag();
+        let dialog = Dialog {
+            call_id,
+            local: format!("<sip:{from}@{}>;tag={tag}", self.cx.local.host),
+            remote: format!("<{}>", target.uri),
+            target: target.uri.to_string(),
+            // Until resolved; nothing is sent before.
+            flow: Flow::Udp(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+            next_cseq: 1,
+            route_set: Vec::new(),
+        };
+        let op = self.cx.ids.op();
+        self.cx.ops.insert(op, Op::BFlow(i));
+        self.cx.out.push_back(Output::Resolve { op, target: target.uri.clone() });
+        let to = target.uri.user.clone().unwrap_or_else(|| target.uri.to_string());
+        self.b.push(Outbound {
+            leg: Leg {
+                uuid,
+                dialog,
+                endpoint: None,
+                answered_at: None,
+                request: None,
+                their_offer: None,
+                reflected: None,
+                from,
+                to,
+                reported: false,
+                hung_up_by_peer: false,
+            },
+            target: target.uri,
+            headers: target.headers,
+            state: UacState::ExpectFlow,
+            invite: None,
+            ack: None,
+            ringing: target.ringing,
+            started: false,
+            cancel_sent: false,
+            failure: None,
+        });
+        true
+    }
+
+    pub(super) fn b_flow_ready(&mut self, i: usize, result: Result<Flow, String>) {
+        match result {
+            Ok(flow) => {
+                // Offer the far end the caller's codec first, so the bridge needs no transcoding.
+                let prefer: Vec<String> =
+                    self.a.leg.endpoint.as_ref().and_then(|e| first_codec(&e.sdp)).into_iter().collect();
+                let call_uuid = self.uuid.clone();
+                let Some(b) = self.b.get_mut(i) else { return };
+                b.leg.dialog.flow = flow;
+                self.cx.media(Op::BEndpoint(i), Command::CreateEndpoint { call_uuid, remote_sdp: None, prefer });
+                b.state = UacState::ExpectEndpoint;
+            }
+            Err(e) => {
+                let target = self.b.get(i).map(|b| b.target.to_string()).unwrap_or_default();
+                self.callee_failed(
+                    i,
+                    LegFailure::new(CallStatus::Failed, "cannot_route", 480, format!("{target}: {e}")),
+                );
+            }
+        }
+    }
+
+    pub(super) fn b_endpoint_ready(&mut self, i: usize, result: Result<Reply, MediaFailure>) {
+        let (endpoint_id, local_sdp) = match result {
+            Ok(Reply::Endpoint { endpoint_id, local_sdp, .. }) => (endpoint_id, local_sdp),
+            Ok(other) => return self.callee_failed(i, media_failure(&format!("unexpected reply {other:?}"))),
+            Err(f) => return self.callee_failed(i, media_failure(&f.message)),
+        };
+        let now = self.cx.now.at;
+        let branch = self.cx.ids.branch();
+        let local = self.cx.local.clone();
+        // Loop protection (RFC 3261 §16.6 step 3, as a proxy would): one hop fewer than we got.
+        let hops = self.a.invite.max_forwards().map_or(70, |mf| mf.saturating_sub(1));
+        let Some(b) = self.b.get_mut(i) else { return };
+        let mut invite = b.leg.dialog.request(&local, Method::Invite, &branch);
+        invite.set_header("Max-Forwards", hops.to_string());
+        for (n, v) in &b.headers {
+            invite.push_header(n, v.clone());
+        }
+        invite.push_header("Content-Type", "application/sdp");
+        invite.body = local_sdp.clone().into_bytes();
+        b.leg.endpoint = Some(super::legs::Endpoint { id: endpoint_id.clone(), sdp: local_sdp });
+        let flow = b.leg.dialog.flow.clone();
+        let resend = Resend::request(invite.clone(), flow.clone(), now);
+        self.cx.timers.set(TimerKey::Client(LegRef::B(i)), resend.deadline());
+        self.cx.timers.set(TimerKey::Ringing(LegRef::B(i)), now + b.ringing);
+        b.leg.request = Some(resend);
+        b.invite = Some(invite.clone());
+        b.state = UacState::ExpectProvisional;
+        b.started = true;
+        let call_id = b.leg.dialog.call_id.clone();
+        self.cx.out.push_back(Output::Listen(Key::CallId(call_id)));
+        self.cx.out.push_back(Output::Listen(Key::Endpoint(endpoint_id)));
+        self.cx.send(&flow, invite);
+        let total = now.saturating_duration_since(self.received);
+        let added = total.saturating_sub(self.answer_url_time);
+        self.cx.out.push_back(Output::Dialled { total, added });
+        self.record_started(LegRef::B(i));
+        self.progress_event(LegRef::B(i), CallStatus::Started);
+    }
+
+    /// A 18x from a callee: early media bridged, progress relayed to the caller.
+    pub(super) fn callee_progress(&mut self, i: usize, code: u16, body: Vec<u8>) {
+        let early_media = !body.is_empty();
+        if early_media && let Some(endpoint_id) = self.b.get(i).and_then(|b| b.leg.endpoint_id()) {
+            let remote_sdp = String::from_utf8_lossy(&body).into_owned();
+            self.cx.media(Op::BEarly(i), Command::UpdateEndpoint { endpoint_id, remote_sdp });
+        }
+        if code == 180 || early_media {
+            if !self.exec.rang.contains(&i) {
+                self.exec.rang.push(i);
+                self.progress_event(LegRef::B(i), CallStatus::Ringing);
+            }
+            self.provisional_to_a(early_media);
+        }
+    }
+
+    pub(super) fn b_early_applied(&mut self, i: usize, result: Result<Reply, MediaFailure>) {
+        match result {
+            Ok(_) => self.bridge(i, false),
+            Err(f) => tracing::info!(call_uuid = %self.uuid, error = %f.message, "early media SDP refused"),
+        }
+    }
+
+    fn bridge(&mut self, i: usize, answer: bool) {
+        let a = self.a.leg.endpoint_id();
+        let b = self.b.get(i).and_then(|b| b.leg.endpoint_id());
+        if let (Some(a), Some(b)) = (a, b) {
+            self.cx.media(Op::Bridge { b: i, answer }, Command::Bridge { a, b });
+        }
+    }
+
+    /// The callee's 2xx (already ACKed): its SDP to media, then bridge.
+    pub(super) fn callee_answered(&mut self, i: usize, body: Vec<u8>) {
+        let endpoint = self.b.get(i).and_then(|b| b.leg.endpoint_id());
+        match endpoint {
+            Some(endpoint_id) if !body.is_empty() => {
+                let remote_sdp = String::from_utf8_lossy(&body).into_owned();
+                self.cx.media(Op::BAnswer(i), Command::UpdateEndpoint { endpoint_id, remote_sdp });
+            }
+            _ => self.bridge(i, true),
+        }
+    }
+
+    pub(super) fn b_answer_applied(&mut self, i: usize, result: Result<Reply, MediaFailure>) {
+        match result {
+            Ok(_) => self.bridge(i, true),
+            Err(f) => {
+                let failure = LegFailure::new(
+                    CallStatus::Failed,
+                    "cannot_route",
+                    488,
+                    format!("far-end SDP refused: {}", f.message),
+                );
+                self.callee_failed(i, failure);
+            }
+        }
+    }
+
+    pub(super) fn bridged(&mut self, i: usize, answer: bool, result: Result<Reply, MediaFailure>) {
+        if !answer {
+            return;
+        }
+        if let Err(f) = result {
+            return self.callee_failed(i, media_failure(&f.message));
+        }
+        let Some(b) = self.b.get_mut(i) else { return };
+        if !matches!(b.state, UacState::ExpectMediaApplied) {
+            return;
+        }
+        b.state = UacState::ExpectBye;
+        let uuid = b.leg.uuid.clone();
+        self.progress_event(LegRef::B(i), CallStatus::Answered);
+        self.cx.record(super::RecordUpdate::Answered { uuid, at: self.cx.now.utc });
+        // The first answer wins: the other forks are cancelled.
+        for j in 0..self.b.len() {
+            if j != i && self.b.get(j).is_some_and(|o| !o.is_terminated() && !o.leg.reported) {
+                self.end_b(j, None);
+            }
+        }
+        if let Some(plan) = self.exec.connect.as_mut() {
+            plan.targets.clear();
+        }
+        self.exec.bridged = Some(i);
+        self.exec.step = super::executor::Step::ExpectHangup;
+        self.answer_a();
+        let limit = self.exec.connect.as_ref().map_or(Duration::from_secs(7200), |p| p.limit);
+        self.cx.timers.set(TimerKey::Limit, self.cx.now.at + limit);
+    }
+
+    pub(super) fn ringing_timeout(&mut self, i: usize) {
+        let failure = LegFailure {
+            status: CallStatus::Timeout,
+            detail: None,
+            code: 480,
+            reason: Some("ringing timeout".into()),
+            sip_code: None,
+        };
+        self.callee_failed(i, failure);
+    }
+
+    pub(super) fn cancel_grace_over(&mut self, i: usize) {
+        if let Some(call_id) = self.b.get(i).map(|b| b.leg.dialog.call_id.clone()) {
+            self.b_terminated(i, &call_id);
+        }
+    }
+
+    /// A leg of the running connect failed: the next target, or the connect ends.
+    pub(super) fn callee_failed(&mut self, i: usize, failure: LegFailure) {
+        if self.ending.is_some() {
+            return;
+        }
+        let fails_over = matches!(failure.sip_code, Some(500..=599) | None);
+        if let Some(b) = self.b.get_mut(i) {
+            b.failure = Some(failure.clone());
+        }
+        self.end_b(i, Some(failure.clone()));
+        self.exec.last_failure = Some(failure);
+        let Some(plan) = &self.exec.connect else { return };
+        let others_ringing = self.b.iter().any(|b| !b.leg.reported && !b.is_terminated());
+        if plan.parallel && others_ringing {
+            return;
+        }
+        if plan.fail_over && fails_over && self.dial_next() {
+            return;
+        }
+        if others_ringing {
+            return;
+        }
+        self.connect_done();
+    }
+
+    /// The bridged callee hung up: the connect is over and the NCCO goes on.
+    pub(super) fn callee_hung_up(&mut self, i: usize) {
+        if self.exec.bridged == Some(i) {
+            self.exec.bridged = None;
+            self.exec.hung_up_by_user = true;
+            self.cx.timers.cancel(TimerKey::Limit);
+            self.connect_done();
+        }
+    }
+
+    fn connect_done(&mut self) {
+        self.exec.connect = None;
+        self.exec.step = super::executor::Step::Idle;
+        self.next_action();
+    }
+
+    pub(super) fn limit_reached(&mut self) {
+        tracing::info!(call_uuid = %self.uuid, "call reached its limit");
+        self.end_call(super::Outcome::Completed { by_user: false });
+    }
+
+    pub(super) fn a_is_unanswered(&self) -> bool {
+        matches!(self.a.state, UasState::ExpectAnswerDecision)
+    }
+}
+
+fn media_failure(message: &str) -> LegFailure {
+    LegFailure::new(CallStatus::Failed, "media_unavailable", 503, message)
+}
+
+/// How a media failure ends the call: a negotiation failure is the caller's SDP (488).
+pub(super) fn failure_of(f: &MediaFailure) -> LegFailure {
+    match f.code {
+        Some(ErrorCode::Negotiation) => LegFailure::new(CallStatus::Failed, "cannot_route", 488, f.message.clone()),
+        _ => media_failure(&f.message),
+    }
+}
+
+/// The codec of the first payload type of an SDP's audio line (static types only).
+fn first_codec(sdp: &str) -> Option<String> {
+    let m = sdp.lines().find_map(|l| l.trim().strip_prefix("m=audio "))?;
+    match m.split_whitespace().nth(2)? {
+        "0" => Some("PCMU".into()),
+        "8" => Some("PCMA".into()),
+        _ => None,
+    }
+}

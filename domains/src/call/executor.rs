@@ -1,0 +1,468 @@
+//! The NCCO executor (Vonage semantics): actions run in order and the call ends when the
+//! program is exhausted. `talk` and `stream` block until played unless `bargeIn`; `input`,
+//! `notify`, `connect`, `conversation` and `wait` block; `record` runs alongside what follows.
+//! An `input` result or a `notify` reply may carry an NCCO that replaces the rest. Media work
+//! goes out as `domains::media` commands; a media process that cannot do one answers
+//! `unsupported` and the call ends with an event naming the action.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::connect::{ConnectPlan, Target};
+use super::outcome::{LegFailure, Outcome};
+use super::timers::TimerKey;
+use super::{Call, DocumentPurpose, DocumentRequest, Key, MediaEvent, MediaFailure, Op, Route};
+use crate::events::CallStatus;
+use crate::media::{Command, ErrorCode, PlaySource, Reply};
+use crate::ncco::Input as InputAction;
+use crate::ncco::common::Webhook;
+use crate::ncco::{Action, Endpoint, Ncco, SipTarget};
+use crate::sip_uri::SipUri;
+
+/// Platform headers are not passed to applications.
+const PLATFORM_HEADER_PREFIX: &str = "x-voxbridge-";
+
+/// What the executor waits for.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum Step {
+    /// The caller's media endpoint.
+    #[default]
+    ExpectEndpoint,
+    ExpectDocument,
+    /// Between actions.
+    Idle,
+    /// A `connect`'s legs ringing.
+    ExpectCalleeAnswer,
+    /// Bridged: until a party hangs up or the limit.
+    ExpectHangup,
+    /// The reply to an action's media command.
+    ExpectMediaStarted {
+        action: &'static str,
+        then_wait_play: Option<String>,
+    },
+    ExpectPlaybackDone {
+        play_id: String,
+    },
+    ExpectDigits(Digits),
+    ExpectWaitElapsed,
+    /// A posted result or notify: its reply may replace the program.
+    ExpectPostReply,
+    /// In a conversation: until hung up.
+    ExpectConversationEnd,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Digits {
+    pub collected: String,
+    pub max: u32,
+    pub submit_on_hash: bool,
+    pub event: Option<Webhook>,
+}
+
+#[derive(Debug, Default)]
+pub struct Executor {
+    pub program: VecDeque<Action>,
+    pub step: Step,
+    pub connect: Option<ConnectPlan>,
+    /// The outbound leg bridged to the caller.
+    pub bridged: Option<usize>,
+    /// The failure of the last connect, which an unanswered caller hears.
+    pub last_failure: Option<LegFailure>,
+    /// Outbound legs whose `ringing` event is out.
+    pub rang: Vec<usize>,
+    /// The last connect ended because its callee hung up.
+    pub hung_up_by_user: bool,
+}
+
+impl Call {
+    /// The call's first moves: the 422 check, then the caller's media endpoint.
+    pub(super) fn start(&mut self) {
+        if self.session_interval_too_small() {
+            self.ending = Some(Outcome::Failed(LegFailure::from_sip(422)));
+            return;
+        }
+        let offer = String::from_utf8_lossy(&self.a.invite.body).into_owned();
+        if offer.trim().is_empty() {
+            let f = LegFailure::new(
+                CallStatus::Failed,
+                "cannot_route",
+                488,
+                "INVITE without an SDP offer is not supported",
+            );
+            return self.end_call(Outcome::Failed(f));
+        }
+        let call_uuid = self.uuid.clone();
+        self.cx.media(Op::AEndpoint, Command::CreateEndpoint { call_uuid, remote_sdp: Some(offer), prefer: vec![] });
+    }
+
+    pub(super) fn a_endpoint_ready(&mut self, result: Result<Reply, MediaFailure>) {
+        let (endpoint_id, local_sdp) = match result {
+            Ok(Reply::Endpoint { endpoint_id, local_sdp, .. }) => (endpoint_id, local_sdp),
+            Ok(other) => {
+                let f = LegFailure::new(CallStatus::Failed, "media_unavailable", 503, format!("unexpected {other:?}"));
+                return self.end_call(Outcome::Failed(f));
+            }
+            Err(f) => return self.end_call(Outcome::Failed(super::connect::failure_of(&f))),
+        };
+        self.a.leg.endpoint = Some(super::legs::Endpoint { id: endpoint_id.clone(), sdp: local_sdp });
+        self.cx.out.push_back(super::Output::Listen(Key::Endpoint(endpoint_id)));
+        self.record_started(super::LegRef::A);
+        match self.route.clone() {
+            Route::Application { region, .. } => {
+                self.progress_event(super::LegRef::A, CallStatus::Started);
+                self.progress_event(super::LegRef::A, CallStatus::Ringing);
+                let params = self.answer_params(&region);
+                self.answer_url_started = Some(self.cx.now.at);
+                self.exec.step = Step::ExpectDocument;
+                self.cx.fetch(DocumentPurpose::AnswerUrl, DocumentRequest::Answer { params });
+            }
+            Route::Forward { targets } => {
+                let targets = targets
+                    .into_iter()
+                    .map(|t| Target {
+                        uri: t.uri,
+                        headers: vec![],
+                        ringing: Duration::from_millis(t.timeout_ms.into()),
+                    })
+                    .collect();
+                let from = self.a.leg.from.clone();
+                self.exec.step = Step::ExpectCalleeAnswer;
+                self.start_connect(ConnectPlan {
+                    targets,
+                    parallel: false,
+                    fail_over: true,
+                    from,
+                    limit: Duration::from_secs(7200),
+                });
+            }
+        }
+    }
+
+    /// answer_url's parameters (Vonage's names), custom `X-` headers and `User-to-User` as
+    /// `SipHeader_*`.
+    fn answer_params(&self, region: &str) -> Vec<(String, String)> {
+        let mut params: Vec<(String, String)> = vec![
+            ("to".into(), self.a.leg.to.clone()),
+            ("from".into(), self.a.leg.from.clone()),
+            ("uuid".into(), self.uuid.clone()),
+            ("conversation_uuid".into(), self.conversation_uuid.clone()),
+            ("region_url".into(), self.region_url.clone()),
+            ("region".into(), region.to_owned()),
+            ("endpoint_type".into(), "sip".into()),
+        ];
+        for (name, value) in &self.a.invite.headers {
+            let lower = name.to_ascii_lowercase();
+            let custom = lower.starts_with("x-") && !lower.starts_with(PLATFORM_HEADER_PREFIX);
+            if custom || lower == "user-to-user" {
+                params.push((format!("SipHeader_{name}"), value.clone()));
+            }
+        }
+        params
+    }
+
+    pub(super) fn answer_document(&mut self, result: Result<Option<Ncco>, String>) {
+        if let Some(started) = self.answer_url_started.take() {
+            self.answer_url_time += self.cx.now.at.saturating_duration_since(started);
+        }
+        match result {
+            Ok(Some(ncco)) => {
+                self.exec.program = ncco.0.into();
+                self.exec.step = Step::Idle;
+                self.next_action();
+            }
+            Ok(None) => {
+                let f = LegFailure::new(CallStatus::Failed, "internal_error", 480, "answer_url returned no NCCO");
+                self.end_call(Outcome::Failed(f));
+            }
+            Err(reason) => {
+                tracing::warn!(call_uuid = %self.uuid, %reason, "no NCCO");
+                self.end_call(Outcome::Failed(LegFailure::new(CallStatus::Failed, "internal_error", 480, reason)));
+            }
+        }
+    }
+
+    pub(super) fn continue_document(&mut self, result: Result<Option<Ncco>, String>) {
+        if self.exec.step != Step::ExpectPostReply {
+            return;
+        }
+        match result {
+            Ok(Some(ncco)) => self.exec.program = ncco.0.into(),
+            Ok(None) => {}
+            Err(reason) => tracing::info!(call_uuid = %self.uuid, %reason, "webhook failed; the NCCO goes on"),
+        }
+        self.exec.step = Step::Idle;
+        self.next_action();
+    }
+
+    /// Runs actions until one blocks; ends the call when the program is exhausted.
+    pub(super) fn next_action(&mut self) {
+        while self.ending.is_none() {
+            let Some(action) = self.exec.program.pop_front() else {
+                return self.program_exhausted();
+            };
+            if !self.run_action(action) {
+                return;
+            }
+        }
+    }
+
+    fn program_exhausted(&mut self) {
+        if self.a_is_unanswered() {
+            let f = self.exec.last_failure.clone().unwrap_or_else(|| {
+                LegFailure::new(CallStatus::Failed, "cannot_route", 480, "the NCCO has no action that answers the call")
+            });
+            self.end_call(Outcome::Failed(f));
+        } else {
+            self.end_call(Outcome::Completed { by_user: self.exec.hung_up_by_user });
+        }
+    }
+
+    /// Starts one action; true when the next may run at once.
+    fn run_action(&mut self, action: Action) -> bool {
+        let name = action.name();
+        let endpoint_id = self.a.leg.endpoint_id().unwrap_or_default();
+        match action {
+            Action::Connect(c) => {
+                let target = match &c.endpoint {
+                    Endpoint::Sip(sip) => match &sip.target {
+                        SipTarget::Uri(u) => SipUri::parse(&u.uri).map_err(|e| format!("bad SIP URI {}: {e}", u.uri)),
+                        SipTarget::Domain { .. } => {
+                            Err("a sip endpoint by domain and user is not supported yet; use uri".into())
+                        }
+                    }
+                    .map(|uri| (uri, sip.sip_headers())),
+                    other => {
+                        self.unsupported(&format!("connect to a {} endpoint", other.type_name()));
+                        return false;
+                    }
+                };
+                match target {
+                    Ok((uri, headers)) => {
+                        let from = c.from.map(|n| n.to_string()).unwrap_or_else(|| self.a.leg.from.clone());
+                        self.exec.step = Step::ExpectCalleeAnswer;
+                        let ringing = Duration::from_secs(c.timeout.into());
+                        self.start_connect(ConnectPlan {
+                            targets: VecDeque::from([Target { uri, headers, ringing }]),
+                            parallel: false,
+                            fail_over: false,
+                            from,
+                            limit: Duration::from_secs(c.limit.into()),
+                        });
+                    }
+                    Err(reason) => {
+                        let f = LegFailure::new(CallStatus::Failed, "cannot_route", 480, reason);
+                        self.end_call(Outcome::Failed(f));
+                    }
+                }
+                false
+            }
+            Action::Talk(t) => {
+                self.answer_a();
+                let play_id = self.cx.ids.token(12);
+                let source = PlaySource::Speech { text: t.text.clone(), language: t.language.clone(), style: t.style };
+                let command = Command::Play {
+                    endpoint_id,
+                    play_id: play_id.clone(),
+                    source,
+                    loop_count: t.loop_count,
+                    level: t.level,
+                };
+                self.media_action(name, command, (!t.barge_in).then_some(play_id));
+                false
+            }
+            Action::Stream(s) => {
+                self.answer_a();
+                let play_id = self.cx.ids.token(12);
+                let source = PlaySource::Url { url: s.stream_url.to_string() };
+                let command = Command::Play {
+                    endpoint_id,
+                    play_id: play_id.clone(),
+                    source,
+                    loop_count: s.loop_count,
+                    level: s.level,
+                };
+                self.media_action(name, command, (!s.barge_in).then_some(play_id));
+                false
+            }
+            Action::Record(r) => {
+                self.answer_a();
+                let record_id = self.cx.ids.token(12);
+                let format = format!("{:?}", r.format).to_ascii_lowercase();
+                let command = Command::RecordStart {
+                    endpoint_id,
+                    record_id,
+                    format,
+                    end_on_silence: r.end_on_silence.unwrap_or(0),
+                    end_on_key: r.end_on_key,
+                    timeout: r.time_out.unwrap_or(7200),
+                    beep_start: r.beep_start,
+                };
+                // Runs alongside what follows; a refusal still ends the call.
+                self.cx.media(Op::Action(name), command);
+                true
+            }
+            Action::Wait(w) => {
+                self.answer_a();
+                let secs = Duration::from_secs_f64(w.timeout.clamp(0.0, 7200.0));
+                self.cx.timers.set(TimerKey::Action, self.cx.now.at + secs);
+                self.exec.step = Step::ExpectWaitElapsed;
+                false
+            }
+            Action::Input(i) => {
+                self.answer_a();
+                self.start_input(&i)
+            }
+            Action::Notify(n) => {
+                let body = serde_json::Value::Object(n.payload.clone());
+                self.exec.step = Step::ExpectPostReply;
+                self.cx
+                    .fetch(DocumentPurpose::Continue, DocumentRequest::Post { webhook: Some(n.event.clone()), body });
+                false
+            }
+            Action::Conversation(c) => {
+                self.answer_a();
+                let command = Command::ConferenceJoin {
+                    endpoint_id,
+                    conference: c.name.clone(),
+                    can_speak: true,
+                    can_hear: true,
+                };
+                self.media_action(name, command, None);
+                false
+            }
+            Action::Transfer(_) => {
+                self.unsupported("the transfer action");
+                false
+            }
+        }
+    }
+
+    fn media_action(&mut self, action: &'static str, command: Command, then_wait_play: Option<String>) {
+        self.exec.step = Step::ExpectMediaStarted { action, then_wait_play };
+        self.cx.media(Op::Action(action), command);
+    }
+
+    fn unsupported(&mut self, what: &str) {
+        self.end_call(Outcome::Failed(LegFailure::unsupported(what)));
+    }
+
+    fn start_input(&mut self, i: &InputAction) -> bool {
+        let Some(dtmf) = &i.dtmf else {
+            self.unsupported("input with speech only");
+            return false;
+        };
+        self.exec.step = Step::ExpectDigits(Digits {
+            collected: String::new(),
+            max: dtmf.max_digits,
+            submit_on_hash: dtmf.submit_on_hash,
+            event: i.event.clone(),
+        });
+        self.cx.timers.set(TimerKey::Action, self.cx.now.at + Duration::from_secs(dtmf.time_out.into()));
+        false
+    }
+
+    pub(super) fn action_media_reply(&mut self, action: &'static str, result: Result<Reply, MediaFailure>) {
+        match result {
+            Err(f) => {
+                let failure = match f.code {
+                    Some(ErrorCode::Unsupported) => {
+                        LegFailure::unsupported(&format!("the {action} action ({})", f.message))
+                    }
+                    _ => LegFailure::new(
+                        CallStatus::Failed,
+                        "media_unavailable",
+                        503,
+                        format!("{action}: {}", f.message),
+                    ),
+                };
+                self.end_call(Outcome::Failed(failure));
+            }
+            Ok(_) => {
+                let Step::ExpectMediaStarted { action: waiting, then_wait_play } = &self.exec.step else { return };
+                if *waiting != action {
+                    return;
+                }
+                match then_wait_play.clone() {
+                    Some(play_id) => self.exec.step = Step::ExpectPlaybackDone { play_id },
+                    None if action == "conversation" => self.exec.step = Step::ExpectConversationEnd,
+                    None => {
+                        self.exec.step = Step::Idle;
+                        self.next_action();
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_media_event(&mut self, event: MediaEvent) {
+        if self.ending.is_some() {
+            return;
+        }
+        match event {
+            MediaEvent::RtpTimeout { endpoint } => {
+                let ours = self.a.leg.endpoint_id().as_deref() == Some(endpoint.as_str())
+                    || self.b.iter().any(|b| b.leg.endpoint_id().as_deref() == Some(endpoint.as_str()));
+                if ours {
+                    tracing::info!(call_uuid = %self.uuid, %endpoint, "RTP timeout: hanging up");
+                    self.end_call(Outcome::Completed { by_user: false });
+                }
+            }
+            MediaEvent::ProcessLost => {
+                tracing::warn!(call_uuid = %self.uuid, "media process lost: hanging up");
+                let f = LegFailure::new(CallStatus::Failed, "media_unavailable", 503, "media process lost");
+                self.end_call(Outcome::Failed(f));
+            }
+            MediaEvent::Dtmf { endpoint, digit } => {
+                if self.a.leg.endpoint_id().as_deref() == Some(endpoint.as_str()) {
+                    self.digit(digit);
+                }
+            }
+            MediaEvent::PlaybackDone { play_id, .. } => {
+                if self.exec.step == (Step::ExpectPlaybackDone { play_id }) {
+                    self.exec.step = Step::Idle;
+                    self.next_action();
+                }
+            }
+            MediaEvent::RecordDone { .. } => {}
+        }
+    }
+
+    /// A DTMF digit from the caller.
+    pub(super) fn digit(&mut self, digit: char) {
+        let Step::ExpectDigits(d) = &mut self.exec.step else { return };
+        if digit == '#' && d.submit_on_hash {
+            return self.input_done(false);
+        }
+        d.collected.push(digit);
+        if u32::try_from(d.collected.chars().count()).unwrap_or(u32::MAX) >= d.max {
+            self.input_done(false);
+        }
+    }
+
+    fn input_done(&mut self, timed_out: bool) {
+        let Step::ExpectDigits(d) = std::mem::replace(&mut self.exec.step, Step::ExpectPostReply) else { return };
+        self.cx.timers.cancel(TimerKey::Action);
+        let body = json!({
+            "uuid": self.uuid,
+            "conversation_uuid": self.conversation_uuid,
+            "from": self.a.leg.from,
+            "to": self.a.leg.to,
+            "dtmf": { "digits": d.collected, "timed_out": timed_out },
+            "timestamp": self.cx.iso(),
+        });
+        self.cx.fetch(DocumentPurpose::Continue, DocumentRequest::Post { webhook: d.event, body });
+    }
+
+    pub(super) fn action_timer(&mut self) {
+        match &self.exec.step {
+            Step::ExpectWaitElapsed => {
+                self.exec.step = Step::Idle;
+                self.next_action();
+            }
+            Step::ExpectDigits(_) => self.input_done(true),
+            _ => {}
+        }
+    }
+}

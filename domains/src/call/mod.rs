@@ -1,0 +1,439 @@
+//! The call core: one call — its inbound leg (voxbridge as UAS), the outbound legs `connect`
+//! places (voxbridge as UAC), their transactions, dialogs and route sets, and the NCCO being
+//! run — as a state machine with no I/O, in the manner of quinn-proto's `Connection` and
+//! str0m's `Rtc`.
+//!
+//! Contract: after each `handle_*` the driver calls [`Call::poll_output`] until it returns
+//! `None`, then sleeps until [`Call::poll_timeout`] or the next input. Every input carries
+//! [`Now`]; the core never reads a clock, and its tags, branches and UUIDs come from a
+//! generator seeded in [`CallContext`], so a run repeats byte for byte. It never blocks: a
+//! media command, a document or a resolution is an [`Output`] whose result comes back later
+//! as an [`Input`], so a CANCEL or BYE is handled whatever is outstanding.
+//!
+//! Modules: `legs` (leg state, named for what each waits for), `sip_in` (SIP on each leg),
+//! `connect` (outbound legs), `executor` (the NCCO program), `outcome` (events and records),
+//! `txn` (RFC 3261 timers as deadlines), `timers`, `ids`.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::events::{CallEvent, CallStatus, Direction};
+use crate::forward::ForwardTarget;
+use crate::media::{Command, ErrorCode, Reply};
+use crate::ncco::Ncco;
+use crate::ncco::common::Webhook;
+use crate::sip::SipMessage;
+use crate::sip::dialog::Local;
+use crate::sip::flow::Flow;
+use crate::sip_uri::SipUri;
+
+mod connect;
+mod executor;
+pub mod ids;
+mod legs;
+mod outcome;
+mod sip_in;
+pub mod timers;
+pub mod txn;
+
+#[cfg(test)]
+mod tests;
+
+use ids::Ids;
+pub use ids::OpId;
+use legs::{Inbound, Outbound};
+pub use outcome::Outcome;
+use timers::{TimerKey, Timers};
+
+/// The moment an input happens: a monotonic instant for timers, UTC for events and records.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub at: Instant,
+    pub utc: DateTime<Utc>,
+}
+
+/// Which leg: the inbound one, or the n-th outbound one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LegRef {
+    A,
+    B(usize),
+}
+
+/// What the edge decided an admitted INVITE is for.
+#[derive(Debug, Clone)]
+pub enum Route {
+    Application {
+        application_id: String,
+        region: String,
+    },
+    /// A number forwarded to SIP URIs, tried in order on 5xx.
+    Forward {
+        targets: Vec<ForwardTarget>,
+    },
+}
+
+/// What a call is given when it starts.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub seed: u64,
+    pub local: Local,
+    pub route: Route,
+    /// `region_url` in answer_url requests.
+    pub region_url: String,
+}
+
+/// A media command that failed; `code` is `None` when no media process answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaFailure {
+    pub code: Option<ErrorCode>,
+    pub message: String,
+}
+
+/// Media events that concern a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    RtpTimeout {
+        endpoint: String,
+    },
+    Dtmf {
+        endpoint: String,
+        digit: char,
+    },
+    PlaybackDone {
+        endpoint: String,
+        play_id: String,
+    },
+    RecordDone {
+        endpoint: String,
+        record_id: String,
+        url: String,
+    },
+    /// The media process holding the call's endpoints is gone.
+    ProcessLost,
+}
+
+impl MediaEvent {
+    /// The endpoint an event is about (`None` for a process-wide one).
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            MediaEvent::RtpTimeout { endpoint }
+            | MediaEvent::Dtmf { endpoint, .. }
+            | MediaEvent::PlaybackDone { endpoint, .. }
+            | MediaEvent::RecordDone { endpoint, .. } => Some(endpoint),
+            MediaEvent::ProcessLost => None,
+        }
+    }
+}
+
+/// A document the call needs from the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocumentRequest {
+    /// The application's answer_url, with these parameters.
+    Answer { params: Vec<(String, String)> },
+    /// `body` posted to an action's `eventUrl`, or to the application's event_url when
+    /// `None`; an NCCO in the reply replaces the rest of the program.
+    Post { webhook: Option<Webhook>, body: serde_json::Value },
+}
+
+pub enum Input {
+    /// A message of one of the call's dialogs (by Call-ID).
+    Sip {
+        flow: Flow,
+        msg: SipMessage,
+    },
+    MediaReply {
+        op: OpId,
+        result: Result<Reply, MediaFailure>,
+    },
+    Media(MediaEvent),
+    /// The document asked for; `Ok(None)` when the reply carried no NCCO (fine for posts).
+    Document {
+        op: OpId,
+        result: Result<Option<Ncco>, String>,
+    },
+    /// The flow to an outbound leg's next hop (DNS and a TCP/TLS connect done).
+    Resolved {
+        op: OpId,
+        result: Result<Flow, String>,
+    },
+}
+
+/// What a call's row in the store learns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordUpdate {
+    Started {
+        uuid: String,
+        conversation_uuid: String,
+        application_id: Option<String>,
+        direction: Direction,
+        from: String,
+        to: String,
+        sip_call_id: String,
+        at: DateTime<Utc>,
+    },
+    Answered {
+        uuid: String,
+        at: DateTime<Utc>,
+    },
+    Finished {
+        uuid: String,
+        status: CallStatus,
+        detail: Option<String>,
+        answered: Option<DateTime<Utc>>,
+        ended: DateTime<Utc>,
+    },
+}
+
+/// What the registry routes to the call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    CallId(String),
+    Endpoint(String),
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Sip {
+        flow: Flow,
+        msg: SipMessage,
+    },
+    Resolve {
+        op: OpId,
+        target: SipUri,
+    },
+    Media {
+        op: OpId,
+        command: Command,
+    },
+    FetchDocument {
+        op: OpId,
+        request: DocumentRequest,
+    },
+    Event(CallEvent),
+    Record(RecordUpdate),
+    Listen(Key),
+    Unlisten(Key),
+    /// The outbound INVITE left: post-dial delay from the inbound INVITE, and the part of it
+    /// voxbridge added (the answer_url round trip excluded).
+    Dialled {
+        total: Duration,
+        added: Duration,
+    },
+    /// A message the call does not own after all (a new INVITE transaction on a refused
+    /// Call-ID): the edge admits it anew.
+    Unmatched {
+        flow: Flow,
+        msg: SipMessage,
+    },
+}
+
+/// What an outstanding operation was for.
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    AEndpoint,
+    Document(DocumentPurpose),
+    BFlow(usize),
+    BEndpoint(usize),
+    /// The callee's early-media SDP applied; then bridge.
+    BEarly(usize),
+    /// The callee's 2xx SDP applied; then bridge and answer.
+    BAnswer(usize),
+    Bridge {
+        b: usize,
+        answer: bool,
+    },
+    /// A re-INVITE's offer given to media; its answer answers the re-INVITE.
+    TheirOffer(LegRef),
+    /// Media's re-offer for a leg, to be sent as a re-INVITE.
+    OurOffer(LegRef),
+    /// A media command of an action; failure ends the call naming the action.
+    Action(&'static str),
+    /// Nothing waits on the reply (destroy, the answer to our re-INVITE).
+    Ignored,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DocumentPurpose {
+    AnswerUrl,
+    /// A post whose NCCO reply replaces the program (notify, input results, connect events).
+    Continue,
+}
+
+/// The I/O side the legs and the executor write to.
+struct Cx {
+    out: VecDeque<Output>,
+    timers: Timers,
+    ids: Ids,
+    local: Local,
+    now: Now,
+    ops: HashMap<OpId, Op>,
+}
+
+impl Cx {
+    fn send(&mut self, flow: &Flow, msg: SipMessage) {
+        self.out.push_back(Output::Sip { flow: flow.clone(), msg });
+    }
+
+    fn media(&mut self, op: Op, command: Command) -> OpId {
+        let id = self.ids.op();
+        self.ops.insert(id, op);
+        self.out.push_back(Output::Media { op: id, command });
+        id
+    }
+
+    fn fetch(&mut self, purpose: DocumentPurpose, request: DocumentRequest) -> OpId {
+        let id = self.ids.op();
+        self.ops.insert(id, Op::Document(purpose));
+        self.out.push_back(Output::FetchDocument { op: id, request });
+        id
+    }
+
+    fn event(&mut self, ev: CallEvent) {
+        self.out.push_back(Output::Event(ev));
+    }
+
+    fn record(&mut self, r: RecordUpdate) {
+        self.out.push_back(Output::Record(r));
+    }
+
+    fn iso(&self) -> String {
+        outcome::iso(self.now.utc)
+    }
+}
+
+pub struct Call {
+    cx: Cx,
+    uuid: String,
+    conversation_uuid: String,
+    route: Route,
+    region_url: String,
+    a: Inbound,
+    b: Vec<Outbound>,
+    exec: executor::Executor,
+    /// Set once the call is ending: the outcome decided.
+    ending: Option<Outcome>,
+    received: Instant,
+    /// Time spent waiting for answer_url, which the added post-dial delay excludes.
+    answer_url_time: Duration,
+    answer_url_started: Option<Instant>,
+}
+
+impl Call {
+    /// A call for an admitted INVITE (the edge has sent 100 Trying and listens on its
+    /// Call-ID). `received`: when the INVITE arrived, for the post-dial delay.
+    pub fn inbound(ctx: CallContext, flow: Flow, invite: SipMessage, received: Instant, now: Now) -> Call {
+        let mut ids = Ids::new(ctx.seed);
+        let uuid = ids.uuid();
+        let conversation_uuid = format!("CON-{}", ids.uuid());
+        let a = Inbound::new(&mut ids, uuid.clone(), flow, invite);
+        let cx =
+            Cx { out: VecDeque::new(), timers: Timers::default(), ids, local: ctx.local, now, ops: HashMap::new() };
+        let mut call = Call {
+            cx,
+            uuid,
+            conversation_uuid,
+            route: ctx.route,
+            region_url: ctx.region_url,
+            a,
+            b: Vec::new(),
+            exec: executor::Executor::default(),
+            ending: None,
+            received,
+            answer_url_time: Duration::ZERO,
+            answer_url_started: None,
+        };
+        call.start();
+        call
+    }
+
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    pub fn handle_input(&mut self, now: Now, input: Input) {
+        self.cx.now = now;
+        match input {
+            Input::Sip { flow, msg } => self.on_sip(flow, msg),
+            Input::MediaReply { op, result } => self.on_media_reply(op, result),
+            Input::Media(event) => self.on_media_event(event),
+            Input::Document { op, result } => self.on_document(op, result),
+            Input::Resolved { op, result } => self.on_resolved(op, result),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.cx.now = now;
+        for key in self.cx.timers.due(now.at) {
+            self.on_timer(key);
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.cx.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.cx.timers.next()
+    }
+
+    /// True once every leg's transactions are over and the outcome is reported.
+    pub fn is_done(&self) -> bool {
+        self.ending.is_some() && self.a.is_terminated() && self.b.iter().all(Outbound::is_terminated)
+    }
+
+    fn on_timer(&mut self, key: TimerKey) {
+        match key {
+            TimerKey::Server(LegRef::A) => self.a_server_timer(),
+            TimerKey::Client(leg) => self.client_timer(leg),
+            TimerKey::Server(LegRef::B(_)) | TimerKey::Session(_) => {}
+            TimerKey::Ringing(LegRef::B(i)) => self.ringing_timeout(i),
+            TimerKey::CancelGrace(LegRef::B(i)) => self.cancel_grace_over(i),
+            TimerKey::Ringing(LegRef::A) | TimerKey::CancelGrace(LegRef::A) => {}
+            TimerKey::Limit => self.limit_reached(),
+            TimerKey::Action => self.action_timer(),
+        }
+    }
+
+    fn on_media_reply(&mut self, op: OpId, result: Result<Reply, MediaFailure>) {
+        let Some(purpose) = self.cx.ops.remove(&op) else { return };
+        // An endpoint created for a call that has ended meanwhile is released at once.
+        if self.ending.is_some() {
+            if let Ok(Reply::Endpoint { endpoint_id, .. }) = &result {
+                self.cx.media(Op::Ignored, Command::DestroyEndpoint { endpoint_id: endpoint_id.clone() });
+            }
+            return;
+        }
+        match purpose {
+            Op::AEndpoint => self.a_endpoint_ready(result),
+            Op::BEndpoint(i) => self.b_endpoint_ready(i, result),
+            Op::BEarly(i) => self.b_early_applied(i, result),
+            Op::BAnswer(i) => self.b_answer_applied(i, result),
+            Op::Bridge { b, answer } => self.bridged(b, answer, result),
+            Op::TheirOffer(leg) => self.their_offer_answered(leg, result),
+            Op::OurOffer(leg) => self.our_offer_ready(leg, result),
+            Op::Action(name) => self.action_media_reply(name, result),
+            Op::Ignored | Op::Document(_) | Op::BFlow(_) => {}
+        }
+    }
+
+    fn on_document(&mut self, op: OpId, result: Result<Option<Ncco>, String>) {
+        let Some(Op::Document(purpose)) = self.cx.ops.remove(&op) else { return };
+        if self.ending.is_some() {
+            return;
+        }
+        match purpose {
+            DocumentPurpose::AnswerUrl => self.answer_document(result),
+            DocumentPurpose::Continue => self.continue_document(result),
+        }
+    }
+
+    fn on_resolved(&mut self, op: OpId, result: Result<Flow, String>) {
+        let Some(Op::BFlow(i)) = self.cx.ops.remove(&op) else { return };
+        if self.ending.is_some() {
+            return;
+        }
+        self.b_flow_ready(i, result);
+    }
+}

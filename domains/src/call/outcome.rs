@@ -1,0 +1,329 @@
+//! How a call and its legs end: the outcome, the final response or BYE each leg gets, the
+//! release of media, and the terminal events and records (through the `domains::events`
+//! builders).
+
+use chrono::{DateTime, Utc};
+
+use super::legs::{UacState, UasState};
+use super::timers::TimerKey;
+use super::txn::{FailureAnswered, Resend};
+use super::{Call, Key, LegRef, Op, RecordUpdate};
+use crate::events::{CallEvent, CallStatus, Direction, status_for_sip_failure};
+use crate::media::Command;
+use crate::sip::Method;
+use crate::sip::dialog::cancel_for;
+use crate::sip::timers::TIMEOUT_64_T1;
+
+/// How a leg failed before it was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegFailure {
+    pub status: CallStatus,
+    pub detail: Option<String>,
+    /// The SIP code the caller hears when this failure ends the call.
+    pub code: u16,
+    pub reason: Option<String>,
+    /// The SIP code the far end answered, when it did.
+    pub sip_code: Option<u16>,
+}
+
+impl LegFailure {
+    pub fn new(status: CallStatus, detail: &str, code: u16, reason: impl Into<String>) -> LegFailure {
+        LegFailure { status, detail: Some(detail.to_owned()), code, reason: Some(reason.into()), sip_code: None }
+    }
+
+    /// A far end's final failure response: Vonage's status for it; the caller hears the same
+    /// code, except those that only make sense hop by hop.
+    pub fn from_sip(code: u16) -> LegFailure {
+        let (status, detail) = status_for_sip_failure(code);
+        let relayed = if matches!(code, 401 | 407 | 487) { 480 } else { code };
+        LegFailure {
+            status,
+            detail: detail.map(str::to_owned),
+            code: relayed,
+            reason: Some(format!("far end answered {code}")),
+            sip_code: Some(code),
+        }
+    }
+
+    pub fn unsupported(what: &str) -> LegFailure {
+        LegFailure::new(CallStatus::Failed, "unsupported_action", 480, format!("{what} is not supported yet"))
+    }
+}
+
+/// How the call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Hung up after being answered; `by_user` when a party hung up, else the platform.
+    Completed { by_user: bool },
+    /// Never answered, or the platform ended it for this reason.
+    Failed(LegFailure),
+    /// The caller cancelled.
+    Cancelled,
+}
+
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Characters a `Warning` text may carry.
+fn warning_text(reason: &str) -> String {
+    let r: String = reason.chars().filter(|c| !c.is_control()).take(120).collect();
+    format!("399 voxbridge \"{}\"", r.replace('"', "'"))
+}
+
+impl Call {
+    pub(super) fn events_on(&self) -> bool {
+        matches!(self.route, super::Route::Application { .. })
+    }
+
+    pub(super) fn application_id(&self) -> Option<String> {
+        match &self.route {
+            super::Route::Application { application_id, .. } => Some(application_id.clone()),
+            super::Route::Forward { .. } => None,
+        }
+    }
+
+    pub(super) fn base_event(&self, leg: LegRef, status: CallStatus) -> Option<CallEvent> {
+        let (l, direction) = match leg {
+            LegRef::A => (&self.a.leg, Direction::Inbound),
+            LegRef::B(i) => (&self.b.get(i)?.leg, Direction::Outbound),
+        };
+        Some(CallEvent::new(
+            l.uuid.clone(),
+            self.conversation_uuid.clone(),
+            status,
+            direction,
+            l.from.clone(),
+            l.to.clone(),
+            self.cx.iso(),
+        ))
+    }
+
+    /// A progress event (`started`, `ringing`, `answered`) of a leg.
+    pub(super) fn progress_event(&mut self, leg: LegRef, status: CallStatus) {
+        if !self.events_on() {
+            return;
+        }
+        if let Some(mut ev) = self.base_event(leg, status) {
+            if status == CallStatus::Answered {
+                ev.start_time = Some(self.cx.iso());
+            }
+            self.cx.event(ev);
+        }
+    }
+
+    pub(super) fn record_started(&mut self, leg: LegRef) {
+        let (l, direction) = match leg {
+            LegRef::A => (&self.a.leg, Direction::Inbound),
+            LegRef::B(i) => match self.b.get(i) {
+                Some(b) => (&b.leg, Direction::Outbound),
+                None => return,
+            },
+        };
+        let r = RecordUpdate::Started {
+            uuid: l.uuid.clone(),
+            conversation_uuid: self.conversation_uuid.clone(),
+            application_id: self.application_id(),
+            direction,
+            from: l.from.clone(),
+            to: l.to.clone(),
+            sip_call_id: l.dialog.call_id.clone(),
+            at: self.cx.now.utc,
+        };
+        self.cx.record(r);
+    }
+
+    /// The terminal event and record of a leg, once.
+    fn report_leg(&mut self, leg: LegRef, failure: Option<&LegFailure>) {
+        let now = self.cx.now.utc;
+        let l = match leg {
+            LegRef::A => &mut self.a.leg,
+            LegRef::B(i) => match self.b.get_mut(i) {
+                Some(b) if b.started => &mut b.leg,
+                _ => return,
+            },
+        };
+        if l.reported {
+            return;
+        }
+        l.reported = true;
+        let (answered, by_user, uuid) = (l.answered_at, l.hung_up_by_peer, l.uuid.clone());
+        let Some(base) = self.base_event(leg, CallStatus::Completed) else { return };
+        let ev = match (answered, failure) {
+            (Some(start), f) => {
+                let secs = u64::try_from((now - start).num_seconds()).unwrap_or(0);
+                let by = if by_user { "user" } else { "platform" };
+                let mut ev = CallEvent::completed(base, iso(start), iso(now), secs, by, None);
+                ev.reason = f.and_then(|f| f.reason.clone());
+                ev
+            }
+            (None, Some(f)) => {
+                let mut ev = match f.sip_code {
+                    Some(code) => CallEvent::sip_failure(base, code),
+                    None => CallEvent { status: f.status, detail: f.detail.clone(), ..base },
+                };
+                ev.reason = f.reason.clone();
+                ev
+            }
+            (None, None) => CallEvent { status: CallStatus::Cancelled, ..base },
+        };
+        let (status, detail) = (ev.status, ev.detail.clone());
+        if self.events_on() {
+            self.cx.event(ev);
+        }
+        self.cx.record(RecordUpdate::Finished { uuid, status, detail, answered, ended: now });
+    }
+
+    /// Releases a leg's media endpoint.
+    fn release_media(&mut self, leg: LegRef) {
+        let endpoint = match leg {
+            LegRef::A => self.a.leg.endpoint.take(),
+            LegRef::B(i) => self.b.get_mut(i).and_then(|b| b.leg.endpoint.take()),
+        };
+        if let Some(ep) = endpoint {
+            self.cx.out.push_back(super::Output::Unlisten(Key::Endpoint(ep.id.clone())));
+            self.cx.media(Op::Ignored, Command::DestroyEndpoint { endpoint_id: ep.id });
+        }
+    }
+
+    /// Ends an outbound leg: CANCEL while it rings, BYE once answered; reports it with
+    /// `failure` (or as cancelled / completed).
+    pub(super) fn end_b(&mut self, i: usize, failure: Option<LegFailure>) {
+        let now = self.cx.now.at;
+        let Some(b) = self.b.get_mut(i) else { return };
+        self.cx.timers.cancel(TimerKey::Ringing(LegRef::B(i)));
+        let mut terminated = false;
+        match std::mem::replace(&mut b.state, UacState::Terminated) {
+            UacState::ExpectFlow | UacState::ExpectEndpoint => terminated = true,
+            UacState::ExpectProvisional | UacState::ExpectFinal => {
+                // §9.1: CANCEL only once a provisional arrived (Timer A has stopped then);
+                // before that it is sent when the provisional comes.
+                if let Some(invite) = &b.invite
+                    && b.leg.request.is_none()
+                {
+                    self.cx.send(&b.leg.dialog.flow, cancel_for(invite));
+                    b.cancel_sent = true;
+                }
+                b.state = UacState::ExpectCancelResult;
+                self.cx.timers.set(TimerKey::CancelGrace(LegRef::B(i)), now + TIMEOUT_64_T1);
+            }
+            UacState::ExpectMediaApplied | UacState::ExpectBye => {
+                let bye = b.leg.dialog.request(&self.cx.local, Method::Bye, &self.cx.ids.branch());
+                let flow = b.leg.dialog.flow.clone();
+                let resend = Resend::request(bye.clone(), flow.clone(), now);
+                self.cx.timers.set(TimerKey::Client(LegRef::B(i)), resend.deadline());
+                b.leg.request = Some(resend);
+                b.ack = None;
+                self.cx.send(&flow, bye);
+                b.state = UacState::ExpectByeResponse;
+            }
+            s @ (UacState::ExpectCancelResult | UacState::ExpectByeResponse) => b.state = s,
+            UacState::Terminated => terminated = true,
+        }
+        let failure = failure.or_else(|| b.failure.clone());
+        let call_id = b.leg.dialog.call_id.clone();
+        self.release_media(LegRef::B(i));
+        self.report_leg(LegRef::B(i), failure.as_ref());
+        if terminated {
+            self.b_terminated(i, &call_id);
+        }
+    }
+
+    /// An outbound leg's transactions are over.
+    pub(super) fn b_terminated(&mut self, i: usize, call_id: &str) {
+        if let Some(b) = self.b.get_mut(i) {
+            b.state = UacState::Terminated;
+            b.leg.request = None;
+        }
+        for key in
+            [TimerKey::Client(LegRef::B(i)), TimerKey::Ringing(LegRef::B(i)), TimerKey::CancelGrace(LegRef::B(i))]
+        {
+            self.cx.timers.cancel(key);
+        }
+        self.cx.out.push_back(super::Output::Unlisten(Key::CallId(call_id.to_owned())));
+    }
+
+    /// Rejects the unanswered caller with `code` (Timer G/H until the ACK).
+    pub(super) fn reject_a(&mut self, code: u16, reason: Option<&str>) {
+        let mut resp = self.a.response(code);
+        if code == 503 {
+            resp.push_header("Retry-After", "5");
+        }
+        if let Some(r) = reason {
+            resp.push_header("Warning", warning_text(r));
+        }
+        let flow = self.a.flow.clone();
+        self.cx.send(&flow, resp.clone());
+        let tx = FailureAnswered::new(&self.a.invite, resp, flow, self.cx.now.at);
+        if let Some(at) = tx.poll_timeout() {
+            self.cx.timers.set(TimerKey::Server(LegRef::A), at);
+        }
+        self.a.state = UasState::ExpectFailureAck(tx);
+    }
+
+    /// Sends BYE to the caller (once answered, unless it hung up).
+    pub(super) fn bye_a(&mut self) {
+        if !matches!(self.a.state, UasState::ExpectAck(_) | UasState::ExpectBye) {
+            return;
+        }
+        let now = self.cx.now.at;
+        let bye = self.a.leg.dialog.request(&self.cx.local, Method::Bye, &self.cx.ids.branch());
+        let flow = self.a.leg.dialog.flow.clone();
+        let resend = Resend::request(bye.clone(), flow.clone(), now);
+        self.cx.timers.cancel(TimerKey::Server(LegRef::A));
+        self.cx.timers.set(TimerKey::Client(LegRef::A), resend.deadline());
+        self.a.leg.request = Some(resend);
+        self.cx.send(&flow, bye);
+        self.a.state = UasState::ExpectByeResponse;
+    }
+
+    pub(super) fn a_terminated(&mut self) {
+        self.a.state = UasState::Terminated;
+        self.a.leg.request = None;
+        self.cx.timers.cancel(TimerKey::Server(LegRef::A));
+        self.cx.timers.cancel(TimerKey::Client(LegRef::A));
+        let key = Key::CallId(self.a.leg.dialog.call_id.clone());
+        self.cx.out.push_back(super::Output::Unlisten(key));
+    }
+
+    /// Ends the whole call: every leg gets what its state calls for, media is released and
+    /// the terminal events go out (outbound legs first, then the caller's).
+    pub(super) fn end_call(&mut self, outcome: Outcome) {
+        if self.ending.is_some() {
+            return;
+        }
+        tracing::debug!(call_uuid = %self.uuid, ?outcome, "call ending");
+        self.cx.timers.cancel(TimerKey::Limit);
+        self.cx.timers.cancel(TimerKey::Action);
+        for i in 0..self.b.len() {
+            self.end_b(i, None);
+        }
+        let failure = match &outcome {
+            Outcome::Failed(f) => Some(f.clone()),
+            _ => None,
+        };
+        match &self.a.state {
+            UasState::ExpectAnswerDecision => match &outcome {
+                Outcome::Cancelled => self.reject_a(487, None),
+                Outcome::Failed(f) => {
+                    let (code, reason) = (f.code, f.reason.clone());
+                    self.reject_a(code, reason.as_deref());
+                }
+                Outcome::Completed { .. } => self.reject_a(480, None),
+            },
+            UasState::ExpectAck(_) | UasState::ExpectBye if !self.a.leg.hung_up_by_peer => self.bye_a(),
+            _ => {}
+        }
+        if let Outcome::Completed { by_user: true } = outcome {
+            // Whoever hung up, the caller's leg reports the user.
+            self.a.leg.hung_up_by_peer = true;
+        }
+        self.release_media(LegRef::A);
+        let failure = match (&outcome, failure) {
+            (Outcome::Cancelled, _) => None,
+            (_, f) => f,
+        };
+        self.report_leg(LegRef::A, failure.as_ref());
+        self.ending = Some(outcome);
+    }
+}

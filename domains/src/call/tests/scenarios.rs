@@ -1,0 +1,424 @@
+//! The call core's behaviour, on a virtual clock: the end-to-end scenarios of
+//! `tests/tests/sip_calls.rs` plus what real time makes impractical.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::harness::*;
+use crate::call::timers::TimerKey;
+use crate::call::{Input, Key, MediaEvent};
+use crate::events::Direction;
+use crate::sip::Method;
+use crate::sip::timers::{T1, TIMEOUT_64_T1};
+
+const S: Duration = Duration::from_secs(1);
+
+fn connect_sip(extra: serde_json::Value) -> serde_json::Value {
+    let mut connect = json!({"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:bob@{CALLEE}")}]});
+    if let (Some(c), Some(e)) = (connect.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    json!([connect])
+}
+
+fn answers() -> Callee {
+    Callee::Answers { ring: Duration::from_millis(100), answer: Duration::from_millis(300) }
+}
+
+#[test]
+fn bridged_call_reports_both_legs_in_order_and_ends_on_the_callee_bye() {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    h.drive_until(10 * S);
+    // Callee hangs up after 10 s.
+    let bye = callee_in_dialog(&h, Method::Bye, 1);
+    h.schedule(Duration::ZERO, Input::Sip { flow: callee_flow(), msg: bye });
+    h.drive();
+    assert_eq!(h.statuses(Direction::Inbound), ["started", "ringing", "answered", "completed"]);
+    assert_eq!(h.statuses(Direction::Outbound), ["started", "ringing", "answered", "completed"]);
+    let done = h.events.iter().find(|e| e.direction == Direction::Inbound && e.status.as_str() == "completed").unwrap();
+    assert_eq!(done.disconnected_by.as_deref(), Some("user"));
+    assert_eq!(done.duration.as_deref(), Some("9"));
+    // The caller heard 180 then 200, and got the BYE; the callee got INVITE, ACK and a 200 to its BYE.
+    assert_eq!(h.caller_codes().first(), Some(&180));
+    assert!(h.caller_codes().contains(&200));
+    assert_eq!(h.requests_to(&caller_flow(), Method::Bye).len(), 1);
+    assert_eq!(h.requests_to(&callee_flow(), Method::Ack).len(), 1);
+    let invite = &h.requests_to(&callee_flow(), Method::Invite)[0].msg;
+    assert_eq!(invite.header("Max-Forwards"), Some("69"), "one hop fewer than the caller's INVITE");
+    // Media: both endpoints, the callee's answer, the bridge, both released.
+    assert_eq!(
+        h.media_commands(),
+        ["create_endpoint", "create_endpoint", "update_endpoint", "bridge", "destroy_endpoint", "destroy_endpoint"]
+    );
+    // Records: two legs started, answered and finished.
+    let finished = h.records.iter().filter(|r| matches!(r, crate::call::RecordUpdate::Finished { .. })).count();
+    assert_eq!(finished, 2);
+    assert!(h.unlistened.contains(&Key::CallId("a-call@caller".into())));
+    assert!(h.dialled.iter().all(|d| *d < Duration::from_millis(10)), "added delay: {:?}", h.dialled);
+}
+
+#[test]
+fn connect_limit_7200_sends_bye_to_both_legs() {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    h.drive();
+    let byes_a = h.requests_to(&caller_flow(), Method::Bye);
+    let byes_b = h.requests_to(&callee_flow(), Method::Bye);
+    assert_eq!((byes_a.len(), byes_b.len()), (1, 1));
+    let at = byes_a[0].at;
+    assert!(at >= Duration::from_secs(7200) && at < Duration::from_secs(7201), "BYE at {at:?}");
+    let done = h.events.iter().find(|e| e.direction == Direction::Inbound && e.status.as_str() == "completed").unwrap();
+    assert_eq!(done.disconnected_by.as_deref(), Some("platform"));
+}
+
+#[test]
+fn ringing_timeout_cancels_callee_and_reports_timeout() {
+    let mut h = CallHarness::new(connect_sip(json!({"timeout": 20})), Callee::RingsForever);
+    h.drive();
+    let cancel = h.requests_to(&callee_flow(), Method::Cancel);
+    assert_eq!(cancel.len(), 1);
+    assert!(cancel[0].at >= 20 * S && cancel[0].at < 21 * S);
+    // The 487 is ACKed; the caller hears 480 and the legs report timeout / unanswered.
+    assert_eq!(h.requests_to(&callee_flow(), Method::Ack).len(), 1);
+    assert!(h.caller_codes().contains(&480), "{:?}", h.caller_codes());
+    assert_eq!(h.statuses(Direction::Outbound).last(), Some(&"timeout"));
+    assert_eq!(h.statuses(Direction::Inbound).last(), Some(&"timeout"));
+}
+
+#[test]
+fn cancel_during_answer_url_fetch_gets_487_and_frees_media() {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    h.answer_delay = 5 * S;
+    let cancel = {
+        let mut c = invite("a-call@caller", "");
+        c.start = crate::sip::StartLine::Request { method: Method::Cancel, uri: c.request_uri().unwrap().to_owned() };
+        c.set_header("CSeq", "1 CANCEL");
+        c.body.clear();
+        c.remove_header("Content-Type");
+        c
+    };
+    h.caller_sends(S, cancel);
+    h.drive();
+    let codes = h.caller_codes();
+    assert!(codes.contains(&200) && codes.contains(&487), "{codes:?}");
+    assert!(h.to_callee().is_empty(), "no outbound leg after the caller left");
+    assert_eq!(h.media_commands(), ["create_endpoint", "destroy_endpoint"]);
+    assert_eq!(h.statuses(Direction::Inbound), ["started", "ringing", "cancelled"]);
+}
+
+#[test]
+fn late_200_after_cancel_is_acked_and_byed() {
+    let mut h = CallHarness::new(connect_sip(json!({"timeout": 10})), Callee::AnswersTheCancel);
+    h.drive();
+    assert_eq!(h.requests_to(&callee_flow(), Method::Cancel).len(), 1);
+    assert_eq!(h.requests_to(&callee_flow(), Method::Ack).len(), 1, "the late 2xx is ACKed");
+    assert_eq!(h.requests_to(&callee_flow(), Method::Bye).len(), 1, "and hung up at once");
+    assert!(h.caller_codes().contains(&480));
+}
+
+#[test]
+fn retransmitted_200_gets_the_same_ack() {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    h.drive_until(2 * S);
+    let invite = h.requests_to(&callee_flow(), Method::Invite)[0].msg.clone();
+    let again = callee_response(&invite, 200, "callee1", true);
+    h.schedule(Duration::ZERO, Input::Sip { flow: callee_flow(), msg: again });
+    h.drive_until(3 * S);
+    let acks = h.requests_to(&callee_flow(), Method::Ack);
+    assert_eq!(acks.len(), 2);
+    assert_eq!(acks[0].msg.to_bytes(), acks[1].msg.to_bytes());
+}
+
+#[test]
+fn failure_response_waits_64_t1_on_udp() {
+    let mut h = CallHarness::new(connect_sip(json!({})), Callee::Rejects { code: 486, after: S });
+    h.caller_acks = false;
+    h.drive();
+    let busy: Vec<Duration> = h.to_caller().iter().filter(|s| s.msg.status() == Some(486)).map(|s| s.at).collect();
+    assert!(busy.len() >= 7, "Timer G resends: {busy:?}");
+    let first = busy[0];
+    assert_eq!(busy[1] - first, T1);
+    assert_eq!(busy[2] - first, T1 * 3);
+    // Timer H: the transaction ends 64·T1 after the first 486.
+    assert!(h.elapsed() >= first + TIMEOUT_64_T1 && h.elapsed() < first + TIMEOUT_64_T1 + S);
+    assert_eq!(h.statuses(Direction::Outbound).last(), Some(&"busy"));
+    assert_eq!(h.statuses(Direction::Inbound).last(), Some(&"busy"));
+}
+
+#[test]
+fn callee_silent_fires_timer_b_after_seven_invites() {
+    let mut h = CallHarness::new(connect_sip(json!({"timeout": 60})), Callee::Silent);
+    h.drive();
+    let invites = h.requests_to(&callee_flow(), Method::Invite);
+    assert_eq!(invites.len(), 7, "T1, 2T1 … 32T1 (Timer A) within Timer B");
+    assert!(h.caller_codes().contains(&408), "{:?}", h.caller_codes());
+}
+
+#[test]
+fn second_hold_raises_origin_version_again() {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    h.drive_until(2 * S);
+    for (i, dir) in ["sendonly", "sendrecv", "sendonly"].into_iter().enumerate() {
+        let cseq = 2 + i as u32;
+        let reinvite = caller_in_dialog(&h, Method::Invite, cseq, Some(sdp(2 + cseq, 40000, dir)));
+        h.caller_sends(Duration::ZERO, reinvite);
+        h.drive_until(h.elapsed() + S);
+    }
+    let reinvites: Vec<String> = h
+        .requests_to(&callee_flow(), Method::Invite)
+        .iter()
+        .skip(1)
+        .map(|s| String::from_utf8_lossy(&s.msg.body).into_owned())
+        .collect();
+    assert_eq!(reinvites.len(), 3, "hold, resume, hold reflected to the callee");
+    let versions: Vec<u64> = reinvites
+        .iter()
+        .map(|b| b.lines().find(|l| l.starts_with("o=")).unwrap().split(' ').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(versions.windows(2).all(|w| w[1] > w[0]), "o= versions {versions:?}");
+    assert!(
+        reinvites[0].contains("a=sendonly")
+            && reinvites[1].contains("a=sendrecv")
+            && reinvites[2].contains("a=sendonly")
+    );
+    // Each re-INVITE of the caller got a 200 with SDP; each of ours got an ACK.
+    assert_eq!(h.requests_to(&callee_flow(), Method::Ack).len(), 4);
+}
+
+#[test]
+fn unsupported_talk_answers_then_ends_naming_the_action() {
+    let mut h = CallHarness::new(json!([{"action": "talk", "text": "hello"}]), answers());
+    h.drive();
+    assert!(h.caller_codes().contains(&200));
+    assert_eq!(h.requests_to(&caller_flow(), Method::Bye).len(), 1);
+    let done = h.events.iter().find(|e| e.status.as_str() == "completed").unwrap();
+    assert!(done.reason.as_deref().unwrap().contains("talk"), "{done:?}");
+}
+
+#[test]
+fn talk_blocks_until_played_then_the_ncco_goes_on() {
+    let mut h =
+        CallHarness::new(json!([{"action": "talk", "text": "hello"}, {"action": "wait", "timeout": 3}]), answers());
+    h.media_plays = true;
+    h.drive();
+    // Played for 2 s (the fake's playback), waited 3 s, then hung up: the NCCO was exhausted.
+    let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye >= 5 * S && bye < 6 * S, "BYE at {bye:?}");
+    assert!(h.media_commands().contains(&"play"));
+}
+
+#[test]
+fn input_stops_at_max_digits_or_timeout() {
+    let ncco = json!([{"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 2, "timeOut": 5}, "eventUrl": ["http://app/input"]}]);
+    let mut h = CallHarness::new(ncco.clone(), answers());
+    h.drive_until(S);
+    for (i, d) in ['1', '2', '3'].into_iter().enumerate() {
+        h.schedule(S * i as u32, Input::Media(MediaEvent::Dtmf { endpoint: "ep1".into(), digit: d }));
+    }
+    h.drive();
+    assert_eq!(h.posts[0]["dtmf"], json!({"digits": "12", "timed_out": false}));
+
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive_until(S);
+    h.schedule(Duration::ZERO, Input::Media(MediaEvent::Dtmf { endpoint: "ep1".into(), digit: '7' }));
+    h.drive();
+    assert_eq!(h.posts[0]["dtmf"], json!({"digits": "7", "timed_out": true}));
+    let posted = h.to_caller().iter().find(|s| s.msg.method() == Some(&Method::Bye)).unwrap().at;
+    assert!(posted >= 5 * S && posted < 7 * S);
+}
+
+#[test]
+fn input_result_ncco_replaces_the_rest() {
+    let ncco = json!([
+        {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 1}},
+        {"action": "wait", "timeout": 100}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.post_replies.push_back(Some(json!([{"action": "wait", "timeout": 1}])));
+    h.drive_until(S);
+    h.schedule(Duration::ZERO, Input::Media(MediaEvent::Dtmf { endpoint: "ep1".into(), digit: '5' }));
+    h.drive();
+    let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye < 5 * S, "the 100 s wait was replaced: BYE at {bye:?}");
+}
+
+#[test]
+fn notify_posts_its_payload_and_goes_on() {
+    let ncco = json!([
+        {"action": "notify", "payload": {"step": 1}, "eventUrl": ["http://app/notify"]},
+        {"action": "wait", "timeout": 2}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive();
+    assert_eq!(h.posts, [json!({"step": 1})]);
+    assert_eq!(h.requests_to(&caller_flow(), Method::Bye).len(), 1);
+}
+
+#[test]
+fn ncco_without_answering_action_is_refused() {
+    let mut h = CallHarness::new(json!([{"action": "notify", "payload": {}, "eventUrl": ["http://app/n"]}]), answers());
+    h.drive();
+    assert!(h.caller_codes().contains(&480));
+    assert_eq!(h.statuses(Direction::Inbound).last(), Some(&"failed"));
+}
+
+#[test]
+fn busy_callee_then_the_ncco_goes_on() {
+    let ncco = json!([
+        {"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:bob@{CALLEE}")}]},
+        {"action": "wait", "timeout": 1}
+    ]);
+    let mut h = CallHarness::new(ncco, Callee::Rejects { code: 486, after: S });
+    h.drive();
+    // The wait answered the caller after the failed connect, then the NCCO ended.
+    assert!(h.caller_codes().contains(&200));
+    assert_eq!(h.statuses(Direction::Outbound).last(), Some(&"busy"));
+}
+
+#[test]
+fn forwarded_number_fails_over_on_5xx_and_the_second_answers() {
+    let targets =
+        crate::forward::parse_targets(&format!("sip:one@{CALLEE};timeout=3000, sip:two@{CALLEE};timeout=3000"))
+            .unwrap();
+    let route = crate::call::Route::Forward { targets };
+    let mut h = CallHarness::with(
+        json!([]),
+        vec![Callee::Rejects { code: 503, after: Duration::from_millis(10) }, answers()],
+        invite("fwd@caller", ""),
+        route,
+    );
+    h.drive_until(5 * S);
+    let invites = h.requests_to(&callee_flow(), Method::Invite);
+    assert_eq!(invites.len(), 2);
+    assert!(invites[1].msg.request_uri().unwrap().starts_with("sip:two@"));
+    assert!(h.caller_codes().contains(&200));
+    assert!(h.events.is_empty(), "forwarded numbers have no application to tell");
+}
+
+#[test]
+fn caller_bye_while_bridged_hangs_up_the_callee() {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    h.drive_until(3 * S);
+    let bye = caller_in_dialog(&h, Method::Bye, 2, None);
+    h.caller_sends(Duration::ZERO, bye);
+    h.drive();
+    assert_eq!(h.requests_to(&callee_flow(), Method::Bye).len(), 1);
+    assert!(h.to_caller().iter().any(|s| s.msg.status() == Some(200) && s.msg.cseq().unwrap().1 == Method::Bye));
+    let b_done =
+        h.events.iter().find(|e| e.direction == Direction::Outbound && e.status.as_str() == "completed").unwrap();
+    assert_eq!(b_done.disconnected_by.as_deref(), Some("platform"));
+    let a_done =
+        h.events.iter().find(|e| e.direction == Direction::Inbound && e.status.as_str() == "completed").unwrap();
+    assert_eq!(a_done.disconnected_by.as_deref(), Some("user"));
+}
+
+#[test]
+fn rtp_timeout_and_media_loss_end_the_call() {
+    for event in [MediaEvent::RtpTimeout { endpoint: "ep2".into() }, MediaEvent::ProcessLost] {
+        let mut h = CallHarness::new(connect_sip(json!({})), answers());
+        h.drive_until(2 * S);
+        h.schedule(Duration::ZERO, Input::Media(event));
+        h.drive();
+        assert_eq!(h.requests_to(&caller_flow(), Method::Bye).len(), 1);
+        assert_eq!(h.requests_to(&callee_flow(), Method::Bye).len(), 1);
+    }
+}
+
+#[test]
+fn session_interval_below_min_se_gets_422() {
+    let mut h = CallHarness::with(
+        connect_sip(json!({})),
+        vec![answers()],
+        invite("st@caller", "Session-Expires: 30\r\nSupported: timer\r\n"),
+        route(),
+    );
+    h.drive();
+    let resp = h.to_caller().into_iter().find(|s| s.msg.status() == Some(422)).unwrap();
+    assert_eq!(resp.msg.header("Min-SE"), Some("90"));
+    assert!(h.media_log.is_empty(), "nothing allocated");
+}
+
+#[test]
+fn session_timer_is_honoured_in_the_200() {
+    let mut h = CallHarness::with(
+        connect_sip(json!({})),
+        vec![answers()],
+        invite("st2@caller", "Session-Expires: 1800\r\nSupported: timer\r\n"),
+        route(),
+    );
+    h.drive_until(2 * S);
+    let ok = h.to_caller().into_iter().find(|s| s.msg.status() == Some(200)).unwrap();
+    assert_eq!(ok.msg.header("Session-Expires"), Some("1800;refresher=uac"));
+    assert_eq!(ok.msg.header("Require"), Some("timer"));
+    // The caller's refresh (an UPDATE without SDP) is answered.
+    let update = caller_in_dialog(&h, Method::Update, 2, None);
+    h.caller_sends(Duration::ZERO, update);
+    h.drive_until(3 * S);
+    assert!(h.to_caller().iter().any(|s| s.msg.status() == Some(200) && s.msg.cseq().unwrap().1 == Method::Update));
+}
+
+#[test]
+fn info_dtmf_is_relayed_to_the_bridged_leg() {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    h.drive_until(2 * S);
+    let mut info = caller_in_dialog(&h, Method::Info, 2, None);
+    info.push_header("Content-Type", "application/dtmf-relay");
+    info.body = b"Signal=5\r\nDuration=160\r\n".to_vec();
+    h.caller_sends(Duration::ZERO, info);
+    h.drive_until(3 * S);
+    assert!(h.media_log.iter().any(|c| matches!(c, crate::media::Command::SendDtmf { endpoint_id, digits } if endpoint_id == "ep2" && digits == "5")));
+}
+
+#[test]
+fn retransmitted_invite_gets_the_last_provisional_and_2xx_is_resent_until_ack() {
+    let mut h =
+        CallHarness::new(connect_sip(json!({})), Callee::Answers { ring: Duration::from_millis(100), answer: 3 * S });
+    h.caller_acks = false;
+    h.drive_until(S);
+    h.caller_sends(Duration::ZERO, invite("a-call@caller", ""));
+    h.drive_until(2 * S);
+    assert_eq!(h.caller_codes().iter().filter(|c| **c == 180).count(), 2);
+    h.drive_until(10 * S);
+    let oks = h.caller_codes().iter().filter(|c| **c == 200).count();
+    assert!(oks >= 4, "2xx resent until the ACK: {oks}");
+    assert!(h.call.cx.timers.is_set(TimerKey::Server(crate::call::LegRef::A)));
+}
+
+#[test]
+fn random_input_sequences_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for round in 0..300 {
+        let mut h = CallHarness::new(connect_sip(json!({})), answers());
+        h.media_plays = round % 2 == 0;
+        for _ in 0..40 {
+            let after = Duration::from_millis(rng.gen_range(0..3000));
+            let input = match rng.gen_range(0..8) {
+                0 => Input::Sip { flow: caller_flow(), msg: invite("a-call@caller", "") },
+                1 => {
+                    let mut m = invite("a-call@caller", "");
+                    let method = ["CANCEL", "BYE", "ACK", "INFO", "UPDATE", "PRACK", "FOO"][rng.gen_range(0..7)];
+                    m.start = crate::sip::StartLine::Request { method: Method::parse(method), uri: "sip:x@y".into() };
+                    m.set_header("CSeq", format!("{} {method}", rng.gen_range(0..4)));
+                    Input::Sip { flow: caller_flow(), msg: m }
+                }
+                2 => {
+                    let inv = invite("a-call@caller", "");
+                    let code = [100, 180, 183, 200, 202, 302, 404, 486, 487, 500, 603][rng.gen_range(0..11)];
+                    Input::Sip { flow: callee_flow(), msg: callee_response(&inv, code, "x", rng.gen_bool(0.5)) }
+                }
+                3 => Input::MediaReply {
+                    op: crate::call::OpId(rng.gen_range(0..12)),
+                    result: Err(crate::call::MediaFailure { code: None, message: "x".into() }),
+                },
+                4 => Input::Media(MediaEvent::ProcessLost),
+                5 => Input::Media(MediaEvent::Dtmf { endpoint: "ep1".into(), digit: '1' }),
+                6 => Input::Document { op: crate::call::OpId(rng.gen_range(0..12)), result: Err("x".into()) },
+                _ => Input::Resolved { op: crate::call::OpId(rng.gen_range(0..12)), result: Err("x".into()) },
+            };
+            h.schedule(after, input);
+        }
+        h.drive();
+        assert!(h.call.is_done() || h.call.poll_timeout().is_none(), "round {round} left work");
+    }
+}

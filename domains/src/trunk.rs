@@ -80,6 +80,25 @@ fn valid_host(host: &str) -> bool {
         })
 }
 
+/// A trunk as a call places legs through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    pub name: String,
+    pub gateways: Vec<Gateway>,
+    /// E.164 prefixes, digits only.
+    pub prefixes: Vec<String>,
+    /// Username and password answering the trunk's 401/407 challenges.
+    pub credentials: Option<(String, String)>,
+    /// The PBX trunk: `vbc` extensions are dialled through it.
+    pub pbx: bool,
+}
+
+impl Routable for Trunk {
+    fn prefixes(&self) -> &[String] {
+        &self.prefixes
+    }
+}
+
 /// What routing needs to know of a trunk.
 pub trait Routable {
     fn prefixes(&self) -> &[String];

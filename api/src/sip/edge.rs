@@ -250,6 +250,15 @@ impl Edge {
         match self.admit(&inc).await {
             Ok((route, hooks)) => {
                 let io = self.io();
+                let dialling = match self.provisioning.dialling().await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!(%call_id, error = %e, "loading trunks");
+                        self.reject(inc, 500, &[], inbox).await;
+                        self.registry.remove_if(&Key::CallId(call_id), &self_tx);
+                        return;
+                    }
+                };
                 let ctx = CallContext {
                     seed: rand::random(),
                     local: self.local.clone(),
@@ -259,6 +268,7 @@ impl Edge {
                         .public_url
                         .clone()
                         .unwrap_or_else(|| format!("http://{}", self.config.http_addr)),
+                    dialling,
                 };
                 let call = Call::inbound(ctx, inc.flow, inc.msg, inc.received, driver::now());
                 driver::drive(call, hooks, inbox, self_tx.clone(), io).await;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
 
-use super::entity::{application, number, psip_domain, psip_user};
+use super::entity::{application, number, psip_domain, psip_user, trunk};
 
 /// Entries a table holds before it is emptied.
 const MAX_ENTRIES: usize = 50_000;
@@ -62,6 +62,7 @@ pub struct ProvisioningCache {
     users: Table<(String, String), Option<psip_user::Model>>,
     numbers: Table<String, Option<number::Model>>,
     applications: Table<String, Option<application::Model>>,
+    dialling: Table<(), std::sync::Arc<domains::call::Dialling>>,
 }
 
 impl ProvisioningCache {
@@ -74,6 +75,7 @@ impl ProvisioningCache {
             users: Table::new(),
             numbers: Table::new(),
             applications: Table::new(),
+            dialling: Table::new(),
         }
     }
 
@@ -129,6 +131,27 @@ impl ProvisioningCache {
     pub async fn number(&self, e164: &str) -> Result<Option<number::Model>, DbErr> {
         self.read(&self.numbers, e164.to_owned(), |db, n| async move { number::Entity::find_by_id(n).one(&db).await })
             .await
+    }
+
+    /// The account's trunks and numbers, as calls place outbound legs with them.
+    pub async fn dialling(&self) -> Result<std::sync::Arc<domains::call::Dialling>, DbErr> {
+        self.read(&self.dialling, (), |db, ()| async move {
+            let trunks = trunk::Entity::find()
+                .all(&db)
+                .await?
+                .into_iter()
+                .map(|t| domains::trunk::Trunk {
+                    gateways: serde_json::from_value(t.gateways).unwrap_or_default(),
+                    prefixes: serde_json::from_value(t.prefixes).unwrap_or_default(),
+                    credentials: t.username.zip(t.password),
+                    pbx: t.pbx,
+                    name: t.name,
+                })
+                .collect();
+            let numbers = number::Entity::find().all(&db).await?.into_iter().map(|n| n.number).collect();
+            Ok(std::sync::Arc::new(domains::call::Dialling { trunks, numbers }))
+        })
+        .await
     }
 
     pub async fn application(&self, id: &str) -> Result<Option<application::Model>, DbErr> {

@@ -27,7 +27,13 @@ pub struct Target {
     pub uri: SipUri,
     pub headers: Vec<(String, String)>,
     pub ringing: Duration,
+    /// A trunk's username and password.
+    pub credentials: Option<(String, String)>,
 }
+
+/// How long a gateway may stay silent (not even 100 Trying) before the next is tried; the
+/// last gateway gets Timer B.
+pub const GATEWAY_NO_RESPONSE: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone)]
 pub struct ConnectPlan {
@@ -103,6 +109,8 @@ impl Call {
             ringing: target.ringing,
             started: false,
             cancel_sent: false,
+            credentials: target.credentials,
+            auth_tried: false,
             failure: None,
         });
         true
@@ -154,6 +162,10 @@ impl Call {
         let resend = Resend::request(invite.clone(), flow.clone(), now);
         self.cx.timers.set(TimerKey::Client(LegRef::B(i)), resend.deadline());
         self.cx.timers.set(TimerKey::Ringing(LegRef::B(i)), now + b.ringing);
+        let more = self.exec.connect.as_ref().is_some_and(|p| p.fail_over && !p.targets.is_empty());
+        if more {
+            self.cx.timers.set(TimerKey::NoResponse(LegRef::B(i)), now + GATEWAY_NO_RESPONSE);
+        }
         b.leg.request = Some(resend);
         b.invite = Some(invite.clone());
         b.state = UacState::ExpectProvisional;
@@ -258,7 +270,63 @@ impl Call {
         self.cx.timers.set(TimerKey::Limit, self.cx.now.at + limit);
     }
 
+    /// A gateway that never answered: the next one.
+    pub(super) fn gateway_silent(&mut self, i: usize) {
+        if self.b.get(i).is_some_and(|b| matches!(b.state, UacState::ExpectProvisional)) {
+            let failure = LegFailure::new(CallStatus::Failed, "cannot_route", 408, "the gateway did not respond");
+            self.callee_failed(i, failure);
+        }
+    }
+
+    /// The trunk's 401/407: the INVITE again with credentials (once), same dialog, next CSeq.
+    /// False when there is nothing to answer it with.
+    pub(super) fn retry_with_credentials(&mut self, i: usize, resp: &crate::sip::SipMessage, code: u16) -> bool {
+        let now = self.cx.now.at;
+        let (challenge_header, answer_header) = if code == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let branch = self.cx.ids.branch();
+        let cnonce = self.cx.ids.token(16);
+        let local = self.cx.local.clone();
+        let Some(b) = self.b.get_mut(i) else { return false };
+        let (Some((user, password)), false, Some(previous)) = (b.credentials.clone(), b.auth_tried, b.invite.clone())
+        else {
+            return false;
+        };
+        let Some(challenge) = resp.header(challenge_header).and_then(|h| crate::digest::Challenge::parse(h).ok())
+        else {
+            return false;
+        };
+        b.auth_tried = true;
+        let uri = previous.request_uri().unwrap_or_default().to_owned();
+        let mut invite = b.leg.dialog.request(&local, Method::Invite, &branch);
+        for (name, value) in &previous.headers {
+            let copied = !["Via", "From", "To", "Call-ID", "CSeq", "Contact", "User-Agent", "Route"]
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name));
+            if copied {
+                invite.push_header(name, value.clone());
+            }
+        }
+        invite.push_header(answer_header, challenge.answer(&user, &password, "INVITE", &uri, &cnonce, 1));
+        invite.body = previous.body.clone();
+        let flow = b.leg.dialog.flow.clone();
+        let resend = Resend::request(invite.clone(), flow.clone(), now);
+        self.cx.timers.set(TimerKey::Client(LegRef::B(i)), resend.deadline());
+        b.leg.request = Some(resend);
+        b.invite = Some(invite.clone());
+        b.state = UacState::ExpectProvisional;
+        self.cx.send(&flow, invite);
+        true
+    }
+
     pub(super) fn ringing_timeout(&mut self, i: usize) {
+        // The connect's ringing time is over: no other target is tried.
+        if let Some(plan) = self.exec.connect.as_mut() {
+            plan.targets.clear();
+        }
         let failure = LegFailure {
             status: CallStatus::Timeout,
             detail: None,

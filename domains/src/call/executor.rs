@@ -125,6 +125,7 @@ impl Call {
                         uri: t.uri,
                         headers: vec![],
                         ringing: Duration::from_millis(t.timeout_ms.into()),
+                        credentials: None,
                     })
                     .collect();
                 let from = self.a.leg.from.clone();
@@ -225,36 +226,12 @@ impl Call {
         let endpoint_id = self.a.leg.endpoint_id().unwrap_or_default();
         match action {
             Action::Connect(c) => {
-                let target = match &c.endpoint {
-                    Endpoint::Sip(sip) => match &sip.target {
-                        SipTarget::Uri(u) => SipUri::parse(&u.uri).map_err(|e| format!("bad SIP URI {}: {e}", u.uri)),
-                        SipTarget::Domain { .. } => {
-                            Err("a sip endpoint by domain and user is not supported yet; use uri".into())
-                        }
-                    }
-                    .map(|uri| (uri, sip.sip_headers())),
-                    other => {
-                        self.unsupported(&format!("connect to a {} endpoint", other.type_name()));
-                        return false;
-                    }
-                };
-                match target {
-                    Ok((uri, headers)) => {
-                        let from = c.from.map(|n| n.to_string()).unwrap_or_else(|| self.a.leg.from.clone());
+                match self.connect_plan(&c) {
+                    Ok(plan) => {
                         self.exec.step = Step::ExpectCalleeAnswer;
-                        let ringing = Duration::from_secs(c.timeout.into());
-                        self.start_connect(ConnectPlan {
-                            targets: VecDeque::from([Target { uri, headers, ringing }]),
-                            parallel: false,
-                            fail_over: false,
-                            from,
-                            limit: Duration::from_secs(c.limit.into()),
-                        });
+                        self.start_connect(plan);
                     }
-                    Err(reason) => {
-                        let f = LegFailure::new(CallStatus::Failed, "cannot_route", 480, reason);
-                        self.end_call(Outcome::Failed(f));
-                    }
+                    Err(f) => self.end_call(Outcome::Failed(f)),
                 }
                 false
             }
@@ -337,6 +314,93 @@ impl Call {
                 false
             }
         }
+    }
+
+    /// Where a `connect` rings, and as whom. Legs to trunks carry one of the account's numbers
+    /// as caller ID and exist only because the application's NCCO asked for them.
+    fn connect_plan(&mut self, c: &crate::ncco::Connect) -> Result<ConnectPlan, LegFailure> {
+        let cannot = |reason: String| LegFailure::new(CallStatus::Failed, "cannot_route", 480, reason);
+        let ringing = Duration::from_secs(c.timeout.into());
+        let limit = Duration::from_secs(c.limit.into());
+        let plan = |targets: VecDeque<Target>, from: String, fail_over: bool| ConnectPlan {
+            targets,
+            parallel: false,
+            fail_over,
+            from,
+            limit,
+        };
+        let (user, trunk, from) = match &c.endpoint {
+            Endpoint::Sip(sip) => match &sip.target {
+                SipTarget::Uri(u) => {
+                    let uri = SipUri::parse(&u.uri).map_err(|e| cannot(format!("bad SIP URI {}: {e}", u.uri)))?;
+                    let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
+                    let target = Target { uri, headers: sip.sip_headers(), ringing, credentials: None };
+                    return Ok(plan(VecDeque::from([target]), from, false));
+                }
+                SipTarget::Domain { domain, user } => {
+                    let trunk = self.dialling.trunks.iter().find(|t| t.name == *domain).cloned();
+                    let trunk = trunk.ok_or_else(|| cannot(format!("no trunk named {domain}")))?;
+                    let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
+                    (user.clone(), trunk, from)
+                }
+            },
+            Endpoint::Phone(p) => {
+                let from = self.caller_id(c.from.as_ref().map(ToString::to_string))?;
+                let trunk = crate::trunk::select(&self.dialling.trunks, &p.number).cloned();
+                let trunk = trunk.ok_or_else(|| cannot(format!("no trunk serves +{}", p.number)))?;
+                (p.number.to_string(), trunk, from)
+            }
+            Endpoint::Vbc(v) => {
+                let trunk = self.dialling.trunks.iter().find(|t| t.pbx).cloned();
+                let trunk = trunk.ok_or_else(|| cannot("no trunk is flagged as the PBX".into()))?;
+                let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
+                (v.extension.clone(), trunk, from)
+            }
+            other => return Err(LegFailure::unsupported(&format!("connect to a {} endpoint", other.type_name()))),
+        };
+        let random: Vec<u32> = trunk.gateways.iter().map(|_| self.cx.ids.random_u32()).collect();
+        let targets = crate::trunk::gateway_order(&trunk.gateways, &random)
+            .into_iter()
+            .filter_map(|g| {
+                let transport = match g.transport {
+                    crate::sip_uri::Transport::Udp => String::new(),
+                    t => format!(";transport={}", t.as_str().to_ascii_lowercase()),
+                };
+                let uri = SipUri::parse(&format!("sip:{user}@{}:{}{transport}", g.host, g.port)).ok()?;
+                Some(Target { uri, headers: vec![], ringing, credentials: trunk.credentials.clone() })
+            })
+            .collect::<VecDeque<_>>();
+        if targets.is_empty() {
+            return Err(cannot(format!("trunk {} has no usable gateway for {user}", trunk.name)));
+        }
+        Ok(plan(targets, from, true))
+    }
+
+    /// A trunk leg's caller ID: the NCCO's `from`, else the number the caller dialled, and in
+    /// either case one of the account's numbers.
+    fn caller_id(&self, from: Option<String>) -> Result<String, LegFailure> {
+        let ours = |n: &str| self.dialling.numbers.iter().any(|m| m == n.trim_start_matches('+'));
+        let chosen = match from {
+            Some(f) if ours(&f) => f,
+            Some(f) => {
+                return Err(LegFailure::new(
+                    CallStatus::Failed,
+                    "invalid_caller_id",
+                    480,
+                    format!("from {f} is not one of the account's numbers"),
+                ));
+            }
+            None if ours(&self.a.leg.to) => self.a.leg.to.trim_start_matches('+').to_owned(),
+            None => {
+                return Err(LegFailure::new(
+                    CallStatus::Failed,
+                    "invalid_caller_id",
+                    480,
+                    "connect to a phone needs a from that is one of the account's numbers",
+                ));
+            }
+        };
+        Ok(chosen)
     }
 
     fn media_action(&mut self, action: &'static str, command: Command, then_wait_play: Option<String>) {

@@ -30,6 +30,10 @@ impl Ids {
         (&mut self.rng).sample_iter(&rand::distributions::Alphanumeric).take(len).map(char::from).collect()
     }
 
+    pub fn random_u32(&mut self) -> u32 {
+        self.rng.r#gen()
+    }
+
     pub fn tag(&mut self) -> String {
         self.token(10)
     }

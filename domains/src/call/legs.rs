@@ -162,6 +162,9 @@ pub struct Outbound {
     /// Set once the leg sent its INVITE: the leg counts for events and records.
     pub started: bool,
     pub cancel_sent: bool,
+    /// Answers a 401/407 from the far end (once).
+    pub credentials: Option<(String, String)>,
+    pub auth_tried: bool,
     /// How the leg failed, once it has.
     pub failure: Option<super::outcome::LegFailure>,
 }

@@ -29,7 +29,7 @@ use crate::sip::dialog::Local;
 use crate::sip::flow::Flow;
 use crate::sip_uri::SipUri;
 
-mod connect;
+pub(crate) mod connect;
 mod executor;
 pub mod ids;
 mod legs;
@@ -82,6 +82,16 @@ pub struct CallContext {
     pub route: Route,
     /// `region_url` in answer_url requests.
     pub region_url: String,
+    /// What outbound legs to phones and PBXs need.
+    pub dialling: std::sync::Arc<Dialling>,
+}
+
+/// The account's trunks and numbers, for `connect` to `phone`, `vbc` and a `sip` domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dialling {
+    pub trunks: Vec<crate::trunk::Trunk>,
+    /// The account's numbers (E.164 digits): the only caller IDs a trunk leg may carry.
+    pub numbers: Vec<String>,
 }
 
 /// A media command that failed; `code` is `None` when no media process answered.
@@ -309,6 +319,7 @@ pub struct Call {
     conversation_uuid: String,
     route: Route,
     region_url: String,
+    dialling: std::sync::Arc<Dialling>,
     a: Inbound,
     b: Vec<Outbound>,
     exec: executor::Executor,
@@ -336,6 +347,7 @@ impl Call {
             conversation_uuid,
             route: ctx.route,
             region_url: ctx.region_url,
+            dialling: ctx.dialling,
             a,
             b: Vec::new(),
             exec: executor::Executor::default(),
@@ -390,7 +402,8 @@ impl Call {
             TimerKey::Server(LegRef::B(_)) | TimerKey::Session(_) => {}
             TimerKey::Ringing(LegRef::B(i)) => self.ringing_timeout(i),
             TimerKey::CancelGrace(LegRef::B(i)) => self.cancel_grace_over(i),
-            TimerKey::Ringing(LegRef::A) | TimerKey::CancelGrace(LegRef::A) => {}
+            TimerKey::NoResponse(LegRef::B(i)) => self.gateway_silent(i),
+            TimerKey::Ringing(LegRef::A) | TimerKey::CancelGrace(LegRef::A) | TimerKey::NoResponse(LegRef::A) => {}
             TimerKey::Limit => self.limit_reached(),
             TimerKey::Action => self.action_timer(),
         }

@@ -192,6 +192,7 @@ impl Call {
         let now = self.cx.now.at;
         let Some(b) = self.b.get_mut(i) else { return };
         self.cx.timers.cancel(TimerKey::Ringing(LegRef::B(i)));
+        self.cx.timers.cancel(TimerKey::NoResponse(LegRef::B(i)));
         let mut terminated = false;
         match std::mem::replace(&mut b.state, UacState::Terminated) {
             UacState::ExpectFlow | UacState::ExpectEndpoint => terminated = true,

@@ -165,6 +165,7 @@ impl Call {
         // Any response ends the INVITE's retransmissions and Timer B (§17.1.1.2).
         b.leg.request = None;
         self.cx.timers.cancel(TimerKey::Client(LegRef::B(i)));
+        self.cx.timers.cancel(TimerKey::NoResponse(LegRef::B(i)));
         let cancelling = matches!(b.state, UacState::ExpectCancelResult);
         match code {
             100 => {
@@ -215,6 +216,10 @@ impl Call {
                     let flow = b.leg.dialog.flow.clone();
                     self.cx.send(&flow, ack);
                 }
+                if matches!(code, 401 | 407) && !cancelling && self.retry_with_credentials(i, &msg, code) {
+                    return;
+                }
+                let Some(b) = self.b.get(i) else { return };
                 let call_id = b.leg.dialog.call_id.clone();
                 // Timer D would absorb retransmissions of the failure; they are answered with
                 // the same ACK above while the call lives, and ignored after.

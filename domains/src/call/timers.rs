@@ -14,6 +14,8 @@ pub enum TimerKey {
     Client(LegRef),
     /// How long a callee may ring (`connect` timeout).
     Ringing(LegRef),
+    /// A gateway that has not answered our INVITE at all by now is given up for the next one.
+    NoResponse(LegRef),
     /// After our CANCEL: how long we wait for the 487 (or a late 2xx).
     CancelGrace(LegRef),
     /// The length limit of a connected call (`connect` limit).

@@ -114,6 +114,7 @@ impl CallHarness {
             local: Local { host: "203.0.113.1".into(), port: 5060, user_agent: "voxbridge-test".into() },
             route,
             region_url: "http://127.0.0.1:3000".into(),
+            dialling: std::sync::Arc::new(dialling()),
         };
         let call = Call::inbound(ctx, caller_flow(), invite, epoch, Now { at: epoch, utc: utc0 });
         CallHarness {
@@ -234,7 +235,13 @@ impl CallHarness {
                     self.caller_gets(msg);
                 }
             }
-            Output::Resolve { op, .. } => self.schedule(ms, Input::Resolved { op, result: Ok(callee_flow()) }),
+            Output::Resolve { op, target } => {
+                let flow = format!("{}:{}", target.host, target.port_or_default())
+                    .parse()
+                    .map(Flow::Udp)
+                    .map_err(|e| format!("{e}"));
+                self.schedule(ms, Input::Resolved { op, result: flow });
+            }
             Output::Media { op, command } => {
                 let result = self.media_reply(&command);
                 if let (Command::Play { endpoint_id, play_id, .. }, Ok(_)) = (&command, &result) {
@@ -404,6 +411,36 @@ impl CallHarness {
 
     pub fn media_commands(&self) -> Vec<&str> {
         self.media_log.iter().map(Command::name).collect()
+    }
+}
+
+/// A carrier trunk with two gateways (the first listed first), credentials, and a PBX trunk.
+pub fn dialling() -> crate::call::Dialling {
+    let gw = |port: u16, priority: u16| crate::trunk::Gateway {
+        host: "192.0.2.2".into(),
+        port,
+        transport: crate::sip_uri::Transport::Udp,
+        priority,
+        weight: 1,
+    };
+    crate::call::Dialling {
+        trunks: vec![
+            crate::trunk::Trunk {
+                name: "carrier".into(),
+                gateways: vec![gw(5090, 0), gw(5080, 1)],
+                prefixes: vec!["1".into()],
+                credentials: Some(("trunkuser".into(), "s3cret".into())),
+                pbx: false,
+            },
+            crate::trunk::Trunk {
+                name: "pbx".into(),
+                gateways: vec![gw(5080, 0)],
+                prefixes: vec!["99".into()],
+                credentials: None,
+                pbx: true,
+            },
+        ],
+        numbers: vec!["14155550100".into()],
     }
 }
 

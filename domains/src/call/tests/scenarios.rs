@@ -422,3 +422,92 @@ fn random_input_sequences_never_panic() {
         assert!(h.call.is_done() || h.call.poll_timeout().is_none(), "round {round} left work");
     }
 }
+
+fn phone(extra: serde_json::Value) -> serde_json::Value {
+    let mut connect = json!({"action": "connect", "endpoint": [{"type": "phone", "number": "15551230000"}]});
+    if let (Some(c), Some(e)) = (connect.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    json!([connect])
+}
+
+#[test]
+fn phone_goes_through_the_longest_prefix_trunk_and_fails_over_from_a_silent_gateway() {
+    // The first gateway (priority 0, port 5090) is not the fake callee: it never answers.
+    let mut h = CallHarness::new(phone(json!({})), answers());
+    h.drive_until(10 * S);
+    let invites: Vec<String> = h
+        .sent
+        .iter()
+        .filter(|s| s.msg.method() == Some(&Method::Invite))
+        .map(|s| s.msg.request_uri().unwrap().to_owned())
+        .collect();
+    assert!(invites.first().unwrap().starts_with("sip:15551230000@192.0.2.2:5090"), "{invites:?}");
+    let second = h.requests_to(&callee_flow(), Method::Invite);
+    assert!(!second.is_empty(), "failed over to the second gateway: {invites:?}");
+    assert!(second[0].at >= crate::call::connect::GATEWAY_NO_RESPONSE);
+    let from = second[0].msg.header("From").unwrap();
+    assert!(from.starts_with("<sip:14155550100@"), "caller ID is the account's number: {from}");
+    assert!(h.caller_codes().contains(&200));
+}
+
+#[test]
+fn unknown_caller_id_never_reaches_the_trunk() {
+    let mut h = CallHarness::new(phone(json!({"from": "15550009999"})), answers());
+    h.drive();
+    assert!(h.sent.iter().all(|s| s.msg.method() != Some(&Method::Invite)), "no INVITE to any trunk");
+    let failed = h.events.iter().find(|e| e.status.as_str() == "failed").unwrap();
+    assert!(failed.reason.as_deref().unwrap().contains("not one of the account's numbers"));
+}
+
+#[test]
+fn number_no_trunk_serves_is_refused() {
+    let ncco = json!([{"action": "connect", "endpoint": [{"type": "phone", "number": "447700900123"}]}]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive();
+    assert!(h.sent.iter().all(|s| s.msg.method() != Some(&Method::Invite)));
+    assert!(h.caller_codes().contains(&480));
+}
+
+#[test]
+fn vbc_extension_goes_to_the_pbx_trunk() {
+    let ncco = json!([{"action": "connect", "endpoint": [{"type": "vbc", "extension": "1234"}]}]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive_until(3 * S);
+    let invite = &h.requests_to(&callee_flow(), Method::Invite)[0].msg;
+    assert_eq!(invite.request_uri(), Some("sip:1234@192.0.2.2:5080"));
+}
+
+#[test]
+fn proxy_challenge_is_answered_once_with_the_trunk_credentials() {
+    let ncco =
+        json!([{"action": "connect", "endpoint": [{"type": "sip", "domain": "carrier", "user": "15551230000"}]}]);
+    let mut h = CallHarness::new(ncco, Callee::Silent);
+    h.drive_until(Duration::from_millis(100));
+    // Answer the INVITE to the first gateway with a 407 by hand.
+    let first = h.sent.iter().find(|s| s.msg.method() == Some(&Method::Invite)).unwrap().msg.clone();
+    let mut challenge = first.response(407, Some("carrier"));
+    challenge.push_header("Proxy-Authenticate", "Digest realm=\"carrier.test\", nonce=\"n1\", qop=\"auth\"");
+    let gw = crate::sip::flow::Flow::Udp("192.0.2.2:5090".parse().unwrap());
+    h.schedule(Duration::ZERO, Input::Sip { flow: gw.clone(), msg: challenge.clone() });
+    h.drive_until(Duration::from_millis(120));
+    let invites: Vec<_> = h.requests_to(&gw, Method::Invite).into_iter().map(|s| s.msg.clone()).collect();
+    assert_eq!(invites.len(), 2);
+    assert_eq!(h.requests_to(&gw, Method::Ack).len(), 1, "the 407 is ACKed");
+    let auth = invites[1].header("Proxy-Authorization").expect("credentials");
+    let creds = crate::digest::Credentials::parse(auth).unwrap();
+    assert_eq!((creds.username.as_str(), creds.realm.as_str()), ("trunkuser", "carrier.test"));
+    let ha1 = crate::digest::ha1(crate::digest::DigestAlgorithm::Md5, "trunkuser", "carrier.test", "s3cret");
+    assert_eq!(creds.expected_response("INVITE", &ha1), creds.response);
+    assert_eq!(invites[1].cseq().unwrap().0, invites[0].cseq().unwrap().0 + 1);
+    assert_eq!(invites[1].call_id(), invites[0].call_id());
+    // A second challenge is not answered again: the leg fails; 4xx is not a reason to fail over.
+    let mut again = invites[1].response(407, Some("carrier"));
+    again.push_header("Proxy-Authenticate", "Digest realm=\"carrier.test\", nonce=\"n2\", qop=\"auth\"");
+    h.schedule(Duration::ZERO, Input::Sip { flow: gw.clone(), msg: again });
+    h.drive_until(Duration::from_millis(140));
+    assert_eq!(h.requests_to(&gw, Method::Invite).len(), 2);
+    assert!(h.requests_to(&callee_flow(), Method::Invite).is_empty());
+    h.drive();
+    assert!(h.caller_codes().contains(&480), "the hop-by-hop 407 is not relayed: {:?}", h.caller_codes());
+}

@@ -15,12 +15,21 @@ impl Kamailio {
     /// Starts `config` (a file in `tests/kamailio/`) listening on a free port and relaying to
     /// `127.0.0.1:target_port`.
     pub fn start(config: &str, target_port: u16) -> Kamailio {
+        Self::start_with(config, target_port, &[])
+    }
+
+    /// As [`Kamailio::start`], with further `@NAME@` placeholders filled in.
+    pub fn start_with(config: &str, target_port: u16, fill: &[(&str, &str)]) -> Kamailio {
         let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/kamailio")).join(config);
         let text = std::fs::read_to_string(&path).expect("kamailio config");
         let port = crate::sipp::free_port();
         let dir = crate::tempdir::Dir::new();
         let cfg = dir.path().join("kamailio.cfg");
-        let text = text.replace("@LISTEN_PORT@", &port.to_string()).replace("@TARGET_PORT@", &target_port.to_string());
+        let mut text =
+            text.replace("@LISTEN_PORT@", &port.to_string()).replace("@TARGET_PORT@", &target_port.to_string());
+        for (name, value) in fill {
+            text = text.replace(name, value);
+        }
         std::fs::write(&cfg, text).expect("write kamailio config");
         let log = std::fs::File::create(dir.path().join("kamailio.log")).expect("log file");
         let child = Command::new("kamailio")

@@ -302,11 +302,13 @@ impl Call {
         b.auth_tried = true;
         let uri = previous.request_uri().unwrap_or_default().to_owned();
         let mut invite = b.leg.dialog.request(&local, Method::Invite, &branch);
+        // The first INVITE's own headers (custom headers, Content-Type, Max-Forwards) carry
+        // over; what the dialog writes afresh (Via, CSeq, …) does not.
+        let fresh: Vec<String> = invite.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
         for (name, value) in &previous.headers {
-            let copied = !["Via", "From", "To", "Call-ID", "CSeq", "Contact", "User-Agent", "Route"]
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(name));
-            if copied {
+            if name.eq_ignore_ascii_case("Max-Forwards") {
+                invite.set_header("Max-Forwards", value.clone());
+            } else if !fresh.contains(&name.to_ascii_lowercase()) {
                 invite.push_header(name, value.clone());
             }
         }

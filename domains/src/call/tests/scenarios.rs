@@ -511,3 +511,23 @@ fn proxy_challenge_is_answered_once_with_the_trunk_credentials() {
     h.drive();
     assert!(h.caller_codes().contains(&480), "the hop-by-hop 407 is not relayed: {:?}", h.caller_codes());
 }
+
+#[test]
+fn the_authenticated_invite_has_each_header_once() {
+    let ncco =
+        json!([{"action": "connect", "endpoint": [{"type": "sip", "domain": "carrier", "user": "15551230000"}]}]);
+    let mut h = CallHarness::new(ncco, Callee::Silent);
+    h.drive_until(Duration::from_millis(100));
+    let first = h.sent.iter().find(|s| s.msg.method() == Some(&Method::Invite)).unwrap().msg.clone();
+    let mut challenge = first.response(401, Some("carrier"));
+    challenge.push_header("WWW-Authenticate", "Digest realm=\"carrier.test\", nonce=\"n1\"");
+    let gw = crate::sip::flow::Flow::Udp("192.0.2.2:5090".parse().unwrap());
+    h.schedule(Duration::ZERO, Input::Sip { flow: gw.clone(), msg: challenge });
+    h.drive_until(Duration::from_millis(120));
+    let second = h.requests_to(&gw, Method::Invite)[1].msg.clone();
+    for name in ["Via", "Max-Forwards", "From", "To", "Call-ID", "CSeq", "Contact", "Content-Type", "Authorization"] {
+        let n = second.headers.iter().filter(|(h, _)| h.eq_ignore_ascii_case(name)).count();
+        assert_eq!(n, 1, "{name} once in {}", String::from_utf8_lossy(&second.to_bytes()));
+    }
+    assert_eq!(second.header("Max-Forwards"), first.header("Max-Forwards"));
+}

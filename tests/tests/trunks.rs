@@ -1,0 +1,161 @@
+//! Outbound legs through trunks: `connect` to a `phone` reaches a carrier played by Kamailio
+//! (`tests/kamailio/carrier-407.cfg`, which demands proxy digest authentication) after a first
+//! gateway that never answers; a `vbc` extension reaches the PBX trunk; and the toll-fraud
+//! attempts — an INVITE from outside the ACL, a Request-URI naming a number or the trunk's
+//! host, a caller ID that is not the account's — never reach a trunk.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::UdpSocket;
+use vbtest::SipEnv;
+use vbtest::kamailio::Kamailio;
+use vbtest::raw::RawSip;
+use vbtest::sipp::Sipp;
+
+const CALL: Duration = Duration::from_secs(45);
+
+fn phone(number: &str, from: Option<&str>) -> serde_json::Value {
+    let mut connect = json!({"action": "connect", "endpoint": [{"type": "phone", "number": number}]});
+    if let Some(f) = from {
+        connect["from"] = json!(f);
+    }
+    json!([connect])
+}
+
+/// A gateway that receives and never answers; counts what reached it.
+struct SilentGateway(UdpSocket);
+
+impl SilentGateway {
+    async fn bind() -> SilentGateway {
+        SilentGateway(UdpSocket::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().port()
+    }
+
+    /// Messages received within `within`.
+    async fn received(&self, within: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        let deadline = tokio::time::Instant::now() + within;
+        while let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, self.0.recv_from(&mut buf)).await {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+}
+
+async fn provision(env: &SipEnv, gateways: serde_json::Value, extra: serde_json::Value) {
+    let (status, body) =
+        env.server.post_json("/v1/numbers", json!({"number": "+14155550100", "application_id": env.app_id})).await;
+    assert_eq!(status, 201, "{body}");
+    let mut trunk = json!({"name": "carrier", "prefixes": ["1"], "gateways": gateways,
+                           "credentials": {"username": "trunkuser", "password": "s3cret"}});
+    if let (Some(t), Some(e)) = (trunk.as_object_mut(), extra.as_object()) {
+        t.extend(e.clone());
+    }
+    let (status, body) = env.server.post_json("/v1/trunks", trunk).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn phone_reaches_a_carrier_that_challenges_after_a_silent_gateway() {
+    let callee = Sipp::uas("uas_answer.xml", &[]);
+    let carrier =
+        Kamailio::start_with("carrier-407.cfg", callee.port, &[("@USER@", "trunkuser"), ("@PASSWORD@", "s3cret")]);
+    let silent = SilentGateway::bind().await;
+    let env = SipEnv::start(phone("15551230000", None), &["127.0.0.1"], None).await;
+    provision(
+        &env,
+        json!([{"host": "127.0.0.1", "port": silent.port(), "priority": 0},
+               {"host": "127.0.0.1", "port": carrier.port, "priority": 1}]),
+        json!({}),
+    )
+    .await;
+    let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "caller: {}\n{}\n{}", caller.errors, caller.messages, carrier.log());
+    let callee = callee.finish(Duration::from_secs(10)).await;
+    assert!(callee.success, "carrier's far end: {}\n{}", callee.errors, callee.messages);
+    // The far end saw the INVITE relayed by the carrier: with the account's number as caller ID.
+    assert!(callee.messages.contains("From: <sip:14155550100@"), "{}", callee.messages);
+    let first = silent.received(Duration::from_millis(100)).await;
+    assert!(first.iter().any(|m| m.starts_with("INVITE sip:15551230000@127.0.0.1")), "first gateway tried: {first:?}");
+    assert!(env.app.wait_status("outbound", "completed", Duration::from_secs(10)).await);
+}
+
+#[tokio::test]
+async fn vbc_extension_reaches_the_pbx_trunk() {
+    let pbx = Sipp::uas("uas_answer.xml", &[]);
+    let ncco = json!([{"action": "connect", "endpoint": [{"type": "vbc", "extension": "2001"}]}]);
+    let env = SipEnv::start(ncco, &["127.0.0.1"], None).await;
+    let (status, body) = env
+        .server
+        .post_json(
+            "/v1/trunks",
+            json!({"name": "office", "pbx": true, "gateways": [{"host": "127.0.0.1", "port": pbx.port}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "{}\n{}", caller.errors, caller.messages);
+    let pbx = pbx.finish(Duration::from_secs(10)).await;
+    assert!(pbx.success, "{}", pbx.errors);
+    assert!(pbx.messages.contains("INVITE sip:2001@127.0.0.1"), "{}", pbx.messages);
+}
+
+#[tokio::test]
+async fn toll_fraud_attempts_never_reach_the_trunk() {
+    let trunk = SilentGateway::bind().await;
+    // The application connects callers to a SIP desk, never to a phone.
+    let desk = SilentGateway::bind().await;
+    let ncco = json!([{"action": "connect", "timeout": 3,
+                       "endpoint": [{"type": "sip", "uri": format!("sip:desk@127.0.0.1:{}", desk.port())}]}]);
+    let env = SipEnv::start(ncco, &["10.0.0.0/8"], Some(("alice", "correct horse"))).await;
+    provision(&env, json!([{"host": "127.0.0.1", "port": trunk.port()}]), json!({})).await;
+    let peer = RawSip::new(&env.sip).await;
+
+    // From outside the ACL, without credentials: challenged, nothing placed.
+    let invite = peer.invite(&format!("sip:15551230000@{}", env.host), "fraud-1@test", 1, "", 40100);
+    peer.send(&invite).await;
+    let resp = peer.final_response(Duration::from_secs(5)).await.expect("answered");
+    assert_eq!(resp.status(), Some(401), "{}", resp.0);
+    peer.send(&peer.ack_for(&invite, &resp)).await;
+
+    // A Request-URI naming the trunk's host: not one of our domains.
+    let invite = peer.invite(&format!("sip:15551230000@127.0.0.1:{}", trunk.port()), "fraud-2@test", 1, "", 40102);
+    peer.send(&invite).await;
+    let resp = peer.final_response(Duration::from_secs(5)).await.expect("answered");
+    assert!(matches!(resp.status(), Some(403 | 404)), "{}", resp.0);
+    peer.send(&peer.ack_for(&invite, &resp)).await;
+
+    // An authenticated domain user dialling a number (+14155550100 is even the account's own):
+    // the application's NCCO decides, and it rings the desk only. The desk never answers.
+    let uri = format!("+14155550100@{}", env.host);
+    let _ =
+        Sipp::uac("uac_digest.xml", &env.sip, &env.host, &["-s", "alice", "-ap", "correct horse", "-auth_uri", &uri])
+            .finish(CALL)
+            .await;
+    let desk_got = desk.received(Duration::from_millis(200)).await;
+    assert!(desk_got.iter().any(|m| m.starts_with("INVITE sip:desk@")), "{desk_got:?}");
+    assert!(trunk.received(Duration::from_secs(1)).await.is_empty(), "nothing reached the trunk");
+}
+
+#[tokio::test]
+async fn caller_id_that_is_not_the_accounts_never_reaches_the_trunk() {
+    let trunk = SilentGateway::bind().await;
+    let env = SipEnv::start(phone("15551230000", Some("15550009999")), &["127.0.0.1"], None).await;
+    provision(&env, json!([{"host": "127.0.0.1", "port": trunk.port()}]), json!({})).await;
+    let peer = RawSip::new(&env.sip).await;
+    // The caller even dials a number itself; only the application's NCCO can place a trunk leg.
+    let invite = peer.invite(&format!("sip:+15551230000@{}", env.host), "fraud-3@test", 1, "", 40104);
+    peer.send(&invite).await;
+    let resp = peer.final_response(Duration::from_secs(5)).await.expect("answered");
+    assert_eq!(resp.status(), Some(480), "{}", resp.0);
+    peer.send(&peer.ack_for(&invite, &resp)).await;
+    assert!(trunk.received(Duration::from_secs(1)).await.is_empty(), "nothing reached the trunk");
+    assert!(env.app.wait_status("inbound", "failed", Duration::from_secs(5)).await);
+    let failed = env.app.events().into_iter().find(|e| e.body["status"] == "failed").unwrap();
+    assert!(failed.body["reason"].as_str().unwrap_or_default().contains("account's numbers"), "{}", failed.body);
+}

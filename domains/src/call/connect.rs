@@ -46,6 +46,8 @@ pub struct ConnectPlan {
     pub from: String,
     /// Longest call once connected.
     pub limit: Duration,
+    /// `dtmfAnswer`: digits sent to the callee once it answers (RFC 4733; `p` = 500 ms pause).
+    pub dtmf_answer: Option<String>,
 }
 
 impl Call {
@@ -266,6 +268,10 @@ impl Call {
         self.exec.bridged = Some(i);
         self.exec.step = super::executor::Step::ExpectHangup;
         self.answer_a();
+        let digits = self.exec.connect.as_ref().and_then(|p| p.dtmf_answer.clone());
+        if let (Some(digits), Some(endpoint_id)) = (digits, self.b.get(i).and_then(|b| b.leg.endpoint_id())) {
+            self.cx.media(Op::Action("connect"), Command::SendDtmf { endpoint_id, digits });
+        }
         let limit = self.exec.connect.as_ref().map_or(Duration::from_secs(7200), |p| p.limit);
         self.cx.timers.set(TimerKey::Limit, self.cx.now.at + limit);
     }

@@ -136,6 +136,7 @@ impl Call {
                     fail_over: true,
                     from,
                     limit: Duration::from_secs(7200),
+                    dtmf_answer: None,
                 });
             }
         }
@@ -322,12 +323,17 @@ impl Call {
         let cannot = |reason: String| LegFailure::new(CallStatus::Failed, "cannot_route", 480, reason);
         let ringing = Duration::from_secs(c.timeout.into());
         let limit = Duration::from_secs(c.limit.into());
+        let dtmf_answer = match &c.endpoint {
+            Endpoint::Phone(p) => p.dtmf_answer.clone(),
+            _ => None,
+        };
         let plan = |targets: VecDeque<Target>, from: String, fail_over: bool| ConnectPlan {
             targets,
             parallel: false,
             fail_over,
             from,
             limit,
+            dtmf_answer,
         };
         let (user, trunk, from) = match &c.endpoint {
             Endpoint::Sip(sip) => match &sip.target {

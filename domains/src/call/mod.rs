@@ -30,7 +30,7 @@ use crate::sip::flow::Flow;
 use crate::sip_uri::SipUri;
 
 pub(crate) mod connect;
-mod executor;
+pub(crate) mod executor;
 pub mod ids;
 mod legs;
 mod outcome;
@@ -322,7 +322,7 @@ pub struct Call {
     dialling: std::sync::Arc<Dialling>,
     a: Inbound,
     b: Vec<Outbound>,
-    exec: executor::Executor,
+    pub(crate) exec: executor::Executor,
     /// Set once the call is ending: the outcome decided.
     ending: Option<Outcome>,
     received: Instant,

@@ -531,3 +531,38 @@ fn the_authenticated_invite_has_each_header_once() {
     }
     assert_eq!(second.header("Max-Forwards"), first.header("Max-Forwards"));
 }
+
+#[test]
+fn parallel_forks_first_answer_wins_and_the_others_are_cancelled() {
+    use crate::call::connect::{ConnectPlan, Target};
+    let mut h = CallHarness::new(json!([{"action": "wait", "timeout": 100}]), Callee::RingsForever);
+    h.callees = vec![Callee::RingsForever, answers()];
+    h.drive_until(Duration::from_millis(100));
+    let target = |user: &str| Target {
+        uri: crate::sip_uri::SipUri::parse(&format!("sip:{user}@{CALLEE}")).unwrap(),
+        headers: vec![],
+        ringing: 30 * S,
+        credentials: None,
+    };
+    h.call.exec.program.clear();
+    h.call.start_connect(ConnectPlan {
+        targets: [target("first"), target("second")].into(),
+        parallel: true,
+        fail_over: false,
+        from: "14155550199".into(),
+        limit: 60 * S,
+        dtmf_answer: Some("12p3".into()),
+    });
+    h.drive_until(3 * S);
+    let invites = h.requests_to(&callee_flow(), Method::Invite);
+    assert_eq!(invites.len(), 2, "both rung at once");
+    assert!(invites[1].at - invites[0].at < Duration::from_millis(10));
+    let cancels = h.requests_to(&callee_flow(), Method::Cancel);
+    assert_eq!(cancels.len(), 1, "the loser is cancelled");
+    assert_eq!(cancels[0].msg.call_id(), invites[0].msg.call_id());
+    assert!(
+        h.media_log.iter().any(|c| matches!(c, crate::media::Command::SendDtmf { digits, .. } if digits == "12p3"))
+    );
+    let outbound = h.statuses(Direction::Outbound);
+    assert!(outbound.contains(&"cancelled") && outbound.contains(&"answered"), "{outbound:?}");
+}

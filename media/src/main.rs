@@ -7,6 +7,10 @@ use clap::Parser;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// Many small allocations per packet and command: mimalloc rather than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bridge;
 mod control;
 mod endpoint;

@@ -66,6 +66,10 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<CallInput>) {
+        // One timer per call, moved only when the call's next deadline changes.
+        let sleep = tokio::time::sleep(std::time::Duration::from_secs(86_400));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             while let Some(out) = self.call.poll_output() {
                 self.output(out).await;
@@ -73,7 +77,13 @@ impl Driver {
             if self.call.is_done() {
                 break;
             }
-            let wake = self.call.poll_timeout().map(tokio::time::Instant::from_std);
+            let wake = self.call.poll_timeout();
+            if wake != armed {
+                if let Some(at) = wake {
+                    sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                }
+                armed = wake;
+            }
             tokio::select! {
                 input = inbox.recv() => match input {
                     Some(CallInput::Sip(inc)) => self.call.handle_input(now(), Input::Sip { flow: inc.flow, msg: inc.msg }),
@@ -85,7 +95,10 @@ impl Driver {
                     None => break,
                 },
                 Some(input) = self.pending.next(), if !self.pending.is_empty() => self.call.handle_input(now(), input),
-                () = sleep_until(wake) => self.call.handle_timeout(now()),
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.call.handle_timeout(now());
+                }
             }
         }
         for key in std::mem::take(&mut self.keys) {
@@ -209,13 +222,6 @@ impl Driver {
                 records.finished(&uuid, status.as_str(), detail, answered, ended)
             }
         }
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

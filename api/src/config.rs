@@ -58,6 +58,10 @@ pub struct Settings {
     /// Extra CA certificates (PEM) trusted for outbound SIP over TLS, besides the public roots.
     #[arg(long, env = "VOXBRIDGE_SIP_TLS_CA")]
     pub sip_tls_ca: Option<PathBuf>,
+    /// The DNS server outbound legs are resolved with (RFC 3263: NAPTR, SRV, A/AAAA);
+    /// default: the system's (`/etc/resolv.conf`).
+    #[arg(long, env = "VOXBRIDGE_DNS_SERVER")]
+    pub dns_server: Option<SocketAddr>,
     /// Host (name or IP) put in Via and Contact; default: the SIP address, or 127.0.0.1 when
     /// that is a wildcard.
     #[arg(long, env = "VOXBRIDGE_SIP_PUBLIC_HOST")]
@@ -153,6 +157,7 @@ impl Settings {
             sip_addr: self.sip_addr.or(other.sip_addr),
             sip_tls_addr: self.sip_tls_addr.or(other.sip_tls_addr),
             sip_tls_ca: self.sip_tls_ca.or(other.sip_tls_ca),
+            dns_server: self.dns_server.or(other.dns_server),
             sip_public_host: self.sip_public_host.or(other.sip_public_host),
             public_url: self.public_url.or(other.public_url),
             media_urls: self.media_urls.or(other.media_urls),
@@ -193,6 +198,7 @@ pub struct Config {
     pub sip_addr: SocketAddr,
     pub sip_tls_addr: SocketAddr,
     pub sip_tls_ca: Option<PathBuf>,
+    pub dns_server: Option<SocketAddr>,
     pub sip_public_host: Option<String>,
     pub public_url: Option<String>,
     pub media_urls: Vec<String>,
@@ -266,6 +272,7 @@ impl Config {
             sip_addr: s.sip_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060))),
             sip_tls_addr: s.sip_tls_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5061))),
             sip_tls_ca: s.sip_tls_ca,
+            dns_server: s.dns_server,
             sip_public_host: s.sip_public_host,
             public_url: s.public_url,
             media_urls: s.media_urls.unwrap_or_default().into_iter().filter(|u| !u.trim().is_empty()).collect(),

@@ -63,6 +63,8 @@ async fn handle(engine: &Engine, request: Request, owned: &mut HashSet<String>) 
 /// reply and the loop goes on; only the WebSocket itself failing (which RFC 6455 makes fatal
 /// to the connection: bad UTF-8, an oversized or invalid frame, an I/O error) ends it.
 async fn connection(stream: TcpStream, engine: &Engine) -> Result<(), WsError> {
+    // Replies are small and every one is on a call's critical path: Nagle's algorithm off.
+    let _ = stream.set_nodelay(true);
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
     let mut events = engine.subscribe();
     let mut owned = HashSet::new();

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use base64::Engine;
 
 pub mod app;
+pub mod dns;
 pub mod kamailio;
 pub mod raw;
 pub mod sipp;

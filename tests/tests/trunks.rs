@@ -159,3 +159,31 @@ async fn caller_id_that_is_not_the_accounts_never_reaches_the_trunk() {
     let failed = env.app.events().into_iter().find(|e| e.body["status"] == "failed").unwrap();
     assert!(failed.body["reason"].as_str().unwrap_or_default().contains("account's numbers"), "{}", failed.body);
 }
+
+#[tokio::test]
+async fn srv_records_are_tried_in_order_and_a_silent_server_is_failed_over() {
+    use vbtest::dns::{DnsServer, Zone};
+    let callee = Sipp::uas("uas_answer.xml", &[]);
+    let silent = SilentGateway::bind().await;
+    let dns = DnsServer::start(Zone {
+        srv: vec![
+            ("_sip._udp.carrier.test".into(), 10, 1, silent.port(), "gw1.carrier.test".into()),
+            ("_sip._udp.carrier.test".into(), 20, 1, callee.port, "gw2.carrier.test".into()),
+        ],
+        a: vec![
+            ("gw1.carrier.test".into(), "127.0.0.1".parse().unwrap()),
+            ("gw2.carrier.test".into(), "127.0.0.1".parse().unwrap()),
+        ],
+    })
+    .await;
+    let ncco = json!([{"action": "connect", "endpoint": [{"type": "sip", "uri": "sip:bob@carrier.test"}]}]);
+    let env =
+        SipEnv::start_with_env(ncco, &["127.0.0.1"], None, vec![("VOXBRIDGE_DNS_SERVER".into(), dns.addr.to_string())])
+            .await;
+    let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "caller: {}\n{}", caller.errors, caller.messages);
+    let callee = callee.finish(Duration::from_secs(10)).await;
+    assert!(callee.success, "second SRV target: {}", callee.errors);
+    let first = silent.received(Duration::from_millis(100)).await;
+    assert!(first.iter().any(|m| m.starts_with("INVITE sip:bob@carrier.test")), "first SRV target tried: {first:?}");
+}

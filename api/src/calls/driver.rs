@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use domains::call::{Call, DocumentRequest, Input, Key, MediaFailure, Now, OpId, Output, RecordUpdate};
+use domains::call::{Call, DocumentRequest, Input, Key, MediaFailure, Now, OpId, Output, RecordUpdate, Resolved};
 use domains::ncco::Ncco;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::registry::{CallInput, CallRegistry, CallSender};
 use crate::media::{MediaControl, MediaError, MediaEvent};
+use crate::sip::resolve::SipResolver;
 use crate::sip::transport::{Incoming, Transport};
 use crate::store::entity::call as call_row;
 use crate::store::records::CallRecords;
@@ -29,6 +30,7 @@ pub struct Io {
     pub webhooks: Arc<dyn WebhookSender>,
     pub records: CallRecords,
     pub registry: Arc<CallRegistry>,
+    pub resolver: Arc<SipResolver>,
     /// Where a message the call gives back goes: the edge admits it anew.
     pub readmit: Arc<dyn Fn(Incoming) + Send + Sync>,
 }
@@ -113,10 +115,11 @@ impl Driver {
                     tracing::info!(peer = %flow.peer(), error = %e, "sending SIP");
                 }
             }
-            Output::Resolve { op, target } => {
-                let transport = self.io.transport.clone();
-                self.pending
-                    .push(Box::pin(async move { Input::Resolved { op, result: resolve(&transport, &target).await } }));
+            Output::Resolve { op, target, attempt } => {
+                let (transport, resolver) = (self.io.transport.clone(), self.io.resolver.clone());
+                self.pending.push(Box::pin(async move {
+                    Input::Resolved { op, result: resolve(&transport, &resolver, &target, attempt).await }
+                }));
             }
             Output::Media { op, command } => {
                 let media = self.io.media.clone();
@@ -235,17 +238,23 @@ fn failure(e: MediaError) -> MediaFailure {
     MediaFailure { code, message: e.to_string() }
 }
 
-/// DNS and the connection to an outbound leg's next hop.
+/// DNS (RFC 3263) and the connection to an outbound leg's next hop: candidate `attempt`, or
+/// the next one that accepts a connection.
 async fn resolve(
     transport: &Arc<Transport>,
+    resolver: &SipResolver,
     target: &domains::sip_uri::SipUri,
-) -> Result<domains::sip::flow::Flow, String> {
-    let peer = tokio::net::lookup_host((target.host.as_str(), target.port_or_default()))
-        .await
-        .map_err(|e| format!("{}: {e}", target.host))?
-        .next()
-        .ok_or_else(|| format!("{} does not resolve", target.host))?;
-    transport.flow_to(peer, target.transport(), &target.host).await.map_err(|e| format!("connecting {peer}: {e}"))
+    attempt: usize,
+) -> Result<Resolved, String> {
+    let candidates = resolver.candidates(target).await?;
+    let mut last = format!("{} has no server left to try", target.host);
+    for (i, c) in candidates.iter().enumerate().skip(attempt) {
+        match transport.flow_to(c.addr, c.transport, &target.host).await {
+            Ok(flow) => return Ok(Resolved { flow, next_attempt: (i + 1 < candidates.len()).then_some(i + 1) }),
+            Err(e) => last = format!("connecting {}: {e}", c.addr),
+        }
+    }
+    Err(last)
 }
 
 fn describe(problems: &[domains::problem::InvalidParameter]) -> String {

@@ -61,10 +61,12 @@ impl MediaClient {
     /// Connects to `url` (`ws://host:port`), sends `hello` and checks the protocol version.
     /// Events are sent on `events`, so a supervisor can keep one channel across reconnects.
     pub async fn connect(url: &str, events: broadcast::Sender<MediaEvent>) -> Result<MediaClient, MediaError> {
-        let (ws, _) = tokio::time::timeout(REQUEST_TIMEOUT, tokio_tungstenite::connect_async(url))
-            .await
-            .map_err(|_| MediaError::Other(format!("connecting to {url} timed out")))?
-            .map_err(|e| MediaError::Other(format!("connecting to {url}: {e}")))?;
+        // Commands are small and latency is post-dial delay: Nagle's algorithm off.
+        let (ws, _) =
+            tokio::time::timeout(REQUEST_TIMEOUT, tokio_tungstenite::connect_async_with_config(url, None, true))
+                .await
+                .map_err(|_| MediaError::Other(format!("connecting to {url} timed out")))?
+                .map_err(|e| MediaError::Other(format!("connecting to {url}: {e}")))?;
         let (mut sink, mut stream) = ws.split();
         let (outgoing, mut to_send) = mpsc::unbounded_channel::<String>();
         let shared = Arc::new(Shared { pending: Mutex::new(HashMap::new()), events, closed: watch::channel(false).0 });

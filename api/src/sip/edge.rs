@@ -43,6 +43,7 @@ pub struct Edge {
     pub provisioning: Arc<crate::store::cache::ProvisioningCache>,
     /// Which call owns a Call-ID or a media endpoint.
     pub registry: Arc<CallRegistry>,
+    resolver: Arc<super::resolve::SipResolver>,
     nonces: NonceIssuer,
     nonce_counts: Mutex<NonceCounts>,
     limits: EdgeLimits,
@@ -69,6 +70,7 @@ impl Edge {
         // Nonces must verify on every api node sharing the account, so the key derives from
         // the account's signature secret.
         let key: [u8; 32] = sha2::Sha256::digest(format!("voxbridge digest nonces {signature_secret}")).into();
+        let resolver = Arc::new(super::resolve::SipResolver::new(config.dns_server).map_err(std::io::Error::other)?);
         let edge = Arc::new(Edge {
             transport,
             local: Local { host, port: bound.port(), user_agent: config.sip_user_agent.clone() },
@@ -83,6 +85,7 @@ impl Edge {
             records,
             provisioning,
             registry: Arc::new(CallRegistry::default()),
+            resolver,
             nonces: NonceIssuer::new(key, NONCE_LIFETIME_SECS),
             nonce_counts: Mutex::new(NonceCounts::new()),
         });
@@ -316,6 +319,7 @@ impl Edge {
             webhooks: self.webhooks.clone(),
             records: self.records.clone(),
             registry: self.registry.clone(),
+            resolver: self.resolver.clone(),
             readmit: Arc::new(move |inc| {
                 if let Some(edge) = edge.upgrade() {
                     edge.start_invite(inc);

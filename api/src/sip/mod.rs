@@ -3,6 +3,7 @@
 
 pub mod edge;
 pub mod limits;
+pub mod resolve;
 pub mod transport;
 
 pub use edge::Edge;

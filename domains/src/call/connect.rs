@@ -29,6 +29,8 @@ pub struct Target {
     pub ringing: Duration,
     /// A trunk's username and password.
     pub credentials: Option<(String, String)>,
+    /// Which of the target's resolved servers to try (0: the first).
+    pub attempt: usize,
 }
 
 /// How long a gateway may stay silent (not even 100 Trying) before the next is tried; the
@@ -87,7 +89,7 @@ impl Call {
         };
         let op = self.cx.ids.op();
         self.cx.ops.insert(op, Op::BFlow(i));
-        self.cx.out.push_back(Output::Resolve { op, target: target.uri.clone() });
+        self.cx.out.push_back(Output::Resolve { op, target: target.uri.clone(), attempt: target.attempt });
         let to = target.uri.user.clone().unwrap_or_else(|| target.uri.to_string());
         self.b.push(Outbound {
             leg: Leg {
@@ -103,30 +105,33 @@ impl Call {
                 reported: false,
                 hung_up_by_peer: false,
             },
-            target: target.uri,
-            headers: target.headers,
+            target: target.uri.clone(),
+            headers: target.headers.clone(),
             state: UacState::ExpectFlow,
             invite: None,
             ack: None,
             ringing: target.ringing,
             started: false,
             cancel_sent: false,
-            credentials: target.credentials,
+            credentials: target.credentials.clone(),
             auth_tried: false,
+            next_attempt: None,
+            planned: target,
             failure: None,
         });
         true
     }
 
-    pub(super) fn b_flow_ready(&mut self, i: usize, result: Result<Flow, String>) {
+    pub(super) fn b_flow_ready(&mut self, i: usize, result: Result<super::Resolved, String>) {
         match result {
-            Ok(flow) => {
+            Ok(super::Resolved { flow, next_attempt }) => {
                 // Offer the far end the caller's codec first, so the bridge needs no transcoding.
                 let prefer: Vec<String> =
                     self.a.leg.endpoint.as_ref().and_then(|e| first_codec(&e.sdp)).into_iter().collect();
                 let call_uuid = self.uuid.clone();
                 let Some(b) = self.b.get_mut(i) else { return };
                 b.leg.dialog.flow = flow;
+                b.next_attempt = next_attempt;
                 self.cx.media(Op::BEndpoint(i), Command::CreateEndpoint { call_uuid, remote_sdp: None, prefer });
                 b.state = UacState::ExpectEndpoint;
             }
@@ -164,7 +169,8 @@ impl Call {
         let resend = Resend::request(invite.clone(), flow.clone(), now);
         self.cx.timers.set(TimerKey::Client(LegRef::B(i)), resend.deadline());
         self.cx.timers.set(TimerKey::Ringing(LegRef::B(i)), now + b.ringing);
-        let more = self.exec.connect.as_ref().is_some_and(|p| p.fail_over && !p.targets.is_empty());
+        let more = b.next_attempt.is_some()
+            || self.exec.connect.as_ref().is_some_and(|p| p.fail_over && !p.targets.is_empty());
         if more {
             self.cx.timers.set(TimerKey::NoResponse(LegRef::B(i)), now + GATEWAY_NO_RESPONSE);
         }
@@ -357,8 +363,19 @@ impl Call {
             return;
         }
         let fails_over = matches!(failure.sip_code, Some(500..=599) | None);
+        let mut next_server = None;
         if let Some(b) = self.b.get_mut(i) {
             b.failure = Some(failure.clone());
+            // The same target's next server (RFC 3263 §4.3), before the plan's next target.
+            if fails_over && let Some(attempt) = b.next_attempt {
+                next_server = Some(Target { attempt, ..b.planned.clone() });
+            }
+        }
+        if let (Some(target), Some(plan)) = (next_server, self.exec.connect.as_mut())
+            && failure.status != CallStatus::Timeout
+        {
+            plan.targets.push_front(target);
+            plan.fail_over = true;
         }
         self.end_b(i, Some(failure.clone()));
         self.exec.last_failure = Some(failure);

@@ -126,6 +126,7 @@ impl Call {
                         headers: vec![],
                         ringing: Duration::from_millis(t.timeout_ms.into()),
                         credentials: None,
+                        attempt: 0,
                     })
                     .collect();
                 let from = self.a.leg.from.clone();
@@ -340,7 +341,7 @@ impl Call {
                 SipTarget::Uri(u) => {
                     let uri = SipUri::parse(&u.uri).map_err(|e| cannot(format!("bad SIP URI {}: {e}", u.uri)))?;
                     let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
-                    let target = Target { uri, headers: sip.sip_headers(), ringing, credentials: None };
+                    let target = Target { uri, headers: sip.sip_headers(), ringing, credentials: None, attempt: 0 };
                     return Ok(plan(VecDeque::from([target]), from, false));
                 }
                 SipTarget::Domain { domain, user } => {
@@ -372,8 +373,16 @@ impl Call {
                     crate::sip_uri::Transport::Udp => String::new(),
                     t => format!(";transport={}", t.as_str().to_ascii_lowercase()),
                 };
-                let uri = SipUri::parse(&format!("sip:{user}@{}:{}{transport}", g.host, g.port)).ok()?;
-                Some(Target { uri, headers: vec![], ringing, credentials: trunk.credentials.clone() })
+                // A gateway named by a host name on the default port is located by SRV (RFC 3263),
+                // so the URI names no port then.
+                let is_name = g.host.parse::<std::net::IpAddr>().is_err();
+                let port = if is_name && g.port == g.transport.default_port() {
+                    String::new()
+                } else {
+                    format!(":{}", g.port)
+                };
+                let uri = SipUri::parse(&format!("sip:{user}@{}{port}{transport}", g.host)).ok()?;
+                Some(Target { uri, headers: vec![], ringing, credentials: trunk.credentials.clone(), attempt: 0 })
             })
             .collect::<VecDeque<_>>();
         if targets.is_empty() {

@@ -165,6 +165,9 @@ pub struct Outbound {
     /// Answers a 401/407 from the far end (once).
     pub credentials: Option<(String, String)>,
     pub auth_tried: bool,
+    /// The target as planned, and the candidate to try if this server fails (RFC 3263).
+    pub planned: super::connect::Target,
+    pub next_attempt: Option<usize>,
     /// How the leg failed, once it has.
     pub failure: Option<super::outcome::LegFailure>,
 }

@@ -61,6 +61,14 @@ pub enum LegRef {
     B(usize),
 }
 
+/// Where a leg's target was found (RFC 3263): the flow to the candidate used, and the attempt
+/// to ask for if that server fails, when the target has more candidates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub flow: Flow,
+    pub next_attempt: Option<usize>,
+}
+
 /// What the edge decided an admitted INVITE is for.
 #[derive(Debug, Clone)]
 pub enum Route {
@@ -166,7 +174,7 @@ pub enum Input {
     /// The flow to an outbound leg's next hop (DNS and a TCP/TLS connect done).
     Resolved {
         op: OpId,
-        result: Result<Flow, String>,
+        result: Result<Resolved, String>,
     },
 }
 
@@ -209,9 +217,11 @@ pub enum Output {
         flow: Flow,
         msg: SipMessage,
     },
+    /// Resolve `target` and connect to its candidate number `attempt` (or the next reachable).
     Resolve {
         op: OpId,
         target: SipUri,
+        attempt: usize,
     },
     Media {
         op: OpId,
@@ -442,7 +452,7 @@ impl Call {
         }
     }
 
-    fn on_resolved(&mut self, op: OpId, result: Result<Flow, String>) {
+    fn on_resolved(&mut self, op: OpId, result: Result<Resolved, String>) {
         let Some(Op::BFlow(i)) = self.cx.ops.remove(&op) else { return };
         if self.ending.is_some() {
             return;

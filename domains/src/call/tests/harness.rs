@@ -235,12 +235,24 @@ impl CallHarness {
                     self.caller_gets(msg);
                 }
             }
-            Output::Resolve { op, target } => {
-                let flow = format!("{}:{}", target.host, target.port_or_default())
-                    .parse()
-                    .map(Flow::Udp)
-                    .map_err(|e| format!("{e}"));
-                self.schedule(ms, Input::Resolved { op, result: flow });
+            Output::Resolve { op, target, attempt } => {
+                // `srv.test` has two servers: the silent gateway, then the fake callee.
+                let result = if target.host == "srv.test" {
+                    let servers = ["192.0.2.2:5090", CALLEE];
+                    match servers.get(attempt) {
+                        Some(s) => Ok(crate::call::Resolved {
+                            flow: Flow::Udp(s.parse().unwrap()),
+                            next_attempt: (attempt + 1 < servers.len()).then_some(attempt + 1),
+                        }),
+                        None => Err("no more servers".into()),
+                    }
+                } else {
+                    format!("{}:{}", target.host, target.port_or_default())
+                        .parse()
+                        .map(|a| crate::call::Resolved { flow: Flow::Udp(a), next_attempt: None })
+                        .map_err(|e| format!("{e}"))
+                };
+                self.schedule(ms, Input::Resolved { op, result });
             }
             Output::Media { op, command } => {
                 let result = self.media_reply(&command);

@@ -543,6 +543,7 @@ fn parallel_forks_first_answer_wins_and_the_others_are_cancelled() {
         headers: vec![],
         ringing: 30 * S,
         credentials: None,
+        attempt: 0,
     };
     h.call.exec.program.clear();
     h.call.start_connect(ConnectPlan {
@@ -565,4 +566,17 @@ fn parallel_forks_first_answer_wins_and_the_others_are_cancelled() {
     );
     let outbound = h.statuses(Direction::Outbound);
     assert!(outbound.contains(&"cancelled") && outbound.contains(&"answered"), "{outbound:?}");
+}
+
+#[test]
+fn srv_candidates_fail_over_to_the_next_server() {
+    let ncco = json!([{"action": "connect", "endpoint": [{"type": "sip", "uri": "sip:bob@srv.test"}]}]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive_until(10 * S);
+    let silent = crate::sip::flow::Flow::Udp("192.0.2.2:5090".parse().unwrap());
+    assert!(!h.requests_to(&silent, Method::Invite).is_empty(), "first SRV server tried");
+    let second = h.requests_to(&callee_flow(), Method::Invite);
+    assert_eq!(second.len(), 1, "then the next one");
+    assert!(second[0].at >= crate::call::connect::GATEWAY_NO_RESPONSE);
+    assert!(h.caller_codes().contains(&200));
 }

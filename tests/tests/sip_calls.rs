@@ -383,3 +383,19 @@ async fn rtp_inactivity_ends_the_call() {
     assert!(caller.success, "caller did not get the BYE: {}\n{}", caller.errors, caller.messages);
     assert!(env.app.wait_status("outbound", "completed", T).await);
 }
+
+#[tokio::test]
+async fn callee_requiring_100rel_gets_its_prack() {
+    let callee = Sipp::uas("uas_100rel.xml", &[]);
+    let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    let callee = callee.finish(T).await;
+    assert!(
+        caller.success,
+        "caller: {}\n{}\ncallee: {}\n{}",
+        caller.errors, caller.messages, callee.errors, callee.messages
+    );
+    assert!(callee.success, "the 100rel far end: {}\n{}", callee.errors, callee.messages);
+    assert!(callee.messages.contains("RAck: 1 1 INVITE"), "{}", callee.messages);
+    assert!(callee.messages.contains("Supported: 100rel"), "{}", callee.messages);
+}

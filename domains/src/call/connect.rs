@@ -116,6 +116,7 @@ impl Call {
             credentials: target.credentials.clone(),
             auth_tried: false,
             next_attempt: None,
+            last_rseq: None,
             planned: target,
             failure: None,
         });
@@ -162,6 +163,8 @@ impl Call {
         for (n, v) in &b.headers {
             invite.push_header(n, v.clone());
         }
+        // Reliable provisionals are PRACKed (RFC 3262), so a far end that requires them can.
+        invite.push_header("Supported", "100rel");
         invite.push_header("Content-Type", "application/sdp");
         invite.body = local_sdp.clone().into_bytes();
         b.leg.endpoint = Some(super::legs::Endpoint { id: endpoint_id.clone(), sdp: local_sdp });

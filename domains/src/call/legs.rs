@@ -76,6 +76,8 @@ pub struct Inbound {
     pub state: UasState,
     /// The last provisional response, resent for a retransmitted INVITE.
     pub last_provisional: Option<SipMessage>,
+    /// The session interval (RFC 4028) the caller refreshes within, once answered.
+    pub session_interval: Option<u32>,
 }
 
 impl Inbound {
@@ -110,7 +112,15 @@ impl Inbound {
             reported: false,
             hung_up_by_peer: false,
         };
-        Inbound { leg, invite, flow, tag, state: UasState::ExpectAnswerDecision, last_provisional: None }
+        Inbound {
+            leg,
+            invite,
+            flow,
+            tag,
+            state: UasState::ExpectAnswerDecision,
+            last_provisional: None,
+            session_interval: None,
+        }
     }
 
     pub fn is_terminated(&self) -> bool {
@@ -168,6 +178,8 @@ pub struct Outbound {
     /// The target as planned, and the candidate to try if this server fails (RFC 3263).
     pub planned: super::connect::Target,
     pub next_attempt: Option<usize>,
+    /// RSeq of the last reliable provisional PRACKed (RFC 3262).
+    pub last_rseq: Option<u32>,
     /// How the leg failed, once it has.
     pub failure: Option<super::outcome::LegFailure>,
 }

@@ -196,12 +196,13 @@ impl Call {
         let mut terminated = false;
         match std::mem::replace(&mut b.state, UacState::Terminated) {
             UacState::ExpectFlow | UacState::ExpectEndpoint => terminated = true,
-            UacState::ExpectProvisional | UacState::ExpectFinal => {
-                // §9.1: CANCEL only once a provisional arrived (Timer A has stopped then);
-                // before that it is sent when the provisional comes.
-                if let Some(invite) = &b.invite
-                    && b.leg.request.is_none()
-                {
+            UacState::ExpectProvisional => {
+                // §9.1: no CANCEL before a provisional; it is sent when one comes.
+                b.state = UacState::ExpectCancelResult;
+                self.cx.timers.set(TimerKey::CancelGrace(LegRef::B(i)), now + TIMEOUT_64_T1);
+            }
+            UacState::ExpectFinal => {
+                if let Some(invite) = &b.invite {
                     self.cx.send(&b.leg.dialog.flow, cancel_for(invite));
                     b.cancel_sent = true;
                 }
@@ -296,6 +297,7 @@ impl Call {
         tracing::debug!(call_uuid = %self.uuid, ?outcome, "call ending");
         self.cx.timers.cancel(TimerKey::Limit);
         self.cx.timers.cancel(TimerKey::Action);
+        self.cx.timers.cancel(TimerKey::Session(LegRef::A));
         for i in 0..self.b.len() {
             self.end_b(i, None);
         }

@@ -189,6 +189,7 @@ impl Call {
                     return;
                 }
                 b.state = UacState::ExpectFinal;
+                self.prack(i, &msg);
                 self.callee_progress(i, code, msg.body);
             }
             200..=299 => {
@@ -230,6 +231,32 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// A reliable provisional (RFC 3262: `Require: 100rel` with `RSeq`) gets a PRACK, once per
+    /// RSeq; the PRACK is a transaction of its own, resent until answered.
+    fn prack(&mut self, i: usize, resp: &SipMessage) {
+        let reliable = resp
+            .header_values("Require")
+            .iter()
+            .any(|v| crate::sip::headers::option_tags(v).any(|t| t.eq_ignore_ascii_case("100rel")));
+        let Some(rseq) = resp.header("RSeq").and_then(|v| v.trim().parse::<u32>().ok()) else { return };
+        let now = self.cx.now.at;
+        let branch = self.cx.ids.branch();
+        let local = self.cx.local.clone();
+        let Some(b) = self.b.get_mut(i) else { return };
+        if !reliable || b.last_rseq.is_some_and(|r| rseq <= r) {
+            return;
+        }
+        b.last_rseq = Some(rseq);
+        let Some((cseq, _)) = resp.cseq() else { return };
+        let mut prack = b.leg.dialog.request(&local, Method::Prack, &branch);
+        prack.push_header("RAck", format!("{rseq} {cseq} INVITE"));
+        let flow = b.leg.dialog.flow.clone();
+        let resend = Resend::request(prack.clone(), flow.clone(), now);
+        self.cx.timers.set(TimerKey::Client(LegRef::B(i)), resend.deadline());
+        b.leg.request = Some(resend);
+        self.cx.send(&flow, prack);
     }
 
     /// The final response to our BYE or re-INVITE on a leg.
@@ -291,6 +318,9 @@ impl Call {
     /// A re-INVITE or UPDATE from a peer: an offer for media to answer (hold, resume, a new
     /// address), or a session refresh without one.
     fn their_offer(&mut self, leg: LegRef, flow: Flow, msg: SipMessage) {
+        if leg == LegRef::A {
+            self.session_refreshed(&msg);
+        }
         let tag = (leg == LegRef::A).then(|| self.a.tag.clone());
         let contact = self.cx.local.contact(&flow);
         let Some(l) = self.leg_mut(leg) else { return };
@@ -498,6 +528,10 @@ impl Call {
             if supports_timer(&self.a.invite) {
                 resp.push_header("Require", "timer");
             }
+            self.a.session_interval = Some(se);
+            self.cx
+                .timers
+                .set(TimerKey::Session(LegRef::A), self.cx.now.at + std::time::Duration::from_secs(se.into()));
         }
         if let Some(Endpoint { sdp, .. }) = &self.a.leg.endpoint {
             resp.push_header("Content-Type", "application/sdp");
@@ -529,6 +563,22 @@ impl Call {
         let flow = self.a.flow.clone();
         self.a.last_provisional = Some(resp.clone());
         self.cx.send(&flow, resp);
+    }
+
+    /// A refresh (re-INVITE or UPDATE) from the caller: the session lives another interval.
+    fn session_refreshed(&mut self, msg: &SipMessage) {
+        let Some(current) = self.a.session_interval else { return };
+        let se = session_expires(msg).unwrap_or(current).max(MIN_SE_SECS);
+        self.a.session_interval = Some(se);
+        self.cx.timers.set(TimerKey::Session(LegRef::A), self.cx.now.at + std::time::Duration::from_secs(se.into()));
+    }
+
+    /// RFC 4028 §10: no refresh within the interval: the session is over, both legs get BYE.
+    pub(super) fn session_expired(&mut self) {
+        tracing::info!(call_uuid = %self.uuid, "session timer expired without a refresh");
+        let f =
+            LegFailure::new(CallStatus::Failed, "session_expired", 408, "no session refresh within Session-Expires");
+        self.end_call(Outcome::Failed(f));
     }
 
     /// RFC 4028 §6: a Session-Expires below our Min-SE gets 422.

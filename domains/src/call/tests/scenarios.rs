@@ -580,3 +580,43 @@ fn srv_candidates_fail_over_to_the_next_server() {
     assert!(second[0].at >= crate::call::connect::GATEWAY_NO_RESPONSE);
     assert!(h.caller_codes().contains(&200));
 }
+
+#[test]
+fn session_expires_without_a_refresh_and_lives_on_with_one() {
+    let st = "Session-Expires: 120\r\nSupported: timer\r\n";
+    let mut h = CallHarness::with(connect_sip(json!({})), vec![answers()], invite("st3@caller", st), route());
+    h.drive();
+    let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye >= 120 * S && bye < 122 * S, "BYE at {bye:?}");
+    assert_eq!(h.requests_to(&callee_flow(), Method::Bye).len(), 1);
+
+    let mut h = CallHarness::with(connect_sip(json!({})), vec![answers()], invite("st4@caller", st), route());
+    h.drive_until(60 * S);
+    let refresh = caller_in_dialog(&h, Method::Update, 2, None);
+    h.caller_sends(Duration::ZERO, refresh);
+    h.drive_until(150 * S);
+    assert!(h.requests_to(&caller_flow(), Method::Bye).is_empty(), "refreshed at 60 s: lives past 120 s");
+    h.drive();
+    let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye >= 180 * S && bye < 182 * S, "BYE at {bye:?}");
+}
+
+#[test]
+fn reliable_provisionals_are_pracked_once_each() {
+    let mut h = CallHarness::new(connect_sip(json!({})), Callee::Silent);
+    h.drive_until(Duration::from_millis(100));
+    let invite = h.requests_to(&callee_flow(), Method::Invite)[0].msg.clone();
+    assert!(invite.header("Supported").is_some_and(|s| s.contains("100rel")));
+    let mut ringing = callee_response(&invite, 183, "callee1", true);
+    ringing.push_header("Require", "100rel");
+    ringing.push_header("RSeq", "1");
+    for _ in 0..2 {
+        h.schedule(Duration::ZERO, Input::Sip { flow: callee_flow(), msg: ringing.clone() });
+    }
+    h.drive_until(Duration::from_millis(200));
+    let pracks = h.requests_to(&callee_flow(), Method::Prack);
+    assert_eq!(pracks.len(), 1, "one PRACK for RSeq 1, not one per retransmission");
+    assert_eq!(pracks[0].msg.header("RAck"), Some("1 1 INVITE"));
+    assert!(pracks[0].msg.header("To").unwrap().contains("tag=callee1"), "in the early dialog");
+    assert!(h.caller_codes().contains(&183));
+}

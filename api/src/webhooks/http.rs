@@ -172,17 +172,8 @@ impl WebhookSender for HttpWebhooks {
             _ => Payload::Json(serde_json::to_vec(&body).unwrap_or_default()),
         };
         let url = &hook.address;
-        let mut response = self.inner.send(hooks, hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, &payload, true).await?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(AnswerError::Status { url: url.clone(), status: status.as_u16() });
-        }
-        let body = read_capped(&mut response, MAX_ANSWER_BODY).await.map_err(|e| match e {
-            ReadError::Transport(e) => transport_error(url, &e),
-            ReadError::TooLarge => {
-                AnswerError::NotJson { url: url.clone(), reason: format!("body larger than {MAX_ANSWER_BODY} bytes") }
-            }
-        })?;
+        let response = self.inner.send(hooks, hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, &payload, true).await?;
+        let body = success_body(url, response).await?;
         // Anything but a JSON array (an empty body, `{}`, text) means "go on with the NCCO".
         Ok(serde_json::from_slice::<Value>(&body).ok().filter(Value::is_array))
     }
@@ -348,17 +339,8 @@ impl Inner {
         payload: &Payload,
     ) -> Result<Value, AnswerError> {
         let url = &hook.address;
-        let mut response = self.send(hooks, hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, payload, true).await?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(AnswerError::Status { url: url.clone(), status: status.as_u16() });
-        }
-        let body = read_capped(&mut response, MAX_ANSWER_BODY).await.map_err(|e| match e {
-            ReadError::Transport(e) => transport_error(url, &e),
-            ReadError::TooLarge => {
-                AnswerError::NotJson { url: url.clone(), reason: format!("body larger than {MAX_ANSWER_BODY} bytes") }
-            }
-        })?;
+        let response = self.send(hooks, hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, payload, true).await?;
+        let body = success_body(url, response).await?;
         serde_json::from_slice(&body).map_err(|e| AnswerError::NotJson { url: url.clone(), reason: e.to_string() })
     }
 
@@ -484,6 +466,21 @@ fn query_pairs(event: &Value) -> Vec<(String, String)> {
 enum ReadError {
     Transport(reqwest::Error),
     TooLarge,
+}
+
+/// The body of a 2xx document response (at most [`MAX_ANSWER_BODY`] bytes); any other status
+/// is an error.
+async fn success_body(url: &str, mut response: reqwest::Response) -> Result<Vec<u8>, AnswerError> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(AnswerError::Status { url: url.to_owned(), status: status.as_u16() });
+    }
+    read_capped(&mut response, MAX_ANSWER_BODY).await.map_err(|e| match e {
+        ReadError::Transport(e) => transport_error(url, &e),
+        ReadError::TooLarge => {
+            AnswerError::NotJson { url: url.to_owned(), reason: format!("body larger than {MAX_ANSWER_BODY} bytes") }
+        }
+    })
 }
 
 async fn read_capped(response: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {

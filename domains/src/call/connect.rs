@@ -92,19 +92,7 @@ impl Call {
         self.cx.out.push_back(Output::Resolve { op, target: target.uri.clone(), attempt: target.attempt });
         let to = target.uri.user.clone().unwrap_or_else(|| target.uri.to_string());
         self.b.push(Outbound {
-            leg: Leg {
-                uuid,
-                dialog,
-                endpoint: None,
-                answered_at: None,
-                request: None,
-                their_offer: None,
-                reflected: None,
-                from,
-                to,
-                reported: false,
-                hung_up_by_peer: false,
-            },
+            leg: Leg::new(uuid, dialog, from, to),
             target: target.uri.clone(),
             headers: target.headers.clone(),
             state: UacState::ExpectFlow,

@@ -238,31 +238,13 @@ impl Call {
                 false
             }
             Action::Talk(t) => {
-                self.answer_a();
-                let play_id = self.cx.ids.token(12);
                 let source = PlaySource::Speech { text: t.text.clone(), language: t.language.clone(), style: t.style };
-                let command = Command::Play {
-                    endpoint_id,
-                    play_id: play_id.clone(),
-                    source,
-                    loop_count: t.loop_count,
-                    level: t.level,
-                };
-                self.media_action(name, command, (!t.barge_in).then_some(play_id));
+                self.play(name, endpoint_id, source, t.loop_count, t.level, t.barge_in);
                 false
             }
             Action::Stream(s) => {
-                self.answer_a();
-                let play_id = self.cx.ids.token(12);
                 let source = PlaySource::Url { url: s.stream_url.to_string() };
-                let command = Command::Play {
-                    endpoint_id,
-                    play_id: play_id.clone(),
-                    source,
-                    loop_count: s.loop_count,
-                    level: s.level,
-                };
-                self.media_action(name, command, (!s.barge_in).then_some(play_id));
+                self.play(name, endpoint_id, source, s.loop_count, s.level, s.barge_in);
                 false
             }
             Action::Record(r) => {
@@ -416,6 +398,22 @@ impl Call {
             }
         };
         Ok(chosen)
+    }
+
+    /// `talk` and `stream`: answer, play, and (unless `bargeIn`) wait until played.
+    fn play(
+        &mut self,
+        name: &'static str,
+        endpoint_id: String,
+        source: PlaySource,
+        loop_count: u32,
+        level: f64,
+        barge_in: bool,
+    ) {
+        self.answer_a();
+        let play_id = self.cx.ids.token(12);
+        let command = Command::Play { endpoint_id, play_id: play_id.clone(), source, loop_count, level };
+        self.media_action(name, command, (!barge_in).then_some(play_id));
     }
 
     fn media_action(&mut self, action: &'static str, command: Command, then_wait_play: Option<String>) {

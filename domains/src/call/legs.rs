@@ -43,6 +43,22 @@ pub struct Leg {
 }
 
 impl Leg {
+    pub fn new(uuid: String, dialog: Dialog, from: String, to: String) -> Leg {
+        Leg {
+            uuid,
+            dialog,
+            endpoint: None,
+            answered_at: None,
+            request: None,
+            their_offer: None,
+            reflected: None,
+            from,
+            to,
+            reported: false,
+            hung_up_by_peer: false,
+        }
+    }
+
     pub fn endpoint_id(&self) -> Option<String> {
         self.endpoint.as_ref().map(|e| e.id.clone())
     }
@@ -99,19 +115,7 @@ impl Inbound {
             route_set: invite.header_values("Record-Route"),
         };
         dialog.follow_route_set();
-        let leg = Leg {
-            uuid,
-            dialog,
-            endpoint: None,
-            answered_at: None,
-            request: None,
-            their_offer: None,
-            reflected: None,
-            from: user_or_uri(invite.header("From")),
-            to: user_or_uri(invite.header("To")),
-            reported: false,
-            hung_up_by_peer: false,
-        };
+        let leg = Leg::new(uuid, dialog, user_or_uri(invite.header("From")), user_or_uri(invite.header("To")));
         Inbound {
             leg,
             invite,

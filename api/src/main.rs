@@ -43,15 +43,8 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    // SIP, the calls, webhooks and the store run on a multi-threaded runtime: each call is a
-    // task, and under load one thread (actix's default) was the ceiling. actix-web's HTTP
-    // workers keep their own threads.
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
-    actix_web::rt::System::with_tokio_rt(move || runtime).block_on(run())
-}
-
-async fn run() -> anyhow::Result<()> {
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
         print!("{}", voxbridge::http::openapi_yaml().map_err(anyhow::Error::msg)?);

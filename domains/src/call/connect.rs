@@ -50,11 +50,23 @@ pub struct ConnectPlan {
     pub limit: Duration,
     /// `dtmfAnswer`: digits sent to the callee once it answers (RFC 4733; `p` = 500 ms pause).
     pub dtmf_answer: Option<String>,
+    /// `ringbackTone`: played to the caller (as early media) until a callee answers.
+    pub ringback: Option<String>,
 }
 
 impl Call {
     pub(super) fn start_connect(&mut self, plan: ConnectPlan) {
         self.exec.last_failure = None;
+        if let (Some(url), Some(endpoint_id)) = (plan.ringback.clone(), self.a.leg.endpoint_id())
+            && self.a_is_unanswered()
+        {
+            // Cosmetic: a media process that cannot play it leaves the caller with silence.
+            self.provisional_to_a(true);
+            let play_id = self.cx.ids.token(12);
+            let source = crate::media::PlaySource::Url { url };
+            self.cx.media(Op::Ignored, Command::Play { endpoint_id, play_id, source, loop_count: 0, level: 0.0 });
+            self.exec.ringback_playing = true;
+        }
         let parallel = plan.parallel;
         self.exec.connect = Some(plan);
         if parallel {
@@ -264,6 +276,11 @@ impl Call {
         }
         self.exec.bridged = Some(i);
         self.exec.step = super::executor::Step::ExpectHangup;
+        if std::mem::take(&mut self.exec.ringback_playing)
+            && let Some(endpoint_id) = self.a.leg.endpoint_id()
+        {
+            self.cx.media(Op::Ignored, Command::StopPlay { endpoint_id });
+        }
         self.answer_a();
         let digits = self.exec.connect.as_ref().and_then(|p| p.dtmf_answer.clone());
         if let (Some(digits), Some(endpoint_id)) = (digits, self.b.get(i).and_then(|b| b.leg.endpoint_id())) {

@@ -74,6 +74,8 @@ pub struct Executor {
     pub rang: Vec<usize>,
     /// The last connect ended because its callee hung up.
     pub hung_up_by_user: bool,
+    /// A connect's ringback tone is playing to the caller.
+    pub ringback_playing: bool,
 }
 
 impl Call {
@@ -138,6 +140,7 @@ impl Call {
                     from,
                     limit: Duration::from_secs(7200),
                     dtmf_answer: None,
+                    ringback: None,
                 });
             }
         }
@@ -310,6 +313,7 @@ impl Call {
             Endpoint::Phone(p) => p.dtmf_answer.clone(),
             _ => None,
         };
+        let ringback = c.ringback_tone.as_ref().map(ToString::to_string);
         let plan = |targets: VecDeque<Target>, from: String, fail_over: bool| ConnectPlan {
             targets,
             parallel: false,
@@ -317,6 +321,7 @@ impl Call {
             from,
             limit,
             dtmf_answer,
+            ringback: ringback.clone(),
         };
         let (user, trunk, from) = match &c.endpoint {
             Endpoint::Sip(sip) => match &sip.target {

@@ -553,6 +553,7 @@ fn parallel_forks_first_answer_wins_and_the_others_are_cancelled() {
         from: "14155550199".into(),
         limit: 60 * S,
         dtmf_answer: Some("12p3".into()),
+        ringback: None,
     });
     h.drive_until(3 * S);
     let invites = h.requests_to(&callee_flow(), Method::Invite);
@@ -619,4 +620,17 @@ fn reliable_provisionals_are_pracked_once_each() {
     assert_eq!(pracks[0].msg.header("RAck"), Some("1 1 INVITE"));
     assert!(pracks[0].msg.header("To").unwrap().contains("tag=callee1"), "in the early dialog");
     assert!(h.caller_codes().contains(&183));
+}
+
+#[test]
+fn ringback_tone_plays_to_the_caller_until_answer() {
+    let mut h = CallHarness::new(connect_sip(json!({"ringbackTone": "https://example.com/ring.mp3"})), answers());
+    h.media_plays = true;
+    h.drive_until(3 * S);
+    let codes = h.caller_codes();
+    assert_eq!(codes.first(), Some(&183), "early media for the tone: {codes:?}");
+    let names = h.media_commands();
+    let play = names.iter().position(|n| *n == "play").expect("played");
+    let stop = names.iter().position(|n| *n == "stop_play").expect("stopped on answer");
+    assert!(play < stop && names.iter().position(|n| *n == "bridge").unwrap() < stop, "{names:?}");
 }

@@ -160,6 +160,9 @@ pub enum UacState {
     ExpectBye,
     /// We sent BYE (`Leg::request`).
     ExpectByeResponse,
+    /// A failure response was ACKed; its retransmissions get the ACK again (Timer D: 32 s
+    /// on UDP, none on TCP).
+    ExpectFailureRetransmissions,
     Terminated,
 }
 

@@ -219,7 +219,9 @@ impl Call {
                 self.cx.send(&flow, bye);
                 b.state = UacState::ExpectByeResponse;
             }
-            s @ (UacState::ExpectCancelResult | UacState::ExpectByeResponse) => b.state = s,
+            s @ (UacState::ExpectCancelResult
+            | UacState::ExpectByeResponse
+            | UacState::ExpectFailureRetransmissions) => b.state = s,
             UacState::Terminated => terminated = true,
         }
         let failure = failure.or_else(|| b.failure.clone());

@@ -10,8 +10,11 @@ use super::{Call, Key, LegRef, MediaFailure, Op, Output};
 use crate::events::CallStatus;
 use crate::media::{Command, Reply};
 use crate::sdp::{Direction, SessionDescription};
+use std::time::Duration;
+
 use crate::sip::dialog::ack_for_failure;
 use crate::sip::flow::Flow;
+use crate::sip::timers::TIMEOUT_64_T1;
 use crate::sip::{Method, SipMessage};
 
 /// The session timer floor we accept (RFC 4028 §5: Min-SE at least 90 s).
@@ -154,6 +157,7 @@ impl Call {
                 let flow = b.leg.dialog.flow.clone();
                 self.cx.send(&flow, ack);
             } else if code >= 300
+                && matches!(b.state, UacState::ExpectFailureRetransmissions)
                 && let Some(invite) = &b.invite
             {
                 let ack = ack_for_failure(invite, &msg);
@@ -220,12 +224,12 @@ impl Call {
                 if matches!(code, 401 | 407) && !cancelling && self.retry_with_credentials(i, &msg, code) {
                     return;
                 }
-                let Some(b) = self.b.get(i) else { return };
-                let call_id = b.leg.dialog.call_id.clone();
-                // Timer D would absorb retransmissions of the failure; they are answered with
-                // the same ACK above while the call lives, and ignored after.
-                let _ = now;
-                self.b_terminated(i, &call_id);
+                let Some(b) = self.b.get_mut(i) else { return };
+                // Timer D: retransmissions of the failure get the ACK again for a while.
+                b.state = UacState::ExpectFailureRetransmissions;
+                let linger = if b.leg.dialog.flow.is_reliable() { Duration::ZERO } else { TIMEOUT_64_T1 };
+                self.cx.timers.cancel(TimerKey::CancelGrace(LegRef::B(i)));
+                self.cx.timers.set(TimerKey::CancelGrace(LegRef::B(i)), now + linger);
                 if !cancelling {
                     self.callee_failed(i, LegFailure::from_sip(code));
                 }

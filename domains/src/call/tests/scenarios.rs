@@ -634,3 +634,23 @@ fn ringback_tone_plays_to_the_caller_until_answer() {
     let stop = names.iter().position(|n| *n == "stop_play").expect("stopped on answer");
     assert!(play < stop && names.iter().position(|n| *n == "bridge").unwrap() < stop, "{names:?}");
 }
+
+#[test]
+fn a_retransmitted_failure_gets_the_ack_again_during_timer_d() {
+    let ncco = json!([
+        {"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:bob@{CALLEE}")}]},
+        {"action": "wait", "timeout": 60}
+    ]);
+    let mut h = CallHarness::new(ncco, Callee::Rejects { code: 486, after: S });
+    h.drive_until(2 * S);
+    let invite = h.requests_to(&callee_flow(), Method::Invite)[0].msg.clone();
+    let busy = callee_response(&invite, 486, "callee1", false);
+    h.schedule(Duration::ZERO, Input::Sip { flow: callee_flow(), msg: busy.clone() });
+    h.drive_until(3 * S);
+    assert_eq!(h.requests_to(&callee_flow(), Method::Ack).len(), 2);
+    // After Timer D the leg is gone: a late copy reaches no one.
+    h.schedule(40 * S, Input::Sip { flow: callee_flow(), msg: busy });
+    h.drive_until(45 * S);
+    assert_eq!(h.requests_to(&callee_flow(), Method::Ack).len(), 2);
+    assert!(h.unlistened.iter().any(|k| matches!(k, Key::CallId(c) if c == invite.call_id())));
+}

@@ -92,8 +92,10 @@ pub struct Inbound {
     pub state: UasState,
     /// The last provisional response, resent for a retransmitted INVITE.
     pub last_provisional: Option<SipMessage>,
-    /// The session interval (RFC 4028) the caller refreshes within, once answered.
+    /// The session interval (RFC 4028) the session is refreshed within, once answered.
     pub session_interval: Option<u32>,
+    /// The caller asked us to refresh (`refresher=uas`).
+    pub we_refresh: bool,
 }
 
 impl Inbound {
@@ -124,6 +126,7 @@ impl Inbound {
             state: UasState::ExpectAnswerDecision,
             last_provisional: None,
             session_interval: None,
+            we_refresh: false,
         }
     }
 

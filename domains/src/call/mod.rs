@@ -409,7 +409,7 @@ impl Call {
         match key {
             TimerKey::Server(LegRef::A) => self.a_server_timer(),
             TimerKey::Client(leg) => self.client_timer(leg),
-            TimerKey::Session(LegRef::A) => self.session_expired(),
+            TimerKey::Session(LegRef::A) => self.session_timer(),
             TimerKey::Server(LegRef::B(_)) | TimerKey::Session(LegRef::B(_)) => {}
             TimerKey::Ringing(LegRef::B(i)) => self.ringing_timeout(i),
             TimerKey::CancelGrace(LegRef::B(i)) => self.cancel_grace_over(i),

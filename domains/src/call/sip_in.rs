@@ -528,14 +528,16 @@ impl Call {
         resp.push_header("Contact", self.cx.local.contact(&self.a.flow));
         resp.push_header("Allow", crate::sip::checks::ALLOW);
         if let Some(se) = session_expires(&self.a.invite) {
-            resp.push_header("Session-Expires", format!("{se};refresher=uac"));
+            // §9: the caller's choice of refresher stands; without one, the caller refreshes.
+            let we_refresh = supports_timer(&self.a.invite) && refresher_is_uas(&self.a.invite);
+            let refresher = if we_refresh { "uas" } else { "uac" };
+            resp.push_header("Session-Expires", format!("{se};refresher={refresher}"));
             if supports_timer(&self.a.invite) {
                 resp.push_header("Require", "timer");
             }
             self.a.session_interval = Some(se);
-            self.cx
-                .timers
-                .set(TimerKey::Session(LegRef::A), self.cx.now.at + std::time::Duration::from_secs(se.into()));
+            self.a.we_refresh = we_refresh;
+            self.arm_session_timer(se);
         }
         if let Some(Endpoint { sdp, .. }) = &self.a.leg.endpoint {
             resp.push_header("Content-Type", "application/sdp");
@@ -569,12 +571,41 @@ impl Call {
         self.cx.send(&flow, resp);
     }
 
+    /// The refresher refreshes at half the interval (§10); the other side ends the session
+    /// when the interval passes without a refresh.
+    fn arm_session_timer(&mut self, se: u32) {
+        let wait = if self.a.we_refresh { se / 2 } else { se };
+        self.cx.timers.set(TimerKey::Session(LegRef::A), self.cx.now.at + Duration::from_secs(wait.into()));
+    }
+
     /// A refresh (re-INVITE or UPDATE) from the caller: the session lives another interval.
     fn session_refreshed(&mut self, msg: &SipMessage) {
         let Some(current) = self.a.session_interval else { return };
         let se = session_expires(msg).unwrap_or(current).max(MIN_SE_SECS);
         self.a.session_interval = Some(se);
-        self.cx.timers.set(TimerKey::Session(LegRef::A), self.cx.now.at + std::time::Duration::from_secs(se.into()));
+        self.arm_session_timer(se);
+    }
+
+    pub(super) fn session_timer(&mut self) {
+        if !self.a.we_refresh {
+            return self.session_expired();
+        }
+        let Some(se) = self.a.session_interval else { return };
+        let now = self.cx.now.at;
+        let branch = self.cx.ids.branch();
+        let local = self.cx.local.clone();
+        // A refresh without an offer (RFC 4028 §7.4 allows UPDATE): the media stays as it is.
+        if self.a.leg.request.is_none() && matches!(self.a.state, UasState::ExpectBye) {
+            let mut update = self.a.leg.dialog.request(&local, Method::Update, &branch);
+            update.push_header("Session-Expires", format!("{se};refresher=uas"));
+            update.push_header("Supported", "timer");
+            let flow = self.a.leg.dialog.flow.clone();
+            let resend = Resend::request(update.clone(), flow.clone(), now);
+            self.cx.timers.set(TimerKey::Client(LegRef::A), resend.deadline());
+            self.a.leg.request = Some(resend);
+            self.cx.send(&flow, update);
+        }
+        self.arm_session_timer(se);
     }
 
     /// RFC 4028 §10: no refresh within the interval: the session is over, both legs get BYE.
@@ -609,6 +640,11 @@ impl Call {
 fn session_expires(msg: &SipMessage) -> Option<u32> {
     let v = msg.header("Session-Expires").or_else(|| msg.header("x"))?;
     v.split(';').next()?.trim().parse().ok()
+}
+
+fn refresher_is_uas(msg: &SipMessage) -> bool {
+    let v = msg.header("Session-Expires").or_else(|| msg.header("x")).unwrap_or_default();
+    v.split(';').skip(1).any(|p| p.trim().eq_ignore_ascii_case("refresher=uas"))
 }
 
 fn supports_timer(msg: &SipMessage) -> bool {

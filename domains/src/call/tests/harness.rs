@@ -378,7 +378,7 @@ impl CallHarness {
     fn caller_gets(&mut self, msg: SipMessage) {
         let ms = Duration::from_millis(1);
         match (msg.method().cloned(), msg.status()) {
-            (Some(Method::Bye | Method::Invite), _) => {
+            (Some(Method::Bye | Method::Invite | Method::Update), _) => {
                 let tag = to_tag(&msg);
                 let mut resp = msg.response(200, Some(&tag));
                 if msg.method() == Some(&Method::Invite) {

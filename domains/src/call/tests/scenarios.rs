@@ -654,3 +654,17 @@ fn a_retransmitted_failure_gets_the_ack_again_during_timer_d() {
     assert_eq!(h.requests_to(&callee_flow(), Method::Ack).len(), 2);
     assert!(h.unlistened.iter().any(|k| matches!(k, Key::CallId(c) if c == invite.call_id())));
 }
+
+#[test]
+fn asked_to_refresh_we_send_update_at_half_the_interval() {
+    let st = "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n";
+    let mut h =
+        CallHarness::with(connect_sip(json!({"limit": 300})), vec![answers()], invite("st5@caller", st), route());
+    h.drive_until(200 * S);
+    let ok = h.to_caller().into_iter().find(|s| s.msg.status() == Some(200)).unwrap();
+    assert_eq!(ok.msg.header("Session-Expires"), Some("120;refresher=uas"));
+    let updates = h.requests_to(&caller_flow(), Method::Update);
+    assert!(updates.len() >= 3, "refreshes every 60 s: {}", updates.len());
+    assert!(updates[0].at >= 60 * S && updates[0].at < 61 * S, "first refresh at {:?}", updates[0].at);
+    assert!(h.requests_to(&caller_flow(), Method::Bye).is_empty(), "the session lives on");
+}

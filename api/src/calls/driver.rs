@@ -66,6 +66,17 @@ struct Driver {
     pending: FuturesUnordered<BoxFuture<'static, Input>>,
 }
 
+/// Whatever the call said, and even if a bug panicked it, its keys leave the registry with it,
+/// so the edge never routes to a call that is gone.
+impl Drop for Driver {
+    fn drop(&mut self) {
+        for key in std::mem::take(&mut self.keys) {
+            self.io.registry.remove_if(&key, &self.tx);
+        }
+        metrics::gauge!("voxbridge_sip_active_calls").decrement(1.0);
+    }
+}
+
 impl Driver {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<CallInput>) {
         // One timer per call, moved only when the call's next deadline changes.
@@ -102,9 +113,6 @@ impl Driver {
                     self.call.handle_timeout(now());
                 }
             }
-        }
-        for key in std::mem::take(&mut self.keys) {
-            self.io.registry.remove_if(&key, &self.tx);
         }
     }
 

@@ -374,6 +374,11 @@ impl Call {
         &self.uuid
     }
 
+    /// The caller's SIP Call-ID.
+    pub fn call_id(&self) -> &str {
+        &self.a.leg.dialog.call_id
+    }
+
     pub fn handle_input(&mut self, now: Now, input: Input) {
         self.cx.now = now;
         match input {

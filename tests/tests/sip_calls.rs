@@ -399,3 +399,15 @@ async fn callee_requiring_100rel_gets_its_prack() {
     assert!(callee.messages.contains("RAck: 1 1 INVITE"), "{}", callee.messages);
     assert!(callee.messages.contains("Supported: 100rel"), "{}", callee.messages);
 }
+
+#[tokio::test]
+async fn caller_requiring_100rel_and_session_timers_is_served() {
+    let callee = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_100rel.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "caller: {}\n{}", caller.errors, caller.messages);
+    assert!(caller.messages.contains("RSeq: 1"), "{}", caller.messages);
+    assert!(caller.messages.contains("Require: 100rel"), "{}", caller.messages);
+    let callee = callee.finish(T).await;
+    assert!(callee.success, "{}", callee.errors);
+}

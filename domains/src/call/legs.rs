@@ -96,6 +96,13 @@ pub struct Inbound {
     pub session_interval: Option<u32>,
     /// The caller asked us to refresh (`refresher=uas`).
     pub we_refresh: bool,
+    /// The caller requires reliable provisionals (`Require: 100rel`, RFC 3262).
+    pub reliable: bool,
+    pub rseq: u32,
+    /// The reliable provisional resent until its PRACK.
+    pub unacked: Option<Resend>,
+    /// Our 2xx waits for the PRACK of a provisional that carried SDP (§3).
+    pub answer_waits_for_prack: bool,
 }
 
 impl Inbound {
@@ -118,6 +125,10 @@ impl Inbound {
         };
         dialog.follow_route_set();
         let leg = Leg::new(uuid, dialog, user_or_uri(invite.header("From")), user_or_uri(invite.header("To")));
+        let reliable = invite
+            .header_values("Require")
+            .iter()
+            .any(|v| crate::sip::headers::option_tags(v).any(|t| t.eq_ignore_ascii_case("100rel")));
         Inbound {
             leg,
             invite,
@@ -127,6 +138,10 @@ impl Inbound {
             last_provisional: None,
             session_interval: None,
             we_refresh: false,
+            reliable,
+            rseq: 0,
+            unacked: None,
+            answer_waits_for_prack: false,
         }
     }
 

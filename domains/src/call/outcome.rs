@@ -249,6 +249,7 @@ impl Call {
 
     /// Rejects the unanswered caller with `code` (Timer G/H until the ACK).
     pub(super) fn reject_a(&mut self, code: u16, reason: Option<&str>) {
+        self.a.unacked = None;
         let mut resp = self.a.response(code);
         if code == 503 {
             resp.push_header("Retry-After", "5");

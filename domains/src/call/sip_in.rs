@@ -78,6 +78,7 @@ impl Call {
                 _ => {}
             },
             Method::Invite | Method::Update if confirmed => self.their_offer(LegRef::A, flow, msg),
+            Method::Prack if matches!(self.a.state, UasState::ExpectAnswerDecision) => self.prack_from_a(flow, msg),
             Method::Ack => {
                 if let UasState::ExpectAck(_) = self.a.state {
                     self.a.state = UasState::ExpectBye;
@@ -448,6 +449,9 @@ impl Call {
 
     pub(super) fn a_server_timer(&mut self) {
         let now = self.cx.now.at;
+        if matches!(self.a.state, UasState::ExpectAnswerDecision) {
+            return self.reliable_provisional_timer();
+        }
         match &mut self.a.state {
             UasState::ExpectAck(resend) => match resend.on_timer(now) {
                 ResendStep::Resend => {
@@ -524,9 +528,17 @@ impl Call {
         if !matches!(self.a.state, UasState::ExpectAnswerDecision) {
             return;
         }
+        if self.a.unacked.as_ref().is_some_and(|u| !u.msg.body.is_empty()) {
+            self.a.answer_waits_for_prack = true;
+            return;
+        }
+        // A reliable provisional without SDP need not be PRACKed first; it stops here.
+        if self.a.unacked.take().is_some() {
+            self.cx.timers.cancel(TimerKey::Server(LegRef::A));
+        }
         let mut resp = self.a.response(200);
         resp.push_header("Contact", self.cx.local.contact(&self.a.flow));
-        resp.push_header("Allow", crate::sip::checks::ALLOW);
+        resp.push_header("Allow", crate::sip::checks::ALLOW_IN_DIALOG);
         if let Some(se) = session_expires(&self.a.invite) {
             // §9: the caller's choice of refresher stands; without one, the caller refreshes.
             let we_refresh = supports_timer(&self.a.invite) && refresher_is_uas(&self.a.invite);
@@ -555,20 +567,81 @@ impl Call {
         self.cx.record(super::RecordUpdate::Answered { uuid, at: self.cx.now.utc });
     }
 
-    /// A provisional response to the caller (180, or 183 with our SDP for early media).
+    /// A provisional response to the caller (180, or 183 with our SDP for early media). When
+    /// the caller requires 100rel it is reliable: `RSeq`, resent until its PRACK, and no second
+    /// one before that PRACK (RFC 3262 §3).
     pub(super) fn provisional_to_a(&mut self, early_media: bool) {
-        if !matches!(self.a.state, UasState::ExpectAnswerDecision) {
+        if !matches!(self.a.state, UasState::ExpectAnswerDecision) || self.a.unacked.is_some() {
             return;
         }
         let mut resp = self.a.response(if early_media { 183 } else { 180 });
         resp.push_header("Contact", self.cx.local.contact(&self.a.flow));
+        if self.a.reliable {
+            self.a.rseq += 1;
+            resp.push_header("Require", "100rel");
+            resp.push_header("RSeq", self.a.rseq.to_string());
+        }
         if early_media && let Some(ep) = &self.a.leg.endpoint {
             resp.push_header("Content-Type", "application/sdp");
             resp.body = ep.sdp.clone().into_bytes();
         }
         let flow = self.a.flow.clone();
         self.a.last_provisional = Some(resp.clone());
+        if self.a.reliable {
+            let resend = Resend::start(
+                resp.clone(),
+                flow.clone(),
+                crate::sip::timers::Retransmitted::InviteRequest,
+                self.cx.now.at,
+            );
+            self.cx.timers.set(TimerKey::Server(LegRef::A), resend.deadline());
+            self.a.unacked = Some(resend);
+        }
         self.cx.send(&flow, resp);
+    }
+
+    /// The caller's PRACK: the reliable provisional it names stops; a 2xx that waited for it
+    /// goes out.
+    fn prack_from_a(&mut self, flow: Flow, msg: SipMessage) {
+        let tag = self.a.tag.clone();
+        let expected = self.a.unacked.as_ref().and_then(|u| {
+            let cseq = u.msg.cseq()?.0;
+            Some(format!("{} {cseq} INVITE", u.msg.header("RSeq")?))
+        });
+        let rack = msg.header("RAck").map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "));
+        if expected.is_none() || rack != expected {
+            return self.reply(&flow, &msg, 481, Some(&tag));
+        }
+        self.reply(&flow, &msg, 200, Some(&tag));
+        self.a.unacked = None;
+        self.cx.timers.cancel(TimerKey::Server(LegRef::A));
+        if std::mem::take(&mut self.a.answer_waits_for_prack) {
+            self.answer_a();
+        }
+    }
+
+    /// Timer of the reliable provisional: resent on T1 doubling; no PRACK in 64·T1 ends the
+    /// call (§3: the UAS rejects with 5xx).
+    fn reliable_provisional_timer(&mut self) {
+        let now = self.cx.now.at;
+        let Some(resend) = self.a.unacked.as_mut() else { return };
+        match resend.on_timer(now) {
+            ResendStep::Resend => {
+                let (flow, msg, at) = (resend.flow.clone(), resend.msg.clone(), resend.deadline());
+                self.cx.timers.set(TimerKey::Server(LegRef::A), at);
+                self.cx.send(&flow, msg);
+            }
+            ResendStep::Wait => {
+                let at = resend.deadline();
+                self.cx.timers.set(TimerKey::Server(LegRef::A), at);
+            }
+            ResendStep::GaveUp => {
+                self.a.unacked = None;
+                let f =
+                    LegFailure::new(CallStatus::Failed, "internal_error", 504, "no PRACK for a reliable provisional");
+                self.end_call(Outcome::Failed(f));
+            }
+        }
     }
 
     /// The refresher refreshes at half the interval (§10); the other side ends the session

@@ -10,9 +10,11 @@ use super::message::{Method, SipMessage};
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 /// Body types voxbridge reads (in `Accept`).
 pub const ACCEPT: &str = "application/sdp";
-/// Option tags voxbridge implements; a `Require` naming any other is refused with 420. Empty
-/// until session timers and 100rel land: advertising them without doing them breaks calls.
-pub const SUPPORTED: [&str; 0] = [];
+/// Methods of an established call (the `Allow` of voxbridge's 2xx to INVITE).
+pub const ALLOW_IN_DIALOG: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK";
+/// Option tags voxbridge implements (reliable provisionals, RFC 3262; session timers, RFC
+/// 4028); a `Require` naming any other is refused with 420.
+pub const SUPPORTED: [&str; 2] = ["100rel", "timer"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {

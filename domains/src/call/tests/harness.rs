@@ -61,6 +61,8 @@ pub enum Callee {
     RingsForever,
     /// 180, and when CANCELled a 200 instead of the 487 (the race of §9.1).
     AnswersTheCancel,
+    /// 183 with SDP (early media) after 100 ms, 200 after `answer`.
+    EarlyMedia { answer: Duration },
     /// Never responds at all.
     Silent,
 }
@@ -95,6 +97,8 @@ pub struct CallHarness {
     /// The media process implements play/record/…
     pub media_plays: bool,
     pub caller_acks: bool,
+    /// The caller PRACKs reliable provisionals after this long (`None`: never).
+    pub caller_pracks: Option<Duration>,
     endpoints: u32,
     sdp_versions: Vec<u32>,
     pub unlistened: Vec<crate::call::Key>,
@@ -136,6 +140,7 @@ impl CallHarness {
             invites_seen: 0,
             media_plays: false,
             caller_acks: true,
+            caller_pracks: Some(Duration::from_millis(1)),
             endpoints: 0,
             sdp_versions: Vec::new(),
             unlistened: Vec::new(),
@@ -346,6 +351,10 @@ impl CallHarness {
                         self.callee_sends(ms, callee_response(&msg, 180, &tag, false));
                         self.callee_sends(after, callee_response(&msg, code, &tag, false));
                     }
+                    Callee::EarlyMedia { answer } => {
+                        self.callee_sends(ms * 100, callee_response(&msg, 183, &tag, true));
+                        self.callee_sends(answer, callee_response(&msg, 200, &tag, true));
+                    }
                     Callee::RingsForever | Callee::AnswersTheCancel => {
                         self.callee_sends(ms, callee_response(&msg, 180, &tag, false))
                     }
@@ -386,6 +395,18 @@ impl CallHarness {
                     resp.body = sdp(3, 40000, "sendrecv").into_bytes();
                 }
                 self.caller_sends(ms, resp);
+            }
+            (None, Some(101..=199)) if msg.header("RSeq").is_some() => {
+                let (Some(delay), Some(rseq), Some((cseq, _))) = (self.caller_pracks, msg.header("RSeq"), msg.cseq())
+                else {
+                    return;
+                };
+                let Some(mut prack) = caller_ack(&msg) else { return };
+                prack.start = StartLine::Request { method: Method::Prack, uri: "sip:voxbridge@203.0.113.1".into() };
+                prack.set_header("Via", format!("SIP/2.0/UDP {CALLER};branch=z9hG4bKprack{rseq}"));
+                prack.set_header("CSeq", format!("{} PRACK", cseq + 1));
+                prack.push_header("RAck", format!("{rseq} {cseq} INVITE"));
+                self.caller_sends(delay, prack);
             }
             (None, Some(code))
                 if code >= 200 && msg.cseq().is_some_and(|c| c.1 == Method::Invite) && self.caller_acks =>

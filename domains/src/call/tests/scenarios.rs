@@ -668,3 +668,40 @@ fn asked_to_refresh_we_send_update_at_half_the_interval() {
     assert!(updates[0].at >= 60 * S && updates[0].at < 61 * S, "first refresh at {:?}", updates[0].at);
     assert!(h.requests_to(&caller_flow(), Method::Bye).is_empty(), "the session lives on");
 }
+
+#[test]
+fn a_caller_requiring_100rel_gets_reliable_provisionals_and_the_2xx_waits_for_the_prack() {
+    let inv = invite("rel@caller", "Require: 100rel\r\n");
+    let mut h = CallHarness::with(
+        connect_sip(json!({})),
+        vec![Callee::EarlyMedia { answer: Duration::from_millis(300) }],
+        inv,
+        route(),
+    );
+    h.caller_pracks = Some(S);
+    h.drive_until(5 * S);
+    let early: Vec<&Sent> = h.to_caller().into_iter().filter(|s| s.msg.status() == Some(183)).collect();
+    assert!(early.len() >= 2, "resent until the PRACK: {}", early.len());
+    assert_eq!(early[0].msg.header("RSeq"), Some("1"));
+    assert_eq!(early[0].msg.header("Require"), Some("100rel"));
+    let prack_ok = h.to_caller().into_iter().find(|s| s.msg.cseq().is_some_and(|c| c.1 == Method::Prack)).unwrap();
+    assert_eq!(prack_ok.msg.status(), Some(200));
+    let ok = h
+        .to_caller()
+        .into_iter()
+        .find(|s| s.msg.status() == Some(200) && s.msg.cseq().unwrap().1 == Method::Invite)
+        .unwrap();
+    assert!(ok.at >= prack_ok.at, "the 2xx after the PRACK of the SDP-bearing 183: {:?} vs {:?}", ok.at, prack_ok.at);
+    let retransmits_after = h.to_caller().iter().filter(|s| s.msg.status() == Some(183) && s.at > prack_ok.at).count();
+    assert_eq!(retransmits_after, 0, "the PRACK stopped the retransmissions");
+}
+
+#[test]
+fn no_prack_for_a_reliable_provisional_ends_the_call() {
+    let inv = invite("rel2@caller", "Require: 100rel\r\n");
+    let mut h = CallHarness::with(connect_sip(json!({"timeout": 60})), vec![Callee::RingsForever], inv, route());
+    h.caller_pracks = None;
+    h.drive();
+    assert!(h.caller_codes().contains(&504), "{:?}", h.caller_codes());
+    assert_eq!(h.requests_to(&callee_flow(), Method::Cancel).len(), 1);
+}

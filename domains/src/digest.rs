@@ -374,20 +374,25 @@ fn parse_params(s: &str) -> Result<Vec<(String, String)>, DigestError> {
     Ok(out)
 }
 
+/// The parameters of a `Digest …` header value (credentials or a challenge).
+fn digest_params(header_value: &str) -> Result<Vec<(String, String)>, DigestError> {
+    let s = header_value.trim();
+    let (scheme, rest) = match s.find(char::is_whitespace) {
+        // `find` returns a char boundary, so this split always succeeds.
+        Some(i) => s.split_at_checked(i).unwrap_or((s, "")),
+        None => (s, ""),
+    };
+    if !scheme.eq_ignore_ascii_case("Digest") {
+        return Err(DigestError::Malformed(format!("scheme '{scheme}' is not Digest")));
+    }
+    parse_params(rest)
+}
+
 impl Credentials {
     /// Parses an `Authorization` header value such as
     /// `Digest username="alice", realm="example.com", nonce="…", uri="sip:…", response="…"`.
     pub fn parse(header_value: &str) -> Result<Credentials, DigestError> {
-        let s = header_value.trim();
-        let (scheme, rest) = match s.find(char::is_whitespace) {
-            // `find` returns a char boundary, so this split always succeeds.
-            Some(i) => s.split_at_checked(i).unwrap_or((s, "")),
-            None => (s, ""),
-        };
-        if !scheme.eq_ignore_ascii_case("Digest") {
-            return Err(DigestError::Malformed(format!("scheme '{scheme}' is not Digest")));
-        }
-        let mut params = parse_params(rest)?;
+        let mut params = digest_params(header_value)?;
         let mut take = |name: &str| params.iter().position(|(n, _)| n == name).map(|i| params.swap_remove(i).1);
         let required = |v: Option<String>, name: &'static str| v.ok_or(DigestError::MissingField(name));
 
@@ -476,15 +481,7 @@ pub struct Challenge {
 
 impl Challenge {
     pub fn parse(header_value: &str) -> Result<Challenge, DigestError> {
-        let s = header_value.trim();
-        let (scheme, rest) = match s.find(char::is_whitespace) {
-            Some(i) => s.split_at_checked(i).unwrap_or((s, "")),
-            None => (s, ""),
-        };
-        if !scheme.eq_ignore_ascii_case("Digest") {
-            return Err(DigestError::Malformed(format!("scheme '{scheme}' is not Digest")));
-        }
-        let params = parse_params(rest)?;
+        let params = digest_params(header_value)?;
         let get = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
         let algorithm = match get("algorithm") {
             Some(a) => DigestAlgorithm::parse(&a)?,

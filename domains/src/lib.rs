@@ -1,6 +1,7 @@
 //! voxbridge's decisions, free of I/O: what is a valid E.164 number, domain name, ACL,
 //! trunk or forwarding URI; how an inbound SIP request is admitted; how an NCCO is parsed;
-//! the messages exchanged with the media process. Nothing here touches a socket, a clock
+//! how a call runs (`call`: its legs, transactions and NCCO as one state machine); the
+//! messages exchanged with the media process. Nothing here touches a socket, a clock
 //! or a database: callers pass time and data in and get decisions out.
 
 pub mod acl;

@@ -76,6 +76,8 @@ pub struct Executor {
     pub hung_up_by_user: bool,
     /// A connect's ringback tone is playing to the caller.
     pub ringback_playing: bool,
+    /// Recordings running, by id: where their `record` event goes.
+    pub recordings: Vec<(String, Option<Webhook>)>,
 }
 
 impl Call {
@@ -254,6 +256,7 @@ impl Call {
                 self.answer_a();
                 let record_id = self.cx.ids.token(12);
                 let format = format!("{:?}", r.format).to_ascii_lowercase();
+                self.exec.recordings.push((record_id.clone(), r.event.clone()));
                 let command = Command::RecordStart {
                     endpoint_id,
                     record_id,
@@ -507,7 +510,27 @@ impl Call {
                     self.next_action();
                 }
             }
-            MediaEvent::RecordDone { .. } => {}
+            MediaEvent::RecordDone { record_id, url, .. } => {
+                let Some(pos) = self.exec.recordings.iter().position(|(id, _)| *id == record_id) else { return };
+                let (_, webhook) = self.exec.recordings.remove(pos);
+                // The `record` event (Vonage's shape) goes to the action's eventUrl; its reply
+                // is not an NCCO, so the call does not wait for it.
+                let body = json!({
+                    "recording_url": url,
+                    "recording_uuid": record_id,
+                    "uuid": self.uuid,
+                    "conversation_uuid": self.conversation_uuid,
+                    "start_time": self.a.leg.answered_at.map(super::outcome::iso),
+                    "end_time": self.cx.iso(),
+                    "timestamp": self.cx.iso(),
+                });
+                let id = self.cx.ids.op();
+                self.cx.ops.insert(id, Op::Ignored);
+                self.cx.out.push_back(super::Output::FetchDocument {
+                    op: id,
+                    request: DocumentRequest::Post { webhook, body },
+                });
+            }
         }
     }
 

@@ -705,3 +705,31 @@ fn no_prack_for_a_reliable_provisional_ends_the_call() {
     assert!(h.caller_codes().contains(&504), "{:?}", h.caller_codes());
     assert_eq!(h.requests_to(&callee_flow(), Method::Cancel).len(), 1);
 }
+
+#[test]
+fn record_runs_alongside_and_its_event_is_posted_when_done() {
+    let ncco = json!([
+        {"action": "record", "eventUrl": ["http://app/recording"]},
+        {"action": "wait", "timeout": 5}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.media_plays = true;
+    h.drive_until(2 * S);
+    let record_id = h.media_log.iter().find_map(|c| match c {
+        crate::media::Command::RecordStart { record_id, .. } => Some(record_id.clone()),
+        _ => None,
+    });
+    let record_id = record_id.expect("recording started");
+    let done = MediaEvent::RecordDone {
+        endpoint: "ep1".into(),
+        record_id: record_id.clone(),
+        url: "http://media/r.wav".into(),
+    };
+    h.schedule(Duration::ZERO, Input::Media(done));
+    h.drive();
+    let posted = h.posts.iter().find(|p| p["recording_uuid"] == record_id.as_str()).expect("record event");
+    assert_eq!(posted["recording_url"], "http://media/r.wav");
+    // The wait still ran its 5 s: the recording did not block the NCCO.
+    let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye >= 5 * S && bye < 6 * S, "BYE at {bye:?}");
+}

@@ -192,6 +192,36 @@ impl CallEvent {
     }
 }
 
+/// The result of an `input` action as Vonage posts it to the action's `eventUrl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputEvent {
+    pub uuid: String,
+    pub conversation_uuid: String,
+    pub from: String,
+    pub to: String,
+    pub dtmf: DtmfResult,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DtmfResult {
+    pub digits: String,
+    pub timed_out: bool,
+}
+
+/// A finished recording (`record` action), as Vonage posts it to the action's `eventUrl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordEvent {
+    pub recording_url: String,
+    pub recording_uuid: String,
+    pub uuid: String,
+    pub conversation_uuid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    pub end_time: String,
+    pub timestamp: String,
+}
+
 /// Maps a final SIP failure response to Vonage's call status and `detail`:
 /// 486/600 busy; 603 rejected (declined); 404/484/604 rejected (invalid_number); 408 timeout;
 /// 480 unanswered (unavailable); 487 cancelled; any other 4xx or 6xx failed (cannot_route);

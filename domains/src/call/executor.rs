@@ -8,8 +8,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::connect::{ConnectPlan, Target};
 use super::outcome::{LegFailure, Outcome};
 use super::timers::TimerKey;
@@ -515,15 +513,16 @@ impl Call {
                 let (_, webhook) = self.exec.recordings.remove(pos);
                 // The `record` event (Vonage's shape) goes to the action's eventUrl; its reply
                 // is not an NCCO, so the call does not wait for it.
-                let body = json!({
-                    "recording_url": url,
-                    "recording_uuid": record_id,
-                    "uuid": self.uuid,
-                    "conversation_uuid": self.conversation_uuid,
-                    "start_time": self.a.leg.answered_at.map(super::outcome::iso),
-                    "end_time": self.cx.iso(),
-                    "timestamp": self.cx.iso(),
-                });
+                let event = crate::events::RecordEvent {
+                    recording_url: url,
+                    recording_uuid: record_id,
+                    uuid: self.uuid.clone(),
+                    conversation_uuid: self.conversation_uuid.clone(),
+                    start_time: self.a.leg.answered_at.map(super::outcome::iso),
+                    end_time: self.cx.iso(),
+                    timestamp: self.cx.iso(),
+                };
+                let body = serde_json::to_value(event).unwrap_or_default();
                 let id = self.cx.ids.op();
                 self.cx.ops.insert(id, Op::Ignored);
                 self.cx.out.push_back(super::Output::FetchDocument {
@@ -549,14 +548,15 @@ impl Call {
     fn input_done(&mut self, timed_out: bool) {
         let Step::ExpectDigits(d) = std::mem::replace(&mut self.exec.step, Step::ExpectPostReply) else { return };
         self.cx.timers.cancel(TimerKey::Action);
-        let body = json!({
-            "uuid": self.uuid,
-            "conversation_uuid": self.conversation_uuid,
-            "from": self.a.leg.from,
-            "to": self.a.leg.to,
-            "dtmf": { "digits": d.collected, "timed_out": timed_out },
-            "timestamp": self.cx.iso(),
-        });
+        let event = crate::events::InputEvent {
+            uuid: self.uuid.clone(),
+            conversation_uuid: self.conversation_uuid.clone(),
+            from: self.a.leg.from.clone(),
+            to: self.a.leg.to.clone(),
+            dtmf: crate::events::DtmfResult { digits: d.collected, timed_out },
+            timestamp: self.cx.iso(),
+        };
+        let body = serde_json::to_value(event).unwrap_or_default();
         self.cx.fetch(DocumentPurpose::Continue, DocumentRequest::Post { webhook: d.event, body });
     }
 

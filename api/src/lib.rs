@@ -68,8 +68,14 @@ impl Application {
         let sip_addr = edge.local_addr();
         let sip_tls_addr =
             edge.listen_tls().await.with_context(|| format!("binding SIP TLS on {}", config.sip_tls_addr))?;
-        let state =
-            web::Data::new(AppState { db, config: config.clone(), account: Arc::new(account), records, provisioning });
+        let state = web::Data::new(AppState {
+            db,
+            config: config.clone(),
+            account: Arc::new(account),
+            records,
+            provisioning,
+            calls: edge.registry.clone(),
+        });
 
         let http_listener =
             TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;

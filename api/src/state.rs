@@ -16,4 +16,6 @@ pub struct AppState {
     pub records: crate::store::records::CallRecords,
     /// Invalidated by every provisioning write (see `http::invalidate_provisioning`).
     pub provisioning: Arc<crate::store::cache::ProvisioningCache>,
+    /// The live calls of this node, for the Voice API's control of them.
+    pub calls: Arc<crate::calls::CallRegistry>,
 }

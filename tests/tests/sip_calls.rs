@@ -411,3 +411,38 @@ async fn caller_requiring_100rel_and_session_timers_is_served() {
     let callee = callee.finish(T).await;
     assert!(callee.success, "{}", callee.errors);
 }
+
+#[tokio::test]
+async fn voice_api_hangup_ends_a_live_call() {
+    let callee = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]);
+    assert!(env.app.wait_status("inbound", "answered", T).await, "{:?}", env.app.statuses("inbound"));
+    let uuid = env
+        .app
+        .events()
+        .into_iter()
+        .find(|e| e.body["direction"] == "inbound")
+        .and_then(|e| e.body["uuid"].as_str().map(str::to_owned))
+        .expect("inbound uuid");
+    let put = |uuid: &str, body: serde_json::Value| {
+        env.server.client.put(env.server.url(&format!("/v1/calls/{uuid}"))).bearer_auth(env.jwt()).json(&body)
+    };
+    let (status, body) = vbtest::send(put(&uuid, json!({"action": "transfer"}))).await;
+    vbtest::assert_problem(status, &body, 400, &["action"]);
+    let (status, body) = vbtest::send(put(&uuid, json!({"action": "hangup"}))).await;
+    assert_eq!(status, 204, "{body}");
+    let caller = caller.finish(CALL).await;
+    assert!(caller.success, "the caller got the BYE: {}\n{}", caller.errors, caller.messages);
+    let callee = callee.finish(T).await;
+    assert!(callee.success, "the callee got the BYE: {}", callee.errors);
+    assert!(env.app.wait_status("inbound", "completed", T).await);
+    let done =
+        env.app.events().into_iter().find(|e| e.body["status"] == "completed" && e.body["uuid"] == uuid.as_str());
+    assert_eq!(done.map(|e| e.body["disconnected_by"].clone()), Some(json!("platform")));
+    // Over: a second hangup is refused; an unknown uuid is not found.
+    let (status, body) = vbtest::send(put(&uuid, json!({"action": "hangup"}))).await;
+    vbtest::assert_problem(status, &body, 400, &[]);
+    let (status, _) = vbtest::send(put("00000000-0000-4000-8000-000000000000", json!({"action": "hangup"}))).await;
+    assert_eq!(status, 404);
+}

@@ -105,6 +105,7 @@ impl Driver {
                         self.call.handle_input(now(), Input::Media(domains::call::MediaEvent::ProcessLost))
                     }
                     Some(CallInput::Media(MediaEvent::ProcessReady)) => {}
+                    Some(CallInput::Control(control)) => self.call.handle_input(now(), Input::Control(control)),
                     None => break,
                 },
                 Some(input) = self.pending.next(), if !self.pending.is_empty() => self.call.handle_input(now(), input),

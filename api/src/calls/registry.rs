@@ -16,6 +16,8 @@ use crate::sip::transport::Incoming;
 pub enum CallInput {
     Sip(Incoming),
     Media(MediaEvent),
+    /// From the Voice API.
+    Control(domains::call::Control),
 }
 
 pub type CallSender = mpsc::UnboundedSender<CallInput>;

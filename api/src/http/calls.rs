@@ -1,7 +1,7 @@
 //! `/v1/calls` (Voice API, JWT): the calls of the authenticated application, as Vonage lists
 //! and shows them (HAL, `record_index` paging).
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, put, web};
 use domains::events::CallStatus;
 use domains::problem::Problems;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -11,14 +11,17 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::auth::AuthenticatedApplication;
+use super::json::Body;
 use super::pagination::{DEFAULT_PAGE_SIZE, Href, MAX_PAGE_SIZE};
 use super::params;
-use super::problem::{ApiError, BadRequest, InternalError, NotFound, Unauthorized};
+use super::problem::{
+    ApiError, BadRequest, InternalError, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
 use crate::state::AppState;
 use crate::store::entity::call;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list).service(fetch);
+    cfg.service(list).service(fetch).service(update);
 }
 
 /// The highest `record_index`.
@@ -234,6 +237,60 @@ async fn fetch(
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("call {uuid}")))?;
     Ok(HttpResponse::Ok().json(CallResponse::from(row)))
+}
+
+/// What to do with a live call. `hangup` so far; the other actions of Vonage's API come with
+/// the Voice API work.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CallUpdate {
+    #[schema(example = "hangup")]
+    pub action: String,
+}
+
+#[utoipa::path(
+    operation_id = "updateCall",
+    tag = "calls",
+    params(("uuid" = String, Path, description = "Call leg uuid")),
+    request_body = CallUpdate,
+    responses(
+        (status = 204, description = "Done: the leg is being hung up"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = InternalError),
+    ),
+    security(("bearerAuth" = []))
+)]
+#[put("/{uuid}")]
+async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    uuid: web::Path<String>,
+    Body(body): Body<CallUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let app = application(&req)?;
+    if body.action != "hangup" {
+        return Err(ApiError::invalid("action", format!("'{}' is not supported yet; supported: hangup", body.action)));
+    }
+    // Another application's call is as unknown as a call that never was.
+    state.records.flush().await;
+    call::Entity::find_by_id(uuid.clone())
+        .filter(call::Column::ApplicationId.eq(app.id))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format_args!("call {uuid}")))?;
+    // The request goes to the call's own task: nothing is changed behind its back.
+    let live = state.calls.get(&domains::call::Key::Uuid(uuid.clone()));
+    let control = crate::calls::CallInput::Control(domains::call::Control::Hangup { uuid: uuid.clone() });
+    match live.map(|tx| tx.send(control).is_ok()) {
+        Some(true) => Ok(HttpResponse::NoContent().finish()),
+        _ => Err(ApiError::BadRequest {
+            detail: format!("call {uuid} is not in progress on this node"),
+            invalid: vec![],
+        }),
+    }
 }
 
 #[cfg(test)]

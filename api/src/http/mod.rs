@@ -131,7 +131,8 @@ async fn invalidate_provisioning(
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
+    // Calls are not provisioning: steering one leaves the cache alone.
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD) && !req.path().starts_with("/v1/calls");
     let state = req.app_data::<web::Data<crate::state::AppState>>().cloned();
     let res = next.call(req).await;
     if writes && let Some(state) = state {

@@ -366,7 +366,7 @@ impl Edge {
                         }
                         FailureInput::NoTransaction => self.reply(&m, 481, &[]).await,
                     },
-                    Some(CallInput::Media(_)) => {}
+                    Some(CallInput::Media(_) | CallInput::Control(_)) => {}
                 }
             }
         }

@@ -181,8 +181,9 @@ impl Call {
         b.invite = Some(invite.clone());
         b.state = UacState::ExpectProvisional;
         b.started = true;
-        let call_id = b.leg.dialog.call_id.clone();
+        let (call_id, uuid) = (b.leg.dialog.call_id.clone(), b.leg.uuid.clone());
         self.cx.out.push_back(Output::Listen(Key::CallId(call_id)));
+        self.cx.out.push_back(Output::Listen(Key::Uuid(uuid)));
         self.cx.out.push_back(Output::Listen(Key::Endpoint(endpoint_id)));
         self.cx.send(&flow, invite);
         let total = now.saturating_duration_since(self.received);
@@ -415,6 +416,33 @@ impl Call {
         self.exec.connect = None;
         self.exec.step = super::executor::Step::Idle;
         self.next_action();
+    }
+
+    /// The Voice API hangs up a leg.
+    pub(super) fn on_control(&mut self, control: super::Control) {
+        let super::Control::Hangup { uuid } = control;
+        if self.ending.is_some() {
+            return;
+        }
+        if uuid == self.uuid {
+            tracing::info!(call_uuid = %self.uuid, "hung up through the Voice API");
+            return if self.a_is_unanswered() {
+                let f = LegFailure::new(CallStatus::Failed, "api_hangup", 480, "hung up through the Voice API");
+                self.end_call(super::Outcome::Failed(f))
+            } else {
+                self.end_call(super::Outcome::Completed { by_user: false })
+            };
+        }
+        let Some(i) = self.b.iter().position(|b| b.leg.uuid == uuid && !b.leg.reported) else { return };
+        if self.exec.bridged == Some(i) {
+            self.exec.bridged = None;
+            self.cx.timers.cancel(TimerKey::Limit);
+            self.end_b(i, None);
+            self.connect_done();
+        } else {
+            let f = LegFailure::new(CallStatus::Cancelled, "api_hangup", 487, "hung up through the Voice API");
+            self.callee_failed(i, f);
+        }
     }
 
     pub(super) fn limit_reached(&mut self) {

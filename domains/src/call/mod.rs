@@ -171,6 +171,7 @@ pub enum Input {
         op: OpId,
         result: Result<Option<Ncco>, String>,
     },
+    Control(Control),
     /// The flow to an outbound leg's next hop (DNS and a TCP/TLS connect done).
     Resolved {
         op: OpId,
@@ -209,6 +210,16 @@ pub enum RecordUpdate {
 pub enum Key {
     CallId(String),
     Endpoint(String),
+    /// A leg's UUID, as the Voice API names it.
+    Uuid(String),
+}
+
+/// Live control of a call from the Voice API, by leg UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Hang up the leg: the caller's ends the call; an outbound leg ends its `connect`, and
+    /// the NCCO goes on.
+    Hangup { uuid: String },
 }
 
 #[derive(Debug)]
@@ -351,6 +362,7 @@ impl Call {
         let a = Inbound::new(&mut ids, uuid.clone(), flow, invite);
         let cx =
             Cx { out: VecDeque::new(), timers: Timers::default(), ids, local: ctx.local, now, ops: HashMap::new() };
+        let listen_uuid = Output::Listen(Key::Uuid(uuid.clone()));
         let mut call = Call {
             cx,
             uuid,
@@ -366,6 +378,7 @@ impl Call {
             answer_url_time: Duration::ZERO,
             answer_url_started: None,
         };
+        call.cx.out.push_back(listen_uuid);
         call.start();
         call
     }
@@ -387,6 +400,7 @@ impl Call {
             Input::Media(event) => self.on_media_event(event),
             Input::Document { op, result } => self.on_document(op, result),
             Input::Resolved { op, result } => self.on_resolved(op, result),
+            Input::Control(control) => self.on_control(control),
         }
     }
 

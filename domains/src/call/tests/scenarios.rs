@@ -733,3 +733,26 @@ fn record_runs_alongside_and_its_event_is_posted_when_done() {
     let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
     assert!(bye >= 5 * S && bye < 6 * S, "BYE at {bye:?}");
 }
+
+#[test]
+fn voice_api_hangup_of_the_callee_ends_the_connect_and_the_ncco_goes_on() {
+    let ncco = json!([
+        {"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:bob@{CALLEE}")}]},
+        {"action": "wait", "timeout": 3}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive_until(2 * S);
+    let b_uuid = h.events.iter().find(|e| e.direction == Direction::Outbound).unwrap().uuid.clone();
+    h.schedule(Duration::ZERO, Input::Control(crate::call::Control::Hangup { uuid: b_uuid }));
+    h.drive();
+    let bye_b = h.requests_to(&callee_flow(), Method::Bye)[0].at;
+    let bye_a = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye_b < 3 * S && bye_a >= bye_b + 3 * S - Duration::from_millis(10), "B at {bye_b:?}, A at {bye_a:?}");
+    let mut h2 = CallHarness::new(connect_sip(json!({})), answers());
+    h2.drive_until(2 * S);
+    let a2 = h2.call.uuid().to_owned();
+    h2.schedule(Duration::ZERO, Input::Control(crate::call::Control::Hangup { uuid: a2 }));
+    h2.drive();
+    assert!(h2.elapsed() < 10 * S, "the whole call ended at once");
+    assert_eq!(h2.requests_to(&callee_flow(), Method::Bye).len(), 1);
+}

@@ -229,14 +229,20 @@ async fn fetch(
     state: web::Data<AppState>,
     uuid: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let app = application(&req)?;
+    let row = own_call(&req, &state, &uuid).await?;
+    Ok(HttpResponse::Ok().json(CallResponse::from(row)))
+}
+
+/// The authenticated application's call `uuid`, every record change so far included; another
+/// application's call is as unknown as one that never was.
+async fn own_call(req: &HttpRequest, state: &AppState, uuid: &str) -> Result<call::Model, ApiError> {
+    let app = application(req)?;
     state.records.flush().await;
-    let row = call::Entity::find_by_id(uuid.clone())
+    call::Entity::find_by_id(uuid.to_owned())
         .filter(call::Column::ApplicationId.eq(app.id))
         .one(&state.db)
         .await?
-        .ok_or_else(|| ApiError::not_found(format_args!("call {uuid}")))?;
-    Ok(HttpResponse::Ok().json(CallResponse::from(row)))
+        .ok_or_else(|| ApiError::not_found(format_args!("call {uuid}")))
 }
 
 /// What to do with a live call. `hangup` so far; the other actions of Vonage's API come with
@@ -270,17 +276,10 @@ async fn update(
     uuid: web::Path<String>,
     Body(body): Body<CallUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    let app = application(&req)?;
     if body.action != "hangup" {
         return Err(ApiError::invalid("action", format!("'{}' is not supported yet; supported: hangup", body.action)));
     }
-    // Another application's call is as unknown as a call that never was.
-    state.records.flush().await;
-    call::Entity::find_by_id(uuid.clone())
-        .filter(call::Column::ApplicationId.eq(app.id))
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format_args!("call {uuid}")))?;
+    own_call(&req, &state, &uuid).await?;
     // The request goes to the call's own task: nothing is changed behind its back.
     let live = state.calls.get(&domains::call::Key::Uuid(uuid.clone()));
     let control = crate::calls::CallInput::Control(domains::call::Control::Hangup { uuid: uuid.clone() });

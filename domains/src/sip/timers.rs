@@ -55,14 +55,9 @@ impl Backoff {
     }
 }
 
-/// Timer H's companion on the server side: how long an INVITE server transaction waits for
-/// the ACK of its failure response (Timer H, 64·T1 on any transport), and how long it lingers
-/// after the ACK to absorb ACK retransmissions (Timer I: T4 on unreliable transports, 0 on
-/// reliable ones).
-pub fn timer_h() -> Duration {
-    TIMEOUT_64_T1
-}
-
+/// How long an INVITE server transaction lingers after the ACK of its failure response to
+/// absorb ACK retransmissions (Timer I: T4 on unreliable transports, 0 on reliable ones).
+/// Timer H itself is [`TIMEOUT_64_T1`].
 pub fn timer_i(reliable: bool) -> Duration {
     if reliable { Duration::ZERO } else { T4 }
 }
@@ -97,7 +92,7 @@ mod tests {
 
     #[test]
     fn server_transaction_timers() {
-        assert_eq!(timer_h(), T1 * 64);
+        assert_eq!(TIMEOUT_64_T1, T1 * 64);
         assert_eq!((timer_i(false), timer_i(true)), (T4, Duration::ZERO));
     }
 }

@@ -74,17 +74,40 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The route table, shared by the server and by `voxbridge openapi`.
+/// The route table, shared by the server and by `voxbridge openapi`. Provisioning scopes take
+/// the account's Basic credentials (outermost, so an unauthenticated request invalidates
+/// nothing), and their writes invalidate the cache the SIP edge reads; the Voice API steers
+/// calls and leaves it alone.
 fn routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
     app.service(health::health)
         .service(health::ready)
-        .service(scope::scope("/v2/applications").wrap(from_fn(auth::require_basic)).configure(applications::routes))
-        .service(scope::scope("/v1/psip").wrap(from_fn(auth::require_basic)).configure(psip::routes))
-        .service(scope::scope("/v1/numbers").wrap(from_fn(auth::require_basic)).configure(numbers::routes))
-        .service(scope::scope("/v1/trunks").wrap(from_fn(auth::require_basic)).configure(trunks::routes))
+        .service(
+            scope::scope("/v2/applications")
+                .wrap(from_fn(invalidate_provisioning))
+                .wrap(from_fn(auth::require_basic))
+                .configure(applications::routes),
+        )
+        .service(
+            scope::scope("/v1/psip")
+                .wrap(from_fn(invalidate_provisioning))
+                .wrap(from_fn(auth::require_basic))
+                .configure(psip::routes),
+        )
+        .service(
+            scope::scope("/v1/numbers")
+                .wrap(from_fn(invalidate_provisioning))
+                .wrap(from_fn(auth::require_basic))
+                .configure(numbers::routes),
+        )
+        .service(
+            scope::scope("/v1/trunks")
+                .wrap(from_fn(invalidate_provisioning))
+                .wrap(from_fn(auth::require_basic))
+                .configure(trunks::routes),
+        )
         .service(scope::scope("/v1/calls").wrap(from_fn(auth::require_jwt)).configure(calls::routes))
 }
 
@@ -121,18 +144,16 @@ pub fn app(
         .route("/metrics", web::get().to(health::metrics_text))
         .default_service(web::to(not_found))
         .wrap(from_fn(catch_panic))
-        .wrap(from_fn(invalidate_provisioning))
         .wrap(from_fn(health::observe))
 }
 
-/// Every write through the API (any method but GET/HEAD) invalidates the provisioning cache the
+/// Every provisioning write (any method but GET/HEAD) invalidates the provisioning cache the
 /// SIP edge reads, so the next call sees it: one place rather than a call in every handler.
 async fn invalidate_provisioning(
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    // Calls are not provisioning: steering one leaves the cache alone.
-    let writes = !matches!(*req.method(), Method::GET | Method::HEAD) && !req.path().starts_with("/v1/calls");
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
     let state = req.app_data::<web::Data<crate::state::AppState>>().cloned();
     let res = next.call(req).await;
     if writes && let Some(state) = state {

@@ -2,7 +2,7 @@
 //! schedule until something stops it, and the INVITE server transaction of a failure response
 //! (Timers G, H and I), which the edge also runs for the INVITEs it refuses.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::sip::flow::Flow;
 use crate::sip::timers::{Backoff, Retransmitted, TIMEOUT_64_T1, timer_i};

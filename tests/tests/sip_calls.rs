@@ -95,6 +95,17 @@ async fn far_end_hangs_up() {
     let callee = callee.finish(T).await;
     assert!(callee.success, "{}\n{}", callee.errors, callee.messages);
     assert!(env.app.wait_status("inbound", "completed", T).await);
+    // Once its transactions are over the call is gone, counted once.
+    let deadline = std::time::Instant::now() + T;
+    let active = loop {
+        let text = env.server.client.get(env.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let active = text.lines().find_map(|l| l.strip_prefix("voxbridge_sip_active_calls ")).map(str::to_owned);
+        if active.as_deref() == Some("0") || std::time::Instant::now() > deadline {
+            break active;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(active.as_deref(), Some("0"));
 }
 
 #[tokio::test]

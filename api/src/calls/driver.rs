@@ -48,12 +48,11 @@ pub async fn drive(
     io: Io,
 ) {
     let span = tracing::info_span!("call", call_uuid = %call.uuid());
+    // Decremented when the driver drops, however it ends.
     metrics::gauge!("voxbridge_sip_active_calls").increment(1.0);
-    Driver { call, hooks, io, tx, keys: Vec::new(), pending: FuturesUnordered::new() }
-        .run(inbox)
-        .instrument(span)
-        .await;
-    metrics::gauge!("voxbridge_sip_active_calls").decrement(1.0);
+    // The edge registered the caller's Call-ID before admission; it leaves with the call.
+    let keys = vec![Key::CallId(call.call_id().to_owned())];
+    Driver { call, hooks, io, tx, keys, pending: FuturesUnordered::new() }.run(inbox).instrument(span).await;
 }
 
 struct Driver {

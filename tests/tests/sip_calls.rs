@@ -457,3 +457,40 @@ async fn voice_api_hangup_ends_a_live_call() {
     let (status, _) = vbtest::send(put("00000000-0000-4000-8000-000000000000", json!({"action": "hangup"}))).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn parallel_sip_endpoints_first_answer_wins_and_the_other_is_cancelled() {
+    let ringing = Sipp::uas("uas_ring_cancel.xml", &[]);
+    let answering = Sipp::uas("uas_answer.xml", &[]);
+    let ncco = json!([{"action": "connect", "timeout": 20, "endpoint": [
+        {"type": "sip", "uri": format!("sip:ringing@127.0.0.1:{}", ringing.port)},
+        {"type": "sip", "uri": format!("sip:answering@127.0.0.1:{}", answering.port)},
+    ]}]);
+    let env = SipEnv::start(ncco, &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "caller: {}\n{}", caller.errors, caller.messages);
+    let answering = answering.finish(T).await;
+    assert!(answering.success, "the answering far end: {}\n{}", answering.errors, answering.messages);
+    let ringing = ringing.finish(T).await;
+    assert!(ringing.success, "the ringing far end got CANCEL: {}\n{}", ringing.errors, ringing.messages);
+    assert!(env.app.wait_status("inbound", "completed", T).await, "{:?}", env.app.statuses("inbound"));
+    let outbound = env.app.statuses("outbound");
+    assert!(env.app.wait_status("outbound", "cancelled", T).await, "{outbound:?}");
+    assert!(env.app.wait_status("outbound", "completed", T).await, "{:?}", env.app.statuses("outbound"));
+}
+
+#[tokio::test]
+async fn session_refreshed_by_voxbridge_when_the_caller_asks_it_to() {
+    // RFC 4028 with refresher=uas and the smallest interval we accept (Min-SE 90 s): the UPDATE
+    // comes at half of it, so this test takes about 47 s.
+    let callee = Sipp::uas("uas_answer.xml", &["-timeout", "90s"]);
+    let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_session_refresh.xml", &env.sip, &env.host, &["-timeout", "80s"])
+        .finish(Duration::from_secs(85))
+        .await;
+    assert!(caller.success, "caller: {}\n{}", caller.errors, caller.messages);
+    assert!(caller.messages.contains("UPDATE sip:"), "{}", caller.messages);
+    let callee = callee.finish(T).await;
+    assert!(callee.success, "{}\n{}", callee.errors, callee.messages);
+    assert!(env.app.wait_status("inbound", "completed", T).await, "{:?}", env.app.statuses("inbound"));
+}

@@ -19,9 +19,6 @@ use crate::sip::dialog::Dialog;
 use crate::sip::flow::Flow;
 use crate::sip_uri::SipUri;
 
-/// Most targets rung at once.
-pub const MAX_PARALLEL: usize = 10;
-
 #[derive(Debug, Clone)]
 pub struct Target {
     pub uri: SipUri,
@@ -70,7 +67,7 @@ impl Call {
         let parallel = plan.parallel;
         self.exec.connect = Some(plan);
         if parallel {
-            for _ in 0..MAX_PARALLEL {
+            for _ in 0..crate::ncco::Connect::MAX_PARALLEL {
                 if !self.dial_next() {
                     break;
                 }

@@ -315,6 +315,10 @@ impl Call {
             _ => None,
         };
         let ringback = c.ringback_tone.as_ref().map(ToString::to_string);
+        let uri_target = |sip: &crate::ncco::Sip, u: &crate::ncco::SipUriTarget| {
+            let uri = SipUri::parse(&u.uri).map_err(|e| cannot(format!("bad SIP URI {}: {e}", u.uri)))?;
+            Ok(Target { uri, headers: sip.sip_headers(), ringing, credentials: None, attempt: 0 })
+        };
         let plan = |targets: VecDeque<Target>, from: String, fail_over: bool| ConnectPlan {
             targets,
             parallel: false,
@@ -325,12 +329,24 @@ impl Call {
             ringback: ringback.clone(),
         };
         let (user, trunk, from) = match &c.endpoint {
+            Endpoint::Sip(first) if !c.forks.is_empty() => {
+                // Rung together: each is one URI (a domain's gateways fail over, which is sequential).
+                let targets = std::iter::once(first)
+                    .chain(&c.forks)
+                    .map(|sip| match &sip.target {
+                        SipTarget::Uri(u) => uri_target(sip, u),
+                        SipTarget::Domain { domain, .. } => {
+                            Err(cannot(format!("the domain endpoint {domain} cannot ring in parallel with others")))
+                        }
+                    })
+                    .collect::<Result<VecDeque<_>, _>>()?;
+                let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
+                return Ok(ConnectPlan { parallel: true, ..plan(targets, from, false) });
+            }
             Endpoint::Sip(sip) => match &sip.target {
                 SipTarget::Uri(u) => {
-                    let uri = SipUri::parse(&u.uri).map_err(|e| cannot(format!("bad SIP URI {}: {e}", u.uri)))?;
                     let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
-                    let target = Target { uri, headers: sip.sip_headers(), ringing, credentials: None, attempt: 0 };
-                    return Ok(plan(VecDeque::from([target]), from, false));
+                    return Ok(plan(VecDeque::from([uri_target(sip, u)?]), from, false));
                 }
                 SipTarget::Domain { domain, user } => {
                     let trunk = self.dialling.trunks.iter().find(|t| t.name == *domain).cloned();

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::harness::*;
 use crate::call::timers::TimerKey;
 use crate::call::{Input, Key, MediaEvent};
-use crate::events::Direction;
+use crate::events::{CallStatus, Direction};
 use crate::sip::Method;
 use crate::sip::timers::{T1, TIMEOUT_64_T1};
 
@@ -534,28 +534,13 @@ fn the_authenticated_invite_has_each_header_once() {
 }
 
 #[test]
-fn parallel_forks_first_answer_wins_and_the_others_are_cancelled() {
-    use crate::call::connect::{ConnectPlan, Target};
-    let mut h = CallHarness::new(json!([{"action": "wait", "timeout": 100}]), Callee::RingsForever);
+fn parallel_sip_endpoints_first_answer_wins_and_the_others_are_cancelled() {
+    let ncco = json!([{"action": "connect", "endpoint": [
+        {"type": "sip", "uri": format!("sip:first@{CALLEE}")},
+        {"type": "sip", "uri": format!("sip:second@{CALLEE}")},
+    ]}]);
+    let mut h = CallHarness::new(ncco, Callee::RingsForever);
     h.callees = vec![Callee::RingsForever, answers()];
-    h.drive_until(Duration::from_millis(100));
-    let target = |user: &str| Target {
-        uri: crate::sip_uri::SipUri::parse(&format!("sip:{user}@{CALLEE}")).unwrap(),
-        headers: vec![],
-        ringing: 30 * S,
-        credentials: None,
-        attempt: 0,
-    };
-    h.call.exec.program.clear();
-    h.call.start_connect(ConnectPlan {
-        targets: [target("first"), target("second")].into(),
-        parallel: true,
-        fail_over: false,
-        from: "14155550199".into(),
-        limit: 60 * S,
-        dtmf_answer: Some("12p3".into()),
-        ringback: None,
-    });
     h.drive_until(3 * S);
     let invites = h.requests_to(&callee_flow(), Method::Invite);
     assert_eq!(invites.len(), 2, "both rung at once");
@@ -563,11 +548,37 @@ fn parallel_forks_first_answer_wins_and_the_others_are_cancelled() {
     let cancels = h.requests_to(&callee_flow(), Method::Cancel);
     assert_eq!(cancels.len(), 1, "the loser is cancelled");
     assert_eq!(cancels[0].msg.call_id(), invites[0].msg.call_id());
-    assert!(
-        h.media_log.iter().any(|c| matches!(c, crate::media::Command::SendDtmf { digits, .. } if digits == "12p3"))
-    );
     let outbound = h.statuses(Direction::Outbound);
     assert!(outbound.contains(&"cancelled") && outbound.contains(&"answered"), "{outbound:?}");
+    assert!(h.caller_codes().contains(&200), "the caller is bridged to the winner");
+}
+
+#[test]
+fn dtmf_answer_is_sent_to_the_callee_once_it_answers() {
+    let ncco = phone(json!({"endpoint": [{"type": "phone", "number": "15551230000", "dtmfAnswer": "12p3"}]}));
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive_until(10 * S);
+    assert!(
+        h.media_log.iter().any(|c| matches!(c, crate::media::Command::SendDtmf { digits, .. } if digits == "12p3")),
+        "{:?}",
+        h.media_log
+    );
+}
+
+#[test]
+fn parallel_endpoints_cannot_include_a_domain() {
+    let ncco = json!([{"action": "connect", "endpoint": [
+        {"type": "sip", "uri": format!("sip:first@{CALLEE}")},
+        {"type": "sip", "domain": "pbx", "user": "100"},
+    ]}, {"action": "wait", "timeout": 1}]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive();
+    assert!(h.requests_to(&callee_flow(), Method::Invite).is_empty(), "nothing rung");
+    let failed = h
+        .events
+        .iter()
+        .any(|e| e.status == CallStatus::Failed && e.reason.as_deref().is_some_and(|r| r.contains("parallel")));
+    assert!(failed, "{:?}", h.events);
 }
 
 #[test]

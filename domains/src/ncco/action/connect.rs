@@ -1,17 +1,22 @@
 //! `connect`: place an outbound leg to one endpoint (phone, SIP, WebSocket, VBC extension or
 //! app user) and bridge it to the call, with caller ID, ringing and length limits, machine
-//! detection and per-leg event webhooks.
+//! detection and per-leg event webhooks. voxbridge also takes up to ten `sip` endpoints in one
+//! `connect`, rung in parallel (first answer wins), as `<Dial>` with several `<Sip>` nouns does;
+//! Vonage takes exactly one endpoint, which stays the rule for every other type.
 
 use url::Url;
 
 use crate::e164::E164;
 use crate::ncco::common::{AdvancedMachineDetection, MachineDetection, Webhook};
-use crate::ncco::endpoint::Endpoint;
+use crate::ncco::endpoint::{Endpoint, Sip};
 use crate::ncco::fields::{self, Fields, HTTP};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connect {
+    /// The first (for every type but `sip`, the only) endpoint.
     pub endpoint: Endpoint,
+    /// Further `sip` endpoints rung at the same time as the first.
+    pub forks: Vec<Sip>,
     /// Caller ID (digits, no `+`); `None` = unknown or chosen by `random_from_number`.
     pub from: Option<E164>,
     /// Pick a caller ID among the application's numbers.
@@ -33,12 +38,29 @@ impl Connect {
     pub const DEFAULT_TIMEOUT: u32 = 60;
     pub const TIMEOUT: std::ops::RangeInclusive<u32> = 3..=7200;
     pub const MAX_LIMIT: u32 = 7200;
+    /// Most `sip` endpoints one `connect` rings in parallel.
+    pub const MAX_PARALLEL: usize = 10;
 
     pub(crate) fn parse(f: &mut Fields) -> Option<Connect> {
-        let endpoint_at = format!("{}/0", f.pointer("endpoint"));
-        let endpoint = f
-            .req("endpoint", fields::exactly_one)
-            .and_then(|value| Endpoint::parse_in(value, endpoint_at, f.problems()));
+        let at = f.pointer("endpoint");
+        let values = f.req("endpoint", Self::endpoint_array).map(Vec::as_slice).unwrap_or_default();
+        let mut parsed = Vec::with_capacity(values.len());
+        for (i, value) in values.iter().enumerate() {
+            parsed.push(Endpoint::parse_in(value, format!("{at}/{i}"), f.problems()));
+        }
+        let mut parsed = parsed.into_iter();
+        let endpoint = parsed.next().flatten();
+        let mut forks = Vec::new();
+        let mut mixed = !matches!(endpoint, Some(Endpoint::Sip(_)) | None);
+        for e in parsed.flatten() {
+            match e {
+                Endpoint::Sip(sip) => forks.push(sip),
+                _ => mixed = true,
+            }
+        }
+        if mixed && values.len() > 1 {
+            f.report("endpoint", "several endpoints ring in parallel only when every one is of type sip");
+        }
         let from = f.opt("from", fields::e164);
         let random_from_number = f.bool_or("randomFromNumber", false);
         if random_from_number {
@@ -56,7 +78,15 @@ impl Connect {
             event: Webhook::optional(f),
             ringback_tone: f.opt("ringbackTone", fields::url(HTTP)),
             endpoint: endpoint?,
+            forks,
         })
+    }
+
+    fn endpoint_array(v: &serde_json::Value) -> Result<&Vec<serde_json::Value>, String> {
+        match v.as_array() {
+            Some(a) if (1..=Self::MAX_PARALLEL).contains(&a.len()) => Ok(a),
+            _ => Err(format!("must be an array of 1 to {} endpoints", Self::MAX_PARALLEL)),
+        }
     }
 }
 
@@ -138,6 +168,39 @@ mod tests {
         assert_eq!((ws.uri.as_str(), ws.sample_rate), ("wss://example.com/socket", 16000));
         assert_eq!(ws.headers.get("language"), Some(&serde_json::Value::from("en-GB")));
         assert!(c.synchronous);
+    }
+
+    #[test]
+    fn several_sip_endpoints_ring_in_parallel() {
+        let c = connect(
+            r#"[{"action":"connect","endpoint":[{"type":"sip","uri":"sip:a@one.example"},
+                {"type":"sip","uri":"sip:b@two.example"},{"type":"sip","uri":"sip:c@three.example"}]}]"#,
+        );
+        assert!(matches!(c.endpoint, Endpoint::Sip(_)));
+        let hosts: Vec<_> = c
+            .forks
+            .iter()
+            .filter_map(|s| match &s.target {
+                SipTarget::Uri(u) => Some(u.host.clone()),
+                SipTarget::Domain { .. } => None,
+            })
+            .collect();
+        assert_eq!(hosts, ["two.example", "three.example"]);
+        let eleven = format!(
+            r#"[{{"action":"connect","endpoint":[{}]}}]"#,
+            vec![r#"{"type":"sip","uri":"sip:a@x.example"}"#; 11].join(",")
+        );
+        assert_eq!(problem_names(&eleven), ["/0/endpoint"]);
+        assert_eq!(
+            problem_names(
+                r#"[{"action":"connect","endpoint":[{"type":"sip","uri":"sip:a@x.example"},{"type":"phone","number":"447700900000"}]}]"#
+            ),
+            ["/0/endpoint"]
+        );
+        assert_eq!(
+            problem_names(r#"[{"action":"connect","endpoint":[{"type":"sip","uri":"sip:a@x.example"},{"type":"sip"}]}]"#),
+            ["/0/endpoint/1/uri"]
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ struct State {
     answer_status: Mutex<u16>,
     answers: Mutex<Vec<Recorded>>,
     events: Mutex<Vec<Recorded>>,
+    /// Other paths that answer with a document (an `onAnswer` NCCO, …), by path.
+    documents: Mutex<std::collections::HashMap<String, Value>>,
 }
 
 pub struct FakeApp {
@@ -55,8 +57,12 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
         }
         HttpResponse::Ok().json(state.ncco.lock().unwrap().clone())
     } else {
+        let document = state.documents.lock().unwrap().get(req.path()).cloned();
         state.events.lock().unwrap().push(rec);
-        HttpResponse::Ok().finish()
+        match document {
+            Some(doc) => HttpResponse::Ok().json(doc),
+            None => HttpResponse::Ok().finish(),
+        }
     }
 }
 
@@ -112,6 +118,11 @@ impl FakeApp {
 
     pub fn set_ncco(&self, ncco: Value) {
         *self.state.ncco.lock().unwrap() = ncco;
+    }
+
+    /// Requests to `path` (recorded with the events) get `document` as their JSON reply.
+    pub fn set_document(&self, path: &str, document: Value) {
+        self.state.documents.lock().unwrap().insert(path.to_owned(), document);
     }
 
     pub fn set_answer_status(&self, status: u16) {

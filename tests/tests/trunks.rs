@@ -187,3 +187,37 @@ async fn srv_records_are_tried_in_order_and_a_silent_server_is_failed_over() {
     let first = silent.received(Duration::from_millis(100)).await;
     assert!(first.iter().any(|m| m.starts_with("INVITE sip:bob@carrier.test")), "first SRV target tried: {first:?}");
 }
+
+#[tokio::test]
+async fn on_answer_runs_its_ncco_on_the_callee_before_the_bridge() {
+    let callee = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(json!([]), &["127.0.0.1"], None).await;
+    // A whisper the media process can already run: a pause before the callee is bridged.
+    env.app.set_document("/whisper", json!([{"action": "wait", "timeout": 1}]));
+    env.app.set_ncco(json!([{"action": "connect", "endpoint": [{"type": "phone", "number": "15551230000",
+        "onAnswer": {"url": format!("{}/whisper", env.app.base)}}]}]));
+    provision(&env, json!([{"host": "127.0.0.1", "port": callee.port}]), json!({"credentials": null})).await;
+    let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "caller: {}\n{}", caller.errors, caller.messages);
+    let callee = callee.finish(Duration::from_secs(10)).await;
+    assert!(callee.success, "callee: {}\n{}", callee.errors, callee.messages);
+    let whisper = env.app.events().into_iter().find(|e| e.path == "/whisper").expect("the whisper NCCO was fetched");
+    assert_eq!((whisper.method.as_str(), whisper.param("to")), ("GET", Some("15551230000")));
+    let outbound_uuid = env
+        .app
+        .events()
+        .into_iter()
+        .find(|e| e.body["direction"] == "outbound")
+        .and_then(|e| e.body["uuid"].as_str().map(str::to_owned));
+    assert_eq!(whisper.param("uuid").map(str::to_owned), outbound_uuid, "asked for the callee's leg");
+    // The caller was answered only after the callee's whisper (1 s).
+    let at = |direction: &str| {
+        env.app
+            .events()
+            .into_iter()
+            .find(|e| e.body["direction"] == direction && e.body["status"] == "answered")
+            .and_then(|e| e.body["timestamp"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()))
+    };
+    let (callee_at, caller_at) = (at("outbound").expect("callee answered"), at("inbound").expect("caller answered"));
+    assert!(caller_at - callee_at >= chrono::Duration::milliseconds(900), "{callee_at} → {caller_at}");
+}

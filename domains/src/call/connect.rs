@@ -49,6 +49,8 @@ pub struct ConnectPlan {
     pub dtmf_answer: Option<String>,
     /// `ringbackTone`: played to the caller (as early media) until a callee answers.
     pub ringback: Option<String>,
+    /// `onAnswer`: an NCCO run on the callee before the bridge.
+    pub on_answer: Option<super::whisper::OnAnswerPlan>,
 }
 
 impl Call {
@@ -213,7 +215,15 @@ impl Call {
         }
     }
 
-    fn bridge(&mut self, i: usize, answer: bool) {
+    /// The answered callee's media is set up: its whisper first, if the connect has one.
+    fn callee_ready(&mut self, i: usize) {
+        match self.exec.connect.as_ref().and_then(|p| p.on_answer.clone()) {
+            Some(plan) => self.start_whisper(i, plan),
+            None => self.bridge(i, true),
+        }
+    }
+
+    pub(super) fn bridge(&mut self, i: usize, answer: bool) {
         let a = self.a.leg.endpoint_id();
         let b = self.b.get(i).and_then(|b| b.leg.endpoint_id());
         if let (Some(a), Some(b)) = (a, b) {
@@ -229,13 +239,13 @@ impl Call {
                 let remote_sdp = String::from_utf8_lossy(&body).into_owned();
                 self.cx.media(Op::BAnswer(i), Command::UpdateEndpoint { endpoint_id, remote_sdp });
             }
-            _ => self.bridge(i, true),
+            _ => self.callee_ready(i),
         }
     }
 
     pub(super) fn b_answer_applied(&mut self, i: usize, result: Result<Reply, MediaFailure>) {
         match result {
-            Ok(_) => self.bridge(i, true),
+            Ok(_) => self.callee_ready(i),
             Err(f) => {
                 let failure = LegFailure::new(
                     CallStatus::Failed,
@@ -260,10 +270,28 @@ impl Call {
             return;
         }
         b.state = UacState::ExpectBye;
+        // A whispered callee was announced when it answered.
+        if self.exec.whisper.take().is_none() {
+            self.callee_won(i);
+        }
+        self.exec.bridged = Some(i);
+        self.exec.step = super::executor::Step::ExpectHangup;
+        self.stop_ringback();
+        self.answer_a();
+        let digits = self.exec.connect.as_ref().and_then(|p| p.dtmf_answer.clone());
+        if let (Some(digits), Some(endpoint_id)) = (digits, self.b.get(i).and_then(|b| b.leg.endpoint_id())) {
+            self.cx.media(Op::Action("connect"), Command::SendDtmf { endpoint_id, digits });
+        }
+        let limit = self.exec.connect.as_ref().map_or(Duration::from_secs(7200), |p| p.limit);
+        self.cx.timers.set(TimerKey::Limit, self.cx.now.at + limit);
+    }
+
+    /// The callee `i` answered first: its `answered` event, and the other forks cancelled.
+    pub(super) fn callee_won(&mut self, i: usize) {
+        let Some(b) = self.b.get(i) else { return };
         let uuid = b.leg.uuid.clone();
         self.progress_event(LegRef::B(i), CallStatus::Answered);
         self.cx.record(super::RecordUpdate::Answered { uuid, at: self.cx.now.utc });
-        // The first answer wins: the other forks are cancelled.
         for j in 0..self.b.len() {
             if j != i && self.b.get(j).is_some_and(|o| !o.is_terminated() && !o.leg.reported) {
                 self.end_b(j, None);
@@ -272,20 +300,15 @@ impl Call {
         if let Some(plan) = self.exec.connect.as_mut() {
             plan.targets.clear();
         }
-        self.exec.bridged = Some(i);
-        self.exec.step = super::executor::Step::ExpectHangup;
+        self.stop_ringback();
+    }
+
+    pub(super) fn stop_ringback(&mut self) {
         if std::mem::take(&mut self.exec.ringback_playing)
             && let Some(endpoint_id) = self.a.leg.endpoint_id()
         {
             self.cx.media(Op::Ignored, Command::StopPlay { endpoint_id });
         }
-        self.answer_a();
-        let digits = self.exec.connect.as_ref().and_then(|p| p.dtmf_answer.clone());
-        if let (Some(digits), Some(endpoint_id)) = (digits, self.b.get(i).and_then(|b| b.leg.endpoint_id())) {
-            self.cx.media(Op::Action("connect"), Command::SendDtmf { endpoint_id, digits });
-        }
-        let limit = self.exec.connect.as_ref().map_or(Duration::from_secs(7200), |p| p.limit);
-        self.cx.timers.set(TimerKey::Limit, self.cx.now.at + limit);
     }
 
     /// A gateway that never answered: the next one.
@@ -405,6 +428,9 @@ impl Call {
             self.exec.bridged = None;
             self.exec.hung_up_by_user = true;
             self.cx.timers.cancel(TimerKey::Limit);
+            self.connect_done();
+        } else if self.whispered_callee_gone(i) {
+            self.exec.hung_up_by_user = true;
             self.connect_done();
         }
     }

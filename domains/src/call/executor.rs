@@ -76,6 +76,8 @@ pub struct Executor {
     pub ringback_playing: bool,
     /// Recordings running, by id: where their `record` event goes.
     pub recordings: Vec<(String, Option<Webhook>)>,
+    /// The `onAnswer` NCCO running on an answered callee.
+    pub whisper: Option<super::whisper::Whisper>,
 }
 
 impl Call {
@@ -141,6 +143,7 @@ impl Call {
                     limit: Duration::from_secs(7200),
                     dtmf_answer: None,
                     ringback: None,
+                    on_answer: None,
                 });
             }
         }
@@ -310,9 +313,15 @@ impl Call {
         let cannot = |reason: String| LegFailure::new(CallStatus::Failed, "cannot_route", 480, reason);
         let ringing = Duration::from_secs(c.timeout.into());
         let limit = Duration::from_secs(c.limit.into());
-        let dtmf_answer = match &c.endpoint {
-            Endpoint::Phone(p) => p.dtmf_answer.clone(),
-            _ => None,
+        let (dtmf_answer, on_answer) = match &c.endpoint {
+            Endpoint::Phone(p) => (
+                p.dtmf_answer.clone(),
+                p.on_answer.as_ref().map(|o| super::whisper::OnAnswerPlan {
+                    url: o.url.clone(),
+                    ringback: o.ringback_tone.as_ref().map(ToString::to_string),
+                }),
+            ),
+            _ => (None, None),
         };
         let ringback = c.ringback_tone.as_ref().map(ToString::to_string);
         let uri_target = |sip: &crate::ncco::Sip, u: &crate::ncco::SipUriTarget| {
@@ -327,6 +336,7 @@ impl Call {
             limit,
             dtmf_answer,
             ringback: ringback.clone(),
+            on_answer,
         };
         let (user, trunk, from) = match &c.endpoint {
             Endpoint::Sip(first) if !c.forks.is_empty() => {
@@ -519,6 +529,9 @@ impl Call {
                 }
             }
             MediaEvent::PlaybackDone { play_id, .. } => {
+                if self.whisper_played(&play_id) {
+                    return;
+                }
                 if self.exec.step == (Step::ExpectPlaybackDone { play_id }) {
                     self.exec.step = Step::Idle;
                     self.next_action();

@@ -172,6 +172,8 @@ pub enum UacState {
     ExpectFinal,
     /// The callee answered: its SDP goes to media, then the bridge.
     ExpectMediaApplied,
+    /// Answered, and its `onAnswer` NCCO (a whisper) runs before the bridge.
+    ExpectWhisperDone,
     /// We sent CANCEL: the 487 gets an ACK, a late 2xx an ACK and a BYE.
     ExpectCancelResult,
     /// Dialog confirmed.

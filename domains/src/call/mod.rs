@@ -37,6 +37,7 @@ mod outcome;
 mod sip_in;
 pub mod timers;
 pub mod txn;
+mod whisper;
 
 #[cfg(test)]
 mod tests;
@@ -281,6 +282,8 @@ enum Op {
     OurOffer(LegRef),
     /// A media command of an action; failure ends the call naming the action.
     Action(&'static str),
+    /// A media command of the whisper; failure releases the callee.
+    Whisper,
     /// Nothing waits on the reply (destroy, the answer to our re-INVITE).
     Ignored,
 }
@@ -290,6 +293,8 @@ enum DocumentPurpose {
     AnswerUrl,
     /// A post whose NCCO reply replaces the program (notify, input results, connect events).
     Continue,
+    /// The NCCO of a connect's `onAnswer`, run on the callee.
+    Whisper,
 }
 
 /// The I/O side the legs and the executor write to.
@@ -436,6 +441,7 @@ impl Call {
             TimerKey::Ringing(LegRef::A) | TimerKey::CancelGrace(LegRef::A) | TimerKey::NoResponse(LegRef::A) => {}
             TimerKey::Limit => self.limit_reached(),
             TimerKey::Action => self.action_timer(),
+            TimerKey::Whisper => self.whisper_wait_elapsed(),
         }
     }
 
@@ -457,6 +463,7 @@ impl Call {
             Op::TheirOffer(leg) => self.their_offer_answered(leg, result),
             Op::OurOffer(leg) => self.our_offer_ready(leg, result),
             Op::Action(name) => self.action_media_reply(name, result),
+            Op::Whisper => self.whisper_media_reply(result),
             Op::Ignored | Op::Document(_) | Op::BFlow(_) => {}
         }
     }
@@ -469,6 +476,7 @@ impl Call {
         match purpose {
             DocumentPurpose::AnswerUrl => self.answer_document(result),
             DocumentPurpose::Continue => self.continue_document(result),
+            DocumentPurpose::Whisper => self.whisper_document(result),
         }
     }
 

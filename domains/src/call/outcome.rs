@@ -209,7 +209,7 @@ impl Call {
                 b.state = UacState::ExpectCancelResult;
                 self.cx.timers.set(TimerKey::CancelGrace(LegRef::B(i)), now + TIMEOUT_64_T1);
             }
-            UacState::ExpectMediaApplied | UacState::ExpectBye => {
+            UacState::ExpectMediaApplied | UacState::ExpectWhisperDone | UacState::ExpectBye => {
                 let bye = b.leg.dialog.request(&self.cx.local, Method::Bye, &self.cx.ids.branch());
                 let flow = b.leg.dialog.flow.clone();
                 let resend = Resend::request(bye.clone(), flow.clone(), now);

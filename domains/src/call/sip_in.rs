@@ -114,7 +114,8 @@ impl Call {
             return;
         };
         let Some(b) = self.b.get(i) else { return };
-        let confirmed = matches!(b.state, UacState::ExpectBye | UacState::ExpectMediaApplied);
+        let confirmed =
+            matches!(b.state, UacState::ExpectBye | UacState::ExpectMediaApplied | UacState::ExpectWhisperDone);
         match method {
             Method::Bye if confirmed => {
                 self.reply(&flow, &msg, 200, None);

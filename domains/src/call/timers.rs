@@ -22,6 +22,8 @@ pub enum TimerKey {
     Limit,
     /// The running action's own deadline (`wait`, `input` timeouts, …).
     Action,
+    /// A `wait` in a whisper (`onAnswer`).
+    Whisper,
     /// A session-timer refresh (RFC 4028) or expiry on a leg.
     Session(LegRef),
 }

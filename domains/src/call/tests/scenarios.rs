@@ -768,3 +768,73 @@ fn voice_api_hangup_of_the_callee_ends_the_connect_and_the_ncco_goes_on() {
     assert!(h2.elapsed() < 10 * S, "the whole call ended at once");
     assert_eq!(h2.requests_to(&callee_flow(), Method::Bye).len(), 1);
 }
+
+fn whispered(on_answer: serde_json::Value) -> serde_json::Value {
+    phone(json!({"endpoint": [{"type": "phone", "number": "15551230000", "onAnswer": on_answer}]}))
+}
+
+#[test]
+fn on_answer_whispers_to_the_callee_before_the_bridge() {
+    let mut h = CallHarness::new(
+        whispered(json!({"url": "https://app.test/whisper", "ringbackTone": "https://app.test/ring.wav"})),
+        answers(),
+    );
+    h.media_plays = true;
+    h.post_replies.push_back(Some(json!([{"action": "talk", "text": "A call from the support line"}])));
+    h.drive_until(20 * S);
+    let callee_answered = h.requests_to(&callee_flow(), Method::Ack).first().map(|s| s.at);
+    let bridged = h.media_log.iter().position(|c| matches!(c, crate::media::Command::Bridge { .. }));
+    let played = h
+        .media_log
+        .iter()
+        .position(|c| matches!(c, crate::media::Command::Play { endpoint_id, .. } if endpoint_id != "ep1"));
+    assert!(
+        played.is_some() && bridged.is_some() && played < bridged,
+        "whisper before bridge: {:?} {:?}",
+        h.media_commands(),
+        h.events
+    );
+    assert_eq!(h.posts.first().map(|p| p["to"].clone()), Some(json!("15551230000")), "the whisper URL was asked");
+    // The caller's 200 comes after the whisper (2 s of fake playback).
+    let caller_200 = h.to_caller().iter().find(|s| s.msg.status() == Some(200)).map(|s| s.at);
+    assert!(caller_200.zip(callee_answered).is_none_or(|(c, a)| c >= a + 2 * S), "{caller_200:?} {callee_answered:?}");
+    assert!(caller_200.is_some());
+    // Meanwhile the caller heard the ringback tone, stopped at the bridge.
+    let ringback = h.media_log.iter().any(
+        |c| matches!(c, crate::media::Command::Play { endpoint_id, source: crate::media::PlaySource::Url { url }, .. } if endpoint_id == "ep1" && url.ends_with("ring.wav")),
+    );
+    assert!(ringback && h.media_commands().contains(&"stop_play"), "{:?}", h.media_commands());
+    assert_eq!(h.statuses(Direction::Outbound).iter().filter(|s| **s == "answered").count(), 1);
+}
+
+#[test]
+fn a_whisper_that_cannot_run_releases_the_callee_and_the_ncco_goes_on() {
+    let mut ncco = whispered(json!({"url": "https://app.test/whisper"}));
+    if let Some(actions) = ncco.as_array_mut() {
+        actions.push(json!({"action": "wait", "timeout": 1}));
+    }
+    let mut h = CallHarness::new(ncco, answers());
+    h.post_replies.push_back(Some(json!([{"action": "input", "type": ["dtmf"]}])));
+    h.drive();
+    assert_eq!(h.requests_to(&callee_flow(), Method::Bye).len(), 1, "the callee is released");
+    // Answered, then released: its completed event names the reason.
+    let released = h.events.iter().rev().find(|e| e.direction == Direction::Outbound);
+    let reason = released.and_then(|e| e.reason.clone()).unwrap_or_default();
+    assert!(reason.contains("input") && reason.contains("onAnswer"), "{reason}");
+    assert!(!h.media_commands().contains(&"bridge"));
+    assert!(h.caller_codes().contains(&200), "the wait after the connect answered the caller");
+}
+
+#[test]
+fn a_callee_hanging_up_during_the_whisper_ends_the_connect() {
+    let mut h = CallHarness::new(whispered(json!({"url": "https://app.test/whisper"})), answers());
+    h.post_replies.push_back(Some(json!([{"action": "wait", "timeout": 30}])));
+    h.drive_until(8 * S);
+    let bye = callee_in_dialog(&h, Method::Bye, 1);
+    h.schedule(Duration::ZERO, Input::Sip { flow: callee_flow(), msg: bye });
+    h.drive();
+    assert!(!h.media_commands().contains(&"bridge"));
+    assert!(h.call.is_done(), "the call ended");
+    assert!(h.caller_codes().iter().any(|c| *c >= 400), "the unanswered caller is rejected: {:?}", h.caller_codes());
+    assert!(h.statuses(Direction::Outbound).contains(&"completed"));
+}

@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(hosts, ["two.example", "three.example"]);
         let eleven = format!(
             r#"[{{"action":"connect","endpoint":[{}]}}]"#,
-            vec![r#"{"type":"sip","uri":"sip:a@x.example"}"#; 11].join(",")
+            [r#"{"type":"sip","uri":"sip:a@x.example"}"#; 11].join(",")
         );
         assert_eq!(problem_names(&eleven), ["/0/endpoint"]);
         assert_eq!(
@@ -198,7 +198,9 @@ mod tests {
             ["/0/endpoint"]
         );
         assert_eq!(
-            problem_names(r#"[{"action":"connect","endpoint":[{"type":"sip","uri":"sip:a@x.example"},{"type":"sip"}]}]"#),
+            problem_names(
+                r#"[{"action":"connect","endpoint":[{"type":"sip","uri":"sip:a@x.example"},{"type":"sip"}]}]"#
+            ),
             ["/0/endpoint/1/uri"]
         );
     }

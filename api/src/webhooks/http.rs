@@ -76,6 +76,8 @@ struct Inner {
     options: WebhookOptions,
     /// One client per (connect timeout, socket timeout) pair: reqwest sets both per client.
     clients: Mutex<HashMap<(u32, u32), reqwest::Client>>,
+    /// Webhook URLs parsed once: an application's few URLs are asked thousands of times.
+    urls: Mutex<HashMap<String, reqwest::Url>>,
     /// The open event queue of each call. A sender is only used, and an entry only removed,
     /// with this lock held, so an event can never be pushed into a queue whose task has ended.
     queues: Mutex<HashMap<String, Queue>>,
@@ -115,6 +117,7 @@ impl HttpWebhooks {
                 api_key,
                 options,
                 clients: Mutex::new(HashMap::new()),
+                urls: Mutex::new(HashMap::new()),
                 queues: Mutex::new(HashMap::new()),
                 next_queue_id: AtomicU64::new(1),
             }),
@@ -254,6 +257,21 @@ impl Inner {
         Ok(client)
     }
 
+    fn parse_url(&self, url: &str) -> Result<reqwest::Url, AnswerError> {
+        const KEPT: usize = 4096;
+        let mut urls = lock(&self.urls);
+        if let Some(parsed) = urls.get(url) {
+            return Ok(parsed.clone());
+        }
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| AnswerError::Connect { url: url.to_owned(), reason: format!("bad URL: {e}") })?;
+        if urls.len() >= KEPT {
+            urls.clear();
+        }
+        urls.insert(url.to_owned(), parsed.clone());
+        Ok(parsed)
+    }
+
     /// Removes this call's queue when nothing is waiting in it, else hands back the next event.
     /// Runs under the queues lock, which `send_event` also holds while pushing.
     fn close_queue_if_empty(
@@ -287,10 +305,11 @@ impl Inner {
         let client =
             self.client(connect_ms, socket_ms).map_err(|reason| AnswerError::Connect { url: url.clone(), reason })?;
         let total = Duration::from_millis(u64::from(connect_ms) + u64::from(socket_ms));
+        let parsed = self.parse_url(url)?;
         let mut request = match payload {
-            Payload::Query(pairs) => client.get(url).query(pairs),
+            Payload::Query(pairs) => client.get(parsed).query(pairs),
             Payload::Json(body) => {
-                client.post(url).header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body.clone())
+                client.post(parsed).header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body.clone())
             }
         };
         request = request

@@ -4,6 +4,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod account;
+pub mod background;
 pub mod calls;
 pub mod config;
 pub mod http;
@@ -45,14 +46,24 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let db = store::connect(&config.database_url).await.context("opening the database")?;
+        let background = background::Background::start().context("starting the background runtime")?;
         let (account, generated) = Account::bootstrap(&db, &config).await.context("loading the account")?;
         let openapi_json = web::Data::new(http::openapi().to_json().context("rendering OpenAPI")?);
         let config = Arc::new(config);
         http::health::prometheus();
         let media = start_media(&config).await?;
-        let webhooks: Arc<dyn webhooks::WebhookSender> =
-            Arc::new(webhooks::http::HttpWebhooks::new(account.signature_secret.clone(), account.api_key.clone()));
-        let records = store::records::CallRecords::start(db.clone());
+        let webhooks: Arc<dyn webhooks::WebhookSender> = Arc::new(
+            webhooks::http::HttpWebhooks::new(account.signature_secret.clone(), account.api_key.clone())
+                .on(background.clone()),
+        );
+        // The writer's own connection, made on the runtime that uses it.
+        let url = config.database_url.clone();
+        let records_db = background
+            .run(async move { store::connect(&url).await })
+            .await
+            .context("the background runtime stopped")?
+            .context("opening the database for the call-record writer")?;
+        let records = store::records::CallRecords::start_on(background.handle(), records_db);
         let provisioning =
             Arc::new(store::cache::ProvisioningCache::new(db.clone(), std::time::Duration::from_secs(5)));
         let edge = sip::Edge::start(

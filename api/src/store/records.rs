@@ -34,10 +34,15 @@ pub struct CallRecords {
 }
 
 impl CallRecords {
-    /// Starts the writer on `db`.
+    /// Starts the writer on `db`, on the current runtime.
     pub fn start(db: DatabaseConnection) -> CallRecords {
+        Self::start_on(&tokio::runtime::Handle::current(), db)
+    }
+
+    /// Starts the writer on `db` on `runtime` (the one `db` was opened on).
+    pub fn start_on(runtime: &tokio::runtime::Handle, db: DatabaseConnection) -> CallRecords {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_behind(db, rx));
+        runtime.spawn(write_behind(db, rx));
         CallRecords { tx }
     }
 

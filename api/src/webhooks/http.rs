@@ -68,6 +68,8 @@ impl Default for WebhookOptions {
 /// the tokio runtime of the caller of [`WebhookSender::send_event`].
 pub struct HttpWebhooks {
     inner: Arc<Inner>,
+    /// Where the requests run (the current runtime when `None`).
+    background: Option<crate::background::Background>,
 }
 
 struct Inner {
@@ -121,7 +123,46 @@ impl HttpWebhooks {
                 queues: Mutex::new(HashMap::new()),
                 next_queue_id: AtomicU64::new(1),
             }),
+            background: None,
         }
+    }
+
+    /// Runs every request on the background runtime.
+    pub fn on(mut self, background: crate::background::Background) -> Self {
+        self.background = Some(background);
+        self
+    }
+
+    /// Runs `fut` where the requests run.
+    async fn offload<T: Send + 'static>(
+        &self,
+        url: &str,
+        fut: impl std::future::Future<Output = Result<T, AnswerError>> + Send + 'static,
+    ) -> Result<T, AnswerError> {
+        match &self.background {
+            None => fut.await,
+            Some(bg) => bg.run(fut.instrument(tracing::Span::current())).await.unwrap_or_else(|| {
+                Err(AnswerError::Connect { url: url.to_owned(), reason: "the webhook task failed".into() })
+            }),
+        }
+    }
+
+    /// `fetch_answer_from` where the requests run.
+    async fn answer_from(
+        &self,
+        hooks: &AppHooks,
+        hook: &Webhook,
+        params: &AnswerParams,
+        original: Option<(&str, &str)>,
+    ) -> Result<Value, AnswerError> {
+        let (inner, hooks, hook, params) = (self.inner.clone(), hooks.clone(), hook.clone(), params.clone());
+        let original = original.map(|(reason, url)| (reason.to_owned(), url.to_owned()));
+        let url = hook.address.clone();
+        self.offload(&url, async move {
+            let original = original.as_ref().map(|(r, u)| (r.as_str(), u.as_str()));
+            inner.fetch_answer_from(&hooks, &hook, &params, original).await
+        })
+        .await
     }
 
     /// Calls whose event queue is open (events pending or recently sent).
@@ -146,7 +187,7 @@ impl WebhookSender for HttpWebhooks {
                 accept(&doc).map_err(|reason| AnswerError::Invalid { url: url.to_owned(), reason })?;
                 Ok(doc)
             };
-            let first = self.inner.fetch_answer_from(hooks, &hooks.answer, params, None).await;
+            let first = self.answer_from(hooks, &hooks.answer, params, None).await;
             let err = match judged(&hooks.answer.address, first) {
                 Ok(ncco) => return Ok(ncco),
                 Err(e) => e,
@@ -158,7 +199,7 @@ impl WebhookSender for HttpWebhooks {
             let reason = err.reason();
             tracing::warn!(error = %err, %reason, "answer_url failed; trying fallback_answer_url");
             let original = (reason.as_str(), hooks.answer.address.as_str());
-            let result = self.inner.fetch_answer_from(hooks, fallback, params, Some(original)).await;
+            let result = self.answer_from(hooks, fallback, params, Some(original)).await;
             let result = judged(&fallback.address, result);
             if let Err(e) = &result {
                 tracing::warn!(error = %e, "fallback_answer_url failed too");
@@ -174,11 +215,15 @@ impl WebhookSender for HttpWebhooks {
             HttpMethod::Get => Payload::Query(query_pairs(&body)),
             _ => Payload::Json(serde_json::to_vec(&body).unwrap_or_default()),
         };
-        let url = &hook.address;
-        let response = self.inner.send(hooks, hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, &payload, true).await?;
-        let body = success_body(url, response).await?;
-        // Anything but a JSON array (an empty body, `{}`, text) means "go on with the NCCO".
-        Ok(serde_json::from_slice::<Value>(&body).ok().filter(Value::is_array))
+        let (inner, hooks, hook) = (self.inner.clone(), hooks.clone(), hook.clone());
+        let url = hook.address.clone();
+        self.offload(&url, async move {
+            let response = inner.send(&hooks, &hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, &payload, true).await?;
+            let body = success_body(&hook.address, response).await?;
+            // Anything but a JSON array (an empty body, `{}`, text) means "go on with the NCCO".
+            Ok(serde_json::from_slice::<Value>(&body).ok().filter(Value::is_array))
+        })
+        .await
     }
 
     fn send_event(&self, hooks: &AppHooks, call_uuid: &str, event: Value) {
@@ -191,9 +236,15 @@ impl WebhookSender for HttpWebhooks {
                 Err(mpsc::error::SendError(back)) => job = back,
             }
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::error!(call_uuid, "event dropped: send_event called outside a tokio runtime");
-            return;
+        let runtime = match &self.background {
+            Some(bg) => bg.handle().clone(),
+            None => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => runtime,
+                Err(_) => {
+                    tracing::error!(call_uuid, "event dropped: send_event called outside a tokio runtime");
+                    return;
+                }
+            },
         };
         let (tx, rx) = mpsc::unbounded_channel();
         if tx.send(job).is_err() {
@@ -308,9 +359,10 @@ impl Inner {
         let parsed = self.parse_url(url)?;
         let mut request = match payload {
             Payload::Query(pairs) => client.get(parsed).query(pairs),
-            Payload::Json(body) => {
-                client.post(parsed).header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body.clone())
-            }
+            Payload::Json(body) => client
+                .post(parsed)
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone()),
         };
         request = request
             .timeout(total)

@@ -25,7 +25,7 @@ const PLATFORM_HEADER_PREFIX: &str = "x-voxbridge-";
 /// What the executor waits for.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub enum Step {
-    /// The caller's media endpoint.
+    /// The caller's media endpoint (answer_url is asked meanwhile).
     #[default]
     ExpectEndpoint,
     ExpectDocument,
@@ -78,6 +78,8 @@ pub struct Executor {
     pub recordings: Vec<(String, Option<Webhook>)>,
     /// The `onAnswer` NCCO running on an answered callee.
     pub whisper: Option<super::whisper::Whisper>,
+    /// answer_url's document when it came before the caller's media endpoint.
+    pub early_document: Option<Result<Option<Ncco>, String>>,
 }
 
 impl Call {
@@ -99,6 +101,15 @@ impl Call {
         }
         let call_uuid = self.uuid.clone();
         self.cx.media(Op::AEndpoint, Command::CreateEndpoint { call_uuid, remote_sdp: Some(offer), prefer: vec![] });
+        // answer_url is asked at once, while media prepares the caller's endpoint: the two
+        // waits overlap instead of adding up in the post-dial delay.
+        if let Route::Application { region, .. } = &self.route {
+            let params = self.answer_params(region);
+            self.progress_event(super::LegRef::A, CallStatus::Started);
+            self.progress_event(super::LegRef::A, CallStatus::Ringing);
+            self.answer_url_started = Some(self.cx.now.at);
+            self.cx.fetch(DocumentPurpose::AnswerUrl, DocumentRequest::Answer { params });
+        }
     }
 
     pub(super) fn a_endpoint_ready(&mut self, result: Result<Reply, MediaFailure>) {
@@ -114,13 +125,11 @@ impl Call {
         self.cx.out.push_back(super::Output::Listen(Key::Endpoint(endpoint_id)));
         self.record_started(super::LegRef::A);
         match self.route.clone() {
-            Route::Application { region, .. } => {
-                self.progress_event(super::LegRef::A, CallStatus::Started);
-                self.progress_event(super::LegRef::A, CallStatus::Ringing);
-                let params = self.answer_params(&region);
-                self.answer_url_started = Some(self.cx.now.at);
+            Route::Application { .. } => {
                 self.exec.step = Step::ExpectDocument;
-                self.cx.fetch(DocumentPurpose::AnswerUrl, DocumentRequest::Answer { params });
+                if let Some(document) = self.exec.early_document.take() {
+                    self.answer_document(document);
+                }
             }
             Route::Forward { targets } => {
                 let targets = targets
@@ -174,6 +183,11 @@ impl Call {
     pub(super) fn answer_document(&mut self, result: Result<Option<Ncco>, String>) {
         if let Some(started) = self.answer_url_started.take() {
             self.answer_url_time += self.cx.now.at.saturating_duration_since(started);
+        }
+        if self.exec.step == Step::ExpectEndpoint {
+            // Before the caller's endpoint: run it once that is ready.
+            self.exec.early_document = Some(result);
+            return;
         }
         match result {
             Ok(Some(ncco)) => {

@@ -838,3 +838,14 @@ fn a_callee_hanging_up_during_the_whisper_ends_the_connect() {
     assert!(h.caller_codes().iter().any(|c| *c >= 400), "the unanswered caller is rejected: {:?}", h.caller_codes());
     assert!(h.statuses(Direction::Outbound).contains(&"completed"));
 }
+
+#[test]
+fn answer_url_is_asked_while_media_prepares_and_a_document_that_comes_first_waits() {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    // The document is back before the caller's endpoint (media answers after 1 ms).
+    h.answer_delay = Duration::ZERO;
+    h.drive_until(5 * S);
+    assert_eq!(h.requests_to(&callee_flow(), Method::Invite).len(), 1, "the NCCO ran once the endpoint was ready");
+    assert!(h.caller_codes().contains(&200));
+    assert_eq!(&h.statuses(Direction::Inbound)[..2], ["started", "ringing"]);
+}

@@ -222,6 +222,16 @@ pub struct RecordEvent {
     pub timestamp: String,
 }
 
+/// A leg moved to another conversation (a Voice API transfer), as Vonage posts it to the
+/// event_url.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferEvent {
+    pub conversation_uuid_from: String,
+    pub conversation_uuid_to: String,
+    pub uuid: String,
+    pub timestamp: String,
+}
+
 /// Maps a final SIP failure response to Vonage's call status and `detail`:
 /// 486/600 busy; 603 rejected (declined); 404/484/604 rejected (invalid_number); 408 timeout;
 /// 480 unanswered (unavailable); 487 cancelled; any other 4xx or 6xx failed (cannot_route);

@@ -439,7 +439,7 @@ async fn voice_api_hangup_ends_a_live_call() {
     let put = |uuid: &str, body: serde_json::Value| {
         env.server.client.put(env.server.url(&format!("/v1/calls/{uuid}"))).bearer_auth(env.jwt()).json(&body)
     };
-    let (status, body) = vbtest::send(put(&uuid, json!({"action": "transfer"}))).await;
+    let (status, body) = vbtest::send(put(&uuid, json!({"action": "mute"}))).await;
     vbtest::assert_problem(status, &body, 400, &["action"]);
     let (status, body) = vbtest::send(put(&uuid, json!({"action": "hangup"}))).await;
     assert_eq!(status, 204, "{body}");
@@ -493,4 +493,46 @@ async fn session_refreshed_by_voxbridge_when_the_caller_asks_it_to() {
     let callee = callee.finish(T).await;
     assert!(callee.success, "{}\n{}", callee.errors, callee.messages);
     assert!(env.app.wait_status("inbound", "completed", T).await, "{:?}", env.app.statuses("inbound"));
+}
+
+#[tokio::test]
+async fn voice_api_transfer_moves_the_caller_to_a_new_ncco() {
+    let callee = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]);
+    assert!(env.app.wait_status("outbound", "answered", T).await, "{:?}", env.app.statuses("outbound"));
+    let uuid_of = |direction: &str| {
+        env.app
+            .events()
+            .into_iter()
+            .find(|e| e.body["direction"] == direction)
+            .and_then(|e| e.body["uuid"].as_str().map(str::to_owned))
+            .expect("leg uuid")
+    };
+    let (inbound, outbound) = (uuid_of("inbound"), uuid_of("outbound"));
+    let put = |uuid: &str, body: serde_json::Value| {
+        env.server.client.put(env.server.url(&format!("/v1/calls/{uuid}"))).bearer_auth(env.jwt()).json(&body)
+    };
+    let transfer =
+        |ncco: serde_json::Value| json!({"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}});
+    // Refused before anything changes: a bad NCCO (the problem points into it), no
+    // destination, an outbound leg.
+    let (status, body) = vbtest::send(put(&inbound, transfer(json!([{"action": "dance"}])))).await;
+    vbtest::assert_problem(status, &body, 400, &["destination.ncco/0/action"]);
+    let (status, body) = vbtest::send(put(&inbound, json!({"action": "transfer"}))).await;
+    vbtest::assert_problem(status, &body, 400, &["destination"]);
+    let (status, body) = vbtest::send(put(&outbound, transfer(json!([{"action": "wait"}])))).await;
+    vbtest::assert_problem(status, &body, 400, &["action"]);
+    // The caller leaves the connect (the callee gets BYE), waits 1 s, and the NCCO ends.
+    let (status, body) = vbtest::send(put(&inbound, transfer(json!([{"action": "wait", "timeout": 1}])))).await;
+    assert_eq!(status, 204, "{body}");
+    let callee = callee.finish(T).await;
+    assert!(callee.success, "the callee got the BYE: {}", callee.errors);
+    let caller = caller.finish(CALL).await;
+    assert!(caller.success, "the caller got the BYE: {}\n{}", caller.errors, caller.messages);
+    assert!(env.app.wait_status("inbound", "completed", T).await);
+    let moved = env.app.events().into_iter().find(|e| e.body.get("conversation_uuid_to").is_some()).map(|e| e.body);
+    let moved = moved.expect("a transfer event");
+    assert_eq!(moved["uuid"], inbound.as_str());
+    assert_ne!(moved["conversation_uuid_from"], moved["conversation_uuid_to"]);
 }

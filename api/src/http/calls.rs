@@ -3,7 +3,7 @@
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, put, web};
 use domains::events::CallStatus;
-use domains::problem::Problems;
+use domains::problem::{InvalidParameter, Problems};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
@@ -245,12 +245,63 @@ async fn own_call(req: &HttpRequest, state: &AppState, uuid: &str) -> Result<cal
         .ok_or_else(|| ApiError::not_found(format_args!("call {uuid}")))
 }
 
-/// What to do with a live call. `hangup` so far; the other actions of Vonage's API come with
-/// the Voice API work.
+/// What to do with a live call: `hangup`, or `transfer` of the caller's leg to a new NCCO
+/// (`destination`). The other actions of Vonage's API come with the Voice API work.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CallUpdate {
     #[schema(example = "hangup")]
     pub action: String,
+    /// For `transfer`: `{"type": "ncco", "ncco": [...]}` (inline) or
+    /// `{"type": "ncco", "url": ["https://…"]}` (fetched with GET; `type: "url"` is accepted too).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub destination: Option<serde_json::Value>,
+}
+
+impl CallUpdate {
+    /// The control this update asks of the call, once validated.
+    fn control(&self, uuid: &str) -> Result<domains::call::Control, ApiError> {
+        let uuid = uuid.to_owned();
+        match self.action.as_str() {
+            "hangup" => Ok(domains::call::Control::Hangup { uuid }),
+            "transfer" => Ok(domains::call::Control::Transfer { uuid, to: self.transfer_to()? }),
+            other => {
+                Err(ApiError::invalid("action", format!("'{other}' is not supported yet; supported: hangup, transfer")))
+            }
+        }
+    }
+
+    fn transfer_to(&self) -> Result<domains::call::TransferTo, ApiError> {
+        let Some(destination) = self.destination.as_ref().and_then(serde_json::Value::as_object) else {
+            return Err(ApiError::invalid("destination", "a transfer needs a destination object"));
+        };
+        if !matches!(destination.get("type").and_then(serde_json::Value::as_str), Some("ncco" | "url")) {
+            return Err(ApiError::invalid("destination.type", "must be ncco"));
+        }
+        match (destination.get("ncco"), destination.get("url")) {
+            (Some(ncco), None) => {
+                domains::ncco::Ncco::parse(ncco).map(domains::call::TransferTo::Ncco).map_err(|problems| {
+                    ApiError::Validation(
+                        problems
+                            .into_iter()
+                            .map(|p| InvalidParameter::new(format!("destination.ncco{}", p.name), p.reason))
+                            .collect(),
+                    )
+                })
+            }
+            (None, Some(url)) => {
+                let url = match url.as_array().map(Vec::as_slice) {
+                    Some([one]) => one.as_str(),
+                    _ => None,
+                };
+                url.and_then(|u| reqwest::Url::parse(u).ok())
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .map(domains::call::TransferTo::Url)
+                    .ok_or_else(|| ApiError::invalid("destination.url", "must be an array of one http(s) URL"))
+            }
+            _ => Err(ApiError::invalid("destination", "give exactly one of ncco and url")),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -259,7 +310,7 @@ pub struct CallUpdate {
     params(("uuid" = String, Path, description = "Call leg uuid")),
     request_body = CallUpdate,
     responses(
-        (status = 204, description = "Done: the leg is being hung up"),
+        (status = 204, description = "Done: the leg is being hung up, or transferred"),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
@@ -276,13 +327,14 @@ async fn update(
     uuid: web::Path<String>,
     Body(body): Body<CallUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    if body.action != "hangup" {
-        return Err(ApiError::invalid("action", format!("'{}' is not supported yet; supported: hangup", body.action)));
+    let control = body.control(&uuid)?;
+    let row = own_call(&req, &state, &uuid).await?;
+    if matches!(control, domains::call::Control::Transfer { .. }) && row.direction != "inbound" {
+        return Err(ApiError::invalid("action", "transfer of an outbound leg is not supported yet"));
     }
-    own_call(&req, &state, &uuid).await?;
     // The request goes to the call's own task: nothing is changed behind its back.
     let live = state.calls.get(&domains::call::Key::Uuid(uuid.clone()));
-    let control = crate::calls::CallInput::Control(domains::call::Control::Hangup { uuid: uuid.clone() });
+    let control = crate::calls::CallInput::Control(control);
     match live.map(|tx| tx.send(control).is_ok()) {
         Some(true) => Ok(HttpResponse::NoContent().finish()),
         _ => Err(ApiError::BadRequest {

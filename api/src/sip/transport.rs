@@ -242,7 +242,27 @@ impl Transport {
     }
 }
 
+/// The SIP UDP socket's kernel buffers: the default (about 208 KiB) overflows under bursts,
+/// and a datagram dropped there costs a retransmission interval (measured: 13 of 30,000 calls
+/// lost at 1,500 calls/s). Linux caps the request at `net.core.rmem_max`/`wmem_max`.
+const UDP_BUFFER_BYTES: usize = 8 << 20;
+
+fn enlarge_buffers(udp: &UdpSocket) {
+    let sock = socket2::SockRef::from(udp);
+    if let Err(e) =
+        sock.set_recv_buffer_size(UDP_BUFFER_BYTES).and_then(|()| sock.set_send_buffer_size(UDP_BUFFER_BYTES))
+    {
+        tracing::warn!(error = %e, "could not enlarge the SIP UDP socket's buffers");
+    }
+}
+
 async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let (udp, tcp) = bind_pair_at(addr).await?;
+    enlarge_buffers(&udp);
+    Ok((udp, tcp))
+}
+
+async fn bind_pair_at(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     if addr.port() != 0 {
         return Ok((UdpSocket::bind(addr).await?, TcpListener::bind(addr).await?));
     }

@@ -443,10 +443,16 @@ impl Call {
 
     /// The Voice API hangs up a leg.
     pub(super) fn on_control(&mut self, control: super::Control) {
-        let super::Control::Hangup { uuid } = control;
         if self.ending.is_some() {
             return;
         }
+        let uuid = match control {
+            super::Control::Hangup { uuid } => uuid,
+            super::Control::Transfer { uuid, to } if uuid == self.uuid => return self.transfer(to),
+            super::Control::Transfer { uuid, .. } => {
+                return tracing::info!(call_uuid = %self.uuid, leg = %uuid, "transfer of an outbound leg: ignored");
+            }
+        };
         if uuid == self.uuid {
             tracing::info!(call_uuid = %self.uuid, "hung up through the Voice API");
             return if self.a_is_unanswered() {

@@ -49,6 +49,8 @@ pub enum Step {
     ExpectPostReply,
     /// In a conversation: until hung up.
     ExpectConversationEnd,
+    /// The NCCO of a transfer to a URL.
+    ExpectTransferDocument,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +190,9 @@ impl Call {
             // Before the caller's endpoint: run it once that is ready.
             self.exec.early_document = Some(result);
             return;
+        }
+        if self.exec.step != Step::ExpectDocument {
+            return; // transferred meanwhile
         }
         match result {
             Ok(Some(ncco)) => {
@@ -565,15 +570,19 @@ impl Call {
                     end_time: self.cx.iso(),
                     timestamp: self.cx.iso(),
                 };
-                let body = serde_json::to_value(event).unwrap_or_default();
-                let id = self.cx.ids.op();
-                self.cx.ops.insert(id, Op::Ignored);
-                self.cx.out.push_back(super::Output::FetchDocument {
-                    op: id,
-                    request: DocumentRequest::Post { webhook, body },
-                });
+                self.post_ignored(webhook, serde_json::to_value(event).unwrap_or_default());
             }
         }
+    }
+
+    /// Posts `body` to `webhook` (the application's event_url when `None`); its reply is not
+    /// an NCCO, so nothing waits for it.
+    pub(super) fn post_ignored(&mut self, webhook: Option<Webhook>, body: serde_json::Value) {
+        let id = self.cx.ids.op();
+        self.cx.ops.insert(id, Op::Ignored);
+        self.cx
+            .out
+            .push_back(super::Output::FetchDocument { op: id, request: DocumentRequest::Post { webhook, body } });
     }
 
     /// A DTMF digit from the caller.

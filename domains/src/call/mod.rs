@@ -36,6 +36,7 @@ mod legs;
 mod outcome;
 mod sip_in;
 pub mod timers;
+mod transfer;
 pub mod txn;
 mod whisper;
 
@@ -47,6 +48,7 @@ pub use ids::OpId;
 use legs::{Inbound, Outbound};
 pub use outcome::Outcome;
 use timers::{TimerKey, Timers};
+pub use transfer::TransferTo;
 
 /// The moment an input happens: a monotonic instant for timers, UTC for events and records.
 #[derive(Debug, Clone, Copy)]
@@ -216,11 +218,13 @@ pub enum Key {
 }
 
 /// Live control of a call from the Voice API, by leg UUID.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Control {
     /// Hang up the leg: the caller's ends the call; an outbound leg ends its `connect`, and
     /// the NCCO goes on.
     Hangup { uuid: String },
+    /// Transfer the caller's leg to a new NCCO (an outbound leg's uuid is ignored).
+    Transfer { uuid: String, to: TransferTo },
 }
 
 #[derive(Debug)]
@@ -295,6 +299,8 @@ enum DocumentPurpose {
     Continue,
     /// The NCCO of a connect's `onAnswer`, run on the callee.
     Whisper,
+    /// The NCCO a transfer's URL gives.
+    Transfer,
 }
 
 /// The I/O side the legs and the executor write to.
@@ -477,6 +483,7 @@ impl Call {
             DocumentPurpose::AnswerUrl => self.answer_document(result),
             DocumentPurpose::Continue => self.continue_document(result),
             DocumentPurpose::Whisper => self.whisper_document(result),
+            DocumentPurpose::Transfer => self.transfer_document(result),
         }
     }
 

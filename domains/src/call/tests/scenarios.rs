@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::harness::*;
 use crate::call::timers::TimerKey;
-use crate::call::{Input, Key, MediaEvent};
+use crate::call::{Input, Key, MediaEvent, TransferTo};
 use crate::events::{CallStatus, Direction};
+use crate::ncco::Ncco;
 use crate::sip::Method;
 use crate::sip::timers::{T1, TIMEOUT_64_T1};
 
@@ -848,4 +849,46 @@ fn answer_url_is_asked_while_media_prepares_and_a_document_that_comes_first_wait
     assert_eq!(h.requests_to(&callee_flow(), Method::Invite).len(), 1, "the NCCO ran once the endpoint was ready");
     assert!(h.caller_codes().contains(&200));
     assert_eq!(&h.statuses(Direction::Inbound)[..2], ["started", "ringing"]);
+}
+
+#[test]
+fn a_transfer_releases_the_callee_and_runs_the_new_ncco_in_a_new_conversation() {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    h.drive_until(5 * S);
+    let uuid = h.call.uuid().to_owned();
+    let ncco = Ncco::parse(&json!([{"action": "wait", "timeout": 2}])).unwrap();
+    h.schedule(Duration::ZERO, Input::Control(crate::call::Control::Transfer { uuid, to: TransferTo::Ncco(ncco) }));
+    h.drive();
+    let bye_b = h.requests_to(&callee_flow(), Method::Bye)[0].at;
+    let bye_a = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye_a >= bye_b + 2 * S, "the new NCCO ran after the callee was released: {bye_b:?} {bye_a:?}");
+    let transfer = h.posts.iter().find(|p| p.get("conversation_uuid_to").is_some()).expect("a transfer event");
+    assert_ne!(transfer["conversation_uuid_from"], transfer["conversation_uuid_to"]);
+    let done = h.events.iter().find(|e| e.direction == Direction::Inbound && e.status == CallStatus::Completed);
+    assert_eq!(done.map(|e| json!(e.conversation_uuid)), Some(transfer["conversation_uuid_to"].clone()));
+}
+
+#[test]
+fn a_transfer_to_a_url_runs_the_ncco_it_gives_and_a_url_without_one_ends_the_call() {
+    let mut h = CallHarness::new(json!([{"action": "wait", "timeout": 60}]), answers());
+    h.drive_until(2 * S);
+    let url = url::Url::parse("https://app.test/transfer").unwrap();
+    h.post_replies.push_back(None); // the transfer event
+    h.post_replies.push_back(Some(json!([{"action": "wait", "timeout": 1}])));
+    let uuid = h.call.uuid().to_owned();
+    h.schedule(
+        Duration::ZERO,
+        Input::Control(crate::call::Control::Transfer { uuid, to: TransferTo::Url(url.clone()) }),
+    );
+    h.drive();
+    let bye_a = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye_a >= 3 * S && bye_a < 4 * S, "the fetched NCCO's 1 s wait, not the 60 s one: {bye_a:?}");
+
+    let mut h = CallHarness::new(json!([{"action": "wait", "timeout": 60}]), answers());
+    h.drive_until(2 * S);
+    let uuid = h.call.uuid().to_owned();
+    h.schedule(Duration::ZERO, Input::Control(crate::call::Control::Transfer { uuid, to: TransferTo::Url(url) }));
+    h.drive();
+    let done = h.events.iter().find(|e| e.direction == Direction::Inbound && e.status == CallStatus::Completed);
+    assert!(done.is_some_and(|e| e.reason.as_deref().is_some_and(|r| r.contains("no NCCO"))), "{:?}", h.events);
 }

@@ -137,6 +137,14 @@ impl FakeApp {
         self.state.events.lock().unwrap().clone()
     }
 
+    /// The uuid of the first `direction` leg an event was received for.
+    pub fn leg_uuid(&self, direction: &str) -> Option<String> {
+        self.events()
+            .into_iter()
+            .find(|e| e.body["direction"] == direction)
+            .and_then(|e| e.body["uuid"].as_str().map(str::to_owned))
+    }
+
     /// Statuses of the events received for `direction` legs, in order.
     pub fn statuses(&self, direction: &str) -> Vec<String> {
         self.events()

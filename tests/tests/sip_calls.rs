@@ -423,22 +423,19 @@ async fn caller_requiring_100rel_and_session_timers_is_served() {
     assert!(callee.success, "{}", callee.errors);
 }
 
+/// `PUT /v1/calls/{uuid}` as the application.
+fn update_call(env: &SipEnv, uuid: &str, body: Value) -> reqwest::RequestBuilder {
+    env.server.client.put(env.server.url(&format!("/v1/calls/{uuid}"))).bearer_auth(env.jwt()).json(&body)
+}
+
 #[tokio::test]
 async fn voice_api_hangup_ends_a_live_call() {
     let callee = Sipp::uas("uas_answer.xml", &[]);
     let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
     let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]);
     assert!(env.app.wait_status("inbound", "answered", T).await, "{:?}", env.app.statuses("inbound"));
-    let uuid = env
-        .app
-        .events()
-        .into_iter()
-        .find(|e| e.body["direction"] == "inbound")
-        .and_then(|e| e.body["uuid"].as_str().map(str::to_owned))
-        .expect("inbound uuid");
-    let put = |uuid: &str, body: serde_json::Value| {
-        env.server.client.put(env.server.url(&format!("/v1/calls/{uuid}"))).bearer_auth(env.jwt()).json(&body)
-    };
+    let uuid = env.app.leg_uuid("inbound").expect("inbound uuid");
+    let put = |uuid: &str, body: Value| update_call(&env, uuid, body);
     let (status, body) = vbtest::send(put(&uuid, json!({"action": "mute"}))).await;
     vbtest::assert_problem(status, &body, 400, &["action"]);
     let (status, body) = vbtest::send(put(&uuid, json!({"action": "hangup"}))).await;
@@ -501,18 +498,9 @@ async fn voice_api_transfer_moves_the_caller_to_a_new_ncco() {
     let env = SipEnv::start(connect_to(callee.port), &["127.0.0.1"], None).await;
     let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]);
     assert!(env.app.wait_status("outbound", "answered", T).await, "{:?}", env.app.statuses("outbound"));
-    let uuid_of = |direction: &str| {
-        env.app
-            .events()
-            .into_iter()
-            .find(|e| e.body["direction"] == direction)
-            .and_then(|e| e.body["uuid"].as_str().map(str::to_owned))
-            .expect("leg uuid")
-    };
-    let (inbound, outbound) = (uuid_of("inbound"), uuid_of("outbound"));
-    let put = |uuid: &str, body: serde_json::Value| {
-        env.server.client.put(env.server.url(&format!("/v1/calls/{uuid}"))).bearer_auth(env.jwt()).json(&body)
-    };
+    let inbound = env.app.leg_uuid("inbound").expect("inbound uuid");
+    let outbound = env.app.leg_uuid("outbound").expect("outbound uuid");
+    let put = |uuid: &str, body: Value| update_call(&env, uuid, body);
     let transfer =
         |ncco: serde_json::Value| json!({"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}});
     // Refused before anything changes: a bad NCCO (the problem points into it), no

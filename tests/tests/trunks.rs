@@ -203,12 +203,7 @@ async fn on_answer_runs_its_ncco_on_the_callee_before_the_bridge() {
     assert!(callee.success, "callee: {}\n{}", callee.errors, callee.messages);
     let whisper = env.app.events().into_iter().find(|e| e.path == "/whisper").expect("the whisper NCCO was fetched");
     assert_eq!((whisper.method.as_str(), whisper.param("to")), ("GET", Some("15551230000")));
-    let outbound_uuid = env
-        .app
-        .events()
-        .into_iter()
-        .find(|e| e.body["direction"] == "outbound")
-        .and_then(|e| e.body["uuid"].as_str().map(str::to_owned));
+    let outbound_uuid = env.app.leg_uuid("outbound");
     assert_eq!(whisper.param("uuid").map(str::to_owned), outbound_uuid, "asked for the callee's leg");
     // The caller was answered only after the callee's whisper (1 s).
     let at = |direction: &str| {

@@ -195,8 +195,9 @@ impl Writer {
 }
 
 /// Rows per upsert statement (far under SQLite's 32,766 and PostgreSQL's 65,535 bound
-/// parameters at 16 per row): a statement is built on the runtime's thread, which the SIP
-/// edge shares, so its size bounds the pause it causes (about 0.1 ms per 100 rows).
+/// parameters at 16 per row). A statement is built in one go on the writer's runtime, so its
+/// size bounds the pause it causes there (about 0.1 ms per 100 rows), which matters when the
+/// writer shares the SIP edge's runtime (`CallRecords::start`).
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// Writes `rows` whole (insert, or update of the columns a leg changes) in one transaction;

@@ -25,7 +25,8 @@ const PLATFORM_HEADER_PREFIX: &str = "x-voxbridge-";
 /// What the executor waits for.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub enum Step {
-    /// The caller's media endpoint (answer_url is asked meanwhile).
+    /// The caller's media endpoint (answer_url is asked meanwhile; a document that comes
+    /// first waits in `early_document`).
     #[default]
     ExpectEndpoint,
     ExpectDocument,

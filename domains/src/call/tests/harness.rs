@@ -103,6 +103,9 @@ pub struct CallHarness {
     sdp_versions: Vec<u32>,
     pub unlistened: Vec<crate::call::Key>,
     pub dialled: Vec<Duration>,
+    /// When answer_url was asked, and when the media process answered each command.
+    pub answer_asked: Vec<Duration>,
+    pub media_answered: Vec<(Duration, &'static str)>,
 }
 
 impl CallHarness {
@@ -145,6 +148,8 @@ impl CallHarness {
             sdp_versions: Vec::new(),
             unlistened: Vec::new(),
             dialled: Vec::new(),
+            answer_asked: Vec::new(),
+            media_answered: Vec::new(),
         }
     }
 
@@ -265,11 +270,13 @@ impl CallHarness {
                     let done = MediaEvent::PlaybackDone { endpoint: endpoint_id.clone(), play_id: play_id.clone() };
                     self.schedule(Duration::from_secs(2), Input::Media(done));
                 }
+                self.media_answered.push((self.elapsed() + ms, command.name()));
                 self.media_log.push(command);
                 self.schedule(ms, Input::MediaReply { op, result });
             }
             Output::FetchDocument { op, request } => match request {
                 DocumentRequest::Answer { .. } => {
+                    self.answer_asked.push(self.elapsed());
                     let result = Ncco::parse(&self.answer).map(Some).map_err(|p| format!("{p:?}"));
                     self.schedule(self.answer_delay, Input::Document { op, result });
                 }

@@ -846,6 +846,12 @@ fn answer_url_is_asked_while_media_prepares_and_a_document_that_comes_first_wait
     // The document is back before the caller's endpoint (media answers after 1 ms).
     h.answer_delay = Duration::ZERO;
     h.drive_until(5 * S);
+    let endpoint_ready = h.media_answered.iter().find(|(_, name)| *name == "create_endpoint").map(|(at, _)| *at);
+    let asked = h.answer_asked.first().copied();
+    assert!(
+        asked.zip(endpoint_ready).is_some_and(|(a, e)| a < e),
+        "asked at {asked:?}, endpoint at {endpoint_ready:?}"
+    );
     assert_eq!(h.requests_to(&callee_flow(), Method::Invite).len(), 1, "the NCCO ran once the endpoint was ready");
     assert!(h.caller_codes().contains(&200));
     assert_eq!(&h.statuses(Direction::Inbound)[..2], ["started", "ringing"]);

@@ -208,6 +208,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where the local media process writes recordings and `/v1/files` reads them.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
+    }
+
     pub fn resolve(s: Settings) -> anyhow::Result<Config> {
         let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("data"));
         let database_url = s

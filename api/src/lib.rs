@@ -138,6 +138,9 @@ async fn start_media(config: &Config) -> anyhow::Result<Arc<dyn media::MediaCont
         "media process binary {} not found (build it, or set VOXBRIDGE_MEDIA_BIN)",
         bin.display()
     );
-    let env = vec![("VOXBRIDGE_MEDIA_RTP_PORTS".to_owned(), config.rtp_ports.clone())];
+    let env = vec![
+        ("VOXBRIDGE_MEDIA_RTP_PORTS".to_owned(), config.rtp_ports.clone()),
+        ("VOXBRIDGE_MEDIA_RECORDINGS_DIR".to_owned(), config.recordings_dir().display().to_string()),
+    ];
     Ok(MediaSupervisor::start_local(bin, env).await?)
 }

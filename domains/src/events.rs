@@ -219,6 +219,18 @@ pub struct RecordEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     pub end_time: String,
+    /// Bytes in the file.
+    pub size: u64,
+    pub timestamp: String,
+}
+
+/// A `talk` or `stream` that could not play (no voice, a bad URL or file): the NCCO went on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlayFailedEvent {
+    pub uuid: String,
+    pub conversation_uuid: String,
+    pub status: &'static str,
+    pub reason: String,
     pub timestamp: String,
 }
 

@@ -93,8 +93,14 @@ pub enum Command {
     RecordStart {
         endpoint_id: String,
         record_id: String,
-        /// `mp3`, `wav` or `ogg`.
+        /// Where the file goes, relative to the media process's recordings directory (plain
+        /// names joined by `/`: no `..`, nothing absolute).
+        path: String,
+        /// `mp3` or `wav`.
         format: String,
+        /// One channel per direction (received, sent) instead of a mono mix.
+        #[serde(default)]
+        split: bool,
         /// Seconds of silence that end the recording; 0 = never.
         end_on_silence: u32,
         /// A DTMF key that ends the recording.
@@ -168,6 +174,8 @@ pub enum PlaySource {
     Speech { text: String, language: String, style: u32 },
     /// An audio file fetched from a URL.
     Url { url: String },
+    /// A tone made of these frequencies (Hz), `ms` long: a recording's start beep.
+    Tone { freqs: Vec<f32>, ms: u32 },
 }
 
 /// What the media process sends back: a reply to a command, or an event.
@@ -268,10 +276,24 @@ pub enum Event {
     RtpTimeout { endpoint_id: String, call_uuid: String },
     /// One DTMF digit received on an endpoint (RFC 4733 or in-band); the call core collects them.
     Dtmf { endpoint_id: String, digit: char },
-    /// A `play` ended, by itself or stopped.
-    PlaybackDone { endpoint_id: String, play_id: String },
-    /// A recording ended; `url` is where the control plane can fetch it.
-    RecordDone { endpoint_id: String, record_id: String, url: String, size: u64, duration_ms: u64 },
+    /// A `play` ended, by itself or stopped; `error` says why it could not play (a bad URL or
+    /// file, no voice).
+    PlaybackDone {
+        endpoint_id: String,
+        play_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A recording ended and its file (at the `path` of `record_start`) is written, or `error`
+    /// says why not.
+    RecordDone {
+        endpoint_id: String,
+        record_id: String,
+        size: u64,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A WebSocket audio stream closed.
     WsClosed { endpoint_id: String },
 }

@@ -7,19 +7,33 @@
 //! other source are dropped (a stranger cannot inject audio). A remote description with a new
 //! address (re-INVITE) clears the latch. RTCP is not served yet: the odd port is reserved by the
 //! allocator but not bound, and RTCP multiplexed on the RTP port is ignored.
+//!
+//! An endpoint also runs its jobs: a play or DTMF sent by [`crate::playout`] (while one runs,
+//! relayed packets towards this endpoint are dropped: our own stream has the floor), a
+//! [`Recorder`], and the receiving side's DTMF detection (RFC 4733 events, or Goertzel on the
+//! decoded audio when the leg negotiated no telephone-event). Received audio is decoded only
+//! when something needs it.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use domains::dtmf::{EventReceiver, ToneDetector};
+use domains::media::{Event, PlaySource};
 use domains::sdp::{self, Codec, Direction, LocalSdp, Negotiated, SdpError, SessionDescription};
 use tokio::net::UdpSocket;
+use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
 
+use crate::audio;
 use crate::bridge::{self, Formats};
 use crate::panics;
+use crate::playout::{self, OutStream};
 use crate::ports::PortLease;
+use crate::recorder::{self, Recorder};
+use crate::sources::Sources;
 use domains::rtp;
 
 /// Milliseconds since the engine started: what endpoints store as "last packet".
@@ -76,6 +90,23 @@ pub struct Stats {
     pub tx_bytes: u64,
 }
 
+/// What the receiving side keeps to detect digits.
+#[derive(Default)]
+struct Detectors {
+    events: EventReceiver,
+    tones: ToneDetector,
+    pcm: Vec<i16>,
+}
+
+/// What an endpoint is doing besides relaying.
+#[derive(Default)]
+struct Jobs {
+    play: Option<(String, AbortHandle)>,
+    dtmf: Option<AbortHandle>,
+    /// The recording and the task that ends it on time or on silence.
+    record: Option<(Recorder, AbortHandle)>,
+}
+
 pub struct Endpoint {
     pub id: String,
     pub call_uuid: String,
@@ -87,6 +118,28 @@ pub struct Endpoint {
     /// `Clock` time of the last packet received, or of the moment media was last expected.
     last_rx_ms: AtomicU64,
     timed_out: AtomicBool,
+    events: broadcast::Sender<Event>,
+    out: Mutex<OutStream>,
+    jobs: Mutex<Jobs>,
+    /// Plays and DTMF senders running: while any does, nothing is relayed to this endpoint.
+    own_senders: AtomicU32,
+    /// A recording runs: decode what passes.
+    recording: AtomicBool,
+    detectors: Mutex<Detectors>,
+}
+
+/// Held while a play or DTMF sender owns the endpoint's outgoing stream.
+pub struct OwnSender<'a>(&'a Endpoint);
+
+impl Drop for OwnSender<'_> {
+    fn drop(&mut self) {
+        self.0.own_senders.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (a bug elsewhere).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The identity of a remote description for repeat detection.
@@ -109,6 +162,7 @@ impl Endpoint {
         session: Session,
         remote_identity: Option<String>,
         clock: Clock,
+        events: broadcast::Sender<Event>,
     ) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             id,
@@ -128,12 +182,21 @@ impl Endpoint {
             last_rx_ms: AtomicU64::new(clock.now_ms()),
             timed_out: AtomicBool::new(false),
             clock,
+            events,
+            out: Mutex::new(OutStream::new()),
+            jobs: Mutex::new(Jobs::default()),
+            own_senders: AtomicU32::new(0),
+            recording: AtomicBool::new(false),
+            detectors: Mutex::new(Detectors::default()),
         })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock is a bug elsewhere; the state itself stays usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, Jobs> {
+        lock(&self.jobs)
     }
 
     pub fn port(&self) -> u16 {
@@ -305,21 +368,12 @@ impl Endpoint {
                 _ => return None,
             }
         };
+        self.detect(packet, &header, &from_formats);
         let peer = peer.and_then(|p| p.upgrade())?;
-        let (to_formats, dest) = {
-            let st = peer.state();
-            let Session::Negotiated(n) = &st.session else { return None };
-            if !n.direction.sends() {
-                return None;
-            }
-            let sdp_addr = SocketAddr::new(n.remote_ip, n.remote_port);
-            let dest = match st.latched {
-                Some(addr) => addr,
-                None if n.remote_port != 0 && !n.remote_ip.is_unspecified() => sdp_addr,
-                None => return None,
-            };
-            (Formats::from(n), dest)
-        };
+        if peer.own_senders.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let (to_formats, dest) = peer.destination()?;
         if let Err(reason) = bridge::translate(packet, &header, &from_formats, &to_formats) {
             tracing::trace!(endpoint_id = %self.id, ?reason, "packet not relayed");
             return None;
@@ -327,9 +381,82 @@ impl Endpoint {
         Some((peer, dest))
     }
 
+    /// Where and how packets to the far end go: its formats and address (latched, else the
+    /// SDP's), `None` while it may not be sent to.
+    fn destination(&self) -> Option<(Formats, SocketAddr)> {
+        let st = self.state();
+        let Session::Negotiated(n) = &st.session else { return None };
+        if !n.direction.sends() {
+            return None;
+        }
+        let dest = match st.latched {
+            Some(addr) => addr,
+            None if n.remote_port != 0 && !n.remote_ip.is_unspecified() => SocketAddr::new(n.remote_ip, n.remote_port),
+            None => return None,
+        };
+        Some((Formats::from(n), dest))
+    }
+
+    /// Digits in a received packet (an RFC 4733 event, or tones in the audio when the leg has
+    /// no telephone-event), and the received audio for a recording.
+    fn detect(&self, packet: &[u8], header: &rtp::RtpHeader, formats: &Formats) {
+        let Some(payload) = packet.get(header.payload_start..header.payload_end) else { return };
+        let recording = self.recording.load(Ordering::Relaxed);
+        let mut digits = Vec::new();
+        {
+            let mut d = lock(&self.detectors);
+            if Some(header.payload_type) == formats.telephone_event {
+                digits.extend(d.events.on_packet(header.ssrc, header.timestamp, payload));
+            } else if header.payload_type == formats.codec_pt && (recording || formats.telephone_event.is_none()) {
+                let mut pcm = std::mem::take(&mut d.pcm);
+                pcm.clear();
+                audio::decode(formats.codec, payload, &mut pcm);
+                if formats.telephone_event.is_none() {
+                    digits.extend(d.tones.feed(&pcm));
+                }
+                if recording && let Some((r, _)) = self.jobs().record.as_mut() {
+                    r.push(recorder::Direction::Received, Instant::now(), &pcm);
+                }
+                d.pcm = pcm;
+            }
+        }
+        for digit in digits {
+            tracing::debug!(endpoint_id = %self.id, call_uuid = %self.call_uuid, %digit, "DTMF received");
+            let _ = self.events.send(Event::Dtmf { endpoint_id: self.id.clone(), digit });
+            let ends_recording = self.jobs().record.as_ref().is_some_and(|(r, _)| r.settings.end_on_key == Some(digit));
+            if ends_recording {
+                self.stop_record(None);
+            }
+        }
+    }
+
+    /// Adds what was sent to the far end to a running recording.
+    fn record_sent(&self, codec: Codec, payload: &[u8]) {
+        if !self.recording.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut pcm = Vec::with_capacity(audio::FRAME);
+        audio::decode(codec, payload, &mut pcm);
+        self.record_sent_pcm(&pcm);
+    }
+
+    fn record_sent_pcm(&self, pcm: &[i16]) {
+        if let Some((r, _)) = self.jobs().record.as_mut() {
+            r.push(recorder::Direction::Sent, Instant::now(), pcm);
+        }
+    }
+
     /// Sends a prepared packet through the peer's socket, so the far end sees the port our SDP
     /// named. A failure is logged; the next packet tries again.
     async fn send_to_peer(&self, peer: &Endpoint, packet: &[u8], dest: SocketAddr) {
+        if peer.recording.load(Ordering::Relaxed)
+            && let Ok(h) = rtp::parse(packet)
+            && let (Some(payload), Some((formats, _))) =
+                (packet.get(h.payload_start..h.payload_end), peer.destination())
+            && h.payload_type == formats.codec_pt
+        {
+            peer.record_sent(formats.codec, payload);
+        }
         match peer.socket.send_to(packet, dest).await {
             Ok(n) => {
                 peer.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
@@ -338,6 +465,186 @@ impl Endpoint {
             Err(e) => {
                 tracing::debug!(endpoint_id = %peer.id, call_uuid = %peer.call_uuid, %dest, error = %e, "RTP send failed")
             }
+        }
+    }
+}
+
+/// Our own stream and the jobs that feed it.
+impl Endpoint {
+    /// Marks the outgoing stream as ours until the guard drops (also when the task is aborted).
+    pub fn sending_own(&self) -> OwnSender<'_> {
+        self.own_senders.fetch_add(1, Ordering::Relaxed);
+        OwnSender(self)
+    }
+
+    /// The far end's telephone-event payload type, when negotiated.
+    pub fn telephone_event(&self) -> Option<u8> {
+        self.destination().and_then(|(f, _)| f.telephone_event)
+    }
+
+    async fn send_own(&self, packet: &[u8], dest: SocketAddr) {
+        match self.socket.send_to(packet, dest).await {
+            Ok(n) => {
+                self.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
+                self.counters.tx_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(endpoint_id = %self.id, %dest, error = %e, "RTP send failed"),
+        }
+    }
+
+    /// Sends one 20 ms frame of our audio, encoded for the far end; while the far end may not
+    /// be sent to (hold, no answer yet), the slot passes silently.
+    pub async fn send_audio(&self, pcm: &[i16]) {
+        let Some((formats, dest)) = self.destination() else {
+            lock(&self.out).skip();
+            return;
+        };
+        self.record_sent_pcm(pcm);
+        let mut payload = Vec::with_capacity(pcm.len());
+        audio::encode(formats.codec, pcm, &mut payload);
+        let mut packet = Vec::with_capacity(12 + payload.len());
+        lock(&self.out).audio(formats.codec_pt, &payload, &mut packet);
+        self.send_own(&packet, dest).await;
+    }
+
+    /// Sends one telephone-event packet.
+    pub async fn send_event(&self, payload_type: u8, payload: [u8; 4], first: bool) {
+        let Some((_, dest)) = self.destination() else {
+            lock(&self.out).skip();
+            return;
+        };
+        let mut packet = Vec::with_capacity(16);
+        lock(&self.out).event(payload_type, payload, first, &mut packet);
+        self.send_own(&packet, dest).await;
+    }
+
+    pub fn skip_slot(&self) {
+        lock(&self.out).skip();
+    }
+
+    /// Starts playing `source`; a play already running is stopped first (and reported).
+    pub fn start_play(
+        self: &Arc<Self>,
+        sources: Arc<Sources>,
+        play_id: String,
+        source: PlaySource,
+        loops: u32,
+        level: f64,
+    ) {
+        self.stop_play();
+        let task = tokio::spawn(playout::play(self.clone(), sources, play_id.clone(), source, loops, level));
+        self.jobs().play = Some((play_id, task.abort_handle()));
+    }
+
+    /// Stops the running play, reporting it done; nothing playing is not an error.
+    pub fn stop_play(&self) {
+        let Some((play_id, task)) = self.jobs().play.take() else { return };
+        task.abort();
+        let _ = self.events.send(Event::PlaybackDone { endpoint_id: self.id.clone(), play_id, error: None });
+    }
+
+    /// A play ended by itself: reported unless it was stopped (and reported) meanwhile.
+    pub fn play_ended(&self, play_id: &str, error: Option<String>) {
+        let mut jobs = self.jobs();
+        if jobs.play.as_ref().is_some_and(|(id, _)| id == play_id) {
+            jobs.play = None;
+            drop(jobs);
+            let _ = self.events.send(Event::PlaybackDone {
+                endpoint_id: self.id.clone(),
+                play_id: play_id.to_owned(),
+                error,
+            });
+        }
+    }
+
+    /// Sends digits after any still being sent.
+    pub fn start_dtmf(self: &Arc<Self>, digits: String) {
+        let previous = self.jobs().dtmf.take();
+        let ep = self.clone();
+        let task = tokio::spawn(async move {
+            // Digits queue behind the ones still being sent rather than cutting them off.
+            if let Some(p) = previous {
+                while !p.is_finished() {
+                    tokio::time::sleep(playout::PTIME).await;
+                }
+            }
+            playout::send_dtmf(ep, digits).await;
+        });
+        self.jobs().dtmf = Some(task.abort_handle());
+    }
+
+    /// Starts a recording (ending one already running), and the task that ends it on time or
+    /// on silence.
+    pub fn start_record(self: &Arc<Self>, recorder: Recorder) {
+        self.stop_record(None);
+        let weak = Arc::downgrade(self);
+        let id = recorder.id.clone();
+        let watcher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let Some(ep) = weak.upgrade() else { return };
+                let ending = ep.jobs().record.as_ref().and_then(|(r, _)| r.ending(Instant::now()));
+                if let Some(why) = ending {
+                    tracing::debug!(endpoint_id = %ep.id, record_id = %id, ?why, "recording ends by itself");
+                    ep.stop_record(Some(&id));
+                    return;
+                }
+            }
+        });
+        self.jobs().record = Some((recorder, watcher.abort_handle()));
+        self.recording.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends the recording (`record_id`, or whichever runs), writes its file off the packet
+    /// path and reports `record_done`. The returned task ends when the file is written.
+    pub fn stop_record(&self, record_id: Option<&str>) -> Option<tokio::task::JoinHandle<()>> {
+        let (recorder, watcher) = {
+            let mut jobs = self.jobs();
+            if record_id.is_some_and(|id| jobs.record.as_ref().is_none_or(|(r, _)| r.id != id)) {
+                return None;
+            }
+            jobs.record.take()?
+        };
+        self.recording.store(false, Ordering::Relaxed);
+        watcher.abort();
+        let events = self.events.clone();
+        let endpoint_id = self.id.clone();
+        Some(tokio::spawn(async move {
+            let record_id = recorder.id.clone();
+            let path = recorder.path.clone();
+            let written = tokio::task::spawn_blocking(move || recorder.write(Instant::now()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            let event = match written {
+                Ok(w) => {
+                    tracing::info!(%endpoint_id, %record_id, path = %path.display(), size = w.size, duration_ms = w.duration_ms, "recording written");
+                    Event::RecordDone { endpoint_id, record_id, size: w.size, duration_ms: w.duration_ms, error: None }
+                }
+                Err(e) => {
+                    tracing::warn!(%endpoint_id, %record_id, error = %e, "recording could not be written");
+                    Event::RecordDone { endpoint_id, record_id, size: 0, duration_ms: 0, error: Some(e) }
+                }
+            };
+            let _ = events.send(event);
+        }))
+    }
+
+    /// Ends every job (the endpoint is going): sending stops, a recording is written.
+    pub async fn end_jobs(&self) {
+        let (play, dtmf) = {
+            let mut jobs = self.jobs();
+            (jobs.play.take(), jobs.dtmf.take())
+        };
+        if let Some((play_id, task)) = play {
+            task.abort();
+            let _ = self.events.send(Event::PlaybackDone { endpoint_id: self.id.clone(), play_id, error: None });
+        }
+        if let Some(task) = dtmf {
+            task.abort();
+        }
+        if let Some(written) = self.stop_record(None) {
+            let _ = written.await;
         }
     }
 }
@@ -417,7 +724,8 @@ mod tests {
         };
         let id = format!("ep{}", lease.port());
         let session = Session::Negotiated(negotiated);
-        Endpoint::new(id, "call".into(), socket, lease, local, String::new(), session, None, Clock::start())
+        let events = broadcast::channel(16).0;
+        Endpoint::new(id, "call".into(), socket, lease, local, String::new(), session, None, Clock::start(), events)
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The media engine: every endpoint of this process, the commands of the control protocol that
-//! act on them (create, update, bridge, unbridge, destroy, stats), and the housekeeping task
-//! that reports RTP inactivity and load. Control connections share one engine; events go to
+//! act on them (create, update, bridge, unbridge, destroy, stats, play, DTMF, record), and the
+//! housekeeping task that reports RTP inactivity and load. Control connections share one engine; events go to
 //! all of them.
 
 use std::collections::{HashMap, HashSet};
@@ -9,7 +9,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use domains::media::{Command, ErrorCode, Event, Message, Reply, Request, answer};
+use domains::media::{Command, ErrorCode, Event, Message, PlaySource, Reply, Request, answer};
 use domains::sdp::{self, Codec, LocalSdp, SdpError, SessionDescription};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 use crate::endpoint::{self, Clock, Endpoint, Session};
 use crate::panics;
 use crate::ports::{PortAllocator, PortRange, PortsExhausted};
+use crate::recorder::{Format, Recorder, Settings};
+use crate::sources::Sources;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -26,6 +28,8 @@ pub struct Config {
     /// `rtp_timeout` after this long without RTP; zero disables it.
     pub rtp_timeout: Duration,
     pub stats_interval: Duration,
+    /// Where recordings are written (`record_start`'s `path` is relative to it).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,17 +73,19 @@ pub struct Engine {
     endpoints: Mutex<HashMap<String, Entry>>,
     events: broadcast::Sender<Event>,
     clock: Clock,
+    sources: Arc<Sources>,
 }
 
 impl Engine {
     /// Creates the engine and starts its housekeeping task (which ends with the engine).
-    pub fn start(config: Config) -> Arc<Engine> {
+    pub fn start(config: Config, sources: Sources) -> Arc<Engine> {
         let engine = Arc::new(Engine {
             ports: PortAllocator::new(config.rtp_ip, config.rtp_ports),
             config,
             endpoints: Mutex::new(HashMap::new()),
             events: broadcast::channel(1024).0,
             clock: Clock::start(),
+            sources: Arc::new(sources),
         });
         tokio::spawn(housekeeping(Arc::downgrade(&engine)));
         engine
@@ -139,14 +145,72 @@ impl Engine {
             Command::Reoffer { endpoint_id, direction } => {
                 self.get(&endpoint_id).map(|ep| Reply::Updated { local_sdp: ep.reoffer(direction) })
             }
-            // The media server issue implements these; until then the call core ends the action
-            // that needed one with this reason.
-            c @ (Command::Play { .. }
-            | Command::StopPlay { .. }
-            | Command::RecordStart { .. }
-            | Command::RecordStop { .. }
-            | Command::SendDtmf { .. }
-            | Command::ConnectWebsocket { .. }
+            Command::Play { endpoint_id, play_id, source, loop_count, level } => self.get(&endpoint_id).map(|ep| {
+                ep.start_play(self.sources.clone(), play_id, source, loop_count, level);
+                Reply::Started
+            }),
+            Command::StopPlay { endpoint_id } => self.get(&endpoint_id).map(|ep| {
+                ep.stop_play();
+                Reply::Started
+            }),
+            Command::SendDtmf { endpoint_id, digits } => {
+                if !domains::dtmf::valid_digits(&digits) {
+                    return Message::error(
+                        id,
+                        ErrorCode::BadRequest,
+                        format!("digits {digits:?}: only 0-9, *, #, A-D and p (a pause) are sent"),
+                    );
+                }
+                self.get(&endpoint_id).map(|ep| {
+                    ep.start_dtmf(digits);
+                    Reply::Started
+                })
+            }
+            Command::RecordStart {
+                endpoint_id,
+                record_id,
+                path,
+                format,
+                split,
+                end_on_silence,
+                end_on_key,
+                timeout,
+                beep_start,
+            } => {
+                let settings = Format::from_name(&format)
+                    .ok_or_else(|| CommandError::BadRequest(format!("format {format:?}: mp3 or wav")))
+                    .and_then(|format| {
+                        if !domains::recordings::is_safe_relative(&path) {
+                            return Err(CommandError::BadRequest(format!(
+                                "path {path:?} is not a plain relative path"
+                            )));
+                        }
+                        Ok(Settings {
+                            format,
+                            split,
+                            end_on_silence: (end_on_silence > 0).then(|| Duration::from_secs(end_on_silence.into())),
+                            end_on_key,
+                            limit: Duration::from_secs(timeout.clamp(1, 7200).into()),
+                        })
+                    });
+                settings.and_then(|settings| {
+                    let ep = self.get(&endpoint_id)?;
+                    if beep_start {
+                        let beep = PlaySource::Tone { freqs: vec![1000.0], ms: 400 };
+                        ep.start_play(self.sources.clone(), format!("beep-{record_id}"), beep, 1, 0.0);
+                    }
+                    let file = self.config.recordings_dir.join(&path);
+                    ep.start_record(Recorder::new(record_id, file, settings, std::time::Instant::now()));
+                    Ok(Reply::Started)
+                })
+            }
+            Command::RecordStop { endpoint_id, record_id } => self.get(&endpoint_id).map(|ep| {
+                ep.stop_record(Some(&record_id));
+                Reply::Started
+            }),
+            // Until these are implemented the call core ends the action that needed one with
+            // this reason.
+            c @ (Command::ConnectWebsocket { .. }
             | Command::ConferenceJoin { .. }
             | Command::ConferenceLeave { .. }) => Err(CommandError::Unsupported(c.name())),
             Command::Hello { .. } | Command::Ping => Err(CommandError::Internal("unreachable".into())),
@@ -198,8 +262,18 @@ impl Engine {
             }
         };
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let endpoint =
-            Endpoint::new(id.clone(), call_uuid, socket, lease, local, local_sdp, session, identity, self.clock);
+        let endpoint = Endpoint::new(
+            id.clone(),
+            call_uuid,
+            socket,
+            lease,
+            local,
+            local_sdp,
+            session,
+            identity,
+            self.clock,
+            self.events.clone(),
+        );
         let task = tokio::spawn(endpoint.clone().run());
         tracing::info!(
             endpoint_id = %id, call_uuid = %endpoint.call_uuid, port = endpoint.port(),
@@ -245,6 +319,7 @@ impl Engine {
         }
         entry.task.abort();
         let _ = entry.task.await;
+        entry.endpoint.end_jobs().await;
         let stats = entry.endpoint.stats();
         tracing::info!(
             endpoint_id = %id, call_uuid = %entry.endpoint.call_uuid, rx_packets = stats.rx_packets,

@@ -1,7 +1,9 @@
 //! G.711 µ-law ↔ A-law transcoding for legs that negotiated different laws. Both are one byte
 //! per sample, so a payload converts in place through a 256-entry table, built at compile time
 //! from the reference algorithms (ITU-T G.711; the classic Sun `g711.c`) via 16-bit linear PCM.
-//! A tiny table instead of a codec crate: this is all the relay needs until it mixes audio.
+//! Frames are decoded to and encoded from linear PCM for players, recorders and DTMF
+//! detection. Hand-written (a page, checked against the reference values below) rather than a
+//! crate: the relay needs the in-place law-to-law tables, which the codec crates do not offer.
 
 const fn ulaw_to_linear(u: u8) -> i16 {
     let u = !u;
@@ -107,6 +109,16 @@ pub fn ulaw_to_alaw(payload: &mut [u8]) {
 
 pub fn alaw_to_ulaw(payload: &mut [u8]) {
     map(payload, &ALAW_TO_ULAW);
+}
+
+/// Appends the linear samples of a G.711 payload.
+pub fn decode(alaw: bool, payload: &[u8], out: &mut Vec<i16>) {
+    out.extend(payload.iter().map(|b| if alaw { alaw_to_linear(*b) } else { ulaw_to_linear(*b) }));
+}
+
+/// Appends the G.711 bytes of linear samples.
+pub fn encode(alaw: bool, pcm: &[i16], out: &mut Vec<u8>) {
+    out.extend(pcm.iter().map(|s| if alaw { linear_to_alaw(*s) } else { linear_to_ulaw(*s) }));
 }
 
 #[cfg(test)]

@@ -11,13 +11,17 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod audio;
 mod bridge;
 mod control;
 mod endpoint;
 mod engine;
 mod g711;
 mod panics;
+mod playout;
 mod ports;
+mod recorder;
+mod sources;
 
 #[derive(Parser)]
 #[command(version, about = "voxbridge media process")]
@@ -38,6 +42,12 @@ struct Cli {
     /// takes its media process with it.
     #[arg(long, env = "VOXBRIDGE_MEDIA_EXIT_WITH_STDIN")]
     exit_with_stdin: bool,
+    /// Where recordings are written.
+    #[arg(long, env = "VOXBRIDGE_MEDIA_RECORDINGS_DIR", default_value = "./data/recordings")]
+    recordings_dir: std::path::PathBuf,
+    /// The espeak-ng program that speaks `talk` text (Debian: `apt-get install espeak-ng`).
+    #[arg(long, env = "VOXBRIDGE_MEDIA_ESPEAK", default_value = "espeak-ng")]
+    espeak: String,
 }
 
 #[tokio::main]
@@ -60,12 +70,16 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.control_addr)
         .await
         .with_context(|| format!("binding control address {}", cli.control_addr))?;
-    let engine = engine::Engine::start(engine::Config {
-        rtp_ip: cli.rtp_ip,
-        rtp_ports: cli.rtp_ports,
-        rtp_timeout: Duration::from_secs(cli.rtp_timeout_secs),
-        stats_interval: Duration::from_secs(5),
-    });
+    let engine = engine::Engine::start(
+        engine::Config {
+            rtp_ip: cli.rtp_ip,
+            rtp_ports: cli.rtp_ports,
+            rtp_timeout: Duration::from_secs(cli.rtp_timeout_secs),
+            stats_interval: Duration::from_secs(5),
+            recordings_dir: cli.recordings_dir,
+        },
+        sources::Sources::new(Box::new(sources::Espeak { program: cli.espeak }), sources::Limits::default()),
+    );
     let addr = listener.local_addr()?;
     println!("voxbridge-media ready control=ws://{addr} version={}", env!("CARGO_PKG_VERSION"));
     control::serve(listener, engine).await;

@@ -5,6 +5,7 @@
 pub mod applications;
 pub mod auth;
 pub mod calls;
+pub mod files;
 pub mod health;
 pub mod json;
 pub mod numbers;
@@ -50,6 +51,7 @@ use problem::ApiError;
         (name = "numbers", description = "Numbers routed to applications or SIP (HTTP Basic)"),
         (name = "trunks", description = "Outbound SIP trunks (HTTP Basic)"),
         (name = "calls", description = "Voice API (JWT signed RS256 by the application)"),
+        (name = "files", description = "Recordings, downloaded by their application (JWT)"),
         (name = "operations", description = "Health and readiness")
     )
 )]
@@ -109,6 +111,7 @@ where
                 .configure(trunks::routes),
         )
         .service(scope::scope("/v1/calls").wrap(from_fn(auth::require_jwt)).configure(calls::routes))
+        .service(scope::scope("/v1/files").wrap(from_fn(auth::require_jwt)).configure(files::routes))
 }
 
 /// The OpenAPI document, derived from the handlers' annotations.

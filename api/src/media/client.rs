@@ -193,12 +193,12 @@ fn dispatch(shared: &Shared, text: &str) {
         Ok(Message::Event { event: Event::Dtmf { endpoint_id, digit } }) => {
             let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::Dtmf { endpoint: endpoint_id, digit }));
         }
-        Ok(Message::Event { event: Event::PlaybackDone { endpoint_id, play_id } }) => {
-            let _ =
-                shared.events.send(MediaEvent::Call(CallMediaEvent::PlaybackDone { endpoint: endpoint_id, play_id }));
+        Ok(Message::Event { event: Event::PlaybackDone { endpoint_id, play_id, error } }) => {
+            let event = CallMediaEvent::PlaybackDone { endpoint: endpoint_id, play_id, error };
+            let _ = shared.events.send(MediaEvent::Call(event));
         }
-        Ok(Message::Event { event: Event::RecordDone { endpoint_id, record_id, url, .. } }) => {
-            let event = CallMediaEvent::RecordDone { endpoint: endpoint_id, record_id, url };
+        Ok(Message::Event { event: Event::RecordDone { endpoint_id, record_id, size, duration_ms, error } }) => {
+            let event = CallMediaEvent::RecordDone { endpoint: endpoint_id, record_id, size, duration_ms, error };
             let _ = shared.events.send(MediaEvent::Call(event));
         }
         Ok(Message::Event { event: Event::WsClosed { endpoint_id } }) => {

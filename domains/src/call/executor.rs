@@ -275,13 +275,22 @@ impl Call {
             }
             Action::Record(r) => {
                 self.answer_a();
-                let record_id = self.cx.ids.token(12);
-                let format = format!("{:?}", r.format).to_ascii_lowercase();
+                let record_id = self.cx.ids.uuid();
+                let format = match r.format {
+                    crate::ncco::RecordFormat::Wav => "wav",
+                    _ => "mp3",
+                };
+                let owner = match &self.route {
+                    Route::Application { application_id, .. } => application_id.clone(),
+                    Route::Forward { .. } => "unowned".to_owned(),
+                };
                 self.exec.recordings.push((record_id.clone(), r.event.clone()));
                 let command = Command::RecordStart {
                     endpoint_id,
+                    path: crate::recordings::path(&owner, &record_id, format),
                     record_id,
-                    format,
+                    format: format.to_owned(),
+                    split: r.split,
                     end_on_silence: r.end_on_silence.unwrap_or(0),
                     end_on_key: r.end_on_key,
                     timeout: r.time_out.unwrap_or(7200),
@@ -548,27 +557,46 @@ impl Call {
                     self.digit(digit);
                 }
             }
-            MediaEvent::PlaybackDone { play_id, .. } => {
+            MediaEvent::PlaybackDone { play_id, error, .. } => {
                 if self.whisper_played(&play_id) {
                     return;
+                }
+                if let Some(reason) = error {
+                    // The NCCO goes on; the application learns why it heard nothing.
+                    tracing::info!(call_uuid = %self.uuid, %play_id, %reason, "play failed");
+                    let event = crate::events::PlayFailedEvent {
+                        uuid: self.uuid.clone(),
+                        conversation_uuid: self.conversation_uuid.clone(),
+                        status: "failed",
+                        reason,
+                        timestamp: self.cx.iso(),
+                    };
+                    self.post_ignored(None, serde_json::to_value(event).unwrap_or_default());
                 }
                 if self.exec.step == (Step::ExpectPlaybackDone { play_id }) {
                     self.exec.step = Step::Idle;
                     self.next_action();
                 }
             }
-            MediaEvent::RecordDone { record_id, url, .. } => {
+            MediaEvent::RecordDone { record_id, size, duration_ms, error, .. } => {
                 let Some(pos) = self.exec.recordings.iter().position(|(id, _)| *id == record_id) else { return };
                 let (_, webhook) = self.exec.recordings.remove(pos);
+                if let Some(reason) = error {
+                    tracing::warn!(call_uuid = %self.uuid, %record_id, %reason, "recording lost");
+                    return;
+                }
+                let end = self.cx.now.utc;
+                let start = end - chrono::Duration::milliseconds(i64::try_from(duration_ms).unwrap_or(0));
                 // The `record` event (Vonage's shape) goes to the action's eventUrl; its reply
                 // is not an NCCO, so the call does not wait for it.
                 let event = crate::events::RecordEvent {
-                    recording_url: url,
+                    recording_url: crate::recordings::url(&self.region_url, &record_id),
                     recording_uuid: record_id,
                     uuid: self.uuid.clone(),
                     conversation_uuid: self.conversation_uuid.clone(),
-                    start_time: self.a.leg.answered_at.map(super::outcome::iso),
-                    end_time: self.cx.iso(),
+                    start_time: Some(super::outcome::iso(start)),
+                    end_time: super::outcome::iso(end),
+                    size,
                     timestamp: self.cx.iso(),
                 };
                 self.post_ignored(webhook, serde_json::to_value(event).unwrap_or_default());

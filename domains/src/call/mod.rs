@@ -125,11 +125,15 @@ pub enum MediaEvent {
     PlaybackDone {
         endpoint: String,
         play_id: String,
+        /// Why it could not play (a bad stream URL or file).
+        error: Option<String>,
     },
     RecordDone {
         endpoint: String,
         record_id: String,
-        url: String,
+        size: u64,
+        duration_ms: u64,
+        error: Option<String>,
     },
     /// The media process holding the call's endpoints is gone.
     ProcessLost,

@@ -267,7 +267,11 @@ impl CallHarness {
             Output::Media { op, command } => {
                 let result = self.media_reply(&command);
                 if let (Command::Play { endpoint_id, play_id, .. }, Ok(_)) = (&command, &result) {
-                    let done = MediaEvent::PlaybackDone { endpoint: endpoint_id.clone(), play_id: play_id.clone() };
+                    let done = MediaEvent::PlaybackDone {
+                        endpoint: endpoint_id.clone(),
+                        play_id: play_id.clone(),
+                        error: None,
+                    };
                     self.schedule(Duration::from_secs(2), Input::Media(done));
                 }
                 self.media_answered.push((self.elapsed() + ms, command.name()));

@@ -728,20 +728,31 @@ fn record_runs_alongside_and_its_event_is_posted_when_done() {
     let mut h = CallHarness::new(ncco, answers());
     h.media_plays = true;
     h.drive_until(2 * S);
-    let record_id = h.media_log.iter().find_map(|c| match c {
-        crate::media::Command::RecordStart { record_id, .. } => Some(record_id.clone()),
-        _ => None,
-    });
-    let record_id = record_id.expect("recording started");
+    let (record_id, path, format) = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            crate::media::Command::RecordStart { record_id, path, format, .. } => {
+                Some((record_id.clone(), path.clone(), format.clone()))
+            }
+            _ => None,
+        })
+        .expect("recording started");
+    assert_eq!(format, "mp3", "Vonage's default format");
+    assert!(path.ends_with(&format!("/{record_id}.mp3")) && crate::recordings::is_safe_relative(&path), "{path}");
     let done = MediaEvent::RecordDone {
         endpoint: "ep1".into(),
         record_id: record_id.clone(),
-        url: "http://media/r.wav".into(),
+        size: 4096,
+        duration_ms: 1500,
+        error: None,
     };
     h.schedule(Duration::ZERO, Input::Media(done));
     h.drive();
     let posted = h.posts.iter().find(|p| p["recording_uuid"] == record_id.as_str()).expect("record event");
-    assert_eq!(posted["recording_url"], "http://media/r.wav");
+    assert_eq!(posted["recording_url"], format!("http://127.0.0.1:3000/v1/files/{record_id}"));
+    assert_eq!(posted["size"], 4096);
+    assert!(posted["start_time"].as_str() < posted["end_time"].as_str(), "{posted}");
     // The wait still ran its 5 s: the recording did not block the NCCO.
     let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
     assert!(bye >= 5 * S && bye < 6 * S, "BYE at {bye:?}");

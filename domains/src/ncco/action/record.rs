@@ -47,7 +47,10 @@ impl Record {
         }
         let many_channels = channels.is_some_and(|c| c > MP3_MAX_CHANNELS);
         if many_channels && format == Some(RecordFormat::Mp3) {
-            f.report("format", format!("mp3 holds at most {MP3_MAX_CHANNELS} channels; use wav or ogg"));
+            f.report("format", format!("mp3 holds at most {MP3_MAX_CHANNELS} channels; use wav"));
+        }
+        if format == Some(RecordFormat::Ogg) {
+            f.report("format", "ogg is not recorded by this server; use mp3 or wav");
         }
         let default_format = if many_channels { RecordFormat::Wav } else { RecordFormat::Mp3 };
         Some(Record {
@@ -107,11 +110,11 @@ mod tests {
     #[test]
     fn full() {
         let r = record(
-            r##"[{"action":"record","format":"ogg","split":"conversation","channels":2,"endOnSilence":3,"endOnKey":"#",
+            r##"[{"action":"record","format":"wav","split":"conversation","channels":2,"endOnSilence":3,"endOnKey":"#",
                 "timeOut":60,"beepStart":true,"eventUrl":["https://example.com/recordings"],"eventMethod":"POST",
                 "transcription":{"language":"en-GB","eventUrl":["https://example.com/t"],"sentimentAnalysis":true}}]"##,
         );
-        assert_eq!((r.format, r.split, r.channels), (RecordFormat::Ogg, true, Some(2)));
+        assert_eq!((r.format, r.split, r.channels), (RecordFormat::Wav, true, Some(2)));
         assert_eq!((r.end_on_silence, r.end_on_key, r.time_out, r.beep_start), (Some(3), Some('#'), Some(60), true));
         assert!(r.event.is_some());
         assert_eq!(r.transcription.map(|t| (t.language, t.sentiment_analysis)), Some(("en-GB".into(), true)));

@@ -32,7 +32,7 @@ impl Talk {
             barge_in: f.bool_or("bargeIn", false),
             loop_count: f.uint_or("loop", LOOP, 1),
             level: f.number_or("level", LEVEL, 0.0),
-            language: f.opt("language", fields::language).unwrap_or_else(|| fields::DEFAULT_LANGUAGE.to_owned()),
+            language: f.opt("language", spoken_language).unwrap_or_else(|| fields::DEFAULT_LANGUAGE.to_owned()),
             style: f.uint_or("style", 0..=u32::MAX, 0),
             premium: f.bool_or("premium", false),
             provider: Provider::optional(f, Self::PROVIDERS),
@@ -43,6 +43,15 @@ impl Talk {
     /// Whether `text` is SSML (to be passed to the TTS engine as markup).
     pub fn is_ssml(&self) -> bool {
         self.text.trim_start().starts_with("<speak")
+    }
+}
+
+/// A BCP-47 tag that a voice speaks.
+fn spoken_language(v: &serde_json::Value) -> Result<String, String> {
+    let tag = fields::language(v)?;
+    match crate::voices::voice_for(&tag) {
+        Some(_) => Ok(tag),
+        None => Err(format!("no text-to-speech voice speaks {tag}")),
     }
 }
 

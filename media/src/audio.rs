@@ -1,0 +1,118 @@
+//! Linear audio as the media process handles it inside: 16-bit mono PCM at 8 kHz in 20 ms
+//! frames, and what turns it into a leg's payload and back (the negotiated codec), scales it
+//! (`level`), measures it (silence) and makes it (beeps, DTMF tones).
+
+use std::sync::Arc;
+
+use domains::sdp::Codec;
+
+use crate::g711;
+
+/// Samples per second of every internal buffer.
+pub const RATE: u32 = 8000;
+/// Samples in one 20 ms frame (RTP packet) at [`RATE`].
+pub const FRAME: usize = 160;
+
+/// A decoded clip, shared by every call playing it.
+pub type Clip = Arc<[i16]>;
+
+/// Appends the samples of one payload of `codec`.
+pub fn decode(codec: Codec, payload: &[u8], out: &mut Vec<i16>) {
+    g711::decode(codec == Codec::Pcma, payload, out);
+}
+
+/// Appends the payload of `pcm` in `codec`.
+pub fn encode(codec: Codec, pcm: &[i16], out: &mut Vec<u8>) {
+    g711::encode(codec == Codec::Pcma, pcm, out);
+}
+
+/// The linear gain of a Vonage `level` (-1 to 1): ±1 is ±12 dB, 0 unchanged.
+pub fn gain(level: f64) -> f32 {
+    10f32.powf((level.clamp(-1.0, 1.0) as f32) * 12.0 / 20.0)
+}
+
+/// Scales samples by `gain`, saturating.
+pub fn apply_gain(pcm: &mut [i16], gain: f32) {
+    if (gain - 1.0).abs() < f32::EPSILON {
+        return;
+    }
+    for s in pcm {
+        *s = (f32::from(*s) * gain).clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
+    }
+}
+
+/// Root-mean-square level of `pcm` (0 for an empty slice).
+pub fn rms(pcm: &[i16]) -> f64 {
+    if pcm.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = pcm.iter().map(|s| f64::from(*s) * f64::from(*s)).sum();
+    (sum / pcm.len() as f64).sqrt()
+}
+
+/// Below this RMS a frame counts as silence (about -50 dBov).
+pub const SILENCE_RMS: f64 = 100.0;
+
+/// A sum of sinusoids, `ms` long, each of `amplitude`.
+pub fn tone(freqs: &[f32], amplitude: f32, ms: u32) -> Vec<i16> {
+    let n = (RATE / 1000 * ms) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / RATE as f32;
+            let v: f32 = freqs.iter().map(|f| (2.0 * std::f32::consts::PI * f * t).sin()).sum();
+            (v * amplitude) as i16
+        })
+        .collect()
+}
+
+/// In-band DTMF for a peer without telephone-event: each digit's dual tone for 100 ms then 60 ms
+/// of silence; pauses (`p`, `,`) are 500 ms of silence.
+pub fn dtmf_tones(digits: &str) -> Vec<i16> {
+    let mut out = Vec::new();
+    for c in digits.chars() {
+        match domains::dtmf::tone_frequencies(c) {
+            Some((lo, hi)) => {
+                out.extend(tone(&[lo, hi], 7000.0, 100));
+                out.extend(std::iter::repeat_n(0, 60 * 8));
+            }
+            None => out.extend(std::iter::repeat_n(0, 500 * 8)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codecs_round_trip_within_quantisation() {
+        let pcm = tone(&[440.0], 8000.0, 20);
+        for codec in [Codec::Pcmu, Codec::Pcma] {
+            let mut bytes = Vec::new();
+            encode(codec, &pcm, &mut bytes);
+            assert_eq!(bytes.len(), FRAME);
+            let mut back = Vec::new();
+            decode(codec, &bytes, &mut back);
+            let err: f64 = pcm.iter().zip(&back).map(|(a, b)| f64::from(a - b).abs()).sum::<f64>() / FRAME as f64;
+            assert!(err < 200.0, "{codec:?} mean error {err}");
+        }
+    }
+
+    #[test]
+    fn gain_levels() {
+        assert!((gain(0.0) - 1.0).abs() < 1e-6);
+        assert!((gain(1.0) - 3.98).abs() < 0.01);
+        assert!((gain(-1.0) - 0.251).abs() < 0.001);
+        let mut loud = [30000i16, -30000];
+        apply_gain(&mut loud, 2.0);
+        assert_eq!(loud, [i16::MAX, i16::MIN]);
+        assert!(rms(&tone(&[1000.0], 1000.0, 20)) > 600.0 && rms(&[0; 160]) < SILENCE_RMS);
+    }
+
+    #[test]
+    fn dtmf_tones_are_detected() {
+        let mut det = domains::dtmf::ToneDetector::default();
+        assert_eq!(det.feed(&dtmf_tones("19#p*")), vec!['1', '9', '#', '*']);
+    }
+}

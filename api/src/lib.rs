@@ -44,7 +44,14 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Application> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Application> {
+        // Bound first: an ephemeral port (`:0`) is known before anything builds URLs to it.
+        let http_listener =
+            TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
+        let http_addr = http_listener.local_addr()?;
+        if config.public_url.is_none() {
+            config.public_url = Some(format!("http://{http_addr}"));
+        }
         let db = store::connect(&config.database_url).await.context("opening the database")?;
         let background = background::Background::start().context("starting the background runtime")?;
         let (account, generated) = Account::bootstrap(&db, &config).await.context("loading the account")?;
@@ -88,9 +95,6 @@ impl Application {
             calls: edge.registry.clone(),
         });
 
-        let http_listener =
-            TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
-        let http_addr = http_listener.local_addr()?;
         let server_state = state.clone();
         let mut server = HttpServer::new(move || http::app(server_state.clone(), openapi_json.clone()))
             .workers(2)

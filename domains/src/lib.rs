@@ -12,6 +12,7 @@ pub mod dtmf;
 pub mod e164;
 pub mod events;
 pub mod forward;
+pub mod g711;
 pub mod media;
 pub mod ncco;
 pub mod problem;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use domains::sdp::Codec;
 
-use crate::g711;
+use domains::g711;
 
 /// Samples per second of every internal buffer.
 pub const RATE: u32 = 8000;

@@ -6,7 +6,7 @@
 
 use domains::sdp::{Codec, Negotiated};
 
-use crate::g711;
+use domains::g711;
 use domains::rtp::{self, RtpHeader};
 
 /// The payload formats of one negotiated leg.

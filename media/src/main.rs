@@ -16,7 +16,6 @@ mod bridge;
 mod control;
 mod endpoint;
 mod engine;
-mod g711;
 mod panics;
 mod playout;
 mod ports;

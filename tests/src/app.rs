@@ -23,6 +23,9 @@ impl Recorded {
     }
 }
 
+/// A file the fake application serves: content type, extra headers, bytes.
+type File = (String, Vec<(String, String)>, Vec<u8>);
+
 #[derive(Default)]
 struct State {
     ncco: Mutex<Value>,
@@ -32,6 +35,10 @@ struct State {
     events: Mutex<Vec<Recorded>>,
     /// Other paths that answer with a document (an `onAnswer` NCCO, …), by path.
     documents: Mutex<std::collections::HashMap<String, Value>>,
+    /// Paths that serve a file (audio for `stream`): content type, extra headers and bytes.
+    files: Mutex<std::collections::HashMap<String, File>>,
+    /// How many times each file path was fetched.
+    fetches: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 pub struct FakeApp {
@@ -49,6 +56,16 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
         authorization: req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     };
+    let file = state.files.lock().unwrap().get(req.path()).cloned();
+    if let Some((content_type, headers, bytes)) = file {
+        *state.fetches.lock().unwrap().entry(req.path().to_owned()).or_default() += 1;
+        let mut reply = HttpResponse::Ok();
+        reply.content_type(content_type);
+        for h in headers {
+            reply.insert_header(h);
+        }
+        return reply.body(bytes);
+    }
     if req.path().starts_with("/answer") {
         state.answers.lock().unwrap().push(rec);
         let status = *state.answer_status.lock().unwrap();
@@ -123,6 +140,17 @@ impl FakeApp {
     /// Requests to `path` (recorded with the events) get `document` as their JSON reply.
     pub fn set_document(&self, path: &str, document: Value) {
         self.state.documents.lock().unwrap().insert(path.to_owned(), document);
+    }
+
+    /// Requests to `path` get `bytes` as `content_type`, with extra response `headers`.
+    pub fn set_file(&self, path: &str, content_type: &str, headers: &[(&str, &str)], bytes: Vec<u8>) {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.state.files.lock().unwrap().insert(path.to_owned(), (content_type.to_owned(), headers, bytes));
+    }
+
+    /// How many times `path` (a file) was fetched.
+    pub fn fetches(&self, path: &str) -> usize {
+        self.state.fetches.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 
     pub fn set_answer_status(&self, status: u16) {

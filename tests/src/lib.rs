@@ -14,6 +14,7 @@ pub mod app;
 pub mod dns;
 pub mod kamailio;
 pub mod raw;
+pub mod rtp;
 pub mod sipp;
 
 pub const API_KEY: &str = "testkey1";
@@ -124,7 +125,7 @@ impl Server {
         cmd.args(&opts.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("VBTEST_LOG").unwrap_or_else(|_| "warn".into()))
             .env("VOXBRIDGE_HTTP_ADDR", "127.0.0.1:0")
             .env("VOXBRIDGE_SIP_ADDR", "127.0.0.1:0")
             .env("VOXBRIDGE_SIP_TLS_ADDR", "127.0.0.1:0")

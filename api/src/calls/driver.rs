@@ -87,6 +87,15 @@ impl Driver {
                 self.output(out).await;
             }
             if self.call.is_done() {
+                // Webhooks the call posted last (a record event, the final status) are still on
+                // their way: they finish without the call.
+                let pending = std::mem::take(&mut self.pending);
+                if !pending.is_empty() {
+                    tokio::spawn(async move {
+                        let drained = pending.for_each(|_| async {});
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drained).await;
+                    });
+                }
                 break;
             }
             let wake = self.call.poll_timeout();

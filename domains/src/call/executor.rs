@@ -79,6 +79,10 @@ pub struct Executor {
     pub ringback_playing: bool,
     /// Recordings running, by id: where their `record` event goes.
     pub recordings: Vec<(String, Option<Webhook>)>,
+    /// The caller's endpoint, released while recordings of it were still being written.
+    pub recorded_endpoint: Option<String>,
+    /// A `bargeIn` play still running (endpoint, play): the caller's first digit stops it.
+    pub barge_in: Option<(String, String)>,
     /// The `onAnswer` NCCO running on an answered callee.
     pub whisper: Option<super::whisper::Whisper>,
     /// answer_url's document when it came before the caller's media endpoint.
@@ -473,7 +477,11 @@ impl Call {
     ) {
         self.answer_a();
         let play_id = self.cx.ids.token(12);
-        let command = Command::Play { endpoint_id, play_id: play_id.clone(), source, loop_count, level };
+        let command =
+            Command::Play { endpoint_id: endpoint_id.clone(), play_id: play_id.clone(), source, loop_count, level };
+        if barge_in {
+            self.exec.barge_in = Some((endpoint_id, play_id.clone()));
+        }
         self.media_action(name, command, (!barge_in).then_some(play_id));
     }
 
@@ -535,7 +543,7 @@ impl Call {
     }
 
     pub(super) fn on_media_event(&mut self, event: MediaEvent) {
-        if self.ending.is_some() {
+        if self.ending.is_some() && !matches!(event, MediaEvent::RecordDone { .. }) {
             return;
         }
         match event {
@@ -561,6 +569,9 @@ impl Call {
                 if self.whisper_played(&play_id) {
                     return;
                 }
+                if self.exec.barge_in.as_ref().is_some_and(|(_, id)| *id == play_id) {
+                    self.exec.barge_in = None;
+                }
                 if let Some(reason) = error {
                     // The NCCO goes on; the application learns why it heard nothing.
                     tracing::info!(call_uuid = %self.uuid, %play_id, %reason, "play failed");
@@ -583,7 +594,7 @@ impl Call {
                 let (_, webhook) = self.exec.recordings.remove(pos);
                 if let Some(reason) = error {
                     tracing::warn!(call_uuid = %self.uuid, %record_id, %reason, "recording lost");
-                    return;
+                    return self.recording_written();
                 }
                 let end = self.cx.now.utc;
                 let start = end - chrono::Duration::milliseconds(i64::try_from(duration_ms).unwrap_or(0));
@@ -600,6 +611,7 @@ impl Call {
                     timestamp: self.cx.iso(),
                 };
                 self.post_ignored(webhook, serde_json::to_value(event).unwrap_or_default());
+                self.recording_written();
             }
         }
     }
@@ -616,6 +628,9 @@ impl Call {
 
     /// A DTMF digit from the caller.
     pub(super) fn digit(&mut self, digit: char) {
+        if let Some((endpoint_id, _)) = self.exec.barge_in.take() {
+            self.cx.media(Op::Ignored, Command::StopPlay { endpoint_id });
+        }
         let Step::ExpectDigits(d) = &mut self.exec.step else { return };
         if digit == '#' && d.submit_on_hash {
             return self.input_done(false);

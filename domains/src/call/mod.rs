@@ -436,7 +436,10 @@ impl Call {
 
     /// True once every leg's transactions are over and the outcome is reported.
     pub fn is_done(&self) -> bool {
-        self.ending.is_some() && self.a.is_terminated() && self.b.iter().all(Outbound::is_terminated)
+        self.ending.is_some()
+            && self.a.is_terminated()
+            && self.b.iter().all(Outbound::is_terminated)
+            && self.exec.recordings.is_empty()
     }
 
     fn on_timer(&mut self, key: TimerKey) {
@@ -452,6 +455,7 @@ impl Call {
             TimerKey::Limit => self.limit_reached(),
             TimerKey::Action => self.action_timer(),
             TimerKey::Whisper => self.whisper_wait_elapsed(),
+            TimerKey::RecordingsWritten => self.recordings_lost(),
         }
     }
 

@@ -14,6 +14,9 @@ use crate::sip::Method;
 use crate::sip::dialog::cancel_for;
 use crate::sip::timers::TIMEOUT_64_T1;
 
+/// How long an ended call waits for the media process to write its recordings.
+const RECORDINGS_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How a leg failed before it was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegFailure {
@@ -181,9 +184,34 @@ impl Call {
             LegRef::B(i) => self.b.get_mut(i).and_then(|b| b.leg.endpoint.take()),
         };
         if let Some(ep) = endpoint {
-            self.cx.out.push_back(super::Output::Unlisten(Key::Endpoint(ep.id.clone())));
+            // A recording of the caller's leg is written when its endpoint goes: the call keeps
+            // listening for its `record_done` (see `recording_written`).
+            if leg == LegRef::A && !self.exec.recordings.is_empty() {
+                self.exec.recorded_endpoint = Some(ep.id.clone());
+                self.cx.timers.set(TimerKey::RecordingsWritten, self.cx.now.at + RECORDINGS_GRACE);
+            } else {
+                self.cx.out.push_back(super::Output::Unlisten(Key::Endpoint(ep.id.clone())));
+            }
             self.cx.media(Op::Ignored, Command::DestroyEndpoint { endpoint_id: ep.id });
         }
+    }
+
+    /// After a recording's event: once the ended call has none left, it stops listening.
+    pub(super) fn recording_written(&mut self) {
+        if self.ending.is_none() || !self.exec.recordings.is_empty() {
+            return;
+        }
+        self.cx.timers.cancel(TimerKey::RecordingsWritten);
+        if let Some(id) = self.exec.recorded_endpoint.take() {
+            self.cx.out.push_back(super::Output::Unlisten(Key::Endpoint(id)));
+        }
+    }
+
+    /// The media process never reported the recordings of an ended call.
+    pub(super) fn recordings_lost(&mut self) {
+        let lost: Vec<String> = self.exec.recordings.drain(..).map(|(id, _)| id).collect();
+        tracing::warn!(call_uuid = %self.uuid, ?lost, "recordings not reported by the media process");
+        self.recording_written();
     }
 
     /// Ends an outbound leg: CANCEL while it rings, BYE once answered; reports it with

@@ -26,6 +26,8 @@ pub enum TimerKey {
     Whisper,
     /// A session-timer refresh (RFC 4028) or expiry on a leg.
     Session(LegRef),
+    /// How long an ended call waits for its recordings' files to be written.
+    RecordingsWritten,
 }
 
 #[derive(Debug, Default)]

@@ -909,3 +909,91 @@ fn a_transfer_to_a_url_runs_the_ncco_it_gives_and_a_url_without_one_ends_the_cal
     let done = h.events.iter().find(|e| e.direction == Direction::Inbound && e.status == CallStatus::Completed);
     assert!(done.is_some_and(|e| e.reason.as_deref().is_some_and(|r| r.contains("no NCCO"))), "{:?}", h.events);
 }
+
+#[test]
+fn the_first_digit_stops_a_barge_in_talk() {
+    let ncco = json!([
+        {"action": "talk", "text": "press a key", "bargeIn": true, "loop": 0},
+        {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 2}, "eventUrl": ["http://app/input"]}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.media_plays = true;
+    h.drive_until(S / 2);
+    assert!(!h.media_commands().contains(&"stop_play"));
+    h.schedule(Duration::ZERO, Input::Media(MediaEvent::Dtmf { endpoint: "ep1".into(), digit: '4' }));
+    h.schedule(S / 10, Input::Media(MediaEvent::Dtmf { endpoint: "ep1".into(), digit: '2' }));
+    h.drive();
+    assert_eq!(h.media_commands().iter().filter(|c| **c == "stop_play").count(), 1, "{:?}", h.media_commands());
+    assert_eq!(h.posts[0]["dtmf"], json!({"digits": "42", "timed_out": false}));
+}
+
+#[test]
+fn a_play_that_fails_is_reported_and_the_ncco_goes_on() {
+    let ncco = json!([
+        {"action": "stream", "streamUrl": ["http://app/missing.mp3"]},
+        {"action": "wait", "timeout": 1}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.media_plays = true;
+    h.drive_until(S / 2);
+    let play_id = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            crate::media::Command::Play { play_id, .. } => Some(play_id.clone()),
+            _ => None,
+        })
+        .expect("a play");
+    let failed = MediaEvent::PlaybackDone {
+        endpoint: "ep1".into(),
+        play_id,
+        error: Some("the audio URL answered HTTP 404".into()),
+    };
+    h.schedule(Duration::ZERO, Input::Media(failed));
+    h.drive();
+    let event = h.posts.iter().find(|p| p["status"] == "failed").expect("a failed event");
+    assert_eq!(event["reason"], "the audio URL answered HTTP 404");
+    let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye >= S + S / 2 && bye < 2 * S, "the wait ran after the failed stream: BYE at {bye:?}");
+}
+
+#[test]
+fn a_recording_running_at_hangup_is_reported_after_the_call() {
+    let ncco = json!([
+        {"action": "record", "format": "wav", "eventUrl": ["http://app/recording"]},
+        {"action": "wait", "timeout": 2}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.media_plays = true;
+    h.drive_until(3 * S);
+    assert!(h.requests_to(&caller_flow(), Method::Bye).len() == 1, "the NCCO ended");
+    assert!(h.media_commands().contains(&"destroy_endpoint"));
+    assert!(!h.call.is_done(), "the call waits for its recording");
+    assert!(!h.unlistened.contains(&crate::call::Key::Endpoint("ep1".into())), "still listening to its endpoint");
+    let record_id = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            crate::media::Command::RecordStart { record_id, .. } => Some(record_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let done =
+        MediaEvent::RecordDone { endpoint: "ep1".into(), record_id, size: 48_044, duration_ms: 3000, error: None };
+    h.schedule(Duration::ZERO, Input::Media(done));
+    h.drive();
+    let event = h.posts.iter().find(|p| p.get("recording_url").is_some()).expect("the record event");
+    assert_eq!(event["size"], 48_044);
+    assert!(h.call.is_done());
+    assert!(h.unlistened.contains(&crate::call::Key::Endpoint("ep1".into())));
+}
+
+#[test]
+fn recordings_never_reported_do_not_keep_the_call_forever() {
+    let ncco = json!([{"action": "record"}, {"action": "wait", "timeout": 1}]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.media_plays = true;
+    h.drive();
+    assert!(h.call.is_done(), "given up after the grace period");
+    assert!(h.elapsed() >= 30 * S);
+}

@@ -1,0 +1,295 @@
+//! NCCO actions that make or consume audio, end to end on real RTP: a caller (a raw SIP socket
+//! with its own RTP socket, or SIPp playing pcaps) calls voxbridge, the fake application answers
+//! with an NCCO, and the test checks what the caller hears (packets counted, decoded, not
+//! silence), which digits reach `input` (RFC 4733 events, in-band tones, SIPp's DTMF pcap), and
+//! the recording a call leaves (a WAV or MP3 of the right length, downloadable with the
+//! application's JWT and refused without it).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vbtest::SipEnv;
+use vbtest::rtp::{Packet, RawCall, decode_pcmu, pcmu_only_offer, rms, tone};
+use vbtest::sipp::Sipp;
+
+const T: Duration = Duration::from_secs(15);
+const URI: &str = "sip:+14155550100@acme-sip.sip-us.sip.voxbridge.local";
+
+/// A server and application answering `ncco`, where `APP/` stands for the application's base URL.
+async fn env(ncco: Value) -> SipEnv {
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let text = ncco.to_string().replace("APP/", &format!("{}/", env.app.base));
+    env.app.set_ncco(serde_json::from_str(&text).unwrap());
+    env
+}
+
+/// Collects what the caller hears until `idle` passes without a packet (after the first).
+async fn hear(call: &RawCall, within: Duration, idle: Duration) -> Vec<Packet> {
+    let mut heard: Vec<Packet> = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 2048];
+    loop {
+        let wait =
+            if heard.is_empty() { deadline.saturating_duration_since(tokio::time::Instant::now()) } else { idle };
+        match tokio::time::timeout(wait, call.rtp.sock.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) => heard.extend(Packet::parse(&buf[..n], std::time::Instant::now())),
+            _ => return heard,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return heard;
+        }
+    }
+}
+
+/// What an event with `field` posted to the application says, waiting for it.
+async fn event_with(env: &SipEnv, field: &str, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(e) = env.app.events().into_iter().find(|e| e.body.get(field).is_some()) {
+            return Some(e.body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// One stream: contiguous sequence numbers and timestamps 160 apart (our own SSRC), arriving
+/// spread over time rather than in a burst.
+fn assert_one_paced_stream(heard: &[Packet]) {
+    let first = heard.first().expect("packets");
+    assert!(heard.iter().all(|p| p.ssrc == first.ssrc && p.payload_type == 0 && p.payload.len() == 160));
+    for w in heard.windows(2) {
+        assert_eq!(w[1].sequence.wrapping_sub(w[0].sequence), 1, "contiguous sequence numbers");
+        assert_eq!(w[1].timestamp.wrapping_sub(w[0].timestamp), 160, "20 ms of samples per packet");
+    }
+    let span = heard.last().unwrap().at.duration_since(first.at);
+    let nominal = Duration::from_millis(20) * (heard.len() as u32 - 1);
+    assert!(span * 2 >= nominal, "{} packets arrived within {span:?}: sent in a burst, not paced", heard.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talk_is_spoken_to_the_caller() {
+    let env =
+        env(json!([{"action": "talk", "text": "Hello. This is voxbridge speaking. Thank you for calling."}])).await;
+    let call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let heard = hear(&call, T, Duration::from_millis(800)).await;
+    assert!(heard.len() >= 75, "at least 1.5 s of speech, heard {} packets", heard.len());
+    assert_one_paced_stream(&heard);
+    let level = rms(&decode_pcmu(&heard));
+    assert!(level > 300.0, "speech, not silence: RMS {level}");
+    assert!(call.expect_bye(T).await, "the NCCO ended after the talk: voxbridge hangs up");
+    assert!(env.app.wait_status("inbound", "completed", T).await, "{:?}", env.app.statuses("inbound"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talk_in_an_unknown_language_is_refused_before_the_call_is_answered() {
+    let env = env(json!([{"action": "talk", "text": "hi", "language": "tlh-QQ"}])).await;
+    let sip = vbtest::raw::RawSip::new(&env.sip).await;
+    sip.send(&sip.invite(URI, "bad-language", 1, "", 40000)).await;
+    let reply = sip.final_response(T).await.expect("a final response");
+    assert!(reply.status().is_some_and(|s| s >= 400), "{}", reply.0);
+    assert!(env.app.wait_status("inbound", "failed", T).await);
+}
+
+/// A 16 kHz WAV (resampled to the call's 8 kHz) of a 1 kHz tone.
+fn tone_wav(seconds: f32) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
+    for i in 0..(16000.0 * seconds) as usize {
+        w.write_sample((8000.0 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16000.0).sin()) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    cursor.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_plays_a_wav_cached_and_a_bad_file_is_reported_and_skipped() {
+    let env = env(json!([
+        {"action": "stream", "streamUrl": ["APP/broken.wav"]},
+        {"action": "stream", "streamUrl": ["APP/tone.wav"]},
+        {"action": "stream", "streamUrl": ["APP/tone.wav"], "level": -1}
+    ]))
+    .await;
+    env.app.set_file("/tone.wav", "audio/wav", &[("Cache-Control", "max-age=60")], tone_wav(1.0));
+    env.app.set_file("/broken.wav", "audio/wav", &[], b"RIFF not really".to_vec());
+    let call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let heard = hear(&call, T, Duration::from_millis(800)).await;
+    assert!((95..=105).contains(&heard.len()), "two 1 s plays: {} packets", heard.len());
+    assert_one_paced_stream(&heard);
+    let pcm = decode_pcmu(&heard);
+    let (first, second) = pcm.split_at(pcm.len() / 2);
+    let (loud, quiet) = (rms(&first[800..7200]), rms(&second[800..7200]));
+    assert!(loud > 4000.0, "the tone at level 0: RMS {loud}");
+    assert!(quiet < loud / 3.0 && quiet > 500.0, "level -1 is 12 dB quieter: {quiet} vs {loud}");
+    assert_eq!(env.app.fetches("/tone.wav"), 1, "fetched once, then played from the cache");
+    let failed = event_with(&env, "reason", T).await.expect("an event for the broken file");
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["reason"].as_str().unwrap().contains("decoded"), "{failed}");
+    assert!(call.expect_bye(T).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_collects_rfc4733_digits_and_the_first_stops_a_barge_in_talk() {
+    let env = env(json!([
+        {"action": "talk", "text": "Please enter your four digit code, then press hash.", "bargeIn": true, "loop": 0},
+        {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 4, "submitOnHash": true, "timeOut": 10},
+         "eventUrl": ["APP/input"]}
+    ]))
+    .await;
+    env.app.set_document("/input", json!([]));
+    let mut call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let before = hear(&call, Duration::from_secs(1), Duration::from_millis(200)).await;
+    assert!(!before.is_empty(), "the prompt plays");
+    for d in ['7', '3', '#'] {
+        call.rtp.send_event(d).await;
+    }
+    let input = event_with(&env, "dtmf", T).await.expect("the input event");
+    assert_eq!(input["dtmf"], json!({"digits": "73", "timed_out": false}), "{input}");
+    // The looping prompt stopped at the first digit: the caller hears nothing more.
+    let after = hear(&call, Duration::from_millis(500), Duration::from_millis(300)).await;
+    assert!(after.len() < 10, "{} packets after the input", after.len());
+    assert!(call.expect_bye(T).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_hears_in_band_tones_from_a_caller_without_telephone_event() {
+    let env = env(json!([
+        {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 3, "timeOut": 10}, "eventUrl": ["APP/input"]}
+    ]))
+    .await;
+    env.app.set_document("/input", json!([]));
+    let mut call = RawCall::place(&env.sip, URI, pcmu_only_offer).await;
+    assert!(!call.ok.body().contains("telephone-event"), "{}", call.ok.body());
+    let mut audio = Vec::new();
+    for d in ['9', '5', '1'] {
+        let (lo, hi) = domains::dtmf::tone_frequencies(d).unwrap();
+        audio.extend(tone(&[lo, hi], 6000.0, 120));
+        audio.extend(vec![0i16; 800]);
+    }
+    call.rtp.send_pcmu(&audio, None).await;
+    let input = event_with(&env, "dtmf", T).await.expect("the input event");
+    assert_eq!(input["dtmf"]["digits"], "951", "{input}");
+    assert!(call.expect_bye(T).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_collects_the_digit_of_sipps_rfc2833_pcap() {
+    let env = env(json!([
+        {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 1, "timeOut": 10}, "eventUrl": ["APP/input"]}
+    ]))
+    .await;
+    env.app.set_document("/input", json!([{"action": "wait", "timeout": 30}]));
+    let caller = Sipp::uac(
+        "uac_invite_pcap.xml",
+        &env.sip,
+        &env.host,
+        &[
+            "-key",
+            "audio_pcap",
+            "/usr/share/sip-tester/g711a.pcap",
+            "-key",
+            "dtmf_pcap",
+            "/usr/share/sip-tester/dtmf_2833_1.pcap",
+        ],
+    );
+    let input = event_with(&env, "dtmf", Duration::from_secs(30)).await.expect("the input event");
+    assert_eq!(input["dtmf"], json!({"digits": "1", "timed_out": false}), "{input}");
+    let caller = caller.finish(Duration::from_secs(30)).await;
+    assert!(caller.success, "{}", caller.errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_is_a_wav_of_the_call_downloadable_with_the_jwt_only() {
+    let env = env(json!([
+        {"action": "record", "format": "wav", "beepStart": true, "eventUrl": ["APP/recording"]},
+        {"action": "wait", "timeout": 3}
+    ]))
+    .await;
+    let mut call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    // 2 s of tone from the caller, then silence until the NCCO ends at 3 s.
+    let sent = call.rtp.send_pcmu(&tone(&[600.0], 8000.0, 2000), None).await;
+    assert_eq!(sent, 100);
+    assert!(call.expect_bye(T).await);
+    let event = event_with(&env, "recording_url", T).await.expect("the record event");
+    let url = event["recording_url"].as_str().unwrap().to_owned();
+    assert!(url.ends_with(&format!("/v1/files/{}", event["recording_uuid"].as_str().unwrap())), "{url}");
+    assert!(event["size"].as_u64().unwrap() > 40_000, "{event}");
+    let client = &env.server.client;
+    let refused = client.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "no JWT, no recording");
+    let response = client.get(&url).bearer_auth(env.jwt()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "audio/wav");
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, event["size"].as_u64().unwrap());
+    let mut wav = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).expect("a valid WAV");
+    assert_eq!((wav.spec().sample_rate, wav.spec().channels), (8000, 1));
+    let seconds = wav.duration() as f64 / 8000.0;
+    assert!((2.8..4.0).contains(&seconds), "the call's 3 s: {seconds} s");
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    let tone_part = rms(&samples[8000..12000]);
+    let quiet_part = rms(&samples[(samples.len() - 3000)..]);
+    assert!(tone_part > 2000.0, "the caller's tone is in the recording: RMS {tone_part}");
+    assert!(quiet_part < 200.0, "then silence: RMS {quiet_part}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mp3_recording_ends_on_its_key_and_other_applications_cannot_fetch_it() {
+    let env = env(json!([
+        {"action": "record", "endOnKey": "#", "eventUrl": ["APP/recording"]},
+        {"action": "wait", "timeout": 10}
+    ]))
+    .await;
+    let mut call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    call.rtp.send_pcmu(&tone(&[440.0], 8000.0, 1000), None).await;
+    call.rtp.send_event('#').await;
+    let event = event_with(&env, "recording_url", T).await.expect("the record event, before the call ends");
+    assert!(env.app.statuses("inbound").iter().all(|s| s != "completed"), "the key ended the recording, not the call");
+    let url = event["recording_url"].as_str().unwrap();
+    let response = env.server.client.get(url).bearer_auth(env.jwt()).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "audio/mpeg");
+    let bytes = response.bytes().await.unwrap().to_vec();
+    let seconds = mp3_seconds(bytes);
+    assert!((0.9..2.0).contains(&seconds), "about 1.2 s recorded: {seconds}");
+    // Another application of the same account sees no such file.
+    let (other_id, other_key) = env.server.create_application(&env.app.base).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims =
+        json!({"application_id": other_id, "iat": now, "exp": now + 600, "jti": uuid::Uuid::new_v4().to_string()});
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(other_key.as_bytes()).unwrap();
+    let jwt = jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).unwrap();
+    let (status, body) = vbtest::send(env.server.client.get(url).bearer_auth(jwt)).await;
+    vbtest::assert_problem(status, &body, 404, &[]);
+    call.hang_up().await;
+}
+
+/// Seconds of audio in an MP3 file.
+fn mp3_seconds(bytes: Vec<u8>) -> f64 {
+    use symphonia::core::{
+        codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream, meta::MetadataOptions, probe::Hint,
+    };
+    let stream = MediaSourceStream::new(Box::new(std::io::Cursor::new(bytes)), Default::default());
+    let mut hint = Hint::new();
+    hint.with_extension("mp3");
+    let probed = symphonia::default::get_probe()
+        .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
+        .expect("an MP3");
+    let mut format = probed.format;
+    let track = format.default_track().unwrap().clone();
+    let mut decoder = symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default()).unwrap();
+    let mut frames = 0u64;
+    let mut rate = 8000;
+    while let Ok(packet) = format.next_packet() {
+        if let Ok(decoded) = decoder.decode(&packet) {
+            frames += decoded.frames() as u64;
+            rate = decoded.spec().rate;
+        }
+    }
+    frames as f64 / f64::from(rate)
+}

@@ -119,14 +119,19 @@ pub enum Command {
         endpoint_id: String,
         digits: String,
     },
-    /// Streams an endpoint's audio to a WebSocket (L16) and plays what comes back.
+    /// Streams an endpoint's audio to a WebSocket (L16) and plays what comes back; `ws_closed`
+    /// follows when the socket closes or cannot be opened.
     ConnectWebsocket {
         endpoint_id: String,
         uri: String,
-        /// `audio/l16;rate=8000` or `audio/l16;rate=16000`.
+        /// `audio/l16;rate=8000`, `…16000` or `…24000`.
         content_type: String,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        headers: Vec<(String, String)>,
+        /// Sent in the first (text) message, after `event` and `content-type`.
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        headers: serde_json::Map<String, serde_json::Value>,
+        /// The handshake's `Authorization` header.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        authorization: Option<String>,
     },
     /// Joins an endpoint to a named conference (a mixer), created on first join.
     ConferenceJoin {
@@ -294,8 +299,12 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
-    /// A WebSocket audio stream closed.
-    WsClosed { endpoint_id: String },
+    /// A WebSocket audio stream closed: by the server, or `reason` says what failed.
+    WsClosed {
+        endpoint_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
 }
 
 /// The media process's answer to a request that needs no media state (`hello`, `ping`),

@@ -81,6 +81,48 @@ pub fn dtmf_tones(digits: &str) -> Vec<i16> {
     out
 }
 
+/// A rate converter for a stream that arrives in pieces (a WebSocket's frames): rubato's
+/// fixed-size FFT resampler fed whatever has accumulated. It delays the audio by its filter
+/// length (a few milliseconds) and never drops or invents samples.
+pub struct StreamResampler {
+    inner: Option<rubato::FftFixedInOut<f32>>,
+    pending: Vec<f32>,
+}
+
+impl StreamResampler {
+    pub fn new(from: u32, to: u32) -> Result<StreamResampler, String> {
+        let inner = if from == to {
+            None
+        } else {
+            // Chunks of 10 ms of input keep the delay low.
+            Some(
+                rubato::FftFixedInOut::new(from as usize, to as usize, from as usize / 100, 1)
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        Ok(StreamResampler { inner, pending: Vec::new() })
+    }
+
+    /// Converts what is available of `input` (and what was left over), appending to `out`.
+    pub fn push(&mut self, input: &[i16], out: &mut std::collections::VecDeque<i16>) {
+        use rubato::Resampler;
+        let Some(r) = self.inner.as_mut() else {
+            out.extend(input);
+            return;
+        };
+        self.pending.extend(input.iter().map(|s| f32::from(*s) / 32768.0));
+        while self.pending.len() >= r.input_frames_next() {
+            let n = r.input_frames_next();
+            let Some(chunk) = self.pending.get(..n) else { break };
+            let Ok(frames) = r.process(&[chunk], None) else { break };
+            self.pending.drain(..n);
+            for s in frames.into_iter().next().unwrap_or_default() {
+                out.push_back((s * 32768.0).clamp(-32768.0, 32767.0) as i16);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +150,25 @@ mod tests {
         apply_gain(&mut loud, 2.0);
         assert_eq!(loud, [i16::MAX, i16::MIN]);
         assert!(rms(&tone(&[1000.0], 1000.0, 20)) > 600.0 && rms(&[0; 160]) < SILENCE_RMS);
+    }
+
+    #[test]
+    fn stream_resampling_keeps_length_and_level() {
+        for (from, to) in [(8000, 16000), (16000, 8000), (8000, 24000), (8000, 8000)] {
+            let mut r = StreamResampler::new(from, to).unwrap();
+            let input = tone(&[440.0], 8000.0, 20 * 50);
+            // Pieces of odd sizes, as frames arrive.
+            let mut out = std::collections::VecDeque::new();
+            let per_ms = from as usize / 1000;
+            let scaled: Vec<i16> = (0..per_ms * 1000).map(|i| input[i * 8 / per_ms]).collect();
+            for piece in scaled.chunks(7 * per_ms) {
+                r.push(piece, &mut out);
+            }
+            let expected = to as usize;
+            assert!(out.len() <= expected && out.len() + to as usize / 50 >= expected, "{from}->{to}: {}", out.len());
+            let tail: Vec<i16> = out.iter().skip(out.len() / 4).copied().collect();
+            assert!((5000.0..6500.0).contains(&rms(&tail)), "{from}->{to}: level {}", rms(&tail));
+        }
     }
 
     #[test]

@@ -105,6 +105,8 @@ struct Jobs {
     dtmf: Option<AbortHandle>,
     /// The recording and the task that ends it on time or on silence.
     record: Option<(Recorder, AbortHandle)>,
+    /// The WebSocket stream.
+    websocket: Option<AbortHandle>,
 }
 
 pub struct Endpoint {
@@ -125,6 +127,9 @@ pub struct Endpoint {
     own_senders: AtomicU32,
     /// A recording runs: decode what passes.
     recording: AtomicBool,
+    /// Someone listens to the decoded received audio (a WebSocket, a mixer): frames go there.
+    tap: Mutex<Option<tokio::sync::mpsc::Sender<Vec<i16>>>>,
+    tapped: AtomicBool,
     detectors: Mutex<Detectors>,
 }
 
@@ -187,6 +192,8 @@ impl Endpoint {
             jobs: Mutex::new(Jobs::default()),
             own_senders: AtomicU32::new(0),
             recording: AtomicBool::new(false),
+            tap: Mutex::new(None),
+            tapped: AtomicBool::new(false),
             detectors: Mutex::new(Detectors::default()),
         })
     }
@@ -402,12 +409,15 @@ impl Endpoint {
     fn detect(&self, packet: &[u8], header: &rtp::RtpHeader, formats: &Formats) {
         let Some(payload) = packet.get(header.payload_start..header.payload_end) else { return };
         let recording = self.recording.load(Ordering::Relaxed);
+        let tapped = self.tapped.load(Ordering::Relaxed);
         let mut digits = Vec::new();
         {
             let mut d = lock(&self.detectors);
             if Some(header.payload_type) == formats.telephone_event {
                 digits.extend(d.events.on_packet(header.ssrc, header.timestamp, payload));
-            } else if header.payload_type == formats.codec_pt && (recording || formats.telephone_event.is_none()) {
+            } else if header.payload_type == formats.codec_pt
+                && (recording || tapped || formats.telephone_event.is_none())
+            {
                 let mut pcm = std::mem::take(&mut d.pcm);
                 pcm.clear();
                 audio::decode(formats.codec, payload, &mut pcm);
@@ -416,6 +426,10 @@ impl Endpoint {
                 }
                 if recording && let Some((r, _)) = self.jobs().record.as_mut() {
                     r.push(recorder::Direction::Received, Instant::now(), &pcm);
+                }
+                if tapped && let Some(tap) = lock(&self.tap).as_ref() {
+                    // A listener that falls behind loses frames rather than delaying the relay.
+                    let _ = tap.try_send(pcm.clone());
                 }
                 d.pcm = pcm;
             }
@@ -630,12 +644,38 @@ impl Endpoint {
         }))
     }
 
+    /// Sends the decoded received audio (20 ms frames) to the returned receiver until
+    /// [`Endpoint::untap`]; a new tap replaces the old one.
+    pub fn tap(&self) -> tokio::sync::mpsc::Receiver<Vec<i16>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(50);
+        *lock(&self.tap) = Some(tx);
+        self.tapped.store(true, Ordering::Relaxed);
+        rx
+    }
+
+    pub fn untap(&self) {
+        self.tapped.store(false, Ordering::Relaxed);
+        *lock(&self.tap) = None;
+    }
+
+    /// Streams to a WebSocket (replacing a stream already running); `ws_closed` follows.
+    pub fn start_websocket(self: &Arc<Self>, session: crate::websocket::Session) {
+        if let Some(old) = self.jobs().websocket.take() {
+            old.abort();
+        }
+        let task = tokio::spawn(crate::websocket::run(self.clone(), session, self.events.clone()));
+        self.jobs().websocket = Some(task.abort_handle());
+    }
+
     /// Ends every job (the endpoint is going): sending stops, a recording is written.
     pub async fn end_jobs(&self) {
-        let (play, dtmf) = {
+        let (play, dtmf, websocket) = {
             let mut jobs = self.jobs();
-            (jobs.play.take(), jobs.dtmf.take())
+            (jobs.play.take(), jobs.dtmf.take(), jobs.websocket.take())
         };
+        if let Some(task) = websocket {
+            task.abort();
+        }
         if let Some((play_id, task)) = play {
             task.abort();
             let _ = self.events.send(Event::PlaybackDone { endpoint_id: self.id.clone(), play_id, error: None });

@@ -208,11 +208,20 @@ impl Engine {
                 ep.stop_record(Some(&record_id));
                 Reply::Started
             }),
+            Command::ConnectWebsocket { endpoint_id, uri, content_type, headers, authorization } => {
+                if crate::websocket::rate_of(&content_type).is_none() {
+                    return Message::error(id, ErrorCode::BadRequest, format!("content type {content_type:?}"));
+                }
+                self.get(&endpoint_id).map(|ep| {
+                    ep.start_websocket(crate::websocket::Session { uri, content_type, headers, authorization });
+                    Reply::Started
+                })
+            }
             // Until these are implemented the call core ends the action that needed one with
             // this reason.
-            c @ (Command::ConnectWebsocket { .. }
-            | Command::ConferenceJoin { .. }
-            | Command::ConferenceLeave { .. }) => Err(CommandError::Unsupported(c.name())),
+            c @ (Command::ConferenceJoin { .. } | Command::ConferenceLeave { .. }) => {
+                Err(CommandError::Unsupported(c.name()))
+            }
             Command::Hello { .. } | Command::Ping => Err(CommandError::Internal("unreachable".into())),
         };
         match result {

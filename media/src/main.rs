@@ -21,6 +21,7 @@ mod playout;
 mod ports;
 mod recorder;
 mod sources;
+mod websocket;
 
 #[derive(Parser)]
 #[command(version, about = "voxbridge media process")]

@@ -293,3 +293,93 @@ fn mp3_seconds(bytes: Vec<u8>) -> f64 {
     }
     frames as f64 / f64::from(rate)
 }
+
+/// The application's WebSocket server: checks the first message, then takes `frames` binary
+/// frames (echoing each back), then closes. Returns the frames' arrival times and bytes.
+async fn websocket_server(
+    listener: tokio::net::TcpListener,
+    rate: u32,
+    frames: usize,
+) -> (Value, Vec<(std::time::Instant, Vec<u8>)>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let first = match ws.next().await.unwrap().unwrap() {
+        Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),
+        other => panic!("the first message is text, got {other:?}"),
+    };
+    assert_eq!(first["content-type"], format!("audio/l16;rate={rate}"));
+    let mut got = Vec::new();
+    while got.len() < frames {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Binary(b) => {
+                got.push((std::time::Instant::now(), b.to_vec()));
+                ws.send(Message::Binary(b)).await.unwrap();
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("audio frames are binary, got {other:?}"),
+        }
+    }
+    ws.close(None).await.unwrap();
+    (first, got)
+}
+
+async fn websocket_round_trip(rate: u32) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let env = env(json!([
+        {"action": "connect", "endpoint": [{"type": "websocket", "uri": format!("ws://127.0.0.1:{port}/socket"),
+            "content-type": format!("audio/l16;rate={rate}"), "headers": {"app": "demo", "n": 1}}]},
+        {"action": "talk", "text": "The socket closed. Goodbye."}
+    ]))
+    .await;
+    let server = tokio::spawn(websocket_server(listener, rate, 150));
+    let mut call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let sending = tokio::spawn(async move {
+        call.rtp.send_pcmu(&tone(&[600.0], 8000.0, 2000), None).await;
+        call
+    });
+    let (first, frames) = server.await.unwrap();
+    let call = sending.await.unwrap();
+    assert_eq!(
+        (first["event"].as_str(), first["app"].as_str(), first["n"].as_i64()),
+        (Some("websocket:connected"), Some("demo"), Some(1))
+    );
+    let size = rate as usize / 50 * 2;
+    assert!(frames.iter().all(|(_, b)| b.len() == size), "every frame is 20 ms of 16-bit PCM: {size} bytes");
+    let span = frames.last().unwrap().0.duration_since(frames[0].0);
+    assert!(span >= Duration::from_millis(1500), "150 frames paced over ~3 s, not sent in a burst: {span:?}");
+    let loud = frames
+        .iter()
+        .filter(|(_, b)| {
+            let pcm: Vec<i16> = b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+            rms(&pcm) > 2000.0
+        })
+        .count();
+    assert!(loud >= 80, "the caller's 2 s tone reached the socket: {loud} loud frames of {}", frames.len());
+    // The echo is played to the caller, then the closing socket ends the leg and the talk runs.
+    let heard = hear(&call, T, Duration::from_millis(1500)).await;
+    let pcm = decode_pcmu(&heard);
+    let echoed = pcm.chunks(160).filter(|f| rms(f) > 2000.0).count();
+    assert!(echoed >= 60, "the echoed tone reached the caller: {echoed} loud packets of {}", heard.len());
+    assert!(call.expect_bye(T).await);
+    let ws_leg = env
+        .app
+        .events()
+        .into_iter()
+        .filter(|e| e.body["to"].as_str().is_some_and(|t| t.starts_with("ws://")))
+        .map(|e| e.body["status"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(ws_leg, ["started", "answered", "completed"], "the WebSocket leg's events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_at_8_khz_gets_paced_frames_and_its_audio_reaches_the_caller() {
+    websocket_round_trip(8000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_at_16_khz_gets_paced_frames_and_its_audio_reaches_the_caller() {
+    websocket_round_trip(16000).await;
+}

@@ -201,8 +201,8 @@ fn dispatch(shared: &Shared, text: &str) {
             let event = CallMediaEvent::RecordDone { endpoint: endpoint_id, record_id, size, duration_ms, error };
             let _ = shared.events.send(MediaEvent::Call(event));
         }
-        Ok(Message::Event { event: Event::WsClosed { endpoint_id } }) => {
-            tracing::debug!(%endpoint_id, "WebSocket closed")
+        Ok(Message::Event { event: Event::WsClosed { endpoint_id, reason } }) => {
+            let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::WsClosed { endpoint: endpoint_id, reason }));
         }
         Ok(Message::Event { event: Event::RtpTimeout { endpoint_id, call_uuid } }) => {
             tracing::info!(%call_uuid, endpoint_id = %endpoint_id, "media: RTP timeout");

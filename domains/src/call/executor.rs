@@ -50,6 +50,8 @@ pub enum Step {
     ExpectPostReply,
     /// In a conversation: until hung up.
     ExpectConversationEnd,
+    /// Streaming to a WebSocket: until the server closes it.
+    ExpectWebsocketClosed,
     /// The NCCO of a transfer to a URL.
     ExpectTransferDocument,
 }
@@ -83,6 +85,8 @@ pub struct Executor {
     pub recorded_endpoint: Option<String>,
     /// A `bargeIn` play still running (endpoint, play): the caller's first digit stops it.
     pub barge_in: Option<(String, String)>,
+    /// The leg of a `connect` to a WebSocket.
+    pub websocket: Option<super::websocket::WebsocketLeg>,
     /// The `onAnswer` NCCO running on an answered callee.
     pub whisper: Option<super::whisper::Whisper>,
     /// answer_url's document when it came before the caller's media endpoint.
@@ -258,6 +262,10 @@ impl Call {
         let endpoint_id = self.a.leg.endpoint_id().unwrap_or_default();
         match action {
             Action::Connect(c) => {
+                if let Endpoint::Websocket(ws) = &c.endpoint {
+                    self.start_websocket(ws);
+                    return false;
+                }
                 match self.connect_plan(&c) {
                     Ok(plan) => {
                         self.exec.step = Step::ExpectCalleeAnswer;
@@ -284,10 +292,7 @@ impl Call {
                     crate::ncco::RecordFormat::Wav => "wav",
                     _ => "mp3",
                 };
-                let owner = match &self.route {
-                    Route::Application { application_id, .. } => application_id.clone(),
-                    Route::Forward { .. } => "unowned".to_owned(),
-                };
+                let owner = self.application_id().unwrap_or_else(|| "unowned".to_owned());
                 self.exec.recordings.push((record_id.clone(), r.event.clone()));
                 let command = Command::RecordStart {
                     endpoint_id,
@@ -533,6 +538,7 @@ impl Call {
                 match then_wait_play.clone() {
                     Some(play_id) => self.exec.step = Step::ExpectPlaybackDone { play_id },
                     None if action == "conversation" => self.exec.step = Step::ExpectConversationEnd,
+                    None if action == super::websocket::ACTION => self.exec.step = Step::ExpectWebsocketClosed,
                     None => {
                         self.exec.step = Step::Idle;
                         self.next_action();
@@ -589,6 +595,7 @@ impl Call {
                     self.next_action();
                 }
             }
+            MediaEvent::WsClosed { endpoint, reason } => self.websocket_closed(&endpoint, reason),
             MediaEvent::RecordDone { record_id, size, duration_ms, error, .. } => {
                 let Some(pos) = self.exec.recordings.iter().position(|(id, _)| *id == record_id) else { return };
                 let (_, webhook) = self.exec.recordings.remove(pos);

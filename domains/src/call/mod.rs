@@ -38,6 +38,7 @@ mod sip_in;
 pub mod timers;
 mod transfer;
 pub mod txn;
+mod websocket;
 mod whisper;
 
 #[cfg(test)]
@@ -135,6 +136,11 @@ pub enum MediaEvent {
         duration_ms: u64,
         error: Option<String>,
     },
+    /// The WebSocket of a `connect` closed, by the server or because it failed (`reason`).
+    WsClosed {
+        endpoint: String,
+        reason: Option<String>,
+    },
     /// The media process holding the call's endpoints is gone.
     ProcessLost,
 }
@@ -146,7 +152,8 @@ impl MediaEvent {
             MediaEvent::RtpTimeout { endpoint }
             | MediaEvent::Dtmf { endpoint, .. }
             | MediaEvent::PlaybackDone { endpoint, .. }
-            | MediaEvent::RecordDone { endpoint, .. } => Some(endpoint),
+            | MediaEvent::RecordDone { endpoint, .. }
+            | MediaEvent::WsClosed { endpoint, .. } => Some(endpoint),
             MediaEvent::ProcessLost => None,
         }
     }

@@ -332,6 +332,7 @@ impl Call {
         for i in 0..self.b.len() {
             self.end_b(i, None);
         }
+        self.end_websocket(false, None);
         let failure = match &outcome {
             Outcome::Failed(f) => Some(f.clone()),
             _ => None,

@@ -997,3 +997,27 @@ fn recordings_never_reported_do_not_keep_the_call_forever() {
     assert!(h.call.is_done(), "given up after the grace period");
     assert!(h.elapsed() >= 30 * S);
 }
+
+#[test]
+fn a_websocket_leg_lives_until_the_server_closes_it_then_the_ncco_goes_on() {
+    let ncco = json!([
+        {"action": "connect", "endpoint": [{"type": "websocket", "uri": "wss://ws.example/audio",
+            "content-type": "audio/l16;rate=16000", "headers": {"who": "test"}}]},
+        {"action": "wait", "timeout": 1}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.media_plays = true;
+    h.drive_until(2 * S);
+    let connect = h.media_log.iter().find(|c| matches!(c, crate::media::Command::ConnectWebsocket { .. }));
+    let Some(crate::media::Command::ConnectWebsocket { headers, content_type, .. }) = connect else {
+        panic!("no connect_websocket in {:?}", h.media_commands())
+    };
+    assert_eq!((headers["who"].as_str(), content_type.as_str()), (Some("test"), "audio/l16;rate=16000"));
+    assert!(h.requests_to(&caller_flow(), Method::Bye).is_empty(), "streaming until the server closes");
+    h.schedule(Duration::ZERO, Input::Media(MediaEvent::WsClosed { endpoint: "ep1".into(), reason: None }));
+    h.drive();
+    let ws: Vec<&str> = h.events.iter().filter(|e| e.to.starts_with("wss://")).map(|e| e.status.as_str()).collect();
+    assert_eq!(ws, ["started", "answered", "completed"]);
+    let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye >= 3 * S && bye < 4 * S, "the wait ran after the socket closed: BYE at {bye:?}");
+}

@@ -32,11 +32,17 @@ impl Websocket {
     pub const SAMPLE_RATES: [u32; 3] = [8000, 16000, 24000];
     /// Longest custom authorization value, in characters (exclusive).
     pub const MAX_AUTHORIZATION_LEN: usize = 8192;
+    /// Largest `headers` object, serialised.
+    pub const MAX_HEADERS_BYTES: usize = 512;
 
     pub(crate) fn parse(f: &mut Fields) -> Option<Websocket> {
         let uri = f.req("uri", fields::url(WS));
         let sample_rate = f.req("content-type", content_type);
         let headers = f.opt("headers", fields::object).cloned().unwrap_or_default();
+        let size = serde_json::to_string(&headers).map_or(0, |t| t.len());
+        if size > Self::MAX_HEADERS_BYTES {
+            f.report("headers", format!("must be at most {} bytes as JSON, found {size}", Self::MAX_HEADERS_BYTES));
+        }
         let authorization = f.child("authorization").and_then(authorization);
         let sample_rate = sample_rate?;
         Some(Websocket {
@@ -80,6 +86,15 @@ fn authorization(mut c: Fields) -> Option<WebsocketAuthorization> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn headers_over_512_bytes_are_refused() {
+        let big = "x".repeat(520);
+        let doc = serde_json::json!([{"action": "connect", "endpoint": [{"type": "websocket", "uri": "wss://a.example/s",
+            "content-type": "audio/l16;rate=16000", "headers": {"h": big}}]}]);
+        let problems = crate::ncco::Ncco::parse(&doc).unwrap_err();
+        assert!(format!("{problems:?}").contains("headers"), "{problems:?}");
+    }
+
     use super::*;
     use crate::ncco::endpoint::Endpoint;
     use crate::ncco::test_support::{endpoint, endpoint_problems};

@@ -133,17 +133,43 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         authorization: Option<String>,
     },
-    /// Joins an endpoint to a named conference (a mixer), created on first join.
+    /// Joins an endpoint to a named conference (a mixer), created on first join. Each member
+    /// hears the others' mix, never itself; `conference_ended` follows for every member when a
+    /// member with `end_on_exit` leaves.
     ConferenceJoin {
         endpoint_id: String,
         conference: String,
-        can_speak: bool,
-        can_hear: bool,
+        /// The member's leg uuid, as `speaks_to` and `hears` name members.
+        member: String,
+        /// Who hears this member (`None`: everyone).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speaks_to: Option<Vec<String>>,
+        /// Whom this member hears (`None`: everyone).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hears: Option<Vec<String>>,
+        #[serde(default)]
+        muted: bool,
+        /// False: the member waits (hearing `music_on_hold`) until a member who starts it joins.
+        #[serde(default = "yes")]
+        start_on_enter: bool,
+        #[serde(default)]
+        end_on_exit: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        music_on_hold: Option<String>,
     },
     ConferenceLeave {
         endpoint_id: String,
         conference: String,
     },
+    /// Mutes (nobody hears it) or unmutes an endpoint, in a conference or a bridge.
+    Mute {
+        endpoint_id: String,
+        muted: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Command {
@@ -167,6 +193,7 @@ impl Command {
             Command::ConnectWebsocket { .. } => "connect_websocket",
             Command::ConferenceJoin { .. } => "conference_join",
             Command::ConferenceLeave { .. } => "conference_leave",
+            Command::Mute { .. } => "mute",
         }
     }
 }
@@ -299,6 +326,8 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// The conference this endpoint is in ended (a member with `end_on_exit` left).
+    ConferenceEnded { endpoint_id: String, conference: String },
     /// A WebSocket audio stream closed: by the server, or `reason` says what failed.
     WsClosed {
         endpoint_id: String,

@@ -130,6 +130,8 @@ pub struct Endpoint {
     /// Someone listens to the decoded received audio (a WebSocket, a mixer): frames go there.
     tap: Mutex<Option<tokio::sync::mpsc::Sender<Vec<i16>>>>,
     tapped: AtomicBool,
+    /// Nobody hears this endpoint: what it receives is not relayed (digits still count).
+    muted: AtomicBool,
     detectors: Mutex<Detectors>,
 }
 
@@ -194,6 +196,7 @@ impl Endpoint {
             recording: AtomicBool::new(false),
             tap: Mutex::new(None),
             tapped: AtomicBool::new(false),
+            muted: AtomicBool::new(false),
             detectors: Mutex::new(Detectors::default()),
         })
     }
@@ -376,6 +379,9 @@ impl Endpoint {
             }
         };
         self.detect(packet, &header, &from_formats);
+        if self.muted.load(Ordering::Relaxed) {
+            return None;
+        }
         let peer = peer.and_then(|p| p.upgrade())?;
         if peer.own_senders.load(Ordering::Relaxed) > 0 {
             return None;
@@ -651,6 +657,10 @@ impl Endpoint {
         *lock(&self.tap) = Some(tx);
         self.tapped.store(true, Ordering::Relaxed);
         rx
+    }
+
+    pub fn set_muted(&self, muted: bool) {
+        self.muted.store(muted, Ordering::Relaxed);
     }
 
     pub fn untap(&self) {

@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::endpoint::{self, Clock, Endpoint, Session};
+use crate::mixer::{Conferences, Role};
 use crate::panics;
 use crate::ports::{PortAllocator, PortRange, PortsExhausted};
 use crate::recorder::{Format, Recorder, Settings};
@@ -42,8 +43,6 @@ enum CommandError {
     Negotiation(#[from] SdpError),
     #[error(transparent)]
     Exhausted(#[from] PortsExhausted),
-    #[error("{0} is not implemented by this media process yet")]
-    Unsupported(&'static str),
     #[error("{0}")]
     Internal(String),
 }
@@ -56,7 +55,6 @@ impl CommandError {
             CommandError::NotFound(_) => ErrorCode::NotFound,
             CommandError::Negotiation(_) => ErrorCode::Negotiation,
             CommandError::Exhausted(_) => ErrorCode::Exhausted,
-            CommandError::Unsupported(_) => ErrorCode::Unsupported,
             CommandError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -74,6 +72,7 @@ pub struct Engine {
     events: broadcast::Sender<Event>,
     clock: Clock,
     sources: Arc<Sources>,
+    conferences: Arc<Conferences>,
 }
 
 impl Engine {
@@ -86,6 +85,7 @@ impl Engine {
             events: broadcast::channel(1024).0,
             clock: Clock::start(),
             sources: Arc::new(sources),
+            conferences: Arc::default(),
         });
         tokio::spawn(housekeeping(Arc::downgrade(&engine)));
         engine
@@ -217,11 +217,32 @@ impl Engine {
                     Reply::Started
                 })
             }
-            // Until these are implemented the call core ends the action that needed one with
-            // this reason.
-            c @ (Command::ConferenceJoin { .. } | Command::ConferenceLeave { .. }) => {
-                Err(CommandError::Unsupported(c.name()))
+            Command::ConferenceJoin {
+                endpoint_id,
+                conference,
+                member,
+                speaks_to,
+                hears,
+                muted,
+                start_on_enter,
+                end_on_exit,
+                music_on_hold,
+            } => self.get(&endpoint_id).map(|ep| {
+                let role = Role { member, speaks_to, hears, muted, start_on_enter, end_on_exit, music_on_hold };
+                // One conference at a time: joining another leaves the current one.
+                self.conferences.leave(None, &endpoint_id, &self.events);
+                self.conferences.join(&conference, ep, role, &self.sources);
+                Reply::Started
+            }),
+            Command::ConferenceLeave { endpoint_id, conference } => {
+                self.conferences.leave(Some(&conference), &endpoint_id, &self.events);
+                Ok(Reply::Started)
             }
+            Command::Mute { endpoint_id, muted } => self.get(&endpoint_id).map(|ep| {
+                ep.set_muted(muted);
+                self.conferences.set_muted(&endpoint_id, muted);
+                Reply::Started
+            }),
             Command::Hello { .. } | Command::Ping => Err(CommandError::Internal("unreachable".into())),
         };
         match result {
@@ -321,6 +342,7 @@ impl Engine {
     /// the port free when this returns. Unknown ids are ignored.
     async fn destroy(&self, id: &str) {
         let Some(entry) = self.endpoints().remove(id) else { return };
+        self.conferences.leave(None, id, &self.events);
         if let Some(peer) = entry.endpoint.peer()
             && peer.peer().is_some_and(|p| Arc::ptr_eq(&p, &entry.endpoint))
         {

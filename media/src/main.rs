@@ -16,6 +16,7 @@ mod bridge;
 mod control;
 mod endpoint;
 mod engine;
+mod mixer;
 mod panics;
 mod playout;
 mod ports;

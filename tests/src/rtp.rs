@@ -37,6 +37,29 @@ impl Packet {
     }
 }
 
+/// Receives on `sock` for `within`: the packets that arrived.
+pub async fn receive_for(sock: &UdpSocket, within: Duration) -> Vec<Packet> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+        out.extend(Packet::parse(&buf[..n], Instant::now()));
+    }
+    out
+}
+
+/// Goertzel power of `freq` in `pcm` (8 kHz), normalised by length: compares tones in one signal.
+pub fn tone_power(pcm: &[i16], freq: f32) -> f64 {
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * f64::from(freq) / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for x in pcm {
+        let s = f64::from(*x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (pcm.len() as f64).powi(2)
+}
+
 /// Linear samples of PCMU payloads, in order.
 pub fn decode_pcmu(packets: &[Packet]) -> Vec<i16> {
     let mut out = Vec::new();
@@ -80,6 +103,14 @@ impl RtpPeer {
 
     pub fn new(sock: UdpSocket, remote: SocketAddr) -> RtpPeer {
         RtpPeer { sock, remote, ssrc: rand::random(), seq: 1, timestamp: 0 }
+    }
+
+    /// A second handle on the same socket, to receive while another task sends.
+    pub fn listener(&self) -> UdpSocket {
+        let fd = socket2::SockRef::from(&self.sock).try_clone().expect("dup the RTP socket");
+        let std: std::net::UdpSocket = fd.into();
+        std.set_nonblocking(true).unwrap();
+        UdpSocket::from_std(std).expect("tokio socket")
     }
 
     fn header(&mut self, pt: u8, marker: bool, timestamp: u32) -> Vec<u8> {

@@ -383,3 +383,52 @@ async fn websocket_at_8_khz_gets_paced_frames_and_its_audio_reaches_the_caller()
 async fn websocket_at_16_khz_gets_paced_frames_and_its_audio_reaches_the_caller() {
     websocket_round_trip(16000).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_callers_in_a_conversation_hear_the_others_and_nobody_hears_the_muted_one() {
+    use vbtest::rtp::{receive_for, tone_power};
+    let env = env(json!([{"action": "conversation", "name": "standup"}])).await;
+    let a = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let b = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    env.app.set_ncco(json!([{"action": "conversation", "name": "standup", "mute": true}]));
+    let c = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let freqs = [500.0f32, 900.0, 1400.0];
+    let mut listening = Vec::new();
+    let mut talking = Vec::new();
+    for (mut call, f) in [a, b, c].into_iter().zip(freqs) {
+        let ear = call.rtp.listener();
+        listening.push(tokio::spawn(async move { receive_for(&ear, Duration::from_millis(2600)).await }));
+        talking.push(tokio::spawn(async move {
+            call.rtp.send_pcmu(&tone(&[f], 5000.0, 2500), None).await;
+            call
+        }));
+    }
+    let mut heard = Vec::new();
+    for l in listening {
+        heard.push(decode_pcmu(&l.await.unwrap()));
+    }
+    let calls: Vec<RawCall> = futures_util::future::join_all(talking).await.into_iter().map(Result::unwrap).collect();
+    let hears = |who: usize, f: f32| {
+        let pcm = &heard[who];
+        // The middle second, when everyone talks.
+        let part = &pcm[pcm.len().min(4000)..pcm.len().min(12000)];
+        tone_power(part, f)
+    };
+    let loud = 1.0e5;
+    for (who, expect, never) in [
+        (0, vec![900.0], vec![500.0, 1400.0]),
+        (1, vec![500.0], vec![900.0, 1400.0]),
+        (2, vec![500.0, 900.0], vec![1400.0]),
+    ] {
+        assert!(heard[who].len() > 8000, "caller {who} heard {} samples", heard[who].len());
+        for f in expect {
+            assert!(hears(who, f) > loud, "caller {who} hears {f} Hz: {:.0}", hears(who, f));
+        }
+        for f in never {
+            assert!(hears(who, f) < loud / 50.0, "caller {who} must not hear {f} Hz: {:.0}", hears(who, f));
+        }
+    }
+    for call in &calls {
+        call.hang_up().await;
+    }
+}

@@ -208,6 +208,9 @@ fn dispatch(shared: &Shared, text: &str) {
             tracing::info!(%call_uuid, endpoint_id = %endpoint_id, "media: RTP timeout");
             let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::RtpTimeout { endpoint: endpoint_id }));
         }
+        Ok(Message::Event { event: Event::ConferenceEnded { endpoint_id, .. } }) => {
+            let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::ConferenceEnded { endpoint: endpoint_id }));
+        }
         Ok(Message::Event { event: Event::Stats { endpoints } }) => tracing::debug!(endpoints, "media stats"),
         Err(e) => tracing::warn!(error = %e, "unreadable message from the media process"),
     }

@@ -329,11 +329,19 @@ impl Call {
             }
             Action::Conversation(c) => {
                 self.answer_a();
+                // Conversations are named per application: another application's "sales" is
+                // another room.
+                let owner = self.application_id().unwrap_or_default();
                 let command = Command::ConferenceJoin {
                     endpoint_id,
-                    conference: c.name.clone(),
-                    can_speak: true,
-                    can_hear: true,
+                    conference: format!("{owner}:{}", c.name),
+                    member: self.a.leg.uuid.clone(),
+                    speaks_to: c.audio.can_speak.clone(),
+                    hears: c.audio.can_hear.clone(),
+                    muted: c.audio.mute,
+                    start_on_enter: c.start_on_enter,
+                    end_on_exit: c.end_on_exit,
+                    music_on_hold: c.music_on_hold_url.as_ref().map(ToString::to_string),
                 };
                 self.media_action(name, command, None);
                 false
@@ -596,6 +604,13 @@ impl Call {
                 }
             }
             MediaEvent::WsClosed { endpoint, reason } => self.websocket_closed(&endpoint, reason),
+            MediaEvent::ConferenceEnded { endpoint } => {
+                let ours = self.a.leg.endpoint_id().as_deref() == Some(endpoint.as_str());
+                if ours && self.exec.step == Step::ExpectConversationEnd {
+                    self.exec.step = Step::Idle;
+                    self.next_action();
+                }
+            }
             MediaEvent::RecordDone { record_id, size, duration_ms, error, .. } => {
                 let Some(pos) = self.exec.recordings.iter().position(|(id, _)| *id == record_id) else { return };
                 let (_, webhook) = self.exec.recordings.remove(pos);

@@ -136,6 +136,10 @@ pub enum MediaEvent {
         duration_ms: u64,
         error: Option<String>,
     },
+    /// The conversation the endpoint was in ended (a member with `endOnExit` left).
+    ConferenceEnded {
+        endpoint: String,
+    },
     /// The WebSocket of a `connect` closed, by the server or because it failed (`reason`).
     WsClosed {
         endpoint: String,
@@ -153,7 +157,8 @@ impl MediaEvent {
             | MediaEvent::Dtmf { endpoint, .. }
             | MediaEvent::PlaybackDone { endpoint, .. }
             | MediaEvent::RecordDone { endpoint, .. }
-            | MediaEvent::WsClosed { endpoint, .. } => Some(endpoint),
+            | MediaEvent::WsClosed { endpoint, .. }
+            | MediaEvent::ConferenceEnded { endpoint } => Some(endpoint),
             MediaEvent::ProcessLost => None,
         }
     }

@@ -1021,3 +1021,38 @@ fn a_websocket_leg_lives_until_the_server_closes_it_then_the_ncco_goes_on() {
     let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
     assert!(bye >= 3 * S && bye < 4 * S, "the wait ran after the socket closed: BYE at {bye:?}");
 }
+
+#[test]
+fn a_conversation_is_joined_per_application_and_its_end_lets_the_ncco_go_on() {
+    let ncco = json!([
+        {"action": "conversation", "name": "room", "startOnEnter": false, "endOnExit": true,
+         "musicOnHoldUrl": ["https://app.example/hold.mp3"], "canHear": ["leg-x"]},
+        {"action": "wait", "timeout": 1}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.media_plays = true;
+    h.drive_until(2 * S);
+    let join = h.media_log.iter().find(|c| matches!(c, crate::media::Command::ConferenceJoin { .. })).cloned();
+    let Some(crate::media::Command::ConferenceJoin {
+        conference,
+        member,
+        hears,
+        start_on_enter,
+        end_on_exit,
+        music_on_hold,
+        ..
+    }) = join
+    else {
+        panic!("no conference_join in {:?}", h.media_commands())
+    };
+    assert!(conference.ends_with(":room") && conference.len() > ":room".len(), "{conference}");
+    assert_eq!(member, h.events[0].uuid);
+    assert_eq!(hears, Some(vec!["leg-x".to_owned()]));
+    assert_eq!((start_on_enter, end_on_exit), (false, true));
+    assert_eq!(music_on_hold.as_deref(), Some("https://app.example/hold.mp3"));
+    assert!(h.requests_to(&caller_flow(), Method::Bye).is_empty(), "in the conversation until it ends");
+    h.schedule(Duration::ZERO, Input::Media(MediaEvent::ConferenceEnded { endpoint: "ep1".into() }));
+    h.drive();
+    let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
+    assert!(bye >= 3 * S && bye < 4 * S, "BYE at {bye:?}");
+}

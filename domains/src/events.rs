@@ -99,7 +99,7 @@ impl fmt::Display for Direction {
 }
 
 /// One call-status event, serialised with Vonage's field names; absent fields are omitted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallEvent {
     pub uuid: String,
     pub conversation_uuid: String,
@@ -127,6 +127,9 @@ pub struct CallEvent {
     /// `user` or `platform`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disconnected_by: Option<String>,
+    /// The leg's media quality, on its final event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::quality::Quality>,
 }
 
 impl CallEvent {
@@ -155,6 +158,7 @@ impl CallEvent {
             reason: None,
             sip_code: None,
             disconnected_by: None,
+            quality: None,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod media;
 pub mod ncco;
 pub mod problem;
 pub mod psip;
+pub mod quality;
 pub mod recordings;
 pub mod rtp;
 pub mod sdp;

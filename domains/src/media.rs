@@ -268,7 +268,11 @@ pub enum Reply {
     },
     Bridged,
     Unbridged,
-    Destroyed,
+    /// With the endpoint's final quality (absent for an unknown id).
+    Destroyed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quality: Option<crate::quality::Quality>,
+    },
     /// `play`, `stop_play`, `record_*`, `send_dtmf`, `connect_websocket`, `conference_*` started.
     Started,
     EndpointStats {
@@ -277,6 +281,7 @@ pub enum Reply {
         tx_packets: u64,
         rx_bytes: u64,
         tx_bytes: u64,
+        quality: crate::quality::Quality,
     },
 }
 

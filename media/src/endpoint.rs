@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use domains::dtmf::{EventReceiver, ToneDetector};
 use domains::media::{Event, PlaySource};
+use domains::quality::{self, Quality, ReceiverStats};
 use domains::sdp::{self, Codec, Direction, LocalSdp, Negotiated, SdpError, SessionDescription};
 use tokio::net::UdpSocket;
 use tokio::sync::broadcast;
@@ -90,12 +91,25 @@ pub struct Stats {
     pub tx_bytes: u64,
 }
 
-/// What the receiving side keeps to detect digits.
-#[derive(Default)]
+/// What the receiving side keeps: digit detectors and RFC 3550 statistics.
 struct Detectors {
     events: EventReceiver,
     tones: ToneDetector,
     pcm: Vec<i16>,
+    stats: ReceiverStats,
+    dtmf_packets: u64,
+}
+
+impl Default for Detectors {
+    fn default() -> Self {
+        Detectors {
+            events: EventReceiver::default(),
+            tones: ToneDetector::default(),
+            pcm: Vec::new(),
+            stats: ReceiverStats::new(audio::RATE),
+            dtmf_packets: 0,
+        }
+    }
 }
 
 /// What an endpoint is doing besides relaying.
@@ -290,6 +304,29 @@ impl Endpoint {
         self.state().peer = peer.map(Arc::downgrade);
     }
 
+    /// The leg's quality so far: counters, RFC 3550 loss and jitter, and the estimated MOS.
+    pub fn quality(&self) -> Quality {
+        let c = self.stats();
+        let d = lock(&self.detectors);
+        let (expected, lost) = d.stats.loss();
+        let loss_percent = if expected == 0 { 0.0 } else { lost as f64 * 100.0 / expected as f64 };
+        let (jitter_ms, jitter_max_ms) = d.stats.jitter_ms();
+        let round = |v: f64| (v * 100.0).round() / 100.0;
+        Quality {
+            packets_received: c.rx_packets,
+            packets_sent: c.tx_packets,
+            bytes_received: c.rx_bytes,
+            bytes_sent: c.tx_bytes,
+            packets_lost: lost,
+            loss_percent: round(loss_percent),
+            jitter_ms: round(jitter_ms),
+            jitter_max_ms: round(jitter_max_ms),
+            rtt_ms: None,
+            mos: quality::mos(loss_percent, jitter_ms, None),
+            dtmf_packets: d.dtmf_packets,
+        }
+    }
+
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
         Stats {
@@ -419,7 +456,10 @@ impl Endpoint {
         let mut digits = Vec::new();
         {
             let mut d = lock(&self.detectors);
-            if Some(header.payload_type) == formats.telephone_event {
+            let event = Some(header.payload_type) == formats.telephone_event;
+            d.stats.on_packet(header.ssrc, header.sequence, header.timestamp, self.clock.now_ms(), !event);
+            if event {
+                d.dtmf_packets += 1;
                 digits.extend(d.events.on_packet(header.ssrc, header.timestamp, payload));
             } else if header.payload_type == formats.codec_pt
                 && (recording || tapped || formats.telephone_event.is_none())

@@ -129,8 +129,7 @@ impl Engine {
             Command::Unbridge { a, b } => self.unbridge(&a, &b).map(|()| Reply::Unbridged),
             Command::DestroyEndpoint { endpoint_id } => {
                 owned.remove(&endpoint_id);
-                self.destroy(&endpoint_id).await;
-                Ok(Reply::Destroyed)
+                Ok(Reply::Destroyed { quality: self.destroy(&endpoint_id).await })
             }
             Command::EndpointStats { endpoint_id } => self.get(&endpoint_id).map(|ep| {
                 let s = ep.stats();
@@ -140,6 +139,7 @@ impl Engine {
                     tx_packets: s.tx_packets,
                     rx_bytes: s.rx_bytes,
                     tx_bytes: s.tx_bytes,
+                    quality: ep.quality(),
                 }
             }),
             Command::Reoffer { endpoint_id, direction } => {
@@ -339,9 +339,9 @@ impl Engine {
     }
 
     /// Removes the endpoint and waits for its receive task to end, so the socket is closed and
-    /// the port free when this returns. Unknown ids are ignored.
-    async fn destroy(&self, id: &str) {
-        let Some(entry) = self.endpoints().remove(id) else { return };
+    /// the port free when this returns; gives its final quality. Unknown ids are ignored.
+    async fn destroy(&self, id: &str) -> Option<domains::quality::Quality> {
+        let entry = self.endpoints().remove(id)?;
         self.conferences.leave(None, id, &self.events);
         if let Some(peer) = entry.endpoint.peer()
             && peer.peer().is_some_and(|p| Arc::ptr_eq(&p, &entry.endpoint))
@@ -351,11 +351,13 @@ impl Engine {
         entry.task.abort();
         let _ = entry.task.await;
         entry.endpoint.end_jobs().await;
-        let stats = entry.endpoint.stats();
+        let quality = entry.endpoint.quality();
         tracing::info!(
-            endpoint_id = %id, call_uuid = %entry.endpoint.call_uuid, rx_packets = stats.rx_packets,
-            tx_packets = stats.tx_packets, "endpoint destroyed"
+            endpoint_id = %id, call_uuid = %entry.endpoint.call_uuid, rx_packets = quality.packets_received,
+            tx_packets = quality.packets_sent, lost = quality.packets_lost, jitter_ms = quality.jitter_ms,
+            mos = quality.mos, "endpoint destroyed"
         );
+        Some(quality)
     }
 
     /// Destroys what a closed control connection left behind.

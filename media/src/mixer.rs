@@ -261,7 +261,7 @@ mod tests {
         let loud = vec![30000i16; FRAME];
         let frames = [(&a, Some(loud.as_slice())), (&b, Some(loud.as_slice())), (&c, Some(f.as_slice()))];
         assert_eq!(mix_for(&b, &frames).unwrap()[0], 30010);
-        let d = role("d");
+        let (a, d) = (role("a"), role("d"));
         let frames = [(&a, Some(loud.as_slice())), (&b, Some(loud.as_slice())), (&d, None)];
         assert_eq!(mix_for(&d, &frames).unwrap()[0], i16::MAX, "the sum saturates");
     }

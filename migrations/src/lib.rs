@@ -5,12 +5,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_provisioning;
 mod m20261123_000002_calls;
+mod m20261202_000001_call_quality;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_provisioning::Migration), Box::new(m20261123_000002_calls::Migration)]
+        vec![
+            Box::new(m20261123_000001_provisioning::Migration),
+            Box::new(m20261123_000002_calls::Migration),
+            Box::new(m20261202_000001_call_quality::Migration),
+        ]
     }
 }

@@ -432,3 +432,29 @@ async fn three_callers_in_a_conversation_hear_the_others_and_nobody_hears_the_mu
         call.hang_up().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_of_a_call_with_induced_loss_shows_the_loss() {
+    let env = env(json!([{"action": "wait", "timeout": 4}])).await;
+    let mut call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    // 3 s of audio with every 10th packet dropped (and its sequence number skipped).
+    let sent = call.rtp.send_pcmu(&tone(&[440.0], 6000.0, 3000), Some(10)).await;
+    assert_eq!(sent, 135);
+    assert!(call.expect_bye(T).await);
+    assert!(env.app.wait_status("inbound", "completed", T).await);
+    let completed = env.app.events().into_iter().find(|e| e.body["status"] == "completed").unwrap().body;
+    let q = &completed["quality"];
+    assert_eq!(q["packets_received"], 135, "{completed}");
+    assert_eq!(q["packets_lost"], 14, "15 dropped, the last one not yet known lost: {q}");
+    let loss = q["loss_percent"].as_f64().unwrap();
+    assert!((9.0..=10.5).contains(&loss), "{q}");
+    let mos = q["mos"].as_f64().unwrap();
+    assert!((2.5..4.0).contains(&mos), "10% loss costs MOS: {q}");
+    assert!(q["jitter_ms"].as_f64().unwrap() < 20.0, "{q}");
+    // The same figures on the call's record.
+    let uuid = completed["uuid"].as_str().unwrap();
+    let (status, call_json) =
+        vbtest::send(env.server.client.get(env.server.url(&format!("/v1/calls/{uuid}"))).bearer_auth(env.jwt())).await;
+    assert_eq!(status, 200);
+    assert_eq!(call_json["quality"], *q);
+}

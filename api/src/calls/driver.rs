@@ -233,13 +233,14 @@ impl Driver {
                     start_time: None,
                     end_time: None,
                     duration: None,
+                    quality: None,
                     created_at: at,
                     updated_at: at,
                 })
             }
             RecordUpdate::Answered { uuid, at } => records.answered(&uuid, at),
-            RecordUpdate::Finished { uuid, status, detail, answered, ended } => {
-                records.finished(&uuid, status.as_str(), detail, answered, ended)
+            RecordUpdate::Finished { uuid, status, detail, answered, ended, quality } => {
+                records.finished(&uuid, status.as_str(), detail, answered, ended, quality.as_ref())
             }
         }
     }

@@ -101,6 +101,9 @@ pub struct CallResponse {
     /// Seconds, as a string (Vonage).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+    /// The leg's media quality (packets, loss, jitter, round trip, estimated MOS), once ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<domains::quality::Quality>,
     pub _links: CallLinks,
 }
 
@@ -118,6 +121,7 @@ impl From<call::Model> for CallResponse {
             start_time: m.start_time,
             end_time: m.end_time,
             duration: m.duration.map(|d| d.to_string()),
+            quality: m.quality.as_deref().and_then(|q| serde_json::from_str(q).ok()),
         }
     }
 }

@@ -255,7 +255,7 @@ impl MediaControl for MediaClient {
 
     async fn destroy_endpoint(&self, endpoint: &str) -> Result<(), MediaError> {
         let reply = self.request(Command::DestroyEndpoint { endpoint_id: endpoint.to_owned() }).await?;
-        expect(reply, |r| matches!(r, Reply::Destroyed))
+        expect(reply, |r| matches!(r, Reply::Destroyed { .. }))
     }
 
     async fn endpoint_stats(&self, endpoint: &str) -> Result<MediaStats, MediaError> {

@@ -22,8 +22,18 @@ const BATCH: usize = 1024;
 #[derive(Debug)]
 enum Op {
     Insert(Box<call::Model>),
-    Answered { uuid: String, at: DateTime<Utc> },
-    Finished { uuid: String, status: String, detail: Option<String>, ended: DateTime<Utc>, duration: Option<i32> },
+    Answered {
+        uuid: String,
+        at: DateTime<Utc>,
+    },
+    Finished {
+        uuid: String,
+        status: String,
+        detail: Option<String>,
+        ended: DateTime<Utc>,
+        duration: Option<i32>,
+        quality: Option<String>,
+    },
     Flush(oneshot::Sender<()>),
 }
 
@@ -62,9 +72,11 @@ impl CallRecords {
         detail: Option<String>,
         answered: Option<DateTime<Utc>>,
         ended: DateTime<Utc>,
+        quality: Option<&domains::quality::Quality>,
     ) {
         let duration = answered.map(|a| i32::try_from((ended - a).num_seconds().max(0)).unwrap_or(i32::MAX));
-        self.send(Op::Finished { uuid: uuid.to_owned(), status: status.to_owned(), detail, ended, duration });
+        let quality = quality.and_then(|q| serde_json::to_string(q).ok());
+        self.send(Op::Finished { uuid: uuid.to_owned(), status: status.to_owned(), detail, ended, duration, quality });
     }
 
     /// Returns once every change handed over before this call is committed (or failed).
@@ -155,17 +167,18 @@ impl Writer {
                     }
                     None => self.strays.push(Op::Answered { uuid, at }),
                 },
-                Op::Finished { uuid, status, detail, ended, duration } => match self.open.remove(&uuid) {
+                Op::Finished { uuid, status, detail, ended, duration, quality } => match self.open.remove(&uuid) {
                     Some(mut row) => {
                         row.status = status;
                         row.detail = detail;
                         row.end_time = Some(ended);
                         row.duration = duration;
+                        row.quality = quality;
                         row.updated_at = ended;
                         self.dirty.remove(&uuid);
                         self.ended.push(row);
                     }
-                    None => self.strays.push(Op::Finished { uuid, status, detail, ended, duration }),
+                    None => self.strays.push(Op::Finished { uuid, status, detail, ended, duration, quality }),
                 },
             }
         }
@@ -215,6 +228,7 @@ async fn upsert(db: &DatabaseConnection, rows: Vec<call::Model>) -> u64 {
                 Column::StartTime,
                 Column::EndTime,
                 Column::Duration,
+                Column::Quality,
                 Column::UpdatedAt,
             ])
             .to_owned()
@@ -255,11 +269,12 @@ async fn apply_strays(db: &DatabaseConnection, strays: Vec<Op>) -> u64 {
                 .exec(db)
                 .await
                 .map(|_| ()),
-            Op::Finished { uuid, status, detail, ended, duration } => Entity::update_many()
+            Op::Finished { uuid, status, detail, ended, duration, quality } => Entity::update_many()
                 .col_expr(Column::Status, Expr::value(status))
                 .col_expr(Column::Detail, Expr::value(detail))
                 .col_expr(Column::EndTime, Expr::value(ended))
                 .col_expr(Column::Duration, Expr::value(duration))
+                .col_expr(Column::Quality, Expr::value(quality))
                 .col_expr(Column::UpdatedAt, Expr::value(ended))
                 .filter(Column::Uuid.eq(uuid))
                 .exec(db)
@@ -296,6 +311,7 @@ mod tests {
             start_time: None,
             end_time: None,
             duration: None,
+            quality: None,
             created_at: now,
             updated_at: now,
         }
@@ -309,7 +325,14 @@ mod tests {
             Op::Insert(Box::new(row("short"))),
             Op::Insert(Box::new(row("long"))),
             Op::Answered { uuid: "long".into(), at: t0 },
-            Op::Finished { uuid: "short".into(), status: "completed".into(), detail: None, ended: t0, duration: None },
+            Op::Finished {
+                uuid: "short".into(),
+                status: "completed".into(),
+                detail: None,
+                ended: t0,
+                duration: None,
+                quality: None,
+            },
         ];
         let now = std::time::Instant::now();
         w.last_write = Some(now);
@@ -340,12 +363,15 @@ mod tests {
         }
         records.insert(row("u0")); // a duplicate: skipped
         records.answered("u1", t0);
-        records.finished("u1", "completed", None, Some(t0), t0 + chrono::Duration::seconds(42));
+        let quality = domains::quality::Quality { packets_lost: 12, mos: 3.9, ..Default::default() };
+        records.finished("u1", "completed", None, Some(t0), t0 + chrono::Duration::seconds(42), Some(&quality));
         records.flush().await;
         let all = Entity::find().all(&db).await.unwrap();
         assert_eq!(all.len(), 300);
         let u1 = Entity::find_by_id("u1".to_owned()).one(&db).await.unwrap().unwrap();
         assert_eq!((u1.status.as_str(), u1.duration), ("completed", Some(42)));
+        let stored: domains::quality::Quality = serde_json::from_str(u1.quality.as_deref().unwrap()).unwrap();
+        assert_eq!(stored, quality);
         // A leg whose changes come in separate batches: each one lands on the written row.
         let status = |uuid: &'static str| {
             let db = db.clone();
@@ -357,7 +383,7 @@ mod tests {
         records.answered("late", t0);
         records.flush().await;
         assert_eq!(status("late").await, Some(("answered".to_owned(), None)));
-        records.finished("late", "completed", None, Some(t0), t0 + chrono::Duration::seconds(7));
+        records.finished("late", "completed", None, Some(t0), t0 + chrono::Duration::seconds(7), None);
         records.flush().await;
         assert_eq!(status("late").await, Some(("completed".to_owned(), Some(7))));
         // A change to a row the writer did not insert is applied to the table as it stands.

@@ -87,6 +87,9 @@ pub struct Executor {
     pub barge_in: Option<(String, String)>,
     /// The leg of a `connect` to a WebSocket.
     pub websocket: Option<super::websocket::WebsocketLeg>,
+    /// Legs whose endpoint is being destroyed: their final report waits for its quality.
+    pub releasing: Vec<super::LegRef>,
+    pub held: Vec<super::outcome::HeldReport>,
     /// The `onAnswer` NCCO running on an answered callee.
     pub whisper: Option<super::whisper::Whisper>,
     /// answer_url's document when it came before the caller's media endpoint.

@@ -221,6 +221,7 @@ pub enum RecordUpdate {
         detail: Option<String>,
         answered: Option<DateTime<Utc>>,
         ended: DateTime<Utc>,
+        quality: Option<crate::quality::Quality>,
     },
 }
 
@@ -304,7 +305,10 @@ enum Op {
     Action(&'static str),
     /// A media command of the whisper; failure releases the callee.
     Whisper,
-    /// Nothing waits on the reply (destroy, the answer to our re-INVITE).
+    /// A leg's endpoint destroyed: its reply carries the leg's media quality, which its held
+    /// final report waits for.
+    Release(LegRef),
+    /// Nothing waits on the reply (the answer to our re-INVITE, …).
     Ignored,
 }
 
@@ -452,6 +456,7 @@ impl Call {
             && self.a.is_terminated()
             && self.b.iter().all(Outbound::is_terminated)
             && self.exec.recordings.is_empty()
+            && self.exec.held.is_empty()
     }
 
     fn on_timer(&mut self, key: TimerKey) {
@@ -468,11 +473,19 @@ impl Call {
             TimerKey::Action => self.action_timer(),
             TimerKey::Whisper => self.whisper_wait_elapsed(),
             TimerKey::RecordingsWritten => self.recordings_lost(),
+            TimerKey::QualityReported => self.release_held_reports(),
         }
     }
 
     fn on_media_reply(&mut self, op: OpId, result: Result<Reply, MediaFailure>) {
         let Some(purpose) = self.cx.ops.remove(&op) else { return };
+        if let Op::Release(leg) = purpose {
+            let quality = match result {
+                Ok(Reply::Destroyed { quality }) => quality,
+                _ => None,
+            };
+            return self.released(leg, quality);
+        }
         // An endpoint created for a call that has ended meanwhile is released at once.
         if self.ending.is_some() {
             if let Ok(Reply::Endpoint { endpoint_id, .. }) = &result {
@@ -490,7 +503,7 @@ impl Call {
             Op::OurOffer(leg) => self.our_offer_ready(leg, result),
             Op::Action(name) => self.action_media_reply(name, result),
             Op::Whisper => self.whisper_media_reply(result),
-            Op::Ignored | Op::Document(_) | Op::BFlow(_) => {}
+            Op::Ignored | Op::Release(_) | Op::Document(_) | Op::BFlow(_) => {}
         }
     }
 

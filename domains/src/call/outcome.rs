@@ -17,6 +17,17 @@ use crate::sip::timers::TIMEOUT_64_T1;
 /// How long an ended call waits for the media process to write its recordings.
 const RECORDINGS_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a leg's final report waits for the media process's quality figures.
+const QUALITY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A leg's final event and record change, waiting for its media quality.
+#[derive(Debug, Clone)]
+pub struct HeldReport {
+    pub leg: LegRef,
+    pub event: Option<CallEvent>,
+    pub finished: RecordUpdate,
+}
+
 /// How a leg failed before it was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegFailure {
@@ -171,10 +182,16 @@ impl Call {
             (None, None) => CallEvent { status: CallStatus::Cancelled, ..base },
         };
         let (status, detail) = (ev.status, ev.detail.clone());
-        if self.events_on() {
-            self.cx.event(ev);
+        let event = self.events_on().then_some(ev);
+        let finished = RecordUpdate::Finished { uuid, status, detail, answered, ended: now, quality: None };
+        let held = HeldReport { leg, event, finished };
+        if self.exec.releasing.contains(&leg) {
+            // Sent with the leg's media quality once its endpoint reports it.
+            self.exec.held.push(held);
+            self.cx.timers.set(TimerKey::QualityReported, self.cx.now.at + QUALITY_GRACE);
+        } else {
+            self.send_report(held, None);
         }
-        self.cx.record(RecordUpdate::Finished { uuid, status, detail, answered, ended: now });
     }
 
     /// Releases a leg's media endpoint.
@@ -192,7 +209,37 @@ impl Call {
             } else {
                 self.cx.out.push_back(super::Output::Unlisten(Key::Endpoint(ep.id.clone())));
             }
-            self.cx.media(Op::Ignored, Command::DestroyEndpoint { endpoint_id: ep.id });
+            self.exec.releasing.push(leg);
+            self.cx.media(Op::Release(leg), Command::DestroyEndpoint { endpoint_id: ep.id });
+        }
+    }
+
+    /// A leg's endpoint is gone, with the media quality it had: its held report goes out.
+    pub(super) fn released(&mut self, leg: LegRef, quality: Option<crate::quality::Quality>) {
+        self.exec.releasing.retain(|l| *l != leg);
+        let Some(i) = self.exec.held.iter().position(|h| h.leg == leg) else { return };
+        let held = self.exec.held.remove(i);
+        self.send_report(held, quality);
+        if self.exec.held.is_empty() {
+            self.cx.timers.cancel(TimerKey::QualityReported);
+        }
+    }
+
+    /// The media process never answered: the reports go without quality.
+    pub(super) fn release_held_reports(&mut self) {
+        for held in std::mem::take(&mut self.exec.held) {
+            self.send_report(held, None);
+        }
+        self.exec.releasing.clear();
+    }
+
+    fn send_report(&mut self, held: HeldReport, quality: Option<crate::quality::Quality>) {
+        if let Some(mut ev) = held.event {
+            ev.quality = quality.clone();
+            self.cx.event(ev);
+        }
+        if let RecordUpdate::Finished { uuid, status, detail, answered, ended, .. } = held.finished {
+            self.cx.record(RecordUpdate::Finished { uuid, status, detail, answered, ended, quality });
         }
     }
 

@@ -28,6 +28,8 @@ pub enum TimerKey {
     Session(LegRef),
     /// How long an ended call waits for its recordings' files to be written.
     RecordingsWritten,
+    /// How long a leg's final report waits for its media quality.
+    QualityReported,
 }
 
 #[derive(Debug, Default)]

@@ -105,6 +105,7 @@ impl Call {
             detail: None,
             answered: Some(leg.answered_at),
             ended: now,
+            quality: None,
         });
     }
 }

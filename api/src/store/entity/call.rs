@@ -20,6 +20,9 @@ pub struct Model {
     pub start_time: Option<DateTimeUtc>,
     pub end_time: Option<DateTimeUtc>,
     pub duration: Option<i32>,
+    /// `domains::quality::Quality` as JSON, once the leg has ended.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub quality: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -96,6 +96,8 @@ pub struct CallHarness {
     invites_seen: usize,
     /// The media process implements play/record/…
     pub media_plays: bool,
+    /// What destroyed endpoints report.
+    pub quality: Option<crate::quality::Quality>,
     pub caller_acks: bool,
     /// The caller PRACKs reliable provisionals after this long (`None`: never).
     pub caller_pracks: Option<Duration>,
@@ -142,6 +144,7 @@ impl CallHarness {
             callees,
             invites_seen: 0,
             media_plays: false,
+            quality: None,
             caller_acks: true,
             caller_pracks: Some(Duration::from_millis(1)),
             endpoints: 0,
@@ -325,7 +328,7 @@ impl CallHarness {
             }
             Command::Bridge { .. } => Ok(Reply::Bridged),
             Command::Unbridge { .. } => Ok(Reply::Unbridged),
-            Command::DestroyEndpoint { .. } => Ok(Reply::Destroyed),
+            Command::DestroyEndpoint { .. } => Ok(Reply::Destroyed { quality: self.quality.clone() }),
             other if self.media_plays => {
                 let _ = other;
                 Ok(Reply::Started)

@@ -1056,3 +1056,25 @@ fn a_conversation_is_joined_per_application_and_its_end_lets_the_ncco_go_on() {
     let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
     assert!(bye >= 3 * S && bye < 4 * S, "BYE at {bye:?}");
 }
+
+#[test]
+fn the_final_event_and_record_carry_the_media_quality() {
+    let mut h = CallHarness::new(json!([{"action": "wait", "timeout": 2}]), answers());
+    let quality = crate::quality::Quality {
+        packets_received: 90,
+        packets_lost: 10,
+        loss_percent: 10.0,
+        mos: 3.6,
+        ..Default::default()
+    };
+    h.quality = Some(quality.clone());
+    h.drive();
+    let completed = h.events.iter().find(|e| e.status == crate::events::CallStatus::Completed).expect("completed");
+    assert_eq!(completed.quality.as_ref(), Some(&quality));
+    let finished = h.records.iter().find_map(|r| match r {
+        crate::call::RecordUpdate::Finished { quality, .. } => Some(quality.clone()),
+        _ => None,
+    });
+    assert_eq!(finished, Some(Some(quality)));
+    assert!(h.call.is_done());
+}

@@ -38,16 +38,26 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, static payload type 8.
     Pcma,
+    /// G.722 wideband, static payload type 9 (its RTP clock is 8000 by RFC 3551's erratum).
+    G722,
+    /// Opus, dynamic payload type, `opus/48000/2` (RFC 7587), sent mono.
+    Opus,
 }
 
 impl Codec {
-    /// Our default preference when nobody states one.
+    /// What we offer when nobody states a preference: G.711, which every peer has.
     pub const ALL: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+    /// Every codec we decode and encode, so an offer of any of them is answered (transcoding
+    /// to the other leg when it differs), in the order we prefer them.
+    pub const SUPPORTED: [Codec; 4] = [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus];
 
-    pub fn static_payload_type(self) -> u8 {
+    /// The payload type we offer for it (Opus: our dynamic number).
+    pub fn payload_type(self) -> u8 {
         match self {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::G722 => 9,
+            Codec::Opus => 111,
         }
     }
 
@@ -56,7 +66,32 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+            Codec::Opus => "opus",
         }
+    }
+
+    /// The `a=rtpmap` value: encoding, RTP clock rate and, for Opus, channels.
+    pub fn rtpmap(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU/8000",
+            Codec::Pcma => "PCMA/8000",
+            Codec::G722 => "G722/8000",
+            Codec::Opus => "opus/48000/2",
+        }
+    }
+
+    /// The RTP timestamp clock (Hz).
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Codec::Opus => 48000,
+            _ => 8000,
+        }
+    }
+
+    /// Whether it is one of the G.711 laws (transcoded in place, byte for byte).
+    pub fn is_g711(self) -> bool {
+        matches!(self, Codec::Pcmu | Codec::Pcma)
     }
 
     /// Reads a codec name as the control protocol or an `a=rtpmap` carries it (case-insensitive).
@@ -64,14 +99,26 @@ impl Codec {
         match name.to_ascii_uppercase().as_str() {
             "PCMU" | "G711U" | "G711_ULAW" => Some(Codec::Pcmu),
             "PCMA" | "G711A" | "G711_ALAW" => Some(Codec::Pcma),
+            "G722" => Some(Codec::G722),
+            "OPUS" => Some(Codec::Opus),
             _ => None,
         }
+    }
+
+    fn from_rtpmap(map: &RtpMap) -> Option<Codec> {
+        let codec = Codec::from_name(&map.encoding)?;
+        let channels_ok = match codec {
+            Codec::Opus => map.channels.is_none_or(|c| c == 2 || c == 1),
+            _ => map.channels.unwrap_or(1) == 1,
+        };
+        (map.clock_rate == codec.clock_rate() && channels_ok).then_some(codec)
     }
 
     fn from_static_payload_type(pt: u8) -> Option<Codec> {
         match pt {
             0 => Some(Codec::Pcmu),
             8 => Some(Codec::Pcma),
+            9 => Some(Codec::G722),
             _ => None,
         }
     }
@@ -195,11 +242,10 @@ impl MediaDescription {
         self.fmtps.iter().find(|(p, _)| *p == pt).map(|(_, v)| v.as_str())
     }
 
-    /// The G.711 codec a payload type carries here: its rtpmap, else the static assignment.
+    /// The codec a payload type carries here: its rtpmap, else the static assignment.
     fn codec_of(&self, pt: u8) -> Option<Codec> {
         match self.rtpmap(pt) {
-            Some(map) if map.clock_rate == 8000 && map.channels.unwrap_or(1) == 1 => Codec::from_name(&map.encoding),
-            Some(_) => None,
+            Some(map) => Codec::from_rtpmap(map),
             None => Codec::from_static_payload_type(pt),
         }
     }
@@ -462,11 +508,11 @@ pub fn accept_answer(answer: &SessionDescription, offered: &[Codec]) -> Result<N
 pub fn build_offer(local: &LocalSdp, codecs: &[Codec], direction: Direction) -> String {
     let mut out = String::new();
     local.write_session_head(&mut out);
-    let mut pts: Vec<String> = codecs.iter().map(|c| c.static_payload_type().to_string()).collect();
+    let mut pts: Vec<String> = codecs.iter().map(|c| c.payload_type().to_string()).collect();
     pts.push(TELEPHONE_EVENT_PT.to_string());
     let _ = write!(out, "m=audio {} RTP/AVP {}\r\n", local.port, pts.join(" "));
     for c in codecs {
-        let _ = write!(out, "a=rtpmap:{} {}/8000\r\n", c.static_payload_type(), c.name());
+        let _ = write!(out, "a=rtpmap:{} {}\r\n", c.payload_type(), c.rtpmap());
     }
     let _ = write!(out, "a=rtpmap:{TELEPHONE_EVENT_PT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT_PT} 0-16\r\n");
     let _ = write!(out, "a=ptime:{DEFAULT_PTIME}\r\na={}\r\n", direction.attribute());
@@ -487,7 +533,7 @@ pub fn build_answer(local: &LocalSdp, offer: &SessionDescription, negotiated: &N
         let mut pts = vec![negotiated.codec_pt.to_string()];
         pts.extend(negotiated.telephone_event.map(|pt| pt.to_string()));
         let _ = write!(out, "m=audio {} RTP/AVP {}\r\n", local.port, pts.join(" "));
-        let _ = write!(out, "a=rtpmap:{} {}/8000\r\n", negotiated.codec_pt, negotiated.codec.name());
+        let _ = write!(out, "a=rtpmap:{} {}\r\n", negotiated.codec_pt, negotiated.codec.rtpmap());
         if let Some(pt) = negotiated.telephone_event {
             let events = media.fmtp(pt).filter(|f| !f.is_empty()).unwrap_or("0-16");
             let _ = write!(out, "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} {events}\r\n");
@@ -625,8 +671,16 @@ mod tests {
             Err(SdpError::UnsupportedTransport("UDP/TLS/RTP/SAVPF".into()))
         );
         assert_eq!(answer_offer(&parse("v=0\r\nm=audio 5000 RTP/AVP 0\r\n"), &[]), Err(SdpError::NoConnection));
-        let opus = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n";
-        assert_eq!(answer_offer(&parse(opus), &[]), Err(SdpError::NoCommonCodec("opus".into())));
+        let speex = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 RTP/AVP 97\r\na=rtpmap:97 speex/8000\r\n";
+        assert_eq!(answer_offer(&parse(speex), &[]), Err(SdpError::NoCommonCodec("speex".into())));
+        // Wideband offers are answered (the media process transcodes), in our order of preference.
+        let wide = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 RTP/AVP 96 9\r\na=rtpmap:96 opus/48000/2\r\n";
+        let n = answer_offer(&parse(wide), &Codec::SUPPORTED).unwrap();
+        assert_eq!((n.codec, n.codec_pt), (Codec::G722, 9));
+        let n = answer_offer(&parse(wide), &[]).unwrap();
+        assert_eq!((n.codec, n.codec_pt), (Codec::Opus, 96), "the offer's own order");
+        let answer = build_answer(&local(), &parse(wide), &n);
+        assert!(answer.contains("m=audio 10000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\n"), "{answer}");
     }
 
     #[test]

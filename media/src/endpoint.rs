@@ -30,6 +30,7 @@ use tokio::task::AbortHandle;
 
 use crate::audio;
 use crate::bridge::{self, Formats};
+use crate::codec::LegCodec;
 use crate::panics;
 use crate::playout::{self, OutStream};
 use crate::ports::PortLease;
@@ -98,6 +99,8 @@ struct Detectors {
     pcm: Vec<i16>,
     stats: ReceiverStats,
     dtmf_packets: u64,
+    /// The last audio packet decoded (SSRC, sequence number): a gap is concealed.
+    last_decoded: Option<(u32, u16)>,
 }
 
 impl Default for Detectors {
@@ -108,6 +111,7 @@ impl Default for Detectors {
             pcm: Vec::new(),
             stats: ReceiverStats::new(audio::RATE),
             dtmf_packets: 0,
+            last_decoded: None,
         }
     }
 }
@@ -146,6 +150,8 @@ pub struct Endpoint {
     tapped: AtomicBool,
     /// Nobody hears this endpoint: what it receives is not relayed (digits still count).
     muted: AtomicBool,
+    /// The negotiated codec's decoder and encoder state.
+    codec: Mutex<Option<LegCodec>>,
     detectors: Mutex<Detectors>,
 }
 
@@ -211,6 +217,7 @@ impl Endpoint {
             tap: Mutex::new(None),
             tapped: AtomicBool::new(false),
             muted: AtomicBool::new(false),
+            codec: Mutex::new(None),
             detectors: Mutex::new(Detectors::default()),
         })
     }
@@ -364,10 +371,13 @@ impl Endpoint {
                 Ok((n, from)) => {
                     // `recv_from` never reports more bytes than the buffer holds.
                     let Some(packet) = buf.get_mut(..n) else { continue };
-                    let Some((peer, dest)) = isolate(&self.id, || self.prepare_relay(packet, from)) else {
+                    let Some((peer, dest, rebuilt)) = isolate(&self.id, || self.prepare_relay(packet, from)) else {
                         continue;
                     };
-                    self.send_to_peer(&peer, packet, dest).await;
+                    match rebuilt {
+                        Some(transcoded) => self.send_to_peer(&peer, &transcoded, dest, false).await,
+                        None => self.send_to_peer(&peer, packet, dest, true).await,
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(endpoint_id = %self.id, call_uuid = %self.call_uuid, error = %e, "RTP receive error");
@@ -380,7 +390,11 @@ impl Endpoint {
     /// The synchronous part of relaying one datagram: parse, latch, count, and rewrite it in
     /// place for the bridged peer. `Some` with the peer and where to send when it is to be
     /// relayed, `None` when it is dropped.
-    fn prepare_relay(&self, packet: &mut [u8], from: SocketAddr) -> Option<(Arc<Endpoint>, SocketAddr)> {
+    fn prepare_relay(
+        &self,
+        packet: &mut [u8],
+        from: SocketAddr,
+    ) -> Option<(Arc<Endpoint>, SocketAddr, Option<Vec<u8>>)> {
         if rtp::is_rtcp(packet) {
             return None;
         }
@@ -415,20 +429,26 @@ impl Endpoint {
                 _ => return None,
             }
         };
-        self.detect(packet, &header, &from_formats);
-        if self.muted.load(Ordering::Relaxed) {
-            return None;
+        let relay_to = peer
+            .and_then(|p| p.upgrade())
+            .filter(|p| p.own_senders.load(Ordering::Relaxed) == 0 && !self.muted.load(Ordering::Relaxed))
+            .and_then(|p| p.destination().map(|(formats, dest)| (p, formats, dest)));
+        let transcode = relay_to.as_ref().is_some_and(|(_, to, _)| {
+            header.payload_type == from_formats.codec_pt
+                && to.codec != from_formats.codec
+                && !(to.codec.is_g711() && from_formats.codec.is_g711())
+        });
+        let pcm = self.detect(packet, &header, &from_formats, transcode);
+        let (peer, to_formats, dest) = relay_to?;
+        if transcode {
+            let rebuilt = peer.transcoded_packet(&header, &from_formats, &to_formats, &pcm?)?;
+            return Some((peer, dest, Some(rebuilt)));
         }
-        let peer = peer.and_then(|p| p.upgrade())?;
-        if peer.own_senders.load(Ordering::Relaxed) > 0 {
-            return None;
-        }
-        let (to_formats, dest) = peer.destination()?;
         if let Err(reason) = bridge::translate(packet, &header, &from_formats, &to_formats) {
             tracing::trace!(endpoint_id = %self.id, ?reason, "packet not relayed");
             return None;
         }
-        Some((peer, dest))
+        Some((peer, dest, None))
     }
 
     /// Where and how packets to the far end go: its formats and address (latched, else the
@@ -448,9 +468,11 @@ impl Endpoint {
     }
 
     /// Digits in a received packet (an RFC 4733 event, or tones in the audio when the leg has
-    /// no telephone-event), and the received audio for a recording.
-    fn detect(&self, packet: &[u8], header: &rtp::RtpHeader, formats: &Formats) {
-        let Some(payload) = packet.get(header.payload_start..header.payload_end) else { return };
+    /// no telephone-event), and the received audio for a recording, a listener and, when the
+    /// bridged leg has another codec (`transcode`), for the relay: returned when decoded.
+    fn detect(&self, packet: &[u8], header: &rtp::RtpHeader, formats: &Formats, transcode: bool) -> Option<Vec<i16>> {
+        let payload = packet.get(header.payload_start..header.payload_end)?;
+        let mut decoded = None;
         let recording = self.recording.load(Ordering::Relaxed);
         let tapped = self.tapped.load(Ordering::Relaxed);
         let mut digits = Vec::new();
@@ -462,11 +484,26 @@ impl Endpoint {
                 d.dtmf_packets += 1;
                 digits.extend(d.events.on_packet(header.ssrc, header.timestamp, payload));
             } else if header.payload_type == formats.codec_pt
-                && (recording || tapped || formats.telephone_event.is_none())
+                && (recording || tapped || transcode || formats.telephone_event.is_none())
             {
                 let mut pcm = std::mem::take(&mut d.pcm);
                 pcm.clear();
-                audio::decode(formats.codec, payload, &mut pcm);
+                // Up to two lost packets are concealed, so listeners hear no hole.
+                let lost = match d.last_decoded {
+                    Some((ssrc, seq)) if ssrc == header.ssrc => header.sequence.wrapping_sub(seq).wrapping_sub(1),
+                    _ => 0,
+                };
+                d.last_decoded = Some((header.ssrc, header.sequence));
+                let mut current = 0;
+                self.with_codec(formats.codec, |c| {
+                    if lost <= 2 {
+                        for _ in 0..lost {
+                            c.conceal(&mut pcm);
+                        }
+                    }
+                    current = pcm.len();
+                    c.decode(payload, &mut pcm);
+                });
                 if formats.telephone_event.is_none() {
                     digits.extend(d.tones.feed(&pcm));
                 }
@@ -476,6 +513,10 @@ impl Endpoint {
                 if tapped && let Some(tap) = lock(&self.tap).as_ref() {
                     // A listener that falls behind loses frames rather than delaying the relay.
                     let _ = tap.try_send(pcm.clone());
+                }
+                if transcode {
+                    // The relay sends this packet's own audio; concealment is for listeners.
+                    decoded = pcm.get(current..).map(<[i16]>::to_vec);
                 }
                 d.pcm = pcm;
             }
@@ -488,6 +529,40 @@ impl Endpoint {
                 self.stop_record(None);
             }
         }
+        decoded
+    }
+
+    /// Runs `f` on this leg's codec state for `codec`, made (again) when the codec changed.
+    fn with_codec<R>(&self, codec: Codec, f: impl FnOnce(&mut LegCodec) -> R) -> Option<R> {
+        let mut slot = lock(&self.codec);
+        if slot.as_ref().is_none_or(|c| c.codec != codec) {
+            match LegCodec::new(codec) {
+                Ok(c) => *slot = Some(c),
+                Err(e) => {
+                    tracing::warn!(endpoint_id = %self.id, ?codec, error = %e, "codec unavailable");
+                    return None;
+                }
+            }
+        }
+        slot.as_mut().map(f)
+    }
+
+    /// A packet of `pcm` for this leg (whose formats are `to`), carrying the sequence number,
+    /// marker and SSRC of the packet it was decoded from, its timestamp moved to our clock.
+    fn transcoded_packet(&self, header: &rtp::RtpHeader, from: &Formats, to: &Formats, pcm: &[i16]) -> Option<Vec<u8>> {
+        let mut payload = Vec::with_capacity(pcm.len());
+        self.with_codec(to.codec, |c| c.encode(pcm, &mut payload))?;
+        let timestamp = (u64::from(header.timestamp) * u64::from(to.codec.clock_rate())
+            / u64::from(from.codec.clock_rate().max(1))) as u32;
+        let mut packet = Vec::with_capacity(12 + payload.len());
+        packet.push(0x80);
+        packet.push(if header.marker { 0x80 } else { 0 } | (to.codec_pt & 0x7f));
+        packet.extend(header.sequence.to_be_bytes());
+        packet.extend(timestamp.to_be_bytes());
+        packet.extend(header.ssrc.to_be_bytes());
+        packet.extend(payload);
+        self.record_sent_pcm(pcm);
+        Some(packet)
     }
 
     /// Adds what was sent to the far end to a running recording.
@@ -508,12 +583,14 @@ impl Endpoint {
 
     /// Sends a prepared packet through the peer's socket, so the far end sees the port our SDP
     /// named. A failure is logged; the next packet tries again.
-    async fn send_to_peer(&self, peer: &Endpoint, packet: &[u8], dest: SocketAddr) {
-        if peer.recording.load(Ordering::Relaxed)
+    async fn send_to_peer(&self, peer: &Endpoint, packet: &[u8], dest: SocketAddr, record: bool) {
+        if record
+            && peer.recording.load(Ordering::Relaxed)
             && let Ok(h) = rtp::parse(packet)
             && let (Some(payload), Some((formats, _))) =
                 (packet.get(h.payload_start..h.payload_end), peer.destination())
             && h.payload_type == formats.codec_pt
+            && formats.codec.is_g711()
         {
             peer.record_sent(formats.codec, payload);
         }
@@ -561,9 +638,11 @@ impl Endpoint {
         };
         self.record_sent_pcm(pcm);
         let mut payload = Vec::with_capacity(pcm.len());
-        audio::encode(formats.codec, pcm, &mut payload);
+        if self.with_codec(formats.codec, |c| c.encode(pcm, &mut payload)).is_none() {
+            return;
+        }
         let mut packet = Vec::with_capacity(12 + payload.len());
-        lock(&self.out).audio(formats.codec_pt, &payload, &mut packet);
+        lock(&self.out).audio(formats.codec_pt, &payload, formats.codec.clock_rate() / 50, &mut packet);
         self.send_own(&packet, dest).await;
     }
 

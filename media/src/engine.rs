@@ -31,6 +31,8 @@ pub struct Config {
     pub stats_interval: Duration,
     /// Where recordings are written (`record_start`'s `path` is relative to it).
     pub recordings_dir: std::path::PathBuf,
+    /// The codecs we offer, in order (answers accept any supported codec, these first).
+    pub codecs: Vec<Codec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,7 +273,11 @@ impl Engine {
         let offer = match remote_sdp {
             Some(text) => {
                 let offer = SessionDescription::parse(text)?;
-                let negotiated = sdp::answer_offer(&offer, &prefer)?;
+                // Any codec we support is accepted (G.711 first: nothing to transcode to the
+                // usual callee), the command's preference before ours.
+                let mut order = prefer.clone();
+                order.extend(self.config.codecs.iter().chain(Codec::SUPPORTED.iter()).filter(|c| !prefer.contains(c)));
+                let negotiated = sdp::answer_offer(&offer, &order)?;
                 Some((offer, negotiated, text))
             }
             None => None,
@@ -287,7 +293,7 @@ impl Engine {
             ),
             None => {
                 let mut offered = prefer.clone();
-                offered.extend(Codec::ALL.iter().filter(|c| !prefer.contains(c)));
+                offered.extend(self.config.codecs.iter().filter(|c| !prefer.contains(c)));
                 (sdp::build_offer(&local, &offered, endpoint::OFFER_DIRECTION), Session::Offered { offered }, None)
             }
         };

@@ -13,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod audio;
 mod bridge;
+mod codec;
 mod control;
 mod endpoint;
 mod engine;
@@ -46,9 +47,17 @@ struct Cli {
     /// Where recordings are written.
     #[arg(long, env = "VOXBRIDGE_MEDIA_RECORDINGS_DIR", default_value = "./data/recordings")]
     recordings_dir: std::path::PathBuf,
+    /// Codecs offered to callees, in order: PCMU, PCMA, G722, OPUS. Offers to voxbridge are
+    /// answered with any of them (transcoded when the other leg differs).
+    #[arg(long, env = "VOXBRIDGE_MEDIA_CODECS", value_delimiter = ',', default_value = "PCMU,PCMA", value_parser = codec)]
+    codecs: Vec<domains::sdp::Codec>,
     /// The espeak-ng program that speaks `talk` text (Debian: `apt-get install espeak-ng`).
     #[arg(long, env = "VOXBRIDGE_MEDIA_ESPEAK", default_value = "espeak-ng")]
     espeak: String,
+}
+
+fn codec(name: &str) -> Result<domains::sdp::Codec, String> {
+    domains::sdp::Codec::from_name(name.trim()).ok_or_else(|| format!("{name}: one of PCMU, PCMA, G722, OPUS"))
 }
 
 #[tokio::main]
@@ -78,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
             rtp_timeout: Duration::from_secs(cli.rtp_timeout_secs),
             stats_interval: Duration::from_secs(5),
             recordings_dir: cli.recordings_dir,
+            codecs: cli.codecs,
         },
         sources::Sources::new(Box::new(sources::Espeak { program: cli.espeak }), sources::Limits::default()),
     );

@@ -49,13 +49,14 @@ impl OutStream {
         self.seq = self.seq.wrapping_add(1);
     }
 
-    /// An audio packet for this slot; the clock advances one frame.
-    pub fn audio(&mut self, payload_type: u8, payload: &[u8], out: &mut Vec<u8>) {
+    /// An audio packet for this slot; the clock advances one frame (`ticks` of the codec's
+    /// RTP clock: 160 at 8 kHz, 960 for Opus).
+    pub fn audio(&mut self, payload_type: u8, payload: &[u8], ticks: u32, out: &mut Vec<u8>) {
         let marker = std::mem::replace(&mut self.marker, false);
         let ts = self.timestamp;
         self.header(payload_type, marker, ts, out);
         out.extend_from_slice(payload);
-        self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
+        self.timestamp = self.timestamp.wrapping_add(ticks);
     }
 
     /// A telephone-event packet for this slot; `first` starts a new event (marker bit, new
@@ -158,8 +159,8 @@ mod tests {
     fn one_stream_across_audio_events_and_gaps() {
         let mut s = OutStream::new();
         let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        s.audio(0, &[0xff; 160], &mut a);
-        s.audio(0, &[0xff; 160], &mut b);
+        s.audio(0, &[0xff; 160], 160, &mut a);
+        s.audio(0, &[0xff; 160], 160, &mut b);
         s.event(101, [1, 0, 0, 160], true, &mut c);
         s.skip();
         s.event(101, [1, 0x80, 1, 64], false, &mut d);
@@ -172,7 +173,7 @@ mod tests {
         assert_eq!(hd.sequence.wrapping_sub(hc.sequence), 1, "a skipped slot sends nothing");
         assert_eq!((hc.payload_type, ha.ssrc == hd.ssrc), (101, true));
         let mut e = Vec::new();
-        s.audio(0, &[0xff; 160], &mut e);
+        s.audio(0, &[0xff; 160], 160, &mut e);
         let he = rtp::parse(&e).unwrap();
         assert!(he.marker, "audio after an event starts a talkspurt");
         assert_eq!(he.timestamp.wrapping_sub(hc.timestamp), 480, "the clock ran through the event");

@@ -246,3 +246,17 @@ pub fn pcmu_only_offer(port: u16) -> String {
         .replace("RTP/AVP 0 8 101", "RTP/AVP 0")
         .replace("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n", "")
 }
+
+/// A far end on a raw socket: takes the INVITE, rings, answers with PCMU only (RTP to
+/// `rtp_port`) and takes the ACK. Returns the INVITE, where it came from, and the ACK.
+pub async fn answer_as_far_end(far: &RawSip, rtp_port: u16, within: Duration) -> (Msg, SocketAddr, Msg) {
+    let (inv, from) = far.recv(within).await.expect("INVITE reaches the far end");
+    let sdp = crate::raw::sdp_offer(rtp_port).replace("RTP/AVP 0 8 101", "RTP/AVP 0");
+    let contact = format!("sip:far@{}", far.local);
+    far.sock.send_to(crate::raw::respond(&inv, 180, "Ringing", "far1", &contact, "").as_bytes(), from).await.unwrap();
+    let ok = crate::raw::respond(&inv, 200, "OK", "far1", &contact, &sdp);
+    far.sock.send_to(ok.as_bytes(), from).await.unwrap();
+    let (ack, _) = far.recv(within).await.expect("ACK");
+    assert_eq!(ack.method(), Some("ACK"));
+    (inv, from, ack)
+}

@@ -233,7 +233,7 @@ async fn bad_commands_get_error_replies_and_the_connection_keeps_working() {
     assert_eq!(stats["code"], "not_found");
     let update = control.ask(json!({"type": "update_endpoint", "endpoint_id": "nope", "remote_sdp": "v=0"})).await;
     assert_eq!(update["code"], "not_found");
-    for sdp in ["hello", "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"] {
+    for sdp in ["hello", "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 97\r\na=rtpmap:97 speex/8000\r\n"] {
         let refused = control.ask(json!({"type": "create_endpoint", "call_uuid": "c", "remote_sdp": sdp})).await;
         assert_eq!(refused["code"], "negotiation", "{refused}");
     }

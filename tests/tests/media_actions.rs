@@ -458,3 +458,121 @@ async fn quality_of_a_call_with_induced_loss_shows_the_loss() {
     assert_eq!(status, 200);
     assert_eq!(call_json["quality"], *q);
 }
+
+/// A wideband caller (`codec`: G722 or opus) bridged to a PCMU far end: each hears the other's
+/// tone, so the media process decodes and re-encodes both ways.
+async fn transcoded_bridge(codec: &str) {
+    use vbtest::rtp::{answer_as_far_end, receive_for, tone_power};
+    let far = vbtest::raw::RawSip::new("127.0.0.1:9").await;
+    let far_rtp = vbtest::rtp::RtpPeer::bind().await;
+    let far_port = far_rtp.local_addr().unwrap().port();
+    let env =
+        env(json!([{"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:bob@{}", far.local)}]}]))
+            .await;
+    let (pt, rtpmap, ticks) = match codec {
+        "G722" => (9u8, "G722/8000", 160u32),
+        _ => (111, "opus/48000/2", 960),
+    };
+    let offer = move |port: u16| {
+        format!(
+            "v=0\r\no=wide 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {rtpmap}\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
+        )
+    };
+    let sip = env.sip.clone();
+    let placing = tokio::spawn(async move { RawCall::place(&sip, URI, offer).await });
+    let (invite, _, _) = answer_as_far_end(&far, far_port, T).await;
+    let call = placing.await.unwrap();
+    assert!(call.ok.body().contains(rtpmap), "the caller's codec is answered: {}", call.ok.body());
+    assert!(
+        invite.body().contains("RTP/AVP 0") || invite.body().contains(&format!("RTP/AVP {pt}")),
+        "{}",
+        invite.body()
+    );
+    let b_leg = vbtest::raw::sdp_rtp_addr(invite.body()).unwrap();
+
+    // The caller encodes a 500 Hz tone in its codec; the far end sends 900 Hz in PCMU.
+    let mut g722 = ezk_g722::libg722::encoder::Encoder::new(ezk_g722::libg722::Bitrate::Mode1_64000, false, false);
+    let mut opus_enc = opus::Encoder::new(16000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    let wide_tone: Vec<i16> = (0..16000 * 2)
+        .map(|i| (6000.0 * (2.0 * std::f32::consts::PI * 500.0 * i as f32 / 16000.0).sin()) as i16)
+        .collect();
+    let caller_sock = call.rtp.listener();
+    let remote = call.rtp.remote;
+    let caller_ear = call.rtp.listener();
+    // The far end sends from the port its SDP named (symmetric RTP latches it).
+    let far = vbtest::rtp::RtpPeer::new(far_rtp, b_leg);
+    let far_ear = far.listener();
+    let mut far_mouth = far;
+    let caller_sends = tokio::spawn(async move {
+        let mut clock = tokio::time::interval(Duration::from_millis(20));
+        for (i, frame) in wide_tone.chunks(320).enumerate() {
+            clock.tick().await;
+            let payload = if pt == 9 {
+                g722.encode(frame)
+            } else {
+                let mut buf = [0u8; 400];
+                let n = opus_enc.encode(frame, &mut buf).unwrap();
+                buf[..n].to_vec()
+            };
+            let mut p = vec![0x80, pt];
+            p.extend((i as u16).to_be_bytes());
+            p.extend((i as u32 * ticks).to_be_bytes());
+            p.extend(0x1234_5678u32.to_be_bytes());
+            p.extend(payload);
+            caller_sock.send_to(&p, remote).await.unwrap();
+        }
+    });
+    let far_sends = tokio::spawn(async move { far_mouth.send_pcmu(&tone(&[900.0], 6000.0, 2000), None).await });
+    let (at_far, at_caller) = tokio::join!(
+        receive_for(&far_ear, Duration::from_millis(2500)),
+        receive_for(&caller_ear, Duration::from_millis(2500))
+    );
+    caller_sends.await.unwrap();
+    far_sends.await.unwrap();
+
+    let far_pcm = decode_pcmu(&at_far);
+    assert!(at_far.iter().all(|p| p.payload_type == 0), "the far end gets PCMU");
+    assert!(far_pcm.len() > 8000, "{} samples reached the far end", far_pcm.len());
+    let part = &far_pcm[2000..far_pcm.len().min(12000)];
+    assert!(
+        tone_power(part, 500.0) > 100.0 * tone_power(part, 900.0).max(1.0),
+        "the far end hears the caller's 500 Hz"
+    );
+    assert!(tone_power(part, 500.0) > 1.0e5, "{}", tone_power(part, 500.0));
+
+    assert!(at_caller.iter().all(|p| p.payload_type == pt), "the caller gets its own codec");
+    let mut caller_pcm = Vec::new();
+    let mut g722_dec = ezk_g722::libg722::decoder::Decoder::new(ezk_g722::libg722::Bitrate::Mode1_64000, false, false);
+    let mut opus_dec = opus::Decoder::new(16000, opus::Channels::Mono).unwrap();
+    for p in &at_caller {
+        if pt == 9 {
+            caller_pcm.extend(g722_dec.decode(&p.payload));
+        } else {
+            let mut out = [0i16; 1920];
+            let n = opus_dec.decode(&p.payload, &mut out, false).unwrap();
+            caller_pcm.extend_from_slice(&out[..n]);
+        }
+    }
+    if let [a, b] = at_caller.get(..2).unwrap_or_default() {
+        assert_eq!(b.timestamp.wrapping_sub(a.timestamp), ticks, "timestamps in the caller's clock");
+    }
+    assert!(caller_pcm.len() > 16000, "{} samples (16 kHz) reached the caller", caller_pcm.len());
+    // At 16 kHz a 900 Hz tone looks like 450 Hz to an 8 kHz Goertzel: downsample by two first.
+    let narrow: Vec<i16> = caller_pcm.iter().step_by(2).copied().collect();
+    let part = &narrow[2000..narrow.len().min(12000)];
+    assert!(tone_power(part, 900.0) > 1.0e5, "the caller hears the far end's 900 Hz: {}", tone_power(part, 900.0));
+    assert!(tone_power(part, 900.0) > 100.0 * tone_power(part, 500.0).max(1.0), "and not its own tone");
+    call.hang_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_g722_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
+    transcoded_bridge("G722").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opus_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
+    transcoded_bridge("opus").await;
+}

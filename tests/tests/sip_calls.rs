@@ -139,17 +139,9 @@ async fn busy_far_end_is_reported() {
     assert!(env.app.wait_status("outbound", "busy", T).await, "{:?}", env.app.statuses("outbound"));
 }
 
-/// A far end on a raw socket that answers, then counts the RTP packets reaching it.
+/// A far end on a raw socket that answers with PCMU, then counts the RTP packets reaching it.
 async fn answering_far_end(far: &RawSip, rtp: &tokio::net::UdpSocket) -> (Msg, std::net::SocketAddr, Msg) {
-    let (inv, from) = far.recv(T).await.expect("INVITE reaches the far end");
-    let sdp = vbtest::raw::sdp_offer(rtp.local_addr().unwrap().port()).replace("RTP/AVP 0 8 101", "RTP/AVP 0");
-    let contact = format!("sip:far@{}", far.local);
-    far.sock.send_to(respond(&inv, 180, "Ringing", "far1", &contact, "").as_bytes(), from).await.unwrap();
-    let ok = respond(&inv, 200, "OK", "far1", &contact, &sdp);
-    far.sock.send_to(ok.as_bytes(), from).await.unwrap();
-    let (ack, _) = far.recv(T).await.expect("ACK");
-    assert_eq!(ack.method(), Some("ACK"));
-    (inv, from, ack)
+    vbtest::rtp::answer_as_far_end(far, rtp.local_addr().unwrap().port(), T).await
 }
 
 async fn count_rtp(rtp: &tokio::net::UdpSocket, within: Duration) -> (usize, Option<std::net::SocketAddr>) {

@@ -1,0 +1,155 @@
+//! One leg's codec state: what turns its payloads into the media process's internal audio
+//! (8 kHz linear, 20 ms frames) and back. G.711 is stateless (the tables in `domains::g711`);
+//! G.722 (ezk-g722's port of the ITU reference, at 16 kHz with rubato between the rates) and
+//! Opus (libopus through the `opus` crate, asked for 8 kHz) keep predictor and filter state, so
+//! each leg owns one decoder and one encoder, and every packet is decoded at most once.
+
+use domains::sdp::Codec;
+use ezk_g722::libg722::{self, Bitrate};
+
+use crate::audio::{FRAME, StreamResampler};
+
+enum Decoder {
+    G711 { alaw: bool },
+    G722(Box<libg722::decoder::Decoder>, Box<StreamResampler>),
+    Opus(Box<opus::Decoder>),
+}
+
+enum Encoder {
+    G711 { alaw: bool },
+    G722(Box<libg722::encoder::Encoder>, Box<StreamResampler>),
+    Opus(Box<opus::Encoder>),
+}
+
+pub struct LegCodec {
+    pub codec: Codec,
+    decoder: Decoder,
+    encoder: Encoder,
+    /// The last frame decoded, for concealing a lost one.
+    last: Vec<i16>,
+}
+
+impl LegCodec {
+    pub fn new(codec: Codec) -> Result<LegCodec, String> {
+        let (decoder, encoder) = match codec {
+            Codec::Pcmu | Codec::Pcma => {
+                let alaw = codec == Codec::Pcma;
+                (Decoder::G711 { alaw }, Encoder::G711 { alaw })
+            }
+            Codec::G722 => (
+                Decoder::G722(
+                    Box::new(libg722::decoder::Decoder::new(Bitrate::Mode1_64000, false, false)),
+                    Box::new(StreamResampler::new(16000, 8000)?),
+                ),
+                Encoder::G722(
+                    Box::new(libg722::encoder::Encoder::new(Bitrate::Mode1_64000, false, false)),
+                    Box::new(StreamResampler::new(8000, 16000)?),
+                ),
+            ),
+            Codec::Opus => {
+                let decoder = opus::Decoder::new(8000, opus::Channels::Mono).map_err(|e| e.to_string())?;
+                let mut encoder = opus::Encoder::new(8000, opus::Channels::Mono, opus::Application::Voip)
+                    .map_err(|e| e.to_string())?;
+                encoder.set_inband_fec(true).map_err(|e| e.to_string())?;
+                (Decoder::Opus(Box::new(decoder)), Encoder::Opus(Box::new(encoder)))
+            }
+        };
+        Ok(LegCodec { codec, decoder, encoder, last: Vec::new() })
+    }
+
+    /// Appends the 8 kHz samples of one payload (a bad payload decodes to nothing).
+    pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
+        let start = out.len();
+        match &mut self.decoder {
+            Decoder::G711 { alaw } => domains::g711::decode(*alaw, payload, out),
+            Decoder::G722(d, down) => {
+                let mut pcm = std::collections::VecDeque::new();
+                down.push(&d.decode(payload), &mut pcm);
+                out.extend(pcm);
+            }
+            Decoder::Opus(d) => {
+                // Up to 120 ms in one packet.
+                let mut pcm = [0i16; FRAME * 6];
+                if let Ok(n) = d.decode(payload, &mut pcm, false) {
+                    out.extend(pcm.iter().take(n));
+                }
+            }
+        }
+        self.last.clear();
+        self.last.extend(out.iter().skip(start).rev().take(FRAME).rev());
+    }
+
+    /// A frame standing in for a lost packet: Opus's own concealment, else the last frame
+    /// repeated at half level (G.711 Appendix I's idea, shortened), silence after that.
+    pub fn conceal(&mut self, out: &mut Vec<i16>) {
+        if let Decoder::Opus(d) = &mut self.decoder {
+            let mut pcm = [0i16; FRAME];
+            if d.decode(&[], &mut pcm, false).is_ok() {
+                out.extend(pcm);
+                return;
+            }
+        }
+        out.extend(self.last.iter().map(|s| s / 2));
+        out.resize(out.len() + FRAME.saturating_sub(self.last.len()), 0);
+        for s in &mut self.last {
+            *s /= 2;
+        }
+    }
+
+    /// Appends the payload of one 20 ms frame of 8 kHz samples.
+    pub fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
+        match &mut self.encoder {
+            Encoder::G711 { alaw } => domains::g711::encode(*alaw, pcm, out),
+            Encoder::G722(e, up) => {
+                let mut wide = std::collections::VecDeque::new();
+                up.push(pcm, &mut wide);
+                out.extend(e.encode(wide.make_contiguous()));
+            }
+            Encoder::Opus(e) => {
+                let mut buf = [0u8; 400];
+                if let Ok(n) = e.encode(pcm, &mut buf) {
+                    out.extend(buf.iter().take(n));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::{rms, tone};
+
+    #[test]
+    fn every_codec_carries_a_tone() {
+        for codec in Codec::SUPPORTED {
+            let mut tx = LegCodec::new(codec).unwrap();
+            let mut rx = LegCodec::new(codec).unwrap();
+            let input = tone(&[500.0], 8000.0, 1000);
+            let mut out = Vec::new();
+            let mut bytes = 0;
+            for frame in input.chunks(FRAME) {
+                let mut payload = Vec::new();
+                tx.encode(frame, &mut payload);
+                bytes += payload.len();
+                rx.decode(&payload, &mut out);
+            }
+            assert!((out.len() as i64 - 8000).abs() <= 160, "{codec:?}: {} samples", out.len());
+            // Codec delay aside, the level survives.
+            let level = rms(&out[2000..]);
+            assert!((4000.0..7000.0).contains(&level), "{codec:?}: level {level}");
+            let expected_bytes = match codec {
+                Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
+                Codec::Opus => 0,
+            };
+            if expected_bytes > 0 {
+                assert_eq!(bytes, expected_bytes, "{codec:?} is 64 kbit/s");
+            } else {
+                assert!(bytes < 4000, "Opus compresses: {bytes} bytes per second");
+            }
+            let mut concealed = Vec::new();
+            rx.conceal(&mut concealed);
+            assert_eq!(concealed.len(), FRAME, "{codec:?}");
+        }
+    }
+}

@@ -31,7 +31,7 @@ pub struct Config {
     pub stats_interval: Duration,
     /// Where recordings are written (`record_start`'s `path` is relative to it).
     pub recordings_dir: std::path::PathBuf,
-    /// The codecs we offer, in order (answers accept any supported codec, these first).
+    /// The codecs we offer, in order (answers accept any supported codec, in the offer's order).
     pub codecs: Vec<Codec>,
 }
 
@@ -273,11 +273,9 @@ impl Engine {
         let offer = match remote_sdp {
             Some(text) => {
                 let offer = SessionDescription::parse(text)?;
-                // Any codec we support is accepted (G.711 first: nothing to transcode to the
-                // usual callee), the command's preference before ours.
-                let mut order = prefer.clone();
-                order.extend(self.config.codecs.iter().chain(Codec::SUPPORTED.iter()).filter(|c| !prefer.contains(c)));
-                let negotiated = sdp::answer_offer(&offer, &order)?;
+                // The command's preference, else the offerer's order (RFC 3264 §6.1): any
+                // supported codec is accepted and transcoded when the other leg differs.
+                let negotiated = sdp::answer_offer(&offer, &prefer)?;
                 Some((offer, negotiated, text))
             }
             None => None,

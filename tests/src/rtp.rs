@@ -186,6 +186,11 @@ pub struct RawCall {
 impl RawCall {
     /// Calls `uri` through voxbridge at `target` offering `sdp` (built for the RTP port given).
     pub async fn place(target: &str, uri: &str, sdp: impl Fn(u16) -> String) -> RawCall {
+        Self::try_place(target, uri, sdp).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`RawCall::place`]; a final response other than 200 is an error with its text.
+    pub async fn try_place(target: &str, uri: &str, sdp: impl Fn(u16) -> String) -> Result<RawCall, String> {
         let sip = RawSip::new(target).await;
         let sock = RtpPeer::bind().await;
         let port = sock.local_addr().unwrap().port();
@@ -197,12 +202,14 @@ impl RawCall {
             .replace(&default_offer, &offer)
             .replace(&format!("Content-Length: {}", default_offer.len()), &format!("Content-Length: {}", offer.len()));
         sip.send(&invite).await;
-        let ok = sip.final_response(Duration::from_secs(10)).await.expect("a final response");
-        assert_eq!(ok.status(), Some(200), "{}", ok.0);
-        let remote = sdp_rtp_addr(ok.body()).expect("voxbridge's RTP address");
+        let ok = sip.final_response(Duration::from_secs(10)).await.ok_or("no final response")?;
+        if ok.status() != Some(200) {
+            return Err(ok.0);
+        }
+        let remote = sdp_rtp_addr(ok.body()).ok_or("no RTP address in voxbridge's answer")?;
         let call = RawCall { sip, rtp: RtpPeer::new(sock, remote), invite, ok };
         call.sip.send(&call.in_dialog("ACK", 1)).await;
-        call
+        Ok(call)
     }
 
     /// A request in the call's dialog (ACK for the 200, BYE) from the caller.

@@ -576,3 +576,27 @@ async fn a_g722_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
 async fn an_opus_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
     transcoded_bridge("opus").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_collects_digits_sent_as_sip_info() {
+    let env = env(json!([
+        {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 2, "timeOut": 10}, "eventUrl": ["APP/input"]}
+    ]))
+    .await;
+    env.app.set_document("/input", json!([]));
+    let call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    for (cseq, (content_type, body)) in
+        [("application/dtmf-relay", "Signal=4\r\nDuration=160\r\n"), ("application/dtmf", "2")].into_iter().enumerate()
+    {
+        let info = call.in_dialog("INFO", 10 + cseq as u32).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+        );
+        call.sip.send(&info).await;
+        let (reply, _) = call.sip.recv(T).await.expect("a reply to INFO");
+        assert_eq!(reply.status(), Some(200), "{}", reply.0);
+    }
+    let input = event_with(&env, "dtmf", T).await.expect("the input event");
+    assert_eq!(input["dtmf"], json!({"digits": "42", "timed_out": false}), "{input}");
+    assert!(call.expect_bye(T).await);
+}

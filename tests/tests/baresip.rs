@@ -1,0 +1,102 @@
+//! baresip (Debian's `baresip-core`, headless: a sine source, ALSA's null sink, sndfile dumps of
+//! what it sends and hears) as the far end of a `connect`: the call completes with audio both
+//! ways. The caller is a raw socket sending a 440 Hz tone; baresip sends 600 Hz.
+
+use std::time::Duration;
+
+use serde_json::json;
+use vbtest::SipEnv;
+use vbtest::rtp::{RawCall, decode_pcmu, receive_for, tone, tone_power};
+
+const URI: &str = "sip:+14155550100@acme-sip.sip-us.sip.voxbridge.local";
+
+/// Starts baresip answering on a free port; it quits by itself after `secs`.
+fn baresip(dir: &std::path::Path, port: u16, secs: u32) -> std::process::Child {
+    let cfg = dir.join("cfg");
+    let rec = dir.join("rec");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::create_dir_all(&rec).unwrap();
+    // Its source: a 600 Hz tone longer than the call (baresip hangs up at the file's end).
+    let source = dir.join("tone600.wav");
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(&source, spec).unwrap();
+    for s in tone(&[600.0], 6000.0, 1000 * (secs + 5)) {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    // RTP ports above the media ranges the other tests' servers use (10000-29999).
+    let rtp = 31000 + (port % 50) * 20;
+    let config = format!(
+        "poll_method epoll\nsip_listen 127.0.0.1:{port}\naudio_player alsa,null\naudio_alert alsa,null\n\
+         audio_source aufile,{}\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\n\
+         rtp_ports {rtp}-{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
+         module alsa.so\nmodule sndfile.so\nmodule_tmp uuid.so\nmodule_tmp account.so\nsnd_path {}\n",
+        source.display(),
+        rtp + 19,
+        rec.display()
+    );
+    std::fs::write(cfg.join("config"), config).unwrap();
+    std::fs::write(
+        cfg.join("accounts"),
+        format!("<sip:peer@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU\n"),
+    )
+    .unwrap();
+    std::fs::write(cfg.join("contacts"), "").unwrap();
+    std::process::Command::new("baresip")
+        .arg("-f")
+        .arg(&cfg)
+        .arg("-t")
+        .arg(secs.to_string())
+        .arg("-v")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.join("baresip.log")).unwrap())
+        .spawn()
+        .expect("baresip (apt-get install baresip-core)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_completes_a_call_with_audio_both_ways() {
+    let dir = vbtest::tempdir::Dir::new();
+    let port = vbtest::sipp::free_port();
+    let mut peer = baresip(dir.path(), port, 7);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let env = SipEnv::start(
+        json!([{"action": "connect", "endpoint": [{"type": "sip", "uri": format!("sip:peer@127.0.0.1:{port}")}]}]),
+        &["127.0.0.1"],
+        None,
+    )
+    .await;
+    let log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+    let mut call =
+        RawCall::try_place(&env.sip, URI, vbtest::raw::sdp_offer).await.unwrap_or_else(|e| panic!("{e}\n{}", log()));
+    let ear = call.rtp.listener();
+    let listening = tokio::spawn(async move { receive_for(&ear, Duration::from_secs(3)).await });
+    call.rtp.send_pcmu(&tone(&[440.0], 6000.0, 3000), None).await;
+    let heard = decode_pcmu(&listening.await.unwrap());
+    assert!(heard.len() > 16000, "the caller heard {} samples from baresip", heard.len());
+    let part = &heard[8000..16000];
+    assert!(tone_power(part, 600.0) > 1.0e5, "baresip's 600 Hz reached the caller: {}", tone_power(part, 600.0));
+    // baresip hangs up when its time is over: the call completes.
+    assert!(call.expect_bye(Duration::from_secs(15)).await, "baresip's BYE came through");
+    let _ = tokio::task::spawn_blocking(move || peer.wait()).await;
+    assert!(
+        env.app.wait_status("outbound", "completed", Duration::from_secs(10)).await,
+        "{:?}",
+        env.app.statuses("outbound")
+    );
+    // What baresip heard (its decoder's dump) holds the caller's 440 Hz.
+    let dump = std::fs::read_dir(dir.path().join("rec"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip's dump of what it heard");
+    let mut wav = hound::WavReader::open(&dump).unwrap();
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    let rate = wav.spec().sample_rate as usize;
+    assert!(samples.len() > rate * 2, "{} samples at {rate} Hz", samples.len());
+    let narrow: Vec<i16> = samples.iter().step_by(rate / 8000).copied().collect();
+    let part = &narrow[4000..narrow.len().min(16000)];
+    assert!(tone_power(part, 440.0) > 1.0e5, "baresip heard the caller's 440 Hz: {}", tone_power(part, 440.0));
+}

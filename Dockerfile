@@ -1,13 +1,15 @@
 # Multi-stage build of both binaries into a slim runtime image.
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# libopus is built from source by the opus crate.
+RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cargo build --release --bins --locked \
  && cp target/release/voxbridge target/release/voxbridge-media /usr/local/bin/
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates espeak-ng \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/voxbridge --create-home voxbridge
 COPY --from=build /usr/local/bin/voxbridge /usr/local/bin/voxbridge-media /usr/local/bin/

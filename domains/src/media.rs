@@ -166,6 +166,11 @@ pub enum Command {
         endpoint_id: String,
         muted: bool,
     },
+    /// Earmuffs (it hears nothing) or unearmuffs an endpoint.
+    Earmuff {
+        endpoint_id: String,
+        earmuffed: bool,
+    },
 }
 
 fn yes() -> bool {
@@ -194,6 +199,7 @@ impl Command {
             Command::ConferenceJoin { .. } => "conference_join",
             Command::ConferenceLeave { .. } => "conference_leave",
             Command::Mute { .. } => "mute",
+            Command::Earmuff { .. } => "earmuff",
         }
     }
 }

@@ -150,6 +150,8 @@ pub struct Endpoint {
     tapped: AtomicBool,
     /// Nobody hears this endpoint: what it receives is not relayed (digits still count).
     muted: AtomicBool,
+    /// This endpoint hears nothing: nothing is sent to it (relayed or ours).
+    earmuffed: AtomicBool,
     /// The negotiated codec's decoder and encoder state.
     codec: Mutex<Option<LegCodec>>,
     detectors: Mutex<Detectors>,
@@ -217,6 +219,7 @@ impl Endpoint {
             tap: Mutex::new(None),
             tapped: AtomicBool::new(false),
             muted: AtomicBool::new(false),
+            earmuffed: AtomicBool::new(false),
             codec: Mutex::new(None),
             detectors: Mutex::new(Detectors::default()),
         })
@@ -431,7 +434,11 @@ impl Endpoint {
         };
         let relay_to = peer
             .and_then(|p| p.upgrade())
-            .filter(|p| p.own_senders.load(Ordering::Relaxed) == 0 && !self.muted.load(Ordering::Relaxed))
+            .filter(|p| {
+                p.own_senders.load(Ordering::Relaxed) == 0
+                    && !self.muted.load(Ordering::Relaxed)
+                    && !p.earmuffed.load(Ordering::Relaxed)
+            })
             .and_then(|p| p.destination().map(|(formats, dest)| (p, formats, dest)));
         let transcode = relay_to.as_ref().is_some_and(|(_, to, _)| {
             header.payload_type == from_formats.codec_pt
@@ -632,7 +639,8 @@ impl Endpoint {
     /// Sends one 20 ms frame of our audio, encoded for the far end; while the far end may not
     /// be sent to (hold, no answer yet), the slot passes silently.
     pub async fn send_audio(&self, pcm: &[i16]) {
-        let Some((formats, dest)) = self.destination() else {
+        let earmuffed = self.earmuffed.load(Ordering::Relaxed);
+        let Some((formats, dest)) = self.destination().filter(|_| !earmuffed) else {
             lock(&self.out).skip();
             return;
         };
@@ -776,6 +784,10 @@ impl Endpoint {
         *lock(&self.tap) = Some(tx);
         self.tapped.store(true, Ordering::Relaxed);
         rx
+    }
+
+    pub fn set_earmuffed(&self, earmuffed: bool) {
+        self.earmuffed.store(earmuffed, Ordering::Relaxed);
     }
 
     pub fn set_muted(&self, muted: bool) {

@@ -600,3 +600,63 @@ async fn input_collects_digits_sent_as_sip_info() {
     assert_eq!(input["dtmf"], json!({"digits": "42", "timed_out": false}), "{input}");
     assert!(call.expect_bye(T).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_api_talk_stream_dtmf_and_mute_act_on_a_live_call() {
+    let env = env(json!([{"action": "wait", "timeout": 20}])).await;
+    env.app.set_file("/tone.wav", "audio/wav", &[], tone_wav(0.6));
+    let call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    assert!(env.app.wait_status("inbound", "answered", T).await);
+    let uuid = env.app.leg_uuid("inbound").unwrap();
+    let client = &env.server.client;
+    let url = |path: &str| env.server.url(&format!("/v1/calls/{uuid}{path}"));
+    let put = |path: &str, body: Value| client.put(url(path)).bearer_auth(env.jwt()).json(&body);
+
+    // Refused before anything happens, each with the field named.
+    let (status, body) = vbtest::send(put("/talk", json!({"text": "", "language": "xx-XX", "loop": 1000}))).await;
+    vbtest::assert_problem(status, &body, 400, &["text", "language", "loop"]);
+    let (status, body) = vbtest::send(put("/stream", json!({"stream_url": ["ftp://x/a.mp3"], "level": 3}))).await;
+    vbtest::assert_problem(status, &body, 400, &["stream_url", "level"]);
+    let (status, body) = vbtest::send(put("/dtmf", json!({"digits": "12x"}))).await;
+    vbtest::assert_problem(status, &body, 400, &["digits"]);
+
+    let (status, body) =
+        vbtest::send(put("/talk", json!({"text": "Your call is important to us.", "loop": "0"}))).await;
+    assert_eq!(
+        (status, body["message"].as_str(), body["uuid"].as_str()),
+        (200, Some("Talk started"), Some(uuid.as_str()))
+    );
+    let speech = hear(&call, Duration::from_secs(1), Duration::from_millis(500)).await;
+    assert!(speech.len() >= 40 && rms(&decode_pcmu(&speech)) > 300.0, "{} packets of speech", speech.len());
+    let (status, body) = vbtest::send(client.delete(url("/talk")).bearer_auth(env.jwt())).await;
+    assert_eq!((status, body["message"].as_str()), (200, Some("Talk stopped")));
+    let after = hear(&call, Duration::from_millis(600), Duration::from_millis(300)).await;
+    assert!(after.len() < 10, "the looping talk stopped: {} packets after", after.len());
+
+    let (status, body) =
+        vbtest::send(put("/stream", json!({"stream_url": [format!("{}/tone.wav", env.app.base)]}))).await;
+    assert_eq!((status, body["message"].as_str()), (200, Some("Stream started")));
+    let streamed = hear(&call, T, Duration::from_millis(500)).await;
+    assert!((25..=35).contains(&streamed.len()), "0.6 s of stream: {} packets", streamed.len());
+    assert!(rms(&decode_pcmu(&streamed)) > 3000.0);
+
+    let (status, body) = vbtest::send(put("/dtmf", json!({"digits": "1p9#"}))).await;
+    assert_eq!((status, body["message"].as_str()), (200, Some("DTMF sent")));
+    let events = hear(&call, T, Duration::from_millis(800)).await;
+    let mut rx = domains::dtmf::EventReceiver::default();
+    let digits: String = events
+        .iter()
+        .filter(|p| p.payload_type == 101)
+        .filter_map(|p| rx.on_packet(p.ssrc, p.timestamp, &p.payload))
+        .collect();
+    assert_eq!(digits, "19#", "RFC 4733 events reached the caller");
+
+    for action in ["mute", "unmute", "earmuff", "unearmuff"] {
+        let (status, body) = vbtest::send(put("", json!({"action": action}))).await;
+        assert_eq!(status, 204, "{action}: {body}");
+    }
+    call.hang_up().await;
+    assert!(env.app.wait_status("inbound", "completed", T).await);
+    let (status, body) = vbtest::send(put("/talk", json!({"text": "too late"}))).await;
+    vbtest::assert_problem(status, &body, 400, &[]);
+}

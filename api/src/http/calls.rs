@@ -1,7 +1,7 @@
 //! `/v1/calls` (Voice API, JWT): the calls of the authenticated application, as Vonage lists
 //! and shows them (HAL, `record_index` paging).
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, put, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, delete, get, put, web};
 use domains::events::CallStatus;
 use domains::problem::{InvalidParameter, Problems};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -21,7 +21,14 @@ use crate::state::AppState;
 use crate::store::entity::call;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list).service(fetch).service(update);
+    cfg.service(list)
+        .service(fetch)
+        .service(update)
+        .service(talk)
+        .service(stop_talk)
+        .service(stream)
+        .service(stop_stream)
+        .service(dtmf);
 }
 
 /// The highest `record_index`.
@@ -269,9 +276,14 @@ impl CallUpdate {
         match self.action.as_str() {
             "hangup" => Ok(domains::call::Control::Hangup { uuid }),
             "transfer" => Ok(domains::call::Control::Transfer { uuid, to: self.transfer_to()? }),
-            other => {
-                Err(ApiError::invalid("action", format!("'{other}' is not supported yet; supported: hangup, transfer")))
+            "mute" | "unmute" => Ok(domains::call::Control::Mute { uuid, muted: self.action == "mute" }),
+            "earmuff" | "unearmuff" => {
+                Ok(domains::call::Control::Earmuff { uuid, earmuffed: self.action == "earmuff" })
             }
+            other => Err(ApiError::invalid(
+                "action",
+                format!("'{other}' is not an action; one of hangup, mute, unmute, earmuff, unearmuff, transfer"),
+            )),
         }
     }
 
@@ -336,17 +348,240 @@ async fn update(
     if matches!(control, domains::call::Control::Transfer { .. }) && row.direction != "inbound" {
         return Err(ApiError::invalid("action", "transfer of an outbound leg is not supported yet"));
     }
-    // The request goes to the call's own task: nothing is changed behind its back.
+    steer(&state, &row, control)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Hands `control` to the live call the leg `row` belongs to: the call's own task applies it,
+/// nothing is changed behind its back. An ended leg, or one on another node, is refused.
+fn steer(state: &AppState, row: &call::Model, control: domains::call::Control) -> Result<(), ApiError> {
+    let uuid = &row.uuid;
+    if CallStatus::ALL.iter().any(|s| s.as_str() == row.status && s.is_terminal()) {
+        return Err(ApiError::BadRequest {
+            detail: format!("call {uuid} has ended ({})", row.status),
+            invalid: vec![],
+        });
+    }
     let live = state.calls.get(&domains::call::Key::Uuid(uuid.clone()));
-    let control = crate::calls::CallInput::Control(control);
-    match live.map(|tx| tx.send(control).is_ok()) {
-        Some(true) => Ok(HttpResponse::NoContent().finish()),
+    match live.map(|tx| tx.send(crate::calls::CallInput::Control(control)).is_ok()) {
+        Some(true) => Ok(()),
         _ => Err(ApiError::BadRequest {
             detail: format!("call {uuid} is not in progress on this node"),
             invalid: vec![],
         }),
     }
 }
+
+/// What `PUT …/talk`, `…/stream` and `…/dtmf` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionResult {
+    #[schema(example = "Talk started")]
+    pub message: String,
+    pub uuid: String,
+}
+
+fn started(message: &str, uuid: &str) -> HttpResponse {
+    HttpResponse::Ok().json(ActionResult { message: message.to_owned(), uuid: uuid.to_owned() })
+}
+
+/// Text spoken into a live call (Vonage's `PUT /v1/calls/{uuid}/talk`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TalkRequest {
+    #[schema(max_length = 1500)]
+    pub text: String,
+    /// BCP-47; a language without a voice is refused.
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub style: Option<u32>,
+    #[serde(default)]
+    pub premium: Option<bool>,
+    /// Deprecated by Vonage; accepted and ignored.
+    #[serde(default)]
+    pub voice_name: Option<String>,
+    /// Times to play, 0 = until stopped.
+    #[serde(default, rename = "loop")]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 100)]
+    pub loop_count: Option<serde_json::Value>,
+    /// -1 to 1.
+    #[serde(default)]
+    #[schema(value_type = Option<f64>, minimum = -1, maximum = 1)]
+    pub level: Option<serde_json::Value>,
+}
+
+/// An audio file played into a live call (Vonage's `PUT /v1/calls/{uuid}/stream`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StreamRequest {
+    /// One http(s) URL of an MP3 or WAV file.
+    pub stream_url: Vec<String>,
+    #[serde(default, rename = "loop")]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 100)]
+    pub loop_count: Option<serde_json::Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<f64>, minimum = -1, maximum = 1)]
+    pub level: Option<serde_json::Value>,
+}
+
+/// Digits sent into a live call (Vonage's `PUT /v1/calls/{uuid}/dtmf`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DtmfRequest {
+    /// 0-9, *, #, A-D; `p` is a 500 ms pause.
+    #[schema(max_length = 64)]
+    pub digits: String,
+}
+
+/// `loop` and `level` as Vonage takes them: numbers, or numbers in strings.
+fn loop_and_level(
+    p: &mut Problems,
+    loop_count: Option<&serde_json::Value>,
+    level: Option<&serde_json::Value>,
+) -> (u32, f64) {
+    let number = |v: &serde_json::Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+    let loops = match loop_count.map(number) {
+        None => 1,
+        Some(Some(n)) if n.fract() == 0.0 && (0.0..=100.0).contains(&n) => n as u32,
+        Some(_) => {
+            p.push("loop", "must be an integer from 0 (until stopped) to 100");
+            1
+        }
+    };
+    let level = match level.map(number) {
+        None => 0.0,
+        Some(Some(l)) if (-1.0..=1.0).contains(&l) => l,
+        Some(_) => {
+            p.push("level", "must be a number from -1 to 1");
+            0.0
+        }
+    };
+    (loops, level)
+}
+
+macro_rules! call_media_path {
+    ($name:ident, $method:ident, $path:literal, $id:literal, $summary:literal, $body:ty, $ok:literal) => {
+        #[utoipa::path(
+                    operation_id = $id,
+                    tag = "calls",
+                    summary = $summary,
+                    params(("uuid" = String, Path, description = "Call leg uuid")),
+                    request_body = $body,
+                    responses(
+                        (status = 200, description = $ok, body = ActionResult),
+                        (status = 400, response = BadRequest),
+                        (status = 401, response = Unauthorized),
+                        (status = 404, response = NotFound),
+                        (status = 413, response = PayloadTooLarge),
+                        (status = 415, response = UnsupportedMediaType),
+                        (status = 500, response = InternalError),
+                    ),
+                    security(("bearerAuth" = []))
+                )]
+        #[$method($path)]
+        async fn $name(
+            req: HttpRequest,
+            state: web::Data<AppState>,
+            uuid: web::Path<String>,
+            Body(body): Body<$body>,
+        ) -> Result<HttpResponse, ApiError> {
+            let control = body.control(&uuid)?;
+            let row = own_call(&req, &state, &uuid).await?;
+            steer(&state, &row, control)?;
+            Ok(started($ok, &uuid))
+        }
+    };
+}
+
+impl TalkRequest {
+    fn control(&self, uuid: &str) -> Result<domains::call::Control, ApiError> {
+        let mut p = Problems::new();
+        if self.text.trim().is_empty() || self.text.chars().count() > 1500 {
+            p.push("text", "must be 1 to 1500 characters");
+        }
+        let language = self.language.clone().unwrap_or_else(|| "en-US".to_owned());
+        if domains::voices::voice_for(&language).is_none() {
+            p.push("language", format!("no text-to-speech voice speaks {language}"));
+        }
+        let (loop_count, level) = loop_and_level(&mut p, self.loop_count.as_ref(), self.level.as_ref());
+        p.finish(())?;
+        let source =
+            domains::media::PlaySource::Speech { text: self.text.clone(), language, style: self.style.unwrap_or(0) };
+        Ok(domains::call::Control::Play { uuid: uuid.to_owned(), source, loop_count, level })
+    }
+}
+
+impl StreamRequest {
+    fn control(&self, uuid: &str) -> Result<domains::call::Control, ApiError> {
+        let mut p = Problems::new();
+        let url = match self.stream_url.as_slice() {
+            [one] => reqwest::Url::parse(one).ok().filter(|u| matches!(u.scheme(), "http" | "https")),
+            _ => None,
+        };
+        if url.is_none() {
+            p.push("stream_url", "must be an array of one http(s) URL");
+        }
+        let (loop_count, level) = loop_and_level(&mut p, self.loop_count.as_ref(), self.level.as_ref());
+        p.finish(())?;
+        let source = domains::media::PlaySource::Url { url: url.map(|u| u.to_string()).unwrap_or_default() };
+        Ok(domains::call::Control::Play { uuid: uuid.to_owned(), source, loop_count, level })
+    }
+}
+
+impl DtmfRequest {
+    fn control(&self, uuid: &str) -> Result<domains::call::Control, ApiError> {
+        if self.digits.len() > 64 || !domains::dtmf::valid_digits(&self.digits) {
+            return Err(ApiError::invalid("digits", "1 to 64 of 0-9, *, #, A-D and p (a 500 ms pause)"));
+        }
+        Ok(domains::call::Control::Dtmf { uuid: uuid.to_owned(), digits: self.digits.clone() })
+    }
+}
+
+/// Stops what a `PUT …/talk` or `…/stream` started.
+async fn stop_play(req: &HttpRequest, state: &AppState, uuid: &str, message: &str) -> Result<HttpResponse, ApiError> {
+    let row = own_call(req, state, uuid).await?;
+    steer(state, &row, domains::call::Control::StopPlay { uuid: uuid.to_owned() })?;
+    Ok(started(message, uuid))
+}
+
+macro_rules! call_stop_path {
+    ($name:ident, $path:literal, $id:literal, $summary:literal, $ok:literal) => {
+        #[utoipa::path(
+                    operation_id = $id,
+                    tag = "calls",
+                    summary = $summary,
+                    params(("uuid" = String, Path, description = "Call leg uuid")),
+                    responses(
+                        (status = 200, description = $ok, body = ActionResult),
+                        (status = 400, response = BadRequest),
+                        (status = 401, response = Unauthorized),
+                        (status = 404, response = NotFound),
+                        (status = 500, response = InternalError),
+                    ),
+                    security(("bearerAuth" = []))
+                )]
+        #[delete($path)]
+        async fn $name(
+            req: HttpRequest,
+            state: web::Data<AppState>,
+            uuid: web::Path<String>,
+        ) -> Result<HttpResponse, ApiError> {
+            stop_play(&req, &state, &uuid, $ok).await
+        }
+    };
+}
+
+call_stop_path!(stop_talk, "/{uuid}/talk", "stopTalk", "Stop the talk playing into a call", "Talk stopped");
+call_stop_path!(stop_stream, "/{uuid}/stream", "stopStream", "Stop the stream playing into a call", "Stream stopped");
+
+call_media_path!(talk, put, "/{uuid}/talk", "startTalk", "Speak text into a call", TalkRequest, "Talk started");
+call_media_path!(
+    stream,
+    put,
+    "/{uuid}/stream",
+    "startStream",
+    "Play audio into a call",
+    StreamRequest,
+    "Stream started"
+);
+call_media_path!(dtmf, put, "/{uuid}/dtmf", "sendDtmf", "Send DTMF into a call", DtmfRequest, "DTMF sent");
 
 #[cfg(test)]
 mod tests {

@@ -452,6 +452,7 @@ impl Call {
             super::Control::Transfer { uuid, .. } => {
                 return tracing::info!(call_uuid = %self.uuid, leg = %uuid, "transfer of an outbound leg: ignored");
             }
+            other => return self.leg_media_control(other),
         };
         if uuid == self.uuid {
             tracing::info!(call_uuid = %self.uuid, "hung up through the Voice API");
@@ -472,6 +473,31 @@ impl Call {
             let f = LegFailure::new(CallStatus::Cancelled, "api_hangup", 487, "hung up through the Voice API");
             self.callee_failed(i, f);
         }
+    }
+
+    /// A Voice API control that acts on a leg's media: sent to its endpoint as it is now.
+    fn leg_media_control(&mut self, control: super::Control) {
+        let uuid = control.uuid().to_owned();
+        let endpoint = if uuid == self.uuid {
+            self.a.leg.endpoint_id()
+        } else {
+            self.b.iter().find(|b| b.leg.uuid == uuid && !b.leg.reported).and_then(|b| b.leg.endpoint_id())
+        };
+        let Some(endpoint_id) = endpoint else {
+            return tracing::info!(call_uuid = %self.uuid, leg = %uuid, "media control for a leg without media: ignored");
+        };
+        let command = match control {
+            super::Control::Mute { muted, .. } => Command::Mute { endpoint_id, muted },
+            super::Control::Earmuff { earmuffed, .. } => Command::Earmuff { endpoint_id, earmuffed },
+            super::Control::Play { source, loop_count, level, .. } => {
+                let play_id = format!("api-{}", self.cx.ids.token(12));
+                Command::Play { endpoint_id, play_id, source, loop_count, level }
+            }
+            super::Control::StopPlay { .. } => Command::StopPlay { endpoint_id },
+            super::Control::Dtmf { digits, .. } => Command::SendDtmf { endpoint_id, digits },
+            super::Control::Hangup { .. } | super::Control::Transfer { .. } => return,
+        };
+        self.cx.media(Op::Ignored, command);
     }
 
     pub(super) fn limit_reached(&mut self) {

@@ -242,6 +242,31 @@ pub enum Control {
     Hangup { uuid: String },
     /// Transfer the caller's leg to a new NCCO (an outbound leg's uuid is ignored).
     Transfer { uuid: String, to: TransferTo },
+    /// Nobody hears the leg (`mute`), or they do again.
+    Mute { uuid: String, muted: bool },
+    /// The leg hears nothing (`earmuff`), or hears again.
+    Earmuff { uuid: String, earmuffed: bool },
+    /// Speech or a file played into the leg (`PUT …/talk`, `…/stream`); the NCCO goes on.
+    Play { uuid: String, source: crate::media::PlaySource, loop_count: u32, level: f64 },
+    /// Stops what `Play` started (`DELETE …/talk`, `…/stream`).
+    StopPlay { uuid: String },
+    /// DTMF sent to the leg (`PUT …/dtmf`).
+    Dtmf { uuid: String, digits: String },
+}
+
+impl Control {
+    /// The leg the control is for.
+    pub fn uuid(&self) -> &str {
+        match self {
+            Control::Hangup { uuid }
+            | Control::Transfer { uuid, .. }
+            | Control::Mute { uuid, .. }
+            | Control::Earmuff { uuid, .. }
+            | Control::Play { uuid, .. }
+            | Control::StopPlay { uuid }
+            | Control::Dtmf { uuid, .. } => uuid,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -13,6 +13,7 @@ use base64::Engine;
 pub mod app;
 pub mod dns;
 pub mod kamailio;
+pub mod media_process;
 pub mod raw;
 pub mod rtp;
 pub mod sipp;

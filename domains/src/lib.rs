@@ -5,6 +5,7 @@
 //! or a database: callers pass time and data in and get decisions out.
 
 pub mod acl;
+pub mod amd;
 pub mod application;
 pub mod call;
 pub mod digest;

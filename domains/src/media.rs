@@ -166,6 +166,11 @@ pub enum Command {
         endpoint_id: String,
         muted: bool,
     },
+    /// Classifies what the endpoint receives as a person or an answering machine;
+    /// `machine_detected` follows.
+    DetectMachine {
+        endpoint_id: String,
+    },
     /// Earmuffs (it hears nothing) or unearmuffs an endpoint.
     Earmuff {
         endpoint_id: String,
@@ -200,6 +205,7 @@ impl Command {
             Command::ConferenceLeave { .. } => "conference_leave",
             Command::Mute { .. } => "mute",
             Command::Earmuff { .. } => "earmuff",
+            Command::DetectMachine { .. } => "detect_machine",
         }
     }
 }
@@ -337,6 +343,8 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// What answered on this endpoint: `human`, `machine` or `unknown`.
+    MachineDetected { endpoint_id: String, result: String },
     /// The conference this endpoint is in ended (a member with `end_on_exit` left).
     ConferenceEnded { endpoint_id: String, conference: String },
     /// A WebSocket audio stream closed: by the server, or `reason` says what failed.

@@ -101,6 +101,8 @@ struct Detectors {
     dtmf_packets: u64,
     /// The last audio packet decoded (SSRC, sequence number): a gap is concealed.
     last_decoded: Option<(u32, u16)>,
+    /// Answering-machine detection, while it runs.
+    amd: Option<domains::amd::AmdDetector>,
 }
 
 impl Default for Detectors {
@@ -112,6 +114,7 @@ impl Default for Detectors {
             stats: ReceiverStats::new(audio::RATE),
             dtmf_packets: 0,
             last_decoded: None,
+            amd: None,
         }
     }
 }
@@ -491,7 +494,7 @@ impl Endpoint {
                 d.dtmf_packets += 1;
                 digits.extend(d.events.on_packet(header.ssrc, header.timestamp, payload));
             } else if header.payload_type == formats.codec_pt
-                && (recording || tapped || transcode || formats.telephone_event.is_none())
+                && (recording || tapped || transcode || formats.telephone_event.is_none() || d.amd.is_some())
             {
                 let mut pcm = std::mem::take(&mut d.pcm);
                 pcm.clear();
@@ -520,6 +523,17 @@ impl Endpoint {
                 if tapped && let Some(tap) = lock(&self.tap).as_ref() {
                     // A listener that falls behind loses frames rather than delaying the relay.
                     let _ = tap.try_send(pcm.clone());
+                }
+                if let Some(amd) = d.amd.as_mut() {
+                    let verdict = pcm.get(current..).and_then(|frame| amd.frame(audio::rms(frame)));
+                    if let Some(result) = verdict {
+                        d.amd = None;
+                        tracing::info!(endpoint_id = %self.id, call_uuid = %self.call_uuid, result = result.as_str(), "machine detection");
+                        let _ = self.events.send(Event::MachineDetected {
+                            endpoint_id: self.id.clone(),
+                            result: result.as_str().to_owned(),
+                        });
+                    }
                 }
                 if transcode {
                     // The relay sends this packet's own audio; concealment is for listeners.
@@ -784,6 +798,11 @@ impl Endpoint {
         *lock(&self.tap) = Some(tx);
         self.tapped.store(true, Ordering::Relaxed);
         rx
+    }
+
+    /// Starts classifying the received audio as a person or a machine.
+    pub fn detect_machine(&self) {
+        lock(&self.detectors).amd = Some(domains::amd::AmdDetector::new(domains::amd::AmdConfig::default()));
     }
 
     pub fn set_earmuffed(&self, earmuffed: bool) {

@@ -240,6 +240,10 @@ impl Engine {
                 self.conferences.leave(Some(&conference), &endpoint_id, &self.events);
                 Ok(Reply::Started)
             }
+            Command::DetectMachine { endpoint_id } => self.get(&endpoint_id).map(|ep| {
+                ep.detect_machine();
+                Reply::Started
+            }),
             Command::Earmuff { endpoint_id, earmuffed } => self.get(&endpoint_id).map(|ep| {
                 ep.set_earmuffed(earmuffed);
                 Reply::Started

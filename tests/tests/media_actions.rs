@@ -660,3 +660,64 @@ async fn voice_api_talk_stream_dtmf_and_mute_act_on_a_live_call() {
     let (status, body) = vbtest::send(put("/talk", json!({"text": "too late"}))).await;
     vbtest::assert_problem(status, &body, 400, &[]);
 }
+
+/// Speech by espeak-ng at 8 kHz (nearest-sample decimation is enough for a level detector).
+fn spoken(text: &str) -> Vec<i16> {
+    let path = std::env::temp_dir().join(format!("vb-amd-{}.wav", uuid::Uuid::new_v4().simple()));
+    let ok = std::process::Command::new("espeak-ng").arg("-w").arg(&path).arg(text).status().unwrap().success();
+    assert!(ok, "espeak-ng speaks");
+    let mut wav = hound::WavReader::open(&path).unwrap();
+    let rate = wav.spec().sample_rate as usize;
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    let _ = std::fs::remove_file(&path);
+    (0..samples.len() * 8000 / rate).map(|i| samples[i * rate / 8000]).collect()
+}
+
+/// A callee that answers and plays `audio` then silence: what the detector says of it, and
+/// whether voxbridge hung up on it.
+async fn machine_detection(audio: Vec<i16>) -> (String, bool) {
+    use vbtest::rtp::answer_as_far_end;
+    let far = vbtest::raw::RawSip::new("127.0.0.1:9").await;
+    let far_rtp = vbtest::rtp::RtpPeer::bind().await;
+    let far_port = far_rtp.local_addr().unwrap().port();
+    let env = env(json!([
+        {"action": "connect", "machineDetection": "hangup", "eventUrl": ["APP/connect-events"],
+         "endpoint": [{"type": "sip", "uri": format!("sip:bob@{}", far.local)}]},
+        {"action": "talk", "text": "The callee was a machine."}
+    ]))
+    .await;
+    let sip = env.sip.clone();
+    let placing = tokio::spawn(async move { RawCall::place(&sip, URI, vbtest::raw::sdp_offer).await });
+    let (invite, _, _) = answer_as_far_end(&far, far_port, T).await;
+    let call = placing.await.unwrap();
+    let mut far_peer = vbtest::rtp::RtpPeer::new(far_rtp, vbtest::raw::sdp_rtp_addr(invite.body()).unwrap());
+    let mut stream = audio;
+    stream.extend(vec![0i16; 8000 * 3]);
+    let sending = tokio::spawn(async move { far_peer.send_pcmu(&stream, None).await });
+    let verdict = event_with(&env, "call_uuid", Duration::from_secs(10)).await.expect("a machine detection event");
+    let hung_up = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match far.recv(Duration::from_secs(2)).await {
+                Some((m, _)) if m.method() == Some("BYE") => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    sending.abort();
+    call.hang_up().await;
+    (verdict["status"].as_str().unwrap_or_default().to_owned(), hung_up)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_detection_tells_a_recorded_greeting_from_a_short_hello() {
+    let greeting = spoken(
+        "Hi, you have reached Sam Jones. I cannot take your call right now, please leave a message after the tone.",
+    );
+    let (status, hung_up) = machine_detection(greeting).await;
+    assert_eq!((status.as_str(), hung_up), ("machine", true), "a greeting is a machine, hung up as asked");
+    let (status, hung_up) = machine_detection(spoken("Hello?")).await;
+    assert_eq!((status.as_str(), hung_up), ("human", false), "a short hello is a person, kept");
+}

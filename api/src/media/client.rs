@@ -208,6 +208,10 @@ fn dispatch(shared: &Shared, text: &str) {
             tracing::info!(%call_uuid, endpoint_id = %endpoint_id, "media: RTP timeout");
             let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::RtpTimeout { endpoint: endpoint_id }));
         }
+        Ok(Message::Event { event: Event::MachineDetected { endpoint_id, result } }) => {
+            let _ =
+                shared.events.send(MediaEvent::Call(CallMediaEvent::MachineDetected { endpoint: endpoint_id, result }));
+        }
         Ok(Message::Event { event: Event::ConferenceEnded { endpoint_id, .. } }) => {
             let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::ConferenceEnded { endpoint: endpoint_id }));
         }

@@ -51,6 +51,9 @@ pub struct ConnectPlan {
     pub ringback: Option<String>,
     /// `onAnswer`: an NCCO run on the callee before the bridge.
     pub on_answer: Option<super::whisper::OnAnswerPlan>,
+    /// `machineDetection` (or the advanced variant's `behavior`): the answered callee is
+    /// classified human or machine, and a machine is hung up on `hangup`.
+    pub machine_detection: Option<crate::ncco::MachineDetection>,
 }
 
 impl Call {
@@ -282,8 +285,43 @@ impl Call {
         if let (Some(digits), Some(endpoint_id)) = (digits, self.b.get(i).and_then(|b| b.leg.endpoint_id())) {
             self.cx.media(Op::Action("connect"), Command::SendDtmf { endpoint_id, digits });
         }
+        let detect = self.exec.connect.as_ref().is_some_and(|p| p.machine_detection.is_some());
+        if let (true, Some(endpoint_id)) = (detect, self.b.get(i).and_then(|b| b.leg.endpoint_id())) {
+            self.cx.media(Op::Ignored, Command::DetectMachine { endpoint_id });
+        }
         let limit = self.exec.connect.as_ref().map_or(Duration::from_secs(7200), |p| p.limit);
         self.cx.timers.set(TimerKey::Limit, self.cx.now.at + limit);
+    }
+
+    /// The answered callee was classified: the application hears of it, and a machine is hung
+    /// up when the connect asked for that (the NCCO goes on).
+    pub(super) fn machine_detected(&mut self, endpoint: &str, result: &str) {
+        let Some(i) =
+            self.exec.bridged.filter(|i| self.b.get(*i).and_then(|b| b.leg.endpoint_id()).as_deref() == Some(endpoint))
+        else {
+            return;
+        };
+        let Some(b) = self.b.get(i) else { return };
+        let event = serde_json::json!({
+            "uuid": b.leg.uuid,
+            "conversation_uuid": self.conversation_uuid,
+            "call_uuid": self.uuid,
+            "status": result,
+            "from": b.leg.from,
+            "to": b.leg.to,
+            "timestamp": self.cx.iso(),
+        });
+        let webhook = self.exec.connect_event.clone();
+        self.post_ignored(webhook, event);
+        let hang_up =
+            self.exec.connect.as_ref().and_then(|p| p.machine_detection) == Some(crate::ncco::MachineDetection::Hangup);
+        if result == "machine" && hang_up {
+            tracing::info!(call_uuid = %self.uuid, "answering machine: the callee is hung up");
+            self.exec.bridged = None;
+            self.cx.timers.cancel(TimerKey::Limit);
+            self.end_b(i, None);
+            self.connect_done();
+        }
     }
 
     /// The callee `i` answered first: its `answered` event, and the other forks cancelled.

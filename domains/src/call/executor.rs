@@ -85,6 +85,8 @@ pub struct Executor {
     pub recorded_endpoint: Option<String>,
     /// A `bargeIn` play still running (endpoint, play): the caller's first digit stops it.
     pub barge_in: Option<(String, String)>,
+    /// The running connect's `eventUrl`, for its machine-detection event.
+    pub connect_event: Option<Webhook>,
     /// The leg of a `connect` to a WebSocket.
     pub websocket: Option<super::websocket::WebsocketLeg>,
     /// Legs whose endpoint is being destroyed: their final report waits for its quality.
@@ -167,6 +169,7 @@ impl Call {
                     dtmf_answer: None,
                     ringback: None,
                     on_answer: None,
+                    machine_detection: None,
                 });
             }
         }
@@ -269,6 +272,7 @@ impl Call {
                     self.start_websocket(ws);
                     return false;
                 }
+                self.exec.connect_event = c.event.clone();
                 match self.connect_plan(&c) {
                     Ok(plan) => {
                         self.exec.step = Step::ExpectCalleeAnswer;
@@ -386,6 +390,7 @@ impl Call {
             dtmf_answer,
             ringback: ringback.clone(),
             on_answer,
+            machine_detection: c.machine_detection.or(c.advanced_machine_detection.map(|a| a.behavior)),
         };
         let (user, trunk, from) = match &c.endpoint {
             Endpoint::Sip(first) if !c.forks.is_empty() => {
@@ -607,6 +612,7 @@ impl Call {
                 }
             }
             MediaEvent::WsClosed { endpoint, reason } => self.websocket_closed(&endpoint, reason),
+            MediaEvent::MachineDetected { endpoint, result } => self.machine_detected(&endpoint, &result),
             MediaEvent::ConferenceEnded { endpoint } => {
                 let ours = self.a.leg.endpoint_id().as_deref() == Some(endpoint.as_str());
                 if ours && self.exec.step == Step::ExpectConversationEnd {

@@ -140,6 +140,11 @@ pub enum MediaEvent {
     ConferenceEnded {
         endpoint: String,
     },
+    /// The answering-machine detector classified what answered (`human`, `machine`, `unknown`).
+    MachineDetected {
+        endpoint: String,
+        result: String,
+    },
     /// The WebSocket of a `connect` closed, by the server or because it failed (`reason`).
     WsClosed {
         endpoint: String,
@@ -158,7 +163,8 @@ impl MediaEvent {
             | MediaEvent::PlaybackDone { endpoint, .. }
             | MediaEvent::RecordDone { endpoint, .. }
             | MediaEvent::WsClosed { endpoint, .. }
-            | MediaEvent::ConferenceEnded { endpoint } => Some(endpoint),
+            | MediaEvent::ConferenceEnded { endpoint }
+            | MediaEvent::MachineDetected { endpoint, .. } => Some(endpoint),
             MediaEvent::ProcessLost => None,
         }
     }

@@ -48,6 +48,9 @@ pub struct ReceiverStats {
     jitter_max: f64,
     last_transit: Option<i64>,
     clock_rate: u32,
+    /// Expected and received at the last report (RFC 3550 A.3's interval counters).
+    expected_prior: u64,
+    received_prior: u64,
 }
 
 impl ReceiverStats {
@@ -112,6 +115,33 @@ impl ReceiverStats {
         (expected, expected.saturating_sub(received))
     }
 
+    /// The source being received, once a packet came.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.ssrc
+    }
+
+    /// The RTCP report block for the current stream (RFC 3550 A.3), `lsr`/`dlsr` from the
+    /// source's last SR; starts a new interval for `fraction_lost`.
+    pub fn report_block(&mut self, lsr: u32, dlsr: u32) -> Option<crate::rtcp::ReportBlock> {
+        let ssrc = self.ssrc?;
+        let (expected, received) = (self.expected(), self.received);
+        let expected_interval = expected.saturating_sub(self.expected_prior);
+        let received_interval = received.saturating_sub(self.received_prior);
+        self.expected_prior = expected;
+        self.received_prior = received;
+        let lost_interval = expected_interval.saturating_sub(received_interval);
+        let fraction_lost = if expected_interval == 0 { 0 } else { ((lost_interval << 8) / expected_interval).min(255) as u8 };
+        Some(crate::rtcp::ReportBlock {
+            ssrc,
+            fraction_lost,
+            cumulative_lost: i32::try_from(expected as i64 - received as i64).unwrap_or(i32::MAX),
+            highest_seq: self.max_seq,
+            jitter: self.jitter as u32,
+            lsr,
+            dlsr,
+        })
+    }
+
     pub fn jitter_ms(&self) -> (f64, f64) {
         let per_ms = f64::from(self.clock_rate.max(1)) / 1000.0;
         (self.jitter / per_ms, self.jitter_max / per_ms)
@@ -157,6 +187,24 @@ mod tests {
         let (expected, lost) = s.loss();
         // The last packet (999) is lost too but not yet known to be: 999 expected, 99 lost.
         assert_eq!((expected, lost), (999, 99));
+    }
+
+    #[test]
+    fn report_blocks_count_per_interval() {
+        let mut s = ReceiverStats::new(8000);
+        assert_eq!(s.report_block(0, 0), None, "nothing received yet");
+        for i in 0..100u16 {
+            if i % 4 != 3 {
+                s.on_packet(5, i, u32::from(i) * 160, u64::from(i) * 20, true);
+            }
+        }
+        let b = s.report_block(7, 9).unwrap();
+        assert_eq!((b.ssrc, b.cumulative_lost, b.highest_seq, b.lsr, b.dlsr), (5, 24, 98, 7, 9), "the last loss (99) is not known yet");
+        assert_eq!(b.fraction_lost, (24 * 256 / 99) as u8);
+        for i in 100..120u16 {
+            s.on_packet(5, i, u32::from(i) * 160, u64::from(i) * 20, true);
+        }
+        assert_eq!(s.report_block(0, 0).unwrap().fraction_lost, (256 / 21) as u8, "packet 99, known lost now, of 21 expected");
     }
 
     #[test]

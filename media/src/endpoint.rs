@@ -157,7 +157,26 @@ pub struct Endpoint {
     earmuffed: AtomicBool,
     /// The negotiated codec's decoder and encoder state.
     codec: Mutex<Option<LegCodec>>,
+    /// The RTCP socket (the port above the RTP one), when it could be bound.
+    rtcp: Option<UdpSocket>,
+    rtcp_state: Mutex<RtcpState>,
+    /// The SSRC of what was last sent to the far end (relayed or ours): our reports speak as
+    /// it, so the far end's report blocks about it carry our SR's time (round-trip time).
+    last_sent_ssrc: AtomicU32,
     detectors: Mutex<Detectors>,
+}
+
+/// What RTCP has told about the far end.
+#[derive(Debug, Default)]
+struct RtcpState {
+    /// The last SR received: its NTP time's middle bits and when it arrived.
+    remote_sr: Option<(u32, Instant)>,
+    rtt_ms: Option<f64>,
+}
+
+fn ntp_now() -> u64 {
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    domains::rtcp::ntp_from_unix_micros(u64::try_from(micros).unwrap_or(u64::MAX))
 }
 
 /// Held while a play or DTMF sender owns the endpoint's outgoing stream.
@@ -195,6 +214,7 @@ impl Endpoint {
         remote_identity: Option<String>,
         clock: Clock,
         events: broadcast::Sender<Event>,
+        rtcp: Option<UdpSocket>,
     ) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             id,
@@ -224,6 +244,9 @@ impl Endpoint {
             muted: AtomicBool::new(false),
             earmuffed: AtomicBool::new(false),
             codec: Mutex::new(None),
+            rtcp,
+            rtcp_state: Mutex::new(RtcpState::default()),
+            last_sent_ssrc: AtomicU32::new(0),
             detectors: Mutex::new(Detectors::default()),
         })
     }
@@ -320,6 +343,7 @@ impl Endpoint {
     /// The leg's quality so far: counters, RFC 3550 loss and jitter, and the estimated MOS.
     pub fn quality(&self) -> Quality {
         let c = self.stats();
+        let rtt_ms = lock(&self.rtcp_state).rtt_ms;
         let d = lock(&self.detectors);
         let (expected, lost) = d.stats.loss();
         let loss_percent = if expected == 0 { 0.0 } else { lost as f64 * 100.0 / expected as f64 };
@@ -334,8 +358,8 @@ impl Endpoint {
             loss_percent: round(loss_percent),
             jitter_ms: round(jitter_ms),
             jitter_max_ms: round(jitter_max_ms),
-            rtt_ms: None,
-            mos: quality::mos(loss_percent, jitter_ms, None),
+            rtt_ms: rtt_ms.map(round),
+            mos: quality::mos(loss_percent, jitter_ms, rtt_ms),
             dtmf_packets: d.dtmf_packets,
         }
     }
@@ -615,6 +639,9 @@ impl Endpoint {
         {
             peer.record_sent(formats.codec, payload);
         }
+        if let Some(ssrc) = packet.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) {
+            peer.last_sent_ssrc.store(ssrc, Ordering::Relaxed);
+        }
         match peer.socket.send_to(packet, dest).await {
             Ok(n) => {
                 peer.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
@@ -641,6 +668,7 @@ impl Endpoint {
     }
 
     async fn send_own(&self, packet: &[u8], dest: SocketAddr) {
+        self.last_sent_ssrc.store(lock(&self.out).ssrc(), Ordering::Relaxed);
         match self.socket.send_to(packet, dest).await {
             Ok(n) => {
                 self.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
@@ -791,6 +819,77 @@ impl Endpoint {
         }))
     }
 
+    /// Serves RTCP until aborted (with the endpoint): reads the far end's reports (its SR's
+    /// time for our LSR, round-trip time from its blocks about us) and sends ours every
+    /// `interval` (an SR speaking as the stream we send, a block about the stream we receive,
+    /// the SDES CNAME).
+    pub async fn run_rtcp(self: Arc<Self>, interval: Duration) {
+        let Some(sock) = self.rtcp.as_ref() else { return };
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        let mut buf = [0u8; 1500];
+        loop {
+            tokio::select! {
+                received = sock.recv_from(&mut buf) => {
+                    if let Ok((n, _)) = received {
+                        self.on_rtcp(buf.get(..n).unwrap_or_default());
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Some((report, dest)) = self.rtcp_report() {
+                        let _ = sock.send_to(&report, dest).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_rtcp(&self, datagram: &[u8]) {
+        let Ok(packets) = domains::rtcp::parse(datagram) else { return };
+        let now = ntp_now();
+        let mut st = lock(&self.rtcp_state);
+        for p in packets {
+            let blocks = match p {
+                domains::rtcp::RtcpPacket::SenderReport { info, reports, .. } => {
+                    st.remote_sr = Some((domains::rtcp::ntp_middle(info.ntp), Instant::now()));
+                    reports
+                }
+                domains::rtcp::RtcpPacket::ReceiverReport { reports, .. } => reports,
+                domains::rtcp::RtcpPacket::Other { .. } => continue,
+            };
+            if let Some(rtt) = blocks.iter().find_map(|b| domains::rtcp::rtt_ms(now, b)) {
+                st.rtt_ms = Some(rtt);
+            }
+        }
+    }
+
+    /// Our report and where it goes (the far end's RTP address, port + 1).
+    fn rtcp_report(&self) -> Option<(Vec<u8>, SocketAddr)> {
+        let (_, rtp) = self.destination()?;
+        let dest = SocketAddr::new(rtp.ip(), rtp.port().checked_add(1)?);
+        let (lsr, dlsr) = match lock(&self.rtcp_state).remote_sr {
+            Some((lsr, at)) => (lsr, (at.elapsed().as_secs_f64() * 65536.0) as u32),
+            None => (0, 0),
+        };
+        let block = lock(&self.detectors).stats.report_block(lsr, dlsr);
+        let (own_ssrc, timestamp) = {
+            let out = lock(&self.out);
+            (out.ssrc(), out.timestamp())
+        };
+        let ssrc = match self.last_sent_ssrc.load(Ordering::Relaxed) {
+            0 => own_ssrc,
+            s => s,
+        };
+        let c = self.stats();
+        let sender = domains::rtcp::SenderInfo {
+            ntp: ntp_now(),
+            rtp_timestamp: timestamp,
+            packets: c.tx_packets as u32,
+            octets: c.tx_bytes as u32,
+        };
+        Some((domains::rtcp::build(ssrc, Some(sender), &block.into_iter().collect::<Vec<_>>(), "voxbridge"), dest))
+    }
+
     /// Sends the decoded received audio (20 ms frames) to the returned receiver until
     /// [`Endpoint::untap`]; a new tap replaces the old one.
     pub fn tap(&self) -> tokio::sync::mpsc::Receiver<Vec<i16>> {
@@ -925,7 +1024,7 @@ mod tests {
         let id = format!("ep{}", lease.port());
         let session = Session::Negotiated(negotiated);
         let events = broadcast::channel(16).0;
-        Endpoint::new(id, "call".into(), socket, lease, local, String::new(), session, None, Clock::start(), events)
+        Endpoint::new(id, "call".into(), socket, lease, local, String::new(), session, None, Clock::start(), events, None)
     }
 
     #[test]

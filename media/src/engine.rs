@@ -31,6 +31,8 @@ pub struct Config {
     pub stats_interval: Duration,
     /// Where recordings are written (`record_start`'s `path` is relative to it).
     pub recordings_dir: std::path::PathBuf,
+    /// How often each leg sends its RTCP report.
+    pub rtcp_interval: Duration,
     /// The codecs we offer, in order (answers accept any supported codec, in the offer's order).
     pub codecs: Vec<Codec>,
 }
@@ -65,6 +67,7 @@ impl CommandError {
 struct Entry {
     endpoint: Arc<Endpoint>,
     task: JoinHandle<()>,
+    rtcp: JoinHandle<()>,
 }
 
 pub struct Engine {
@@ -291,6 +294,14 @@ impl Engine {
         let (socket, lease) = self.ports.allocate()?;
         local.port = lease.port();
         let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| CommandError::Internal(e.to_string()))?;
+        // RTCP on the odd port the allocator keeps for it; without it the leg has no reports.
+        let rtcp = std::net::UdpSocket::bind((self.config.rtp_ip, lease.port().saturating_add(1)))
+            .and_then(|s| {
+                s.set_nonblocking(true)?;
+                tokio::net::UdpSocket::from_std(s)
+            })
+            .map_err(|e| tracing::warn!(port = lease.port() + 1, error = %e, "RTCP port unavailable"))
+            .ok();
         let (local_sdp, session, identity) = match offer {
             Some((offer, negotiated, text)) => (
                 sdp::build_answer(&local, &offer, &negotiated),
@@ -315,13 +326,15 @@ impl Engine {
             identity,
             self.clock,
             self.events.clone(),
+            rtcp,
         );
         let task = tokio::spawn(endpoint.clone().run());
+        let rtcp = tokio::spawn(endpoint.clone().run_rtcp(self.config.rtcp_interval));
         tracing::info!(
             endpoint_id = %id, call_uuid = %endpoint.call_uuid, port = endpoint.port(),
             codec = endpoint.codec().map(Codec::name), "endpoint created"
         );
-        self.endpoints().insert(id, Entry { endpoint: endpoint.clone(), task });
+        self.endpoints().insert(id, Entry { endpoint: endpoint.clone(), task, rtcp });
         Ok(endpoint)
     }
 
@@ -361,7 +374,9 @@ impl Engine {
             peer.set_peer(None);
         }
         entry.task.abort();
+        entry.rtcp.abort();
         let _ = entry.task.await;
+        let _ = entry.rtcp.await;
         entry.endpoint.end_jobs().await;
         let quality = entry.endpoint.quality();
         tracing::info!(

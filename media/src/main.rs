@@ -51,6 +51,9 @@ struct Cli {
     /// answered with any of them (transcoded when the other leg differs).
     #[arg(long, env = "VOXBRIDGE_MEDIA_CODECS", value_delimiter = ',', default_value = "PCMU,PCMA", value_parser = codec)]
     codecs: Vec<domains::sdp::Codec>,
+    /// Milliseconds between a leg's RTCP reports (RFC 3550's 5 s by default).
+    #[arg(long, env = "VOXBRIDGE_MEDIA_RTCP_INTERVAL_MS", default_value_t = 5000)]
+    rtcp_interval_ms: u64,
     /// The espeak-ng program that speaks `talk` text (Debian: `apt-get install espeak-ng`).
     #[arg(long, env = "VOXBRIDGE_MEDIA_ESPEAK", default_value = "espeak-ng")]
     espeak: String,
@@ -88,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
             stats_interval: Duration::from_secs(5),
             recordings_dir: cli.recordings_dir,
             codecs: cli.codecs,
+        rtcp_interval: Duration::from_millis(cli.rtcp_interval_ms.max(100)),
         },
         sources::Sources::new(Box::new(sources::Espeak { program: cli.espeak }), sources::Limits::default()),
     );

@@ -72,6 +72,14 @@ impl OutStream {
         self.marker = true;
     }
 
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    pub fn timestamp(&self) -> u32 {
+        self.timestamp
+    }
+
     /// A slot in which nothing is sent.
     pub fn skip(&mut self) {
         self.timestamp = self.timestamp.wrapping_add(FRAME as u32);

@@ -305,3 +305,59 @@ async fn destroy_endpoint_frees_its_port() {
     }
     assert!(freed, "the closed connection's endpoint was released");
 }
+
+/// An RTP socket on an even port and its RTCP neighbour.
+async fn rtp_rtcp_pair() -> (UdpSocket, UdpSocket, u16) {
+    loop {
+        let (rtp, port) = udp().await;
+        if port % 2 == 0
+            && let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)).await
+        {
+            return (rtp, rtcp, port);
+        }
+    }
+}
+
+#[tokio::test]
+async fn rtcp_reports_are_sent_read_and_give_the_round_trip_time() {
+    use domains::rtcp::{self, RtcpPacket};
+    let media = MediaProcess::start(&["--rtp-ports", "29600-29699", "--rtcp-interval-ms", "300"]);
+    let mut control = media.control().await;
+    let (peer, peer_rtcp, peer_port) = rtp_rtcp_pair().await;
+    let (ep, ep_port, _) = control.create("call-rtcp", Some(&peer_sdp(peer_port, 101, "")), &[]).await;
+    // 20 packets, 4 of them lost, and the peer's sender report.
+    for i in 0..20u16 {
+        if i % 5 != 4 {
+            peer.send_to(&rtp(0, i, 160 * u32::from(i), 0xabcd, &payload(i)), media_addr(ep_port)).await.unwrap();
+        }
+    }
+    let our_sr_ntp = rtcp::ntp_from_unix_micros(1_800_000_000_000_000);
+    let info = rtcp::SenderInfo { ntp: our_sr_ntp, rtp_timestamp: 3040, packets: 16, octets: 2752 };
+    peer_rtcp.send_to(&rtcp::build(0xabcd, Some(info), &[], "peer"), media_addr(ep_port + 1)).await.unwrap();
+    // voxbridge's report arrives on the peer's RTCP port, about the peer's stream.
+    let mut buf = [0u8; 1500];
+    let (sr, block) = loop {
+        let (n, from) = timeout(Duration::from_secs(3), peer_rtcp.recv_from(&mut buf)).await.expect("an RTCP report").unwrap();
+        assert_eq!(from, media_addr(ep_port + 1), "sent from the RTCP port");
+        let packets = rtcp::parse(&buf[..n]).unwrap();
+        assert!(packets.iter().any(|p| matches!(p, RtcpPacket::Other { packet_type: 202 })), "with an SDES");
+        if let Some(RtcpPacket::SenderReport { ssrc, info, reports }) = packets.first()
+            && let Some(b) = reports.first()
+        {
+            break ((*ssrc, *info), *b);
+        }
+    };
+    assert_eq!((block.ssrc, block.cumulative_lost, block.highest_seq), (0xabcd, 3, 18), "{block:?}");
+    assert_eq!(block.lsr, rtcp::ntp_middle(our_sr_ntp), "LSR names the peer's SR");
+    // The peer answers with a receiver report about voxbridge's SR, held 100 ms.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let reply = rtcp::ReportBlock { ssrc: sr.0, lsr: rtcp::ntp_middle(sr.1.ntp), dlsr: 65536 / 10, ..Default::default() };
+    peer_rtcp.send_to(&rtcp::build(0xabcd, None, &[reply], "peer"), media_addr(ep_port + 1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let destroyed = control.ok(json!({"type": "destroy_endpoint", "endpoint_id": ep})).await;
+    let q = &destroyed["quality"];
+    assert_eq!((q["packets_received"].as_u64(), q["packets_lost"].as_u64()), (Some(16), Some(3)), "{q}");
+    // Time since the SR minus the 100 ms the peer said it held it, on one machine: tiny.
+    let rtt = q["rtt_ms"].as_f64().expect("a round-trip time");
+    assert!((0.0..200.0).contains(&rtt), "{q}");
+}

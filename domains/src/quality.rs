@@ -130,7 +130,7 @@ impl ReceiverStats {
         self.expected_prior = expected;
         self.received_prior = received;
         let lost_interval = expected_interval.saturating_sub(received_interval);
-        let fraction_lost = if expected_interval == 0 { 0 } else { ((lost_interval << 8) / expected_interval).min(255) as u8 };
+        let fraction_lost = (lost_interval << 8).checked_div(expected_interval).map_or(0, |f| f.min(255) as u8);
         Some(crate::rtcp::ReportBlock {
             ssrc,
             fraction_lost,
@@ -199,12 +199,20 @@ mod tests {
             }
         }
         let b = s.report_block(7, 9).unwrap();
-        assert_eq!((b.ssrc, b.cumulative_lost, b.highest_seq, b.lsr, b.dlsr), (5, 24, 98, 7, 9), "the last loss (99) is not known yet");
+        assert_eq!(
+            (b.ssrc, b.cumulative_lost, b.highest_seq, b.lsr, b.dlsr),
+            (5, 24, 98, 7, 9),
+            "the last loss (99) is not known yet"
+        );
         assert_eq!(b.fraction_lost, (24 * 256 / 99) as u8);
         for i in 100..120u16 {
             s.on_packet(5, i, u32::from(i) * 160, u64::from(i) * 20, true);
         }
-        assert_eq!(s.report_block(0, 0).unwrap().fraction_lost, (256 / 21) as u8, "packet 99, known lost now, of 21 expected");
+        assert_eq!(
+            s.report_block(0, 0).unwrap().fraction_lost,
+            (256 / 21) as u8,
+            "packet 99, known lost now, of 21 expected"
+        );
     }
 
     #[test]

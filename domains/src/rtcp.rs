@@ -31,10 +31,19 @@ pub struct SenderInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RtcpPacket {
-    SenderReport { ssrc: u32, info: SenderInfo, reports: Vec<ReportBlock> },
-    ReceiverReport { ssrc: u32, reports: Vec<ReportBlock> },
+    SenderReport {
+        ssrc: u32,
+        info: SenderInfo,
+        reports: Vec<ReportBlock>,
+    },
+    ReceiverReport {
+        ssrc: u32,
+        reports: Vec<ReportBlock>,
+    },
     /// SDES, BYE, APP, feedback…: skipped.
-    Other { packet_type: u8 },
+    Other {
+        packet_type: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +129,8 @@ pub fn build(ssrc: u32, sender: Option<SenderInfo>, blocks: &[ReportBlock], cnam
     }
     for b in blocks.iter().take(31) {
         out.extend(b.ssrc.to_be_bytes());
-        let lost = (u32::from(b.fraction_lost) << 24) | (b.cumulative_lost.clamp(-0x80_0000, 0x7f_ffff) as u32 & 0x00ff_ffff);
+        let lost =
+            (u32::from(b.fraction_lost) << 24) | (b.cumulative_lost.clamp(-0x80_0000, 0x7f_ffff) as u32 & 0x00ff_ffff);
         out.extend(lost.to_be_bytes());
         out.extend(b.highest_seq.to_be_bytes());
         out.extend(b.jitter.to_be_bytes());
@@ -181,7 +191,12 @@ mod tests {
             lsr: 0x1234_5678,
             dlsr: 65536,
         };
-        let info = SenderInfo { ntp: ntp_from_unix_micros(1_700_000_000_000_000), rtp_timestamp: 160, packets: 10, octets: 1720 };
+        let info = SenderInfo {
+            ntp: ntp_from_unix_micros(1_700_000_000_000_000),
+            rtp_timestamp: 160,
+            packets: 10,
+            octets: 1720,
+        };
         let sr = build(7, Some(info), &[block], "voxbridge");
         assert_eq!(sr.len() % 4, 0);
         let parsed = parse(&sr).unwrap();

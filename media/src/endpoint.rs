@@ -1024,7 +1024,19 @@ mod tests {
         let id = format!("ep{}", lease.port());
         let session = Session::Negotiated(negotiated);
         let events = broadcast::channel(16).0;
-        Endpoint::new(id, "call".into(), socket, lease, local, String::new(), session, None, Clock::start(), events, None)
+        Endpoint::new(
+            id,
+            "call".into(),
+            socket,
+            lease,
+            local,
+            String::new(),
+            session,
+            None,
+            Clock::start(),
+            events,
+            None,
+        )
     }
 
     #[test]

@@ -91,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
             stats_interval: Duration::from_secs(5),
             recordings_dir: cli.recordings_dir,
             codecs: cli.codecs,
-        rtcp_interval: Duration::from_millis(cli.rtcp_interval_ms.max(100)),
+            rtcp_interval: Duration::from_millis(cli.rtcp_interval_ms.max(100)),
         },
         sources::Sources::new(Box::new(sources::Espeak { program: cli.espeak }), sources::Limits::default()),
     );

@@ -459,22 +459,22 @@ fn loop_and_level(
 macro_rules! call_media_path {
     ($name:ident, $method:ident, $path:literal, $id:literal, $summary:literal, $body:ty, $ok:literal) => {
         #[utoipa::path(
-                                    operation_id = $id,
-                                    tag = "calls",
-                                    summary = $summary,
-                                    params(("uuid" = String, Path, description = "Call leg uuid")),
-                                    request_body = $body,
-                                    responses(
-                                        (status = 200, description = $ok, body = ActionResult),
-                                        (status = 400, response = BadRequest),
-                                        (status = 401, response = Unauthorized),
-                                        (status = 404, response = NotFound),
-                                        (status = 413, response = PayloadTooLarge),
-                                        (status = 415, response = UnsupportedMediaType),
-                                        (status = 500, response = InternalError),
-                                    ),
-                                    security(("bearerAuth" = []))
-                                )]
+                                                    operation_id = $id,
+                                                    tag = "calls",
+                                                    summary = $summary,
+                                                    params(("uuid" = String, Path, description = "Call leg uuid")),
+                                                    request_body = $body,
+                                                    responses(
+                                                        (status = 200, description = $ok, body = ActionResult),
+                                                        (status = 400, response = BadRequest),
+                                                        (status = 401, response = Unauthorized),
+                                                        (status = 404, response = NotFound),
+                                                        (status = 413, response = PayloadTooLarge),
+                                                        (status = 415, response = UnsupportedMediaType),
+                                                        (status = 500, response = InternalError),
+                                                    ),
+                                                    security(("bearerAuth" = []))
+                                                )]
         #[$method($path)]
         async fn $name(
             req: HttpRequest,
@@ -544,19 +544,19 @@ async fn stop_play(req: &HttpRequest, state: &AppState, uuid: &str, message: &st
 macro_rules! call_stop_path {
     ($name:ident, $path:literal, $id:literal, $summary:literal, $ok:literal) => {
         #[utoipa::path(
-                                    operation_id = $id,
-                                    tag = "calls",
-                                    summary = $summary,
-                                    params(("uuid" = String, Path, description = "Call leg uuid")),
-                                    responses(
-                                        (status = 200, description = $ok, body = ActionResult),
-                                        (status = 400, response = BadRequest),
-                                        (status = 401, response = Unauthorized),
-                                        (status = 404, response = NotFound),
-                                        (status = 500, response = InternalError),
-                                    ),
-                                    security(("bearerAuth" = []))
-                                )]
+                                                    operation_id = $id,
+                                                    tag = "calls",
+                                                    summary = $summary,
+                                                    params(("uuid" = String, Path, description = "Call leg uuid")),
+                                                    responses(
+                                                        (status = 200, description = $ok, body = ActionResult),
+                                                        (status = 400, response = BadRequest),
+                                                        (status = 401, response = Unauthorized),
+                                                        (status = 404, response = NotFound),
+                                                        (status = 500, response = InternalError),
+                                                    ),
+                                                    security(("bearerAuth" = []))
+                                                )]
         #[delete($path)]
         async fn $name(
             req: HttpRequest,

@@ -204,6 +204,9 @@ pub struct InputEvent {
     pub from: String,
     pub to: String,
     pub dtmf: DtmfResult,
+    /// Present when the input asked for speech.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech: Option<SpeechResult>,
     pub timestamp: String,
 }
 
@@ -212,6 +215,18 @@ pub struct DtmfResult {
     pub digits: String,
     pub timed_out: bool,
 }
+
+/// Vonage's `speech` result; with no recognition engine it carries the `error`, never a
+/// transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpeechResult {
+    pub results: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why an input's speech part has no result: this server has no speech recognition yet.
+pub const NO_SPEECH_ENGINE: &str = "no speech recognition engine is configured on this server";
 
 /// A finished recording (`record` action), as Vonage posts it to the action's `eventUrl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1008,7 +1008,7 @@ mod tests {
     }
 
     fn endpoint(alloc: &Arc<PortAllocator>, remote: SocketAddr) -> Arc<Endpoint> {
-        let (socket, lease) = alloc.allocate().unwrap();
+        let (socket, _rtcp, lease) = alloc.allocate().unwrap();
         let socket = UdpSocket::from_std(socket).unwrap();
         let local = LocalSdp { session_id: 1, version: 1, address: LOCALHOST, port: lease.port() };
         let negotiated = Negotiated {

@@ -291,17 +291,10 @@ impl Engine {
             }
             None => None,
         };
-        let (socket, lease) = self.ports.allocate()?;
+        let (socket, rtcp, lease) = self.ports.allocate()?;
         local.port = lease.port();
         let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| CommandError::Internal(e.to_string()))?;
-        // RTCP on the odd port the allocator keeps for it; without it the leg has no reports.
-        let rtcp = std::net::UdpSocket::bind((self.config.rtp_ip, lease.port().saturating_add(1)))
-            .and_then(|s| {
-                s.set_nonblocking(true)?;
-                tokio::net::UdpSocket::from_std(s)
-            })
-            .map_err(|e| tracing::warn!(port = lease.port() + 1, error = %e, "RTCP port unavailable"))
-            .ok();
+        let rtcp = tokio::net::UdpSocket::from_std(rtcp).ok();
         let (local_sdp, session, identity) = match offer {
             Some((offer, negotiated, text)) => (
                 sdp::build_answer(&local, &offer, &negotiated),

@@ -1,6 +1,6 @@
-//! The RTP port range and its allocator. An endpoint leases an even port (RTP; the odd port
-//! above it stays reserved for RTCP, which this process does not serve yet) and the lease
-//! returns the port when dropped. Ports are handed out round-robin so a port just released is
+//! The RTP port range and its allocator. An endpoint leases an even port for RTP and the odd
+//! port above it for RTCP, both bound (a pair with either taken by another program is skipped),
+//! and the lease returns them when dropped. Ports are handed out round-robin so a port just released is
 //! not reused at once (late packets of the old call would land in the new one), and a port some
 //! other program holds is skipped.
 
@@ -84,8 +84,9 @@ impl PortAllocator {
         Arc::new(PortAllocator { ip, range, inner: Mutex::new(Inner { in_use: HashSet::new(), next: range.first }) })
     }
 
-    /// Binds a non-blocking UDP socket on the next free even port.
-    pub fn allocate(self: &Arc<Self>) -> Result<(UdpSocket, PortLease), PortsExhausted> {
+    /// Binds non-blocking UDP sockets on the next free even port (RTP) and its odd neighbour
+    /// (RTCP).
+    pub fn allocate(self: &Arc<Self>) -> Result<(UdpSocket, UdpSocket, PortLease), PortsExhausted> {
         let exhausted = PortsExhausted { first: self.range.first, last: self.range.last };
         let mut inner = self.inner.lock().map_err(|_| exhausted)?;
         let ports: Vec<u16> = self.range.even_ports().collect();
@@ -95,16 +96,15 @@ impl PortAllocator {
             if inner.in_use.contains(&port) {
                 continue;
             }
-            let Ok(socket) = UdpSocket::bind(SocketAddr::new(self.ip, port)) else {
-                tracing::debug!(port, "RTP port busy, skipping");
+            let bind =
+                |p: u16| UdpSocket::bind(SocketAddr::new(self.ip, p)).and_then(|s| s.set_nonblocking(true).map(|()| s));
+            let (Ok(rtp), Ok(rtcp)) = (bind(port), bind(port.saturating_add(1))) else {
+                tracing::debug!(port, "RTP or RTCP port busy, skipping the pair");
                 continue;
             };
-            if socket.set_nonblocking(true).is_err() {
-                continue;
-            }
             inner.in_use.insert(port);
             inner.next = port.saturating_add(2);
-            return Ok((socket, PortLease { port, allocator: self.clone() }));
+            return Ok((rtp, rtcp, PortLease { port, allocator: self.clone() }));
         }
         Err(exhausted)
     }
@@ -129,14 +129,15 @@ mod tests {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         // A range nobody else uses in this test binary.
         let alloc = PortAllocator::new(ip, PortRange { first: 47100, last: 47105 });
-        let (_s1, a) = alloc.allocate().unwrap();
-        let (_s2, b) = alloc.allocate().unwrap();
+        let (_s1, _r1, a) = alloc.allocate().unwrap();
+        let (_s2, _r2, b) = alloc.allocate().unwrap();
         assert!(a.port() % 2 == 0 && b.port() % 2 == 0 && a.port() != b.port());
-        let (_s3, c) = alloc.allocate().unwrap();
+        assert_eq!(_r1.local_addr().unwrap().port(), a.port() + 1, "RTCP on the odd neighbour");
+        let (_s3, _r3, c) = alloc.allocate().unwrap();
         assert!(alloc.allocate().is_err(), "three even ports only");
         let freed = b.port();
-        drop((_s2, b));
-        let (_s4, d) = alloc.allocate().unwrap();
+        drop((_s2, _r2, b));
+        let (_s4, _r4, d) = alloc.allocate().unwrap();
         assert_eq!(d.port(), freed);
         drop((c, a));
     }

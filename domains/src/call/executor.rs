@@ -62,6 +62,8 @@ pub struct Digits {
     pub max: u32,
     pub submit_on_hash: bool,
     pub event: Option<Webhook>,
+    /// The input asked for speech too: its result reports that no engine recognises it.
+    pub speech: bool,
 }
 
 #[derive(Debug, Default)]
@@ -516,8 +518,17 @@ impl Call {
     }
 
     fn start_input(&mut self, i: &InputAction) -> bool {
+        let speech = i.speech.is_some();
         let Some(dtmf) = &i.dtmf else {
-            self.unsupported("input with speech only");
+            // Speech only: nothing to collect; the result says why at once and the NCCO goes on.
+            self.exec.step = Step::ExpectDigits(Digits {
+                collected: String::new(),
+                max: 0,
+                submit_on_hash: false,
+                event: i.event.clone(),
+                speech,
+            });
+            self.input_done(false);
             return false;
         };
         self.exec.step = Step::ExpectDigits(Digits {
@@ -525,6 +536,7 @@ impl Call {
             max: dtmf.max_digits,
             submit_on_hash: dtmf.submit_on_hash,
             event: i.event.clone(),
+            speech,
         });
         self.cx.timers.set(TimerKey::Action, self.cx.now.at + Duration::from_secs(dtmf.time_out.into()));
         false
@@ -681,6 +693,10 @@ impl Call {
             from: self.a.leg.from.clone(),
             to: self.a.leg.to.clone(),
             dtmf: crate::events::DtmfResult { digits: d.collected, timed_out },
+            speech: d.speech.then(|| crate::events::SpeechResult {
+                results: Vec::new(),
+                error: Some(crate::events::NO_SPEECH_ENGINE.to_owned()),
+            }),
             timestamp: self.cx.iso(),
         };
         let body = serde_json::to_value(event).unwrap_or_default();

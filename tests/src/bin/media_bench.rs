@@ -92,6 +92,7 @@ fn frame(codec: &str) -> (u8, Vec<u8>, u32) {
 async fn peer_socket() -> (Arc<UdpSocket>, u16) {
     let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let _ = socket2::SockRef::from(&s).set_recv_buffer_size(1 << 16);
+    // Peer sockets take ephemeral ports (32768 and up), clear of the media range below.
     let port = s.local_addr().unwrap().port();
     (Arc::new(s), port)
 }
@@ -225,7 +226,7 @@ async fn main() {
     let bin = std::env::var("MEDIA_BIN").unwrap_or_else(|_| "target/release/voxbridge-media".into());
     let secs: f64 = std::env::var("STEP_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10.0);
     let steps = env_list("CALLS", "250 500 1000 1500");
-    let media = MediaProcess::start_with(bin.into(), &["--rtp-ports", "20000-39999", "--rtp-timeout-secs", "0"]);
+    let media = MediaProcess::start_with(bin.into(), &["--rtp-ports", "10000-32767", "--rtp-timeout-secs", "0"]);
     let pid = media.child.id();
     let mut ctl = media.control().await;
     println!("media process {} (pid {pid}); {secs} s per step", media.ready_line.trim());

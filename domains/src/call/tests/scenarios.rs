@@ -1078,3 +1078,26 @@ fn the_final_event_and_record_carry_the_media_quality() {
     assert_eq!(finished, Some(Some(quality)));
     assert!(h.call.is_done());
 }
+
+#[test]
+fn speech_input_without_an_engine_reports_the_error_and_the_ncco_goes_on() {
+    let ncco = json!([
+        {"action": "input", "type": ["speech"], "eventUrl": ["http://app/input"]},
+        {"action": "wait", "timeout": 1}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive();
+    let posted = &h.posts[0];
+    assert_eq!(posted["speech"]["error"], crate::events::NO_SPEECH_ENGINE);
+    assert_eq!(posted["speech"]["results"], json!([]), "never a made-up transcript");
+    let completed = h.events.iter().find(|e| e.status == CallStatus::Completed).expect("the call completed");
+    assert!(completed.reason.is_none(), "not a failure: {completed:?}");
+    let mut h = CallHarness::new(
+        json!([{"action": "input", "type": ["dtmf", "speech"], "dtmf": {"maxDigits": 1}, "eventUrl": ["http://app/i"]}]),
+        answers(),
+    );
+    h.drive_until(S);
+    h.schedule(Duration::ZERO, Input::Media(MediaEvent::Dtmf { endpoint: "ep1".into(), digit: '3' }));
+    h.drive();
+    assert_eq!((h.posts[0]["dtmf"]["digits"].as_str(), h.posts[0]["speech"]["error"].is_string()), (Some("3"), true));
+}

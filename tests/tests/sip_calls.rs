@@ -428,7 +428,7 @@ async fn voice_api_hangup_ends_a_live_call() {
     assert!(env.app.wait_status("inbound", "answered", T).await, "{:?}", env.app.statuses("inbound"));
     let uuid = env.app.leg_uuid("inbound").expect("inbound uuid");
     let put = |uuid: &str, body: Value| update_call(&env, uuid, body);
-    let (status, body) = vbtest::send(put(&uuid, json!({"action": "mute"}))).await;
+    let (status, body) = vbtest::send(put(&uuid, json!({"action": "dance"}))).await;
     vbtest::assert_problem(status, &body, 400, &["action"]);
     let (status, body) = vbtest::send(put(&uuid, json!({"action": "hangup"}))).await;
     assert_eq!(status, 204, "{body}");

@@ -59,7 +59,10 @@ async fn stream(ep: &Endpoint, session: &Session) -> Result<(), String> {
         let value = value.parse().map_err(|_| "the authorization value is not a valid header".to_owned())?;
         request.headers_mut().insert("authorization", value);
     }
-    let (socket, _) = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
+    // Nagle off: 20 ms frames must leave when written, not wait for the previous one's ACK
+    // (with delayed ACKs that held the first frame 40 ms).
+    let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
+    let (socket, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| format!("no WebSocket handshake with {} within {CONNECT_TIMEOUT:?}", session.uri))?
         .map_err(|e| format!("WebSocket {}: {e}", session.uri))?;

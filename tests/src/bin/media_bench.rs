@@ -234,85 +234,93 @@ async fn main() {
     let mut ctl = media.control().await;
     println!("media process {} (pid {pid}); {secs} s per step", media.ready_line.trim());
 
-    println!("\n== bridged G.711 calls, RTP both ways (50 packets/s each direction)");
-    println!(
-        "{:>6} {:>10} {:>9} {:>12} {:>9} {:>12}",
-        "calls", "pkts/s", "loss %", "µs/packet", "CPU %", "RSS KiB/call"
-    );
-    for &n in &steps {
-        let rss0 = rss_kib(pid);
-        let (ids, peers) = bridged_calls(&mut ctl, n, "PCMU").await;
-        let rss_per_call = (rss_kib(pid) - rss0) / n as f64;
-        let m = measure(pid, &peers, secs).await;
-        let relayed = m.received as f64;
-        let loss = 100.0 * (1.0 - relayed / m.sent.max(1) as f64);
-        let us_per_packet = m.cpu_ms * 1000.0 / relayed.max(1.0);
+    // ONLY=relay,transcoding,websocket,conferences runs some sections.
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let run = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
+    if run("relay") {
+        println!("\n== bridged G.711 calls, RTP both ways (50 packets/s each direction)");
         println!(
-            "{n:>6} {:>10.0} {loss:>9.2} {us_per_packet:>12.2} {:>9.1} {rss_per_call:>12.1}",
-            relayed / m.secs,
-            m.cpu_ms / m.secs / 10.0
+            "{:>6} {:>10} {:>9} {:>12} {:>9} {:>12}",
+            "calls", "pkts/s", "loss %", "µs/packet", "CPU %", "RSS KiB/call"
         );
-        destroy(&mut ctl, ids).await;
-    }
-
-    println!("\n== transcoding, 100 calls (CPU per call, against plain relaying)");
-    let (ids, peers) = bridged_calls(&mut ctl, 100, "PCMU").await;
-    let base = measure(pid, &peers, secs).await;
-    destroy(&mut ctl, ids).await;
-    let base_per_call = base.cpu_ms / base.secs / 100.0;
-    println!("  PCMU<->PCMU  {:>8.3} ms CPU per call-second", base_per_call);
-    for codec in ["opus", "G722"] {
-        let (ids, peers) = bridged_calls(&mut ctl, 100, codec).await;
-        let m = measure(pid, &peers, secs).await;
-        destroy(&mut ctl, ids).await;
-        let per_call = m.cpu_ms / m.secs / 100.0;
-        println!(
-            "  PCMU<->{codec:<5} {per_call:>8.3} ms CPU per call-second ({:.3} ms for the transcoding; loss {:.2} %)",
-            per_call - base_per_call,
-            100.0 * (1.0 - m.received as f64 / m.sent.max(1) as f64)
-        );
-    }
-
-    let load = env_list("WS_LOAD_CALLS", "500").first().copied().unwrap_or(500);
-    for calls in [0, load] {
-        println!("\n== WebSocket audio, with {calls} bridged calls relaying beside it");
-        let (ids, peers) = bridged_calls(&mut ctl, calls, "PCMU").await;
-        let peers = Arc::new(peers);
-        let background = {
-            let peers = peers.clone();
-            tokio::spawn(async move { traffic(&peers, 3600.0, Arc::new(AtomicU64::new(0))).await })
-        };
-        for rate in [8000, 16000] {
-            let (open, first, p50, p99, frames) = websocket(&mut ctl, rate, secs).await;
+        for &n in &steps {
+            let rss0 = rss_kib(pid);
+            let (ids, peers) = bridged_calls(&mut ctl, n, "PCMU").await;
+            let rss_per_call = (rss_kib(pid) - rss0) / n as f64;
+            let m = measure(pid, &peers, secs).await;
+            let relayed = m.received as f64;
+            let loss = 100.0 * (1.0 - relayed / m.sent.max(1) as f64);
+            let us_per_packet = m.cpu_ms * 1000.0 / relayed.max(1.0);
             println!(
-                "  {rate:>5} Hz: first frame {open:.1} ms after the handshake ({first:.1} ms after connect_websocket); \
-                 pacing jitter p50 {p50:.3} ms, p99 {p99:.3} ms ({frames} frames)"
+                "{n:>6} {:>10.0} {loss:>9.2} {us_per_packet:>12.2} {:>9.1} {rss_per_call:>12.1}",
+                relayed / m.secs,
+                m.cpu_ms / m.secs / 10.0
+            );
+            destroy(&mut ctl, ids).await;
+        }
+    }
+    if run("transcoding") {
+        println!("\n== transcoding, 100 calls (CPU per call, against plain relaying)");
+        let (ids, peers) = bridged_calls(&mut ctl, 100, "PCMU").await;
+        let base = measure(pid, &peers, secs).await;
+        destroy(&mut ctl, ids).await;
+        let base_per_call = base.cpu_ms / base.secs / 100.0;
+        println!("  PCMU<->PCMU  {:>8.3} ms CPU per call-second", base_per_call);
+        for codec in ["opus", "G722"] {
+            let (ids, peers) = bridged_calls(&mut ctl, 100, codec).await;
+            let m = measure(pid, &peers, secs).await;
+            destroy(&mut ctl, ids).await;
+            let per_call = m.cpu_ms / m.secs / 100.0;
+            println!(
+                "  PCMU<->{codec:<5} {per_call:>8.3} ms CPU per call-second ({:.3} ms for the transcoding; loss {:.2} %)",
+                per_call - base_per_call,
+                100.0 * (1.0 - m.received as f64 / m.sent.max(1) as f64)
             );
         }
-        background.abort();
-        destroy(&mut ctl, ids).await;
     }
-
-    println!("\n== conferences (every member talking)");
-    for size in [3usize, 10, 30] {
-        let conferences = 30 / size.min(30) * 2;
-        let (mut ids, mut peers) = (Vec::new(), Vec::new());
-        for c in 0..conferences {
-            for m in 0..size {
-                let (id, peer) = endpoint(&mut ctl, &format!("conf-{c}"), "PCMU").await;
-                ctl.ok(json!({"type": "conference_join", "endpoint_id": id, "conference": format!("bench-{c}"),
-                    "member": format!("m{c}-{m}")}))
-                    .await;
-                ids.push(id);
-                peers.push(peer);
+    if run("websocket") {
+        let load = env_list("WS_LOAD_CALLS", "500").first().copied().unwrap_or(500);
+        for calls in [0, load] {
+            println!("\n== WebSocket audio, with {calls} bridged calls relaying beside it");
+            let (ids, peers) = bridged_calls(&mut ctl, calls, "PCMU").await;
+            let peers = Arc::new(peers);
+            let background = {
+                let peers = peers.clone();
+                tokio::spawn(async move { traffic(&peers, 3600.0, Arc::new(AtomicU64::new(0))).await })
+            };
+            for rate in [8000, 16000] {
+                let (open, first, p50, p99, frames) = websocket(&mut ctl, rate, secs).await;
+                println!(
+                    "  {rate:>5} Hz: first frame {open:.1} ms after the handshake ({first:.1} ms after connect_websocket); \
+                 pacing jitter p50 {p50:.3} ms, p99 {p99:.3} ms ({frames} frames)"
+                );
             }
+            background.abort();
+            destroy(&mut ctl, ids).await;
         }
-        let m = measure(pid, &peers, secs).await;
-        let per_conference = m.cpu_ms / m.secs / conferences as f64;
-        println!(
-            "  {size:>2} members: {per_conference:.2} ms CPU per conference-second ({:.1} µs per member per 20 ms frame), {conferences} conferences",
-            per_conference * 1000.0 / 50.0 / size as f64
-        );
-        destroy(&mut ctl, ids).await;
+    }
+    if run("conferences") {
+        println!("\n== conferences (every member talking)");
+        for size in [3usize, 10, 30] {
+            let conferences = 30 / size.min(30) * 2;
+            let (mut ids, mut peers) = (Vec::new(), Vec::new());
+            for c in 0..conferences {
+                for m in 0..size {
+                    let (id, peer) = endpoint(&mut ctl, &format!("conf-{c}"), "PCMU").await;
+                    ctl.ok(json!({"type": "conference_join", "endpoint_id": id, "conference": format!("bench-{c}"),
+                    "member": format!("m{c}-{m}")}))
+                        .await;
+                    ids.push(id);
+                    peers.push(peer);
+                }
+            }
+            let m = measure(pid, &peers, secs).await;
+            let per_conference = m.cpu_ms / m.secs / conferences as f64;
+            println!(
+                "  {size:>2} members: {per_conference:.2} ms CPU per conference-second ({:.1} µs per member per 20 ms frame), {conferences} conferences",
+                per_conference * 1000.0 / 50.0 / size as f64
+            );
+            destroy(&mut ctl, ids).await;
+        }
     }
 }

@@ -83,6 +83,24 @@ impl Sipp {
     }
 
     /// Waits for SIPp to end (killing it after `within`); exit code 0 means every call passed.
+    /// A caller playing SIPp's PCMA speech capture (7 s) then its RFC 2833 digit `1` at
+    /// voxbridge (`uac_invite_pcap.xml`).
+    pub fn pcap_caller(target: &str, domain: &str) -> Sipp {
+        Sipp::uac(
+            "uac_invite_pcap.xml",
+            target,
+            domain,
+            &[
+                "-key",
+                "audio_pcap",
+                "/usr/share/sip-tester/g711a.pcap",
+                "-key",
+                "dtmf_pcap",
+                "/usr/share/sip-tester/dtmf_2833_1.pcap",
+            ],
+        )
+    }
+
     pub async fn finish(mut self, within: Duration) -> Finished {
         let deadline = Instant::now() + within;
         let status = loop {

@@ -185,19 +185,7 @@ async fn input_collects_the_digit_of_sipps_rfc2833_pcap() {
     ]))
     .await;
     env.app.set_document("/input", json!([{"action": "wait", "timeout": 30}]));
-    let caller = Sipp::uac(
-        "uac_invite_pcap.xml",
-        &env.sip,
-        &env.host,
-        &[
-            "-key",
-            "audio_pcap",
-            "/usr/share/sip-tester/g711a.pcap",
-            "-key",
-            "dtmf_pcap",
-            "/usr/share/sip-tester/dtmf_2833_1.pcap",
-        ],
-    );
+    let caller = Sipp::pcap_caller(&env.sip, &env.host);
     let input = event_with(&env, "dtmf", Duration::from_secs(30)).await.expect("the input event");
     assert_eq!(input["dtmf"], json!({"digits": "1", "timed_out": false}), "{input}");
     let caller = caller.finish(Duration::from_secs(30)).await;

@@ -167,19 +167,7 @@ async fn audio_is_relayed_through_the_media_process() {
     let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let env = SipEnv::start(connect_to(far.local.port()), &["127.0.0.1"], None).await;
     // The caller: SIPp playing a PCMA speech capture (7 s, 236 packets) from its raw socket.
-    let caller = Sipp::uac(
-        "uac_invite_pcap.xml",
-        &env.sip,
-        &env.host,
-        &[
-            "-key",
-            "audio_pcap",
-            "/usr/share/sip-tester/g711a.pcap",
-            "-key",
-            "dtmf_pcap",
-            "/usr/share/sip-tester/dtmf_2833_1.pcap",
-        ],
-    );
+    let caller = Sipp::pcap_caller(&env.sip, &env.host);
     let (_inv, _from, _ack) = answering_far_end(&far, &rtp).await;
     let (packets, source) = count_rtp(&rtp, Duration::from_secs(6)).await;
     assert!(packets > 100, "only {packets} RTP packets reached the far end");

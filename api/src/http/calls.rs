@@ -399,6 +399,13 @@ pub struct TalkRequest {
     /// Deprecated by Vonage; accepted and ignored.
     #[serde(default)]
     pub voice_name: Option<String>,
+    #[serde(flatten)]
+    pub play: PlayControls,
+}
+
+/// `loop` and `level` of a talk or stream, as Vonage takes them: numbers, or numbers in strings.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PlayControls {
     /// Times to play, 0 = until stopped.
     #[serde(default, rename = "loop")]
     #[schema(value_type = Option<u32>, minimum = 0, maximum = 100)]
@@ -414,12 +421,8 @@ pub struct TalkRequest {
 pub struct StreamRequest {
     /// One http(s) URL of an MP3 or WAV file.
     pub stream_url: Vec<String>,
-    #[serde(default, rename = "loop")]
-    #[schema(value_type = Option<u32>, minimum = 0, maximum = 100)]
-    pub loop_count: Option<serde_json::Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<f64>, minimum = -1, maximum = 1)]
-    pub level: Option<serde_json::Value>,
+    #[serde(flatten)]
+    pub play: PlayControls,
 }
 
 /// Digits sent into a live call (Vonage's `PUT /v1/calls/{uuid}/dtmf`).
@@ -430,7 +433,13 @@ pub struct DtmfRequest {
     pub digits: String,
 }
 
-/// `loop` and `level` as Vonage takes them: numbers, or numbers in strings.
+impl PlayControls {
+    /// The validated `loop` (default 1) and `level` (default 0).
+    fn read(&self, p: &mut Problems) -> (u32, f64) {
+        loop_and_level(p, self.loop_count.as_ref(), self.level.as_ref())
+    }
+}
+
 fn loop_and_level(
     p: &mut Problems,
     loop_count: Option<&serde_json::Value>,
@@ -500,7 +509,7 @@ impl TalkRequest {
         if domains::voices::voice_for(&language).is_none() {
             p.push("language", format!("no text-to-speech voice speaks {language}"));
         }
-        let (loop_count, level) = loop_and_level(&mut p, self.loop_count.as_ref(), self.level.as_ref());
+        let (loop_count, level) = self.play.read(&mut p);
         p.finish(())?;
         let source =
             domains::media::PlaySource::Speech { text: self.text.clone(), language, style: self.style.unwrap_or(0) };
@@ -518,7 +527,7 @@ impl StreamRequest {
         if url.is_none() {
             p.push("stream_url", "must be an array of one http(s) URL");
         }
-        let (loop_count, level) = loop_and_level(&mut p, self.loop_count.as_ref(), self.level.as_ref());
+        let (loop_count, level) = self.play.read(&mut p);
         p.finish(())?;
         let source = domains::media::PlaySource::Url { url: url.map(|u| u.to_string()).unwrap_or_default() };
         Ok(domains::call::Control::Play { uuid: uuid.to_owned(), source, loop_count, level })

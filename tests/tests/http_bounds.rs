@@ -241,3 +241,31 @@ async fn query_flags_methods_and_media_types_get_problems() {
     }
     still_serving(&s).await;
 }
+
+#[tokio::test]
+async fn call_listing_filters_by_date_and_its_links_keep_the_filters() {
+    let env = vbtest::SipEnv::start(serde_json::json!([{"action": "wait", "timeout": 1}]), &["127.0.0.1"], None).await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    for i in 0..3 {
+        let sip = vbtest::raw::RawSip::new(&env.sip).await;
+        let uri = format!("sip:+14155550100@{}", env.host);
+        sip.send(&sip.invite(&uri, &format!("dates-{i}"), 1, "", 40000)).await;
+        sip.final_response(std::time::Duration::from_secs(10)).await.expect("answered");
+    }
+    let after = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let list =
+        |query: String| env.server.client.get(env.server.url(&format!("/v1/calls?{query}"))).bearer_auth(env.jwt());
+    let (status, body) = send(list(format!("date_start={}&date_end={}&page_size=2", iso(before), iso(after)))).await;
+    assert_eq!((status, body["count"].as_u64()), (200, Some(3)), "{body}");
+    let next = body["_links"]["next"]["href"].as_str().expect("a next page").to_owned();
+    assert!(next.contains("date_start=") && next.contains("date_end=") && next.contains("record_index=2"), "{next}");
+    let (status, page2) = send(env.server.client.get(env.server.url(&next)).bearer_auth(env.jwt())).await;
+    assert_eq!((status, page2["_embedded"]["calls"].as_array().map(Vec::len)), (200, Some(1)), "{page2}");
+    let (_, none) = send(list(format!("date_start={}", iso(after)))).await;
+    assert_eq!(none["count"], 0);
+    let (status, body) = send(list("date_start=yesterday&date_end=2020-01-01T00:00:00Z".into())).await;
+    assert_problem(status, &body, 400, &["date_start"]);
+    let (status, body) = send(list(format!("date_start={}&date_end={}", iso(after), iso(before)))).await;
+    assert_problem(status, &body, 400, &["date_end"]);
+}

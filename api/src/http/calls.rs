@@ -75,6 +75,12 @@ pub struct CallQuery {
     /// Only the calls of this conversation.
     #[param(value_type = Option<String>, max_length = 128)]
     pub conversation_uuid: Option<String>,
+    /// Only calls created at or after this time (ISO 8601).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub date_start: Option<String>,
+    /// Only calls created at or before this time (ISO 8601).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub date_end: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -191,6 +197,13 @@ async fn list(
     let order = params::one_of(&mut p, "order", q.order.as_deref(), &ORDERS);
     let status = params::one_of(&mut p, "status", q.status.as_deref(), &statuses());
     let conversation = params::text(&mut p, "conversation_uuid", q.conversation_uuid.as_deref(), MAX_CONVERSATION_UUID);
+    let start = params::datetime(&mut p, "date_start", q.date_start.as_deref());
+    let end = params::datetime(&mut p, "date_end", q.date_end.as_deref());
+    if let (Some(a), Some(b)) = (start, end)
+        && a > b
+    {
+        p.push("date_end", "must not be before date_start");
+    }
     p.finish(())?;
     state.records.flush().await;
     let mut query = call::Entity::find().filter(call::Column::ApplicationId.eq(app.id.clone()));
@@ -200,13 +213,35 @@ async fn list(
     if let Some(c) = conversation {
         query = query.filter(call::Column::ConversationUuid.eq(c));
     }
+    if let Some(t) = start {
+        query = query.filter(call::Column::CreatedAt.gte(t));
+    }
+    if let Some(t) = end {
+        query = query.filter(call::Column::CreatedAt.lte(t));
+    }
     query = match order {
         Some("desc") => query.order_by_desc(call::Column::CreatedAt),
         _ => query.order_by_asc(call::Column::CreatedAt),
     };
     let count = query.clone().count(&state.db).await?;
     let rows = query.offset(index).limit(size).all(&state.db).await?;
-    let href = |i: u64| Href { href: format!("/v1/calls?page_size={size}&record_index={i}") };
+    // The links keep the filters, so following them pages through the same selection.
+    let filters: Vec<(&str, &str)> = [
+        ("order", order),
+        ("status", status),
+        ("conversation_uuid", conversation),
+        ("date_start", q.date_start.as_deref()),
+        ("date_end", q.date_end.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    let href = |i: u64| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("page_size", &size.to_string()).append_pair("record_index", &i.to_string());
+        query.extend_pairs(filters.iter().copied());
+        Href { href: format!("/v1/calls?{}", query.finish()) }
+    };
     // A next link only where a valid record_index leads.
     let next = index.checked_add(size).filter(|n| *n < count && *n <= MAX_RECORD_INDEX);
     Ok(HttpResponse::Ok().json(CallList {

@@ -66,6 +66,18 @@ pub fn text<'a>(p: &mut Problems, name: &str, raw: Option<&'a str>, max_chars: u
 
 /// What actix's `Query` extractor refuses (with text fields, only a repeated parameter) as a
 /// problem body naming the parameter.
+/// An RFC 3339 / ISO 8601 instant (`2026-01-02T03:04:05Z`), or the problem naming `name`.
+pub fn datetime(p: &mut Problems, name: &str, raw: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let raw = raw?;
+    match chrono::DateTime::parse_from_rfc3339(raw.trim()) {
+        Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+        Err(_) => {
+            p.push(name, "must be an ISO 8601 date and time such as 2026-01-02T03:04:05Z");
+            None
+        }
+    }
+}
+
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let message = err.to_string();
     let repeated = message.split_once("duplicate field `").and_then(|(_, rest)| rest.split_once('`')).map(|(f, _)| f);

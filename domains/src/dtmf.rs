@@ -178,7 +178,7 @@ impl ToneDetector {
 }
 
 /// Goertzel power of `freq` over `block` (8 kHz).
-fn goertzel(block: &[f32], freq: f32) -> f32 {
+pub fn goertzel(block: &[f32], freq: f32) -> f32 {
     let coeff = 2.0 * (2.0 * std::f32::consts::PI * freq / 8000.0).cos();
     let (mut s1, mut s2) = (0.0f32, 0.0f32);
     for x in block {

@@ -21,11 +21,13 @@ pub enum CallStatus {
     Rejected,
     Timeout,
     Unanswered,
+    /// A WebSocket leg whose server closed the socket (sent before its `completed`).
+    Disconnected,
 }
 
 impl CallStatus {
     /// Every status, in the order a call can go through them.
-    pub const ALL: [CallStatus; 10] = [
+    pub const ALL: [CallStatus; 11] = [
         CallStatus::Started,
         CallStatus::Ringing,
         CallStatus::Answered,
@@ -36,6 +38,7 @@ impl CallStatus {
         CallStatus::Rejected,
         CallStatus::Timeout,
         CallStatus::Unanswered,
+        CallStatus::Disconnected,
     ];
 
     /// The status as it is written on the wire.
@@ -51,12 +54,13 @@ impl CallStatus {
             CallStatus::Rejected => "rejected",
             CallStatus::Timeout => "timeout",
             CallStatus::Unanswered => "unanswered",
+            CallStatus::Disconnected => "disconnected",
         }
     }
 
     /// True for the statuses after which a leg sends no further status event.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, CallStatus::Started | CallStatus::Ringing | CallStatus::Answered)
+        !matches!(self, CallStatus::Started | CallStatus::Ringing | CallStatus::Answered | CallStatus::Disconnected)
     }
 }
 
@@ -411,6 +415,7 @@ mod tests {
             assert_eq!(s.as_str().parse::<CallStatus>(), Ok(s));
             assert_eq!(s.to_string(), s.as_str());
         }
-        assert!("disconnected".parse::<CallStatus>().is_err());
+        assert!("dancing".parse::<CallStatus>().is_err());
+        assert!(!is_terminal_event(&json!({"status": "disconnected"})), "a WebSocket leg completes after it");
     }
 }

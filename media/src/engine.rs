@@ -214,7 +214,7 @@ impl Engine {
                 Reply::Started
             }),
             Command::ConnectWebsocket { endpoint_id, uri, content_type, headers, authorization } => {
-                if crate::websocket::rate_of(&content_type).is_none() {
+                if domains::ncco::Websocket::l16_rate(&content_type).is_none() {
                     return Message::error(id, ErrorCode::BadRequest, format!("content type {content_type:?}"));
                 }
                 self.get(&endpoint_id).map(|ep| {

@@ -200,7 +200,7 @@ mod tests {
                 assert_eq!(reader.duration(), 24000);
             } else {
                 let bytes = std::fs::read(&path).unwrap();
-                let pcm = crate::sources::decode(&crate::sources::Encoded { bytes, hint: Some("mp3".into()) }, 100_000)
+                let pcm = crate::sources::decode(crate::sources::Encoded { bytes, hint: Some("mp3".into()) }, 100_000)
                     .unwrap();
                 assert!((pcm.len() as i64 - 24000).abs() < 2000, "mp3 decodes to about 3 s: {}", pcm.len());
             }

@@ -180,32 +180,33 @@ impl Sources {
 
     /// The decoded audio of `source`, from the cache when it is there.
     pub async fn clip(&self, source: &PlaySource) -> Result<Clip, SourceError> {
-        let key = match source {
-            PlaySource::Speech { text, language, style } => format!("tts\u{0}{language}\u{0}{style}\u{0}{text}"),
-            PlaySource::Url { url } => format!("url\u{0}{url}"),
+        // Speech stays until evicted; a file as long as its `Cache-Control` allows; a tone is
+        // made, not cached.
+        let (key, encoded, keep) = match source {
             PlaySource::Tone { freqs, ms } => {
                 let ms = (*ms).min(self.limits.max_seconds.saturating_mul(1000));
                 return Ok(crate::audio::tone(freqs, 8000.0, ms).into());
             }
-        };
-        if let Some(clip) = self.cache().get(&key) {
-            return Ok(clip);
-        }
-        // Speech stays until evicted; a file as long as its `Cache-Control` allows.
-        let (encoded, keep) = match source {
             PlaySource::Speech { text, language, style } => {
+                let key = format!("tts\u{0}{language}\u{0}{style}\u{0}{text}");
+                if let Some(clip) = self.cache().get(&key) {
+                    return Ok(clip);
+                }
                 let voice =
                     domains::voices::voice_for(language).ok_or_else(|| SourceError::NoVoice(language.clone()))?;
-                (self.tts.synthesize(text, voice, *style).await?, Some(None))
+                (key, self.tts.synthesize(text, voice, *style).await?, Some(None))
             }
             PlaySource::Url { url } => {
+                let key = format!("url\u{0}{url}");
+                if let Some(clip) = self.cache().get(&key) {
+                    return Ok(clip);
+                }
                 let (encoded, ttl) = self.fetch(url).await?;
-                (encoded, ttl.map(|t| Some(Instant::now() + t)))
+                (key, encoded, ttl.map(|t| Some(Instant::now() + t)))
             }
-            PlaySource::Tone { .. } => return Err(SourceError::Decode("unreachable".into())),
         };
         let max_samples = self.limits.max_seconds as usize * RATE as usize;
-        let clip: Clip = tokio::task::spawn_blocking(move || decode(&encoded, max_samples))
+        let clip: Clip = tokio::task::spawn_blocking(move || decode(encoded, max_samples))
             .await
             .map_err(|e| SourceError::Decode(e.to_string()))??
             .into();
@@ -263,7 +264,7 @@ fn cache_lifetime(cache_control: Option<&str>, default: Duration) -> Option<Dura
 }
 
 /// Decodes any file symphonia reads (WAV, MP3, …) to mono at [`RATE`].
-pub fn decode(encoded: &Encoded, max_samples: usize) -> Result<Vec<i16>, SourceError> {
+pub fn decode(encoded: Encoded, max_samples: usize) -> Result<Vec<i16>, SourceError> {
     use symphonia::core::audio::SampleBuffer;
     use symphonia::core::codecs::DecoderOptions;
     use symphonia::core::errors::Error;
@@ -273,9 +274,10 @@ pub fn decode(encoded: &Encoded, max_samples: usize) -> Result<Vec<i16>, SourceE
     use symphonia::core::probe::Hint;
 
     let bad = |e: Error| SourceError::Decode(e.to_string());
-    let stream = MediaSourceStream::new(Box::new(std::io::Cursor::new(encoded.bytes.clone())), Default::default());
+    let stream = MediaSourceStream::new(Box::new(std::io::Cursor::new(encoded.bytes)), Default::default());
+    let hint_text = encoded.hint;
     let mut hint = Hint::new();
-    match encoded.hint.as_deref() {
+    match hint_text.as_deref() {
         Some(h) if h.contains('/') => {
             hint.mime_type(h);
         }
@@ -384,7 +386,7 @@ mod tests {
     #[test]
     fn wav_at_any_rate_becomes_8k_mono_of_the_same_length() {
         for (rate, ch) in [(8000, 1), (16000, 1), (22050, 1), (44100, 2), (48000, 2)] {
-            let pcm = decode(&Encoded { bytes: wav(rate, ch, 1.5), hint: Some("wav".into()) }, 1_000_000).unwrap();
+            let pcm = decode(Encoded { bytes: wav(rate, ch, 1.5), hint: Some("wav".into()) }, 1_000_000).unwrap();
             assert!((pcm.len() as i64 - 12000).abs() <= 1, "{rate} Hz × {ch}: {} samples", pcm.len());
             let level = crate::audio::rms(&pcm[1000..11000]);
             assert!((6000.0..8000.0).contains(&level), "{rate} Hz: level {level}");
@@ -394,9 +396,9 @@ mod tests {
     #[test]
     fn bad_files_and_long_files_are_errors() {
         let junk = Encoded { bytes: b"this is not audio".to_vec(), hint: Some("audio/wav".into()) };
-        assert!(matches!(decode(&junk, 1_000_000), Err(SourceError::Decode(_))));
+        assert!(matches!(decode(junk, 1_000_000), Err(SourceError::Decode(_))));
         let long = Encoded { bytes: wav(8000, 1, 3.0), hint: None };
-        assert!(matches!(decode(&long, 8000), Err(SourceError::Decode(m)) if m.contains("longer")));
+        assert!(matches!(decode(long, 8000), Err(SourceError::Decode(m)) if m.contains("longer")));
     }
 
     #[test]

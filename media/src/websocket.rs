@@ -33,16 +33,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most audio buffered from the server before it is played (older audio is dropped).
 const MAX_BUFFERED_MS: usize = 2000;
 
-/// The sample rate of `audio/l16;rate=N`.
-pub fn rate_of(content_type: &str) -> Option<u32> {
-    let (media, params) = content_type.split_once(';')?;
-    if !media.trim().eq_ignore_ascii_case("audio/l16") {
-        return None;
-    }
-    let rate = params.trim().strip_prefix("rate=")?.trim().parse().ok()?;
-    [8000, 16000, 24000].contains(&rate).then_some(rate)
-}
-
 /// Runs the stream until it closes, then reports `ws_closed`.
 pub async fn run(ep: Arc<Endpoint>, session: Session, events: broadcast::Sender<Event>) {
     let result = stream(&ep, &session).await;
@@ -53,7 +43,8 @@ pub async fn run(ep: Arc<Endpoint>, session: Session, events: broadcast::Sender<
 }
 
 async fn stream(ep: &Endpoint, session: &Session) -> Result<(), String> {
-    let rate = rate_of(&session.content_type).ok_or_else(|| format!("content type {}", session.content_type))?;
+    let rate = domains::ncco::Websocket::l16_rate(&session.content_type)
+        .ok_or_else(|| format!("content type {}", session.content_type))?;
     let mut request = session.uri.as_str().into_client_request().map_err(|e| e.to_string())?;
     if let Some(value) = &session.authorization {
         let value = value.parse().map_err(|_| "the authorization value is not a valid header".to_owned())?;
@@ -115,18 +106,5 @@ async fn stream(ep: &Endpoint, session: &Session) -> Result<(), String> {
                 Some(Err(e)) => return Err(e.to_string()),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_types() {
-        assert_eq!(rate_of("audio/l16;rate=16000"), Some(16000));
-        assert_eq!(rate_of("audio/L16; rate=8000"), Some(8000));
-        assert_eq!(rate_of("audio/l16;rate=44100"), None);
-        assert_eq!(rate_of("audio/pcmu;rate=8000"), None);
     }
 }

@@ -50,14 +50,8 @@ pub async fn receive_for(sock: &UdpSocket, within: Duration) -> Vec<Packet> {
 
 /// Goertzel power of `freq` in `pcm` (8 kHz), normalised by length: compares tones in one signal.
 pub fn tone_power(pcm: &[i16], freq: f32) -> f64 {
-    let coeff = 2.0 * (2.0 * std::f64::consts::PI * f64::from(freq) / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for x in pcm {
-        let s = f64::from(*x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (pcm.len() as f64).powi(2)
+    let block: Vec<f32> = pcm.iter().map(|s| f32::from(*s)).collect();
+    f64::from(domains::dtmf::goertzel(&block, freq)) / (pcm.len() as f64).powi(2)
 }
 
 /// Linear samples of PCMU payloads, in order.

@@ -359,7 +359,7 @@ async fn websocket_round_trip(rate: u32) {
         .filter(|e| e.body["to"].as_str().is_some_and(|t| t.starts_with("ws://")))
         .map(|e| e.body["status"].as_str().unwrap_or_default().to_owned())
         .collect::<Vec<_>>();
-    assert_eq!(ws_leg, ["started", "answered", "completed"], "the WebSocket leg's events");
+    assert_eq!(ws_leg, ["started", "answered", "disconnected", "completed"], "the WebSocket leg's events");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
 //! `connect` to a `websocket` endpoint: the caller's audio streamed to the application's
 //! WebSocket server by the media process, and what the server sends played back. It is a leg
 //! of its own (a uuid, `started`/`answered`/`completed` events, a call record) that ends when
-//! the server closes the socket (the NCCO goes on) or the call ends.
+//! the server closes the socket (a `disconnected` event first; the NCCO goes on) or the call
+//! ends.
 
 use chrono::{DateTime, Utc};
 
@@ -93,6 +94,11 @@ impl Call {
         let now = self.cx.now.utc;
         let secs = u64::try_from((now - leg.answered_at).num_seconds()).unwrap_or(0);
         if self.events_on() {
+            if by_server {
+                // Vonage's signal that the application's server hung up the socket.
+                let ev = self.websocket_event(&leg, CallStatus::Disconnected);
+                self.cx.event(ev);
+            }
             let base = self.websocket_event(&leg, CallStatus::Completed);
             let by = if by_server { "user" } else { "platform" };
             let mut ev = CallEvent::completed(base, iso(leg.answered_at), iso(now), secs, by, None);

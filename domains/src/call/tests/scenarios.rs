@@ -1017,7 +1017,7 @@ fn a_websocket_leg_lives_until_the_server_closes_it_then_the_ncco_goes_on() {
     h.schedule(Duration::ZERO, Input::Media(MediaEvent::WsClosed { endpoint: "ep1".into(), reason: None }));
     h.drive();
     let ws: Vec<&str> = h.events.iter().filter(|e| e.to.starts_with("wss://")).map(|e| e.status.as_str()).collect();
-    assert_eq!(ws, ["started", "answered", "completed"]);
+    assert_eq!(ws, ["started", "answered", "disconnected", "completed"]);
     let bye = h.requests_to(&caller_flow(), Method::Bye)[0].at;
     assert!(bye >= 3 * S && bye < 4 * S, "the wait ran after the socket closed: BYE at {bye:?}");
 }

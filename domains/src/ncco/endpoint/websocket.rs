@@ -55,17 +55,21 @@ impl Websocket {
     }
 }
 
-/// `audio/l16;rate=N`, case and spaces tolerated; gives N.
+impl Websocket {
+    /// The sample rate of `audio/l16;rate=N` (case and spaces tolerated), when N is one of
+    /// [`Websocket::SAMPLE_RATES`]; the media process reads the normalised form with it too.
+    pub fn l16_rate(content_type: &str) -> Option<u32> {
+        let s = content_type.to_ascii_lowercase();
+        let (media, rate) = s.split_once(';')?;
+        let rate = rate.trim().strip_prefix("rate").map(str::trim_start).and_then(|r| r.strip_prefix('='))?;
+        let rate = rate.trim().parse::<u32>().ok()?;
+        (media.trim() == "audio/l16" && Websocket::SAMPLE_RATES.contains(&rate)).then_some(rate)
+    }
+}
+
 fn content_type(v: &Value) -> Result<u32, String> {
     let refused = || "must be audio/l16;rate=8000, audio/l16;rate=16000 or audio/l16;rate=24000".to_owned();
-    let s = fields::string(v)?.to_ascii_lowercase();
-    let (media, rate) = s.split_once(';').ok_or_else(refused)?;
-    let rate = rate.trim().strip_prefix("rate").map(str::trim_start).and_then(|r| r.strip_prefix('='));
-    let rate = rate.and_then(|r| r.trim().parse::<u32>().ok());
-    match rate {
-        Some(rate) if media.trim() == "audio/l16" && Websocket::SAMPLE_RATES.contains(&rate) => Ok(rate),
-        _ => Err(refused()),
-    }
+    Websocket::l16_rate(fields::string(v)?).ok_or_else(refused)
 }
 
 fn authorization(mut c: Fields) -> Option<WebsocketAuthorization> {
@@ -86,6 +90,14 @@ fn authorization(mut c: Fields) -> Option<WebsocketAuthorization> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn l16_rates() {
+        assert_eq!(super::Websocket::l16_rate("audio/l16;rate=16000"), Some(16000));
+        assert_eq!(super::Websocket::l16_rate("audio/L16; rate = 8000"), Some(8000));
+        assert_eq!(super::Websocket::l16_rate("audio/l16;rate=44100"), None);
+        assert_eq!(super::Websocket::l16_rate("audio/pcmu;rate=8000"), None);
+    }
+
     #[test]
     fn headers_over_512_bytes_are_refused() {
         let big = "x".repeat(520);

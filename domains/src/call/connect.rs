@@ -59,7 +59,7 @@ pub struct ConnectPlan {
 impl Call {
     pub(super) fn start_connect(&mut self, plan: ConnectPlan) {
         self.exec.last_failure = None;
-        if let (Some(url), Some(endpoint_id)) = (plan.ringback.clone(), self.a.leg.endpoint_id())
+        if let (Some(url), Some(endpoint_id)) = (plan.ringback.clone(), self.caller_endpoint())
             && self.a_is_unanswered()
         {
             // Cosmetic: a media process that cannot play it leaves the caller with silence.
@@ -88,7 +88,9 @@ impl Call {
         let Some(target) = plan.targets.pop_front() else { return false };
         let from = plan.from.clone();
         let i = self.b.len();
-        let uuid = self.cx.ids.uuid();
+        // Every gateway an originated call tries is the one call the API named.
+        let originating = self.originated.as_ref().is_some_and(|o| o.caller.is_none());
+        let uuid = if originating { self.uuid.clone() } else { self.cx.ids.uuid() };
         let call_id = self.cx.ids.call_id();
         let tag = self.cx.ids.tag();
         let dialog = Dialog {
@@ -121,6 +123,7 @@ impl Call {
             last_rseq: None,
             planned: target,
             failure: None,
+            originating,
         });
         true
     }
@@ -130,7 +133,7 @@ impl Call {
             Ok(super::Resolved { flow, next_attempt }) => {
                 // Offer the far end the caller's codec first, so the bridge needs no transcoding.
                 let prefer: Vec<String> =
-                    self.a.leg.endpoint.as_ref().and_then(|e| first_codec(&e.sdp)).into_iter().collect();
+                    self.caller_leg().endpoint.as_ref().and_then(|e| first_codec(&e.sdp)).into_iter().collect();
                 let call_uuid = self.uuid.clone();
                 let Some(b) = self.b.get_mut(i) else { return };
                 b.leg.dialog.flow = flow;
@@ -191,8 +194,11 @@ impl Call {
         let total = now.saturating_duration_since(self.received);
         let added = total.saturating_sub(self.answer_url_time);
         self.cx.out.push_back(Output::Dialled { total, added });
-        self.record_started(LegRef::B(i));
-        self.progress_event(LegRef::B(i), CallStatus::Started);
+        // An originated call's record and `started` event went out when it was placed.
+        if !self.is_originating(i) {
+            self.record_started(LegRef::B(i));
+            self.progress_event(LegRef::B(i), CallStatus::Started);
+        }
     }
 
     /// A 18x from a callee: early media bridged, progress relayed to the caller.
@@ -220,6 +226,9 @@ impl Call {
 
     /// The answered callee's media is set up: its whisper first, if the connect has one.
     fn callee_ready(&mut self, i: usize) {
+        if self.is_originating(i) {
+            return self.caller_answered(i);
+        }
         match self.exec.connect.as_ref().and_then(|p| p.on_answer.clone()) {
             Some(plan) => self.start_whisper(i, plan),
             None => self.bridge(i, true),
@@ -227,7 +236,7 @@ impl Call {
     }
 
     pub(super) fn bridge(&mut self, i: usize, answer: bool) {
-        let a = self.a.leg.endpoint_id();
+        let a = self.caller_endpoint();
         let b = self.b.get(i).and_then(|b| b.leg.endpoint_id());
         if let (Some(a), Some(b)) = (a, b) {
             self.cx.media(Op::Bridge { b: i, answer }, Command::Bridge { a, b });
@@ -296,21 +305,15 @@ impl Call {
     /// The answered callee was classified: the application hears of it, and a machine is hung
     /// up when the connect asked for that (the NCCO goes on).
     pub(super) fn machine_detected(&mut self, endpoint: &str, result: &str) {
+        if self.originated.is_some() && self.caller_endpoint().as_deref() == Some(endpoint) {
+            return self.caller_classified(result);
+        }
         let Some(i) =
             self.exec.bridged.filter(|i| self.b.get(*i).and_then(|b| b.leg.endpoint_id()).as_deref() == Some(endpoint))
         else {
             return;
         };
-        let Some(b) = self.b.get(i) else { return };
-        let event = serde_json::json!({
-            "uuid": b.leg.uuid,
-            "conversation_uuid": self.conversation_uuid,
-            "call_uuid": self.uuid,
-            "status": result,
-            "from": b.leg.from,
-            "to": b.leg.to,
-            "timestamp": self.cx.iso(),
-        });
+        let Some(event) = self.machine_event(i, result) else { return };
         let webhook = self.exec.connect_event.clone();
         self.post_ignored(webhook, event);
         let hang_up =
@@ -322,6 +325,20 @@ impl Call {
             self.end_b(i, None);
             self.connect_done();
         }
+    }
+
+    /// The machine-detection event of leg `i` (Vonage's shape).
+    pub(super) fn machine_event(&self, i: usize, result: &str) -> Option<serde_json::Value> {
+        let b = self.b.get(i)?;
+        Some(serde_json::json!({
+            "uuid": b.leg.uuid,
+            "conversation_uuid": self.conversation_uuid,
+            "call_uuid": self.uuid,
+            "status": result,
+            "from": b.leg.from,
+            "to": b.leg.to,
+            "timestamp": self.cx.iso(),
+        }))
     }
 
     /// The callee `i` answered first: its `answered` event, and the other forks cancelled.
@@ -343,7 +360,7 @@ impl Call {
 
     pub(super) fn stop_ringback(&mut self) {
         if std::mem::take(&mut self.exec.ringback_playing)
-            && let Some(endpoint_id) = self.a.leg.endpoint_id()
+            && let Some(endpoint_id) = self.caller_endpoint()
         {
             self.cx.media(Op::Ignored, Command::StopPlay { endpoint_id });
         }
@@ -444,8 +461,19 @@ impl Call {
             plan.targets.push_front(target);
             plan.fail_over = true;
         }
+        let originating = self.is_originating(i);
+        if originating
+            && let Some(plan) = &self.exec.connect
+            && plan.fail_over
+            && fails_over
+            && !plan.targets.is_empty()
+            && let Some(b) = self.b.get_mut(i)
+        {
+            // The call goes on at the next gateway under the same uuid: this one is not its end.
+            b.leg.reported = true;
+        }
         self.end_b(i, Some(failure.clone()));
-        self.exec.last_failure = Some(failure);
+        self.exec.last_failure = Some(failure.clone());
         let Some(plan) = &self.exec.connect else { return };
         let others_ringing = self.b.iter().any(|b| !b.leg.reported && !b.is_terminated());
         if plan.parallel && others_ringing {
@@ -457,11 +485,17 @@ impl Call {
         if others_ringing {
             return;
         }
+        if originating {
+            return self.end_call(super::Outcome::Failed(failure));
+        }
         self.connect_done();
     }
 
     /// The bridged callee hung up: the connect is over and the NCCO goes on.
     pub(super) fn callee_hung_up(&mut self, i: usize) {
+        if self.is_caller(i) {
+            return self.end_call(super::Outcome::Completed { by_user: true });
+        }
         if self.exec.bridged == Some(i) {
             self.exec.bridged = None;
             self.exec.hung_up_by_user = true;
@@ -486,6 +520,9 @@ impl Call {
         }
         let uuid = match control {
             super::Control::Hangup { uuid } => uuid,
+            super::Control::Transfer { uuid, .. } if uuid == self.uuid && self.a_is_unanswered() => {
+                return tracing::info!(call_uuid = %self.uuid, "transfer before the call is answered: ignored");
+            }
             super::Control::Transfer { uuid, to } if uuid == self.uuid => return self.transfer(to),
             super::Control::Transfer { uuid, .. } => {
                 return tracing::info!(call_uuid = %self.uuid, leg = %uuid, "transfer of an outbound leg: ignored");
@@ -517,7 +554,7 @@ impl Call {
     fn leg_media_control(&mut self, control: super::Control) {
         let uuid = control.uuid().to_owned();
         let endpoint = if uuid == self.uuid {
-            self.a.leg.endpoint_id()
+            self.caller_endpoint()
         } else {
             self.b.iter().find(|b| b.leg.uuid == uuid && !b.leg.reported).and_then(|b| b.leg.endpoint_id())
         };
@@ -544,7 +581,10 @@ impl Call {
     }
 
     pub(super) fn a_is_unanswered(&self) -> bool {
-        matches!(self.a.state, UasState::ExpectAnswerDecision)
+        match &self.originated {
+            Some(o) => o.caller.is_none(),
+            None => matches!(self.a.state, UasState::ExpectAnswerDecision),
+        }
     }
 }
 

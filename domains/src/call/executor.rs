@@ -160,7 +160,7 @@ impl Call {
                         attempt: 0,
                     })
                     .collect();
-                let from = self.a.leg.from.clone();
+                let from = self.caller_leg().from.clone();
                 self.exec.step = Step::ExpectCalleeAnswer;
                 self.start_connect(ConnectPlan {
                     targets,
@@ -179,10 +179,10 @@ impl Call {
 
     /// answer_url's parameters (Vonage's names), custom `X-` headers and `User-to-User` as
     /// `SipHeader_*`.
-    fn answer_params(&self, region: &str) -> Vec<(String, String)> {
+    pub(super) fn answer_params(&self, region: &str) -> Vec<(String, String)> {
         let mut params: Vec<(String, String)> = vec![
-            ("to".into(), self.a.leg.to.clone()),
-            ("from".into(), self.a.leg.from.clone()),
+            ("to".into(), self.caller_leg().to.clone()),
+            ("from".into(), self.caller_leg().from.clone()),
             ("uuid".into(), self.uuid.clone()),
             ("conversation_uuid".into(), self.conversation_uuid.clone()),
             ("region_url".into(), self.region_url.clone()),
@@ -267,7 +267,7 @@ impl Call {
     /// Starts one action; true when the next may run at once.
     fn run_action(&mut self, action: Action) -> bool {
         let name = action.name();
-        let endpoint_id = self.a.leg.endpoint_id().unwrap_or_default();
+        let endpoint_id = self.caller_endpoint().unwrap_or_default();
         match action {
             Action::Connect(c) => {
                 if let Endpoint::Websocket(ws) = &c.endpoint {
@@ -344,7 +344,7 @@ impl Call {
                 let command = Command::ConferenceJoin {
                     endpoint_id,
                     conference: format!("{owner}:{}", c.name),
-                    member: self.a.leg.uuid.clone(),
+                    member: self.caller_leg().uuid.clone(),
                     speaks_to: c.audio.can_speak.clone(),
                     hears: c.audio.can_hear.clone(),
                     muted: c.audio.mute,
@@ -364,7 +364,7 @@ impl Call {
 
     /// Where a `connect` rings, and as whom. Legs to trunks carry one of the account's numbers
     /// as caller ID and exist only because the application's NCCO asked for them.
-    fn connect_plan(&mut self, c: &crate::ncco::Connect) -> Result<ConnectPlan, LegFailure> {
+    pub(super) fn connect_plan(&mut self, c: &crate::ncco::Connect) -> Result<ConnectPlan, LegFailure> {
         let cannot = |reason: String| LegFailure::new(CallStatus::Failed, "cannot_route", 480, reason);
         let ringing = Duration::from_secs(c.timeout.into());
         let limit = Duration::from_secs(c.limit.into());
@@ -406,18 +406,20 @@ impl Call {
                         }
                     })
                     .collect::<Result<VecDeque<_>, _>>()?;
-                let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
+                let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.caller_leg().from.clone());
                 return Ok(ConnectPlan { parallel: true, ..plan(targets, from, false) });
             }
             Endpoint::Sip(sip) => match &sip.target {
                 SipTarget::Uri(u) => {
-                    let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
+                    let from =
+                        c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.caller_leg().from.clone());
                     return Ok(plan(VecDeque::from([uri_target(sip, u)?]), from, false));
                 }
                 SipTarget::Domain { domain, user } => {
                     let trunk = self.dialling.trunks.iter().find(|t| t.name == *domain).cloned();
                     let trunk = trunk.ok_or_else(|| cannot(format!("no trunk named {domain}")))?;
-                    let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
+                    let from =
+                        c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.caller_leg().from.clone());
                     (user.clone(), trunk, from)
                 }
             },
@@ -430,7 +432,7 @@ impl Call {
             Endpoint::Vbc(v) => {
                 let trunk = self.dialling.trunks.iter().find(|t| t.pbx).cloned();
                 let trunk = trunk.ok_or_else(|| cannot("no trunk is flagged as the PBX".into()))?;
-                let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.a.leg.from.clone());
+                let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.caller_leg().from.clone());
                 (v.extension.clone(), trunk, from)
             }
             other => return Err(LegFailure::unsupported(&format!("connect to a {} endpoint", other.type_name()))),
@@ -475,7 +477,8 @@ impl Call {
                     format!("from {f} is not one of the account's numbers"),
                 ));
             }
-            None if ours(&self.a.leg.to) => self.a.leg.to.trim_start_matches('+').to_owned(),
+            // The number dialled by an inbound caller; the number an originated call comes from.
+            None if ours(self.default_caller_id()) => self.default_caller_id().trim_start_matches('+').to_owned(),
             None => {
                 return Err(LegFailure::new(
                     CallStatus::Failed,
@@ -486,6 +489,10 @@ impl Call {
             }
         };
         Ok(chosen)
+    }
+
+    fn default_caller_id(&self) -> &str {
+        if self.originated.is_some() { &self.caller_leg().from } else { &self.a.leg.to }
     }
 
     /// `talk` and `stream`: answer, play, and (unless `bargeIn`) wait until played.
@@ -582,7 +589,7 @@ impl Call {
         }
         match event {
             MediaEvent::RtpTimeout { endpoint } => {
-                let ours = self.a.leg.endpoint_id().as_deref() == Some(endpoint.as_str())
+                let ours = self.caller_endpoint().as_deref() == Some(endpoint.as_str())
                     || self.b.iter().any(|b| b.leg.endpoint_id().as_deref() == Some(endpoint.as_str()));
                 if ours {
                     tracing::info!(call_uuid = %self.uuid, %endpoint, "RTP timeout: hanging up");
@@ -595,7 +602,7 @@ impl Call {
                 self.end_call(Outcome::Failed(f));
             }
             MediaEvent::Dtmf { endpoint, digit } => {
-                if self.a.leg.endpoint_id().as_deref() == Some(endpoint.as_str()) {
+                if self.caller_endpoint().as_deref() == Some(endpoint.as_str()) {
                     self.digit(digit);
                 }
             }
@@ -626,7 +633,7 @@ impl Call {
             MediaEvent::WsClosed { endpoint, reason } => self.websocket_closed(&endpoint, reason),
             MediaEvent::MachineDetected { endpoint, result } => self.machine_detected(&endpoint, &result),
             MediaEvent::ConferenceEnded { endpoint } => {
-                let ours = self.a.leg.endpoint_id().as_deref() == Some(endpoint.as_str());
+                let ours = self.caller_endpoint().as_deref() == Some(endpoint.as_str());
                 if ours && self.exec.step == Step::ExpectConversationEnd {
                     self.exec.step = Step::Idle;
                     self.next_action();
@@ -690,8 +697,8 @@ impl Call {
         let event = crate::events::InputEvent {
             uuid: self.uuid.clone(),
             conversation_uuid: self.conversation_uuid.clone(),
-            from: self.a.leg.from.clone(),
-            to: self.a.leg.to.clone(),
+            from: self.caller_leg().from.clone(),
+            to: self.caller_leg().to.clone(),
             dtmf: crate::events::DtmfResult { digits: d.collected, timed_out },
             speech: d.speech.then(|| crate::events::SpeechResult {
                 results: Vec::new(),

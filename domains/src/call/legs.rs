@@ -145,6 +145,43 @@ impl Inbound {
         }
     }
 
+    /// The inbound leg of a call placed over the Voice API, which has none: it never received
+    /// an INVITE, so it is over from the start, matches no message (its Call-ID is empty, which
+    /// the edge never routes) and is never reported; `from`/`to` name the call's parties.
+    pub fn absent(uuid: String, from: String) -> Inbound {
+        let nowhere = Flow::Udp(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let dialog = Dialog {
+            call_id: String::new(),
+            local: String::new(),
+            remote: String::new(),
+            target: String::new(),
+            flow: nowhere.clone(),
+            next_cseq: 1,
+            route_set: Vec::new(),
+        };
+        let mut leg = Leg::new(uuid, dialog, from, String::new());
+        leg.reported = true;
+        let invite = SipMessage {
+            start: crate::sip::message::StartLine::Request { method: crate::sip::Method::Invite, uri: String::new() },
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        Inbound {
+            leg,
+            invite,
+            flow: nowhere,
+            tag: String::new(),
+            state: UasState::Terminated,
+            last_provisional: None,
+            session_interval: None,
+            we_refresh: false,
+            reliable: false,
+            rseq: 0,
+            unacked: None,
+            answer_waits_for_prack: false,
+        }
+    }
+
     pub fn is_terminated(&self) -> bool {
         matches!(self.state, UasState::Terminated)
     }
@@ -209,6 +246,8 @@ pub struct Outbound {
     pub last_rseq: Option<u32>,
     /// How the leg failed, once it has.
     pub failure: Option<super::outcome::LegFailure>,
+    /// Placed to reach an originated call's party (its uuid is the call's).
+    pub originating: bool,
 }
 
 impl Outbound {

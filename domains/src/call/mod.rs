@@ -33,6 +33,7 @@ pub(crate) mod connect;
 pub(crate) mod executor;
 pub mod ids;
 mod legs;
+mod originate;
 mod outcome;
 mod sip_in;
 pub mod timers;
@@ -47,7 +48,9 @@ mod tests;
 use ids::Ids;
 pub use ids::OpId;
 use legs::{Inbound, Outbound};
-pub use outcome::Outcome;
+pub use originate::Originate;
+use originate::Origination;
+pub use outcome::{LegFailure, Outcome};
 use timers::{TimerKey, Timers};
 pub use transfer::TransferTo;
 
@@ -412,6 +415,8 @@ pub struct Call {
     /// Time spent waiting for answer_url, which the added post-dial delay excludes.
     answer_url_time: Duration,
     answer_url_started: Option<Instant>,
+    /// Set for a call placed over the Voice API (its `a` never received an INVITE).
+    originated: Option<Origination>,
 }
 
 impl Call {
@@ -439,6 +444,7 @@ impl Call {
             received,
             answer_url_time: Duration::ZERO,
             answer_url_started: None,
+            originated: None,
         };
         call.cx.out.push_back(listen_uuid);
         call.start();
@@ -500,7 +506,7 @@ impl Call {
             TimerKey::CancelGrace(LegRef::B(i)) => self.cancel_grace_over(i),
             TimerKey::NoResponse(LegRef::B(i)) => self.gateway_silent(i),
             TimerKey::Ringing(LegRef::A) | TimerKey::CancelGrace(LegRef::A) | TimerKey::NoResponse(LegRef::A) => {}
-            TimerKey::Limit => self.limit_reached(),
+            TimerKey::Limit | TimerKey::CallLength => self.limit_reached(),
             TimerKey::Action => self.action_timer(),
             TimerKey::Whisper => self.whisper_wait_elapsed(),
             TimerKey::RecordingsWritten => self.recordings_lost(),

@@ -374,6 +374,7 @@ impl Call {
         }
         tracing::debug!(call_uuid = %self.uuid, ?outcome, "call ending");
         self.cx.timers.cancel(TimerKey::Limit);
+        self.cx.timers.cancel(TimerKey::CallLength);
         self.cx.timers.cancel(TimerKey::Action);
         self.cx.timers.cancel(TimerKey::Session(LegRef::A));
         for i in 0..self.b.len() {

@@ -440,11 +440,14 @@ impl Call {
 
     /// The other leg of a bridge, when `leg` is bridged.
     fn bridged_peer(&self, leg: LegRef) -> Option<LegRef> {
-        let b = self.exec.bridged?;
-        match leg {
-            LegRef::A => Some(LegRef::B(b)),
-            LegRef::B(i) if i == b => Some(LegRef::A),
-            LegRef::B(_) => None,
+        let b = LegRef::B(self.exec.bridged?);
+        let caller = self.caller_ref();
+        if leg == caller {
+            Some(b)
+        } else if leg == b {
+            Some(caller)
+        } else {
+            None
         }
     }
 

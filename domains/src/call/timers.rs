@@ -20,6 +20,8 @@ pub enum TimerKey {
     CancelGrace(LegRef),
     /// The length limit of a connected call (`connect` limit).
     Limit,
+    /// The length limit of a call placed over the Voice API (`length_timer`), from its answer.
+    CallLength,
     /// The running action's own deadline (`wait`, `input` timeouts, …).
     Action,
     /// A `wait` in a whisper (`onAnswer`).

@@ -59,8 +59,8 @@ impl Call {
                 let body = serde_json::json!({
                     "uuid": self.uuid,
                     "conversation_uuid": self.conversation_uuid,
-                    "from": self.a.leg.from,
-                    "to": self.a.leg.to,
+                    "from": self.caller_leg().from,
+                    "to": self.caller_leg().to,
                 });
                 let webhook = Webhook { url, method: HttpMethod::Get };
                 self.cx.fetch(DocumentPurpose::Transfer, DocumentRequest::Post { webhook: Some(webhook), body });

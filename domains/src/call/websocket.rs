@@ -31,7 +31,7 @@ impl Call {
             self.conversation_uuid.clone(),
             status,
             Direction::Outbound,
-            self.a.leg.to.clone(),
+            self.caller_leg().to.clone(),
             leg.uri.clone(),
             self.cx.iso(),
         )
@@ -40,14 +40,14 @@ impl Call {
     /// Starts streaming the caller's audio to `ws`.
     pub(super) fn start_websocket(&mut self, ws: &Websocket) {
         self.answer_a();
-        let Some(endpoint_id) = self.a.leg.endpoint_id() else { return };
+        let Some(endpoint_id) = self.caller_endpoint() else { return };
         let leg = WebsocketLeg { uuid: self.cx.ids.uuid(), uri: ws.uri.to_string(), answered_at: self.cx.now.utc };
         self.cx.record(RecordUpdate::Started {
             uuid: leg.uuid.clone(),
             conversation_uuid: self.conversation_uuid.clone(),
             application_id: self.application_id(),
             direction: Direction::Outbound,
-            from: self.a.leg.to.clone(),
+            from: self.caller_leg().to.clone(),
             to: leg.uri.clone(),
             sip_call_id: String::new(),
             at: leg.answered_at,
@@ -78,7 +78,7 @@ impl Call {
 
     /// The server closed the socket (or it failed): the leg completes and the NCCO goes on.
     pub(super) fn websocket_closed(&mut self, endpoint: &str, reason: Option<String>) {
-        if self.a.leg.endpoint_id().as_deref() != Some(endpoint) || self.exec.websocket.is_none() {
+        if self.caller_endpoint().as_deref() != Some(endpoint) || self.exec.websocket.is_none() {
             return;
         }
         self.end_websocket(true, reason);

@@ -47,13 +47,14 @@ impl Call {
     /// The callee `i` answered a connect that has `onAnswer`: fetch its NCCO.
     pub(super) fn start_whisper(&mut self, i: usize, plan: OnAnswerPlan) {
         self.callee_won(i);
+        let caller = self.caller_endpoint();
         let Some(b) = self.b.get_mut(i) else { return };
         b.state = UacState::ExpectWhisperDone;
         // Early media bridged the callee already; the caller must not hear the whisper.
-        if let (Some(a), Some(b)) = (self.a.leg.endpoint_id(), b.leg.endpoint_id()) {
+        if let (Some(a), Some(b)) = (caller, b.leg.endpoint_id()) {
             self.cx.media(Op::Ignored, Command::Unbridge { a, b });
         }
-        if let (Some(url), Some(endpoint_id)) = (plan.ringback, self.a.leg.endpoint_id()) {
+        if let (Some(url), Some(endpoint_id)) = (plan.ringback, self.caller_endpoint()) {
             // Early media: the caller is answered only when bridged.
             self.provisional_to_a(true);
             let play_id = self.cx.ids.token(12);

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::call::{
     Call, CallContext, DocumentRequest, Input, MediaEvent, MediaFailure, Now, Output, RecordUpdate, Route,
@@ -116,16 +116,33 @@ impl CallHarness {
     }
 
     pub fn with(answer: Value, callees: Vec<Callee>, invite: SipMessage, route: Route) -> CallHarness {
-        let epoch = Instant::now();
-        let utc0 = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&Utc);
-        let ctx = CallContext {
-            seed: 42,
-            local: Local { host: "203.0.113.1".into(), port: 5060, user_agent: "voxbridge-test".into() },
-            route,
-            region_url: "http://127.0.0.1:3000".into(),
-            dialling: std::sync::Arc::new(dialling()),
+        let (epoch, utc0) = (Instant::now(), utc0());
+        let call = Call::inbound(context(route), caller_flow(), invite, epoch, Now { at: epoch, utc: utc0 });
+        Self::around(call, epoch, answer, callees)
+    }
+
+    /// A call placed over the Voice API: `to` (a Voice API `to` endpoint, as a `connect`'s),
+    /// `ncco` inline or `None` for answer_url (which returns `answer`).
+    pub fn originated(
+        connect: Value,
+        ncco: Option<Value>,
+        answer: Value,
+        callees: Vec<Callee>,
+    ) -> Result<CallHarness, crate::call::LegFailure> {
+        let (epoch, utc0) = (Instant::now(), utc0());
+        let Some(crate::ncco::Action::Connect(connect)) = Ncco::parse(&json!([connect])).unwrap().0.pop() else {
+            panic!("not a connect")
         };
-        let call = Call::inbound(ctx, caller_flow(), invite, epoch, Now { at: epoch, utc: utc0 });
+        let ncco = ncco.map(|n| Ncco::parse(&n).unwrap());
+        let originate = crate::call::Originate { connect, ncco };
+        let call = Call::originated(context(route()), originate, Now { at: epoch, utc: utc0 })?;
+        let mut h = Self::around(call, epoch, answer, callees);
+        h.caller_acks = false;
+        Ok(h)
+    }
+
+    fn around(call: Call, epoch: Instant, answer: Value, callees: Vec<Callee>) -> CallHarness {
+        let utc0 = utc0();
         CallHarness {
             call,
             epoch,
@@ -488,6 +505,20 @@ pub fn dialling() -> crate::call::Dialling {
             },
         ],
         numbers: vec!["14155550100".into()],
+    }
+}
+
+fn utc0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+fn context(route: Route) -> CallContext {
+    CallContext {
+        seed: 42,
+        local: Local { host: "203.0.113.1".into(), port: 5060, user_agent: "voxbridge-test".into() },
+        route,
+        region_url: "http://127.0.0.1:3000".into(),
+        dialling: std::sync::Arc::new(dialling()),
     }
 }
 

@@ -1,0 +1,142 @@
+//! Calls the Voice API places, on a virtual clock: the party rung, answered, the NCCO run on
+//! it, failover under one uuid, and what ends such a call.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::harness::*;
+use crate::call::{Control, Input, RecordUpdate};
+use crate::events::Direction;
+use crate::sip::Method;
+
+const S: Duration = Duration::from_secs(1);
+
+fn answers() -> Callee {
+    Callee::Answers { ring: Duration::from_millis(100), answer: Duration::from_millis(300) }
+}
+
+fn to_sip() -> serde_json::Value {
+    json!({"action": "connect", "from": "14155550100", "endpoint": [{"type": "sip", "uri": format!("sip:bob@{CALLEE}")}]})
+}
+
+fn talk() -> serde_json::Value {
+    json!([{"action": "talk", "text": "hello"}])
+}
+
+#[test]
+fn an_inline_ncco_runs_on_the_answered_party_and_hangs_up_when_exhausted() {
+    let mut h = CallHarness::originated(to_sip(), Some(talk()), json!([]), vec![answers()]).unwrap();
+    h.media_plays = true;
+    let uuid = h.call.uuid().to_owned();
+    h.drive();
+    // One leg, outbound, under the call's uuid, with Vonage's lifecycle.
+    assert_eq!(h.statuses(Direction::Outbound), ["started", "ringing", "answered", "completed"]);
+    assert!(h.statuses(Direction::Inbound).is_empty());
+    assert!(h.events.iter().all(|e| e.uuid == uuid));
+    let done = h.events.last().unwrap();
+    assert_eq!(done.disconnected_by.as_deref(), Some("platform"));
+    // Played to the callee's endpoint after the answer, then BYE (the fake plays for 2 s).
+    let play = h.media_log.iter().find_map(|c| match c {
+        crate::media::Command::Play { endpoint_id, .. } => Some(endpoint_id.clone()),
+        _ => None,
+    });
+    assert_eq!(play.as_deref(), Some("ep1"));
+    let bye = h.requests_to(&callee_flow(), Method::Bye);
+    assert_eq!(bye.len(), 1);
+    assert!(bye[0].at >= 2 * S && bye[0].at < 3 * S, "BYE at {:?}", bye[0].at);
+    // The record: started once (when placed), answered, finished once; answer_url not asked.
+    let started = h.records.iter().filter(|r| matches!(r, RecordUpdate::Started { .. })).count();
+    let finished = h.records.iter().filter(|r| matches!(r, RecordUpdate::Finished { .. })).count();
+    assert_eq!((started, finished), (1, 1));
+    assert!(h.answer_asked.is_empty());
+    let invite = &h.requests_to(&callee_flow(), Method::Invite)[0].msg;
+    assert!(invite.header("From").unwrap().starts_with("<sip:14155550100@"));
+    assert_eq!(invite.header("Max-Forwards"), Some("70"));
+}
+
+#[test]
+fn answer_url_is_asked_when_the_party_answers() {
+    let mut h = CallHarness::originated(to_sip(), None, talk(), vec![answers()]).unwrap();
+    h.media_plays = true;
+    h.drive_until(5 * S);
+    assert_eq!(h.answer_asked.len(), 1);
+    let answered = h.events.iter().find(|e| e.status.as_str() == "answered").unwrap();
+    assert!(h.answer_asked[0] >= Duration::from_millis(300), "asked at {:?}", h.answer_asked[0]);
+    assert_eq!(answered.direction, Direction::Outbound);
+    assert!(h.media_commands().contains(&"play"));
+}
+
+#[test]
+fn the_party_hanging_up_ends_the_call_as_the_user() {
+    let ncco = json!([{"action": "wait", "timeout": 60}]);
+    let mut h = CallHarness::originated(to_sip(), Some(ncco), json!([]), vec![answers()]).unwrap();
+    h.drive_until(5 * S);
+    let bye = callee_in_dialog(&h, Method::Bye, 1);
+    h.schedule(Duration::ZERO, Input::Sip { flow: callee_flow(), msg: bye });
+    h.drive();
+    let done = h.events.last().unwrap();
+    assert_eq!(done.status.as_str(), "completed");
+    assert_eq!(done.disconnected_by.as_deref(), Some("user"));
+    assert!(h.call.is_done());
+    assert!(h.requests_to(&callee_flow(), Method::Bye).is_empty(), "no BYE back to who hung up");
+}
+
+#[test]
+fn a_rest_hangup_while_ringing_cancels_the_party() {
+    let mut h = CallHarness::originated(to_sip(), Some(talk()), json!([]), vec![Callee::RingsForever]).unwrap();
+    h.drive_until(2 * S);
+    let uuid = h.call.uuid().to_owned();
+    h.schedule(Duration::ZERO, Input::Control(Control::Hangup { uuid }));
+    h.drive();
+    assert_eq!(h.requests_to(&callee_flow(), Method::Cancel).len(), 1);
+    assert_eq!(h.statuses(Direction::Outbound), ["started", "ringing", "cancelled"]);
+}
+
+#[test]
+fn length_timer_hangs_up_the_answered_call() {
+    let mut to = to_sip();
+    to["limit"] = json!(30);
+    let ncco = json!([{"action": "wait", "timeout": 600}]);
+    let mut h = CallHarness::originated(to, Some(ncco), json!([]), vec![answers()]).unwrap();
+    h.drive();
+    let bye = h.requests_to(&callee_flow(), Method::Bye);
+    assert_eq!(bye.len(), 1);
+    assert!(bye[0].at >= 30 * S && bye[0].at < 31 * S, "BYE at {:?}", bye[0].at);
+}
+
+#[test]
+fn a_phone_call_fails_over_between_gateways_under_one_uuid() {
+    let to =
+        json!({"action": "connect", "from": "14155550100", "endpoint": [{"type": "phone", "number": "15551230000"}]});
+    let mut h = CallHarness::originated(to, Some(talk()), json!([]), vec![answers()]).unwrap();
+    h.media_plays = true;
+    let uuid = h.call.uuid().to_owned();
+    h.drive();
+    let first = h.sent.iter().find(|s| s.msg.method() == Some(&Method::Invite)).unwrap();
+    assert!(first.msg.request_uri().unwrap().starts_with("sip:15551230000@192.0.2.2:5090"), "the silent gateway first");
+    assert_eq!(h.requests_to(&callee_flow(), Method::Invite).len(), 1, "then the one that answers");
+    // The silent gateway's failure is not the call's end: one lifecycle, one record.
+    assert_eq!(h.statuses(Direction::Outbound), ["started", "ringing", "answered", "completed"]);
+    assert!(h.events.iter().all(|e| e.uuid == uuid));
+    let finished = h.records.iter().filter(|r| matches!(r, RecordUpdate::Finished { .. })).count();
+    assert_eq!(finished, 1);
+}
+
+#[test]
+fn a_caller_id_the_account_does_not_own_is_refused_before_anything_is_sent() {
+    let to =
+        json!({"action": "connect", "from": "15550009999", "endpoint": [{"type": "phone", "number": "15551230000"}]});
+    let refused = CallHarness::originated(to, Some(talk()), json!([]), vec![answers()]).err().unwrap();
+    assert!(refused.reason.unwrap().contains("not one of the account's numbers"));
+}
+
+#[test]
+fn an_unanswered_party_ends_the_call_with_its_status() {
+    let mut h =
+        CallHarness::originated(to_sip(), Some(talk()), json!([]), vec![Callee::Rejects { code: 486, after: S }])
+            .unwrap();
+    h.drive();
+    assert_eq!(h.statuses(Direction::Outbound), ["started", "ringing", "busy"]);
+    assert!(h.call.is_done());
+}

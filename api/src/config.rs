@@ -104,6 +104,12 @@ pub struct Settings {
     /// What a locked-out source gets: `reject` (403) or `drop` (silence).
     #[arg(long, env = "VOXBRIDGE_SIP_AUTH_LOCKOUT_ACTION")]
     pub sip_auth_lockout_action: Option<LimitAction>,
+    /// Outbound calls per second one application may create over the Voice API (above: 429).
+    #[arg(long, env = "VOXBRIDGE_OUTBOUND_CPS")]
+    pub outbound_cps: Option<u32>,
+    /// Outbound calls created over the Voice API that may be in progress at once (above: 429).
+    #[arg(long, env = "VOXBRIDGE_OUTBOUND_MAX_CALLS")]
+    pub outbound_max_calls: Option<u32>,
 }
 
 /// What a request refused by a limit gets.
@@ -171,6 +177,8 @@ impl Settings {
             sip_auth_failure_window_secs: self.sip_auth_failure_window_secs.or(other.sip_auth_failure_window_secs),
             sip_auth_lockout_secs: self.sip_auth_lockout_secs.or(other.sip_auth_lockout_secs),
             sip_auth_lockout_action: self.sip_auth_lockout_action.or(other.sip_auth_lockout_action),
+            outbound_cps: self.outbound_cps.or(other.outbound_cps),
+            outbound_max_calls: self.outbound_max_calls.or(other.outbound_max_calls),
         }
     }
 
@@ -205,6 +213,17 @@ pub struct Config {
     pub rtp_ports: String,
     pub sip_user_agent: String,
     pub sip_limits: SipLimits,
+    pub outbound: OutboundLimits,
+}
+
+/// What protects the account from its own applications (and their leaked keys): the Voice
+/// API's outbound call budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundLimits {
+    /// Calls created per second, per application.
+    pub calls_per_second: u32,
+    /// Calls created over the API in progress at once, for the node.
+    pub max_calls: u32,
 }
 
 impl Config {
@@ -284,6 +303,12 @@ impl Config {
             rtp_ports: s.rtp_ports.unwrap_or_else(|| "10000-20000".into()),
             sip_user_agent,
             sip_limits,
+            // Vonage's default budget is a few calls per second per account; 10/s and 500 at
+            // once keep a runaway script from dialling a trunk dry.
+            outbound: OutboundLimits {
+                calls_per_second: positive("outbound_cps", s.outbound_cps, 10)?,
+                max_calls: positive("outbound_max_calls", s.outbound_max_calls, 500)?,
+            },
         })
     }
 

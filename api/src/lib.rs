@@ -93,6 +93,7 @@ impl Application {
             records,
             provisioning,
             calls: edge.registry.clone(),
+            edge: edge.clone(),
         });
 
         let server_state = state.clone();

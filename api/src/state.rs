@@ -18,4 +18,6 @@ pub struct AppState {
     pub provisioning: Arc<crate::store::cache::ProvisioningCache>,
     /// The live calls of this node, for the Voice API's control of them.
     pub calls: Arc<crate::calls::CallRegistry>,
+    /// Places the calls the Voice API creates.
+    pub edge: Arc<crate::sip::Edge>,
 }

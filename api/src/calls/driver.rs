@@ -48,11 +48,29 @@ pub async fn drive(
     io: Io,
 ) {
     let span = tracing::info_span!("call", call_uuid = %call.uuid());
-    // Decremented when the driver drops, however it ends.
-    metrics::gauge!("voxbridge_sip_active_calls").increment(1.0);
     // The edge registered the caller's Call-ID before admission; it leaves with the call.
     let keys = vec![Key::CallId(call.call_id().to_owned())];
-    Driver { call, hooks, io, tx, keys, pending: FuturesUnordered::new() }.run(inbox).instrument(span).await;
+    Driver::new(call, hooks, io, tx, keys, None).run(inbox).instrument(span).await;
+}
+
+/// Starts a call the Voice API placed. Its first outputs (the call's record, the keys it
+/// listens on, its `started` event, the resolution of its target) are carried out before this
+/// returns, so that the API's `201` is true at once: the call is found by `GET` and steered by
+/// `PUT`. The rest runs on `runtime` (the SIP edge's), holding `slot` until the call ends.
+pub async fn launch(
+    call: Call,
+    hooks: Option<AppHooks>,
+    io: Io,
+    runtime: &tokio::runtime::Handle,
+    slot: super::outbound::OutboundSlot,
+) {
+    let span = tracing::info_span!("call", call_uuid = %call.uuid());
+    let (tx, inbox) = mpsc::unbounded_channel();
+    let key = Key::Uuid(call.uuid().to_owned());
+    io.registry.insert(key.clone(), tx.clone());
+    let mut driver = Driver::new(call, hooks, io, tx, vec![key], Some(slot));
+    driver.flush().instrument(span.clone()).await;
+    runtime.spawn(driver.run(inbox).instrument(span));
 }
 
 struct Driver {
@@ -63,6 +81,8 @@ struct Driver {
     /// Keys this call listens on, removed when it ends whatever it said.
     keys: Vec<Key>,
     pending: FuturesUnordered<BoxFuture<'static, Input>>,
+    /// A call created over the Voice API holds its place in the outbound budget.
+    _slot: Option<super::outbound::OutboundSlot>,
 }
 
 /// Whatever the call said, and even if a bug panicked it, its keys leave the registry with it,
@@ -77,15 +97,33 @@ impl Drop for Driver {
 }
 
 impl Driver {
+    fn new(
+        call: Call,
+        hooks: Option<AppHooks>,
+        io: Io,
+        tx: CallSender,
+        keys: Vec<Key>,
+        slot: Option<super::outbound::OutboundSlot>,
+    ) -> Driver {
+        // Decremented when the driver drops, however it ends.
+        metrics::gauge!("voxbridge_sip_active_calls").increment(1.0);
+        Driver { call, hooks, io, tx, keys, pending: FuturesUnordered::new(), _slot: slot }
+    }
+
+    /// Carries out what the call has said so far.
+    async fn flush(&mut self) {
+        while let Some(out) = self.call.poll_output() {
+            self.output(out).await;
+        }
+    }
+
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<CallInput>) {
         // One timer per call, moved only when the call's next deadline changes.
         let sleep = tokio::time::sleep(std::time::Duration::from_secs(86_400));
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
         loop {
-            while let Some(out) = self.call.poll_output() {
-                self.output(out).await;
-            }
+            self.flush().await;
             if self.call.is_done() {
                 // Webhooks the call posted last (a record event, the final status) are still on
                 // their way: they finish without the call.

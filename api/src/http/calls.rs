@@ -21,7 +21,8 @@ use crate::state::AppState;
 use crate::store::entity::call;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list)
+    cfg.service(super::outbound::create)
+        .service(list)
         .service(fetch)
         .service(update)
         .service(talk)
@@ -165,7 +166,7 @@ pub struct CallList {
     pub _embedded: CallsEmbedded,
 }
 
-fn application(req: &HttpRequest) -> Result<AuthenticatedApplication, ApiError> {
+pub(super) fn application(req: &HttpRequest) -> Result<AuthenticatedApplication, ApiError> {
     req.extensions()
         .get::<AuthenticatedApplication>()
         .cloned()
@@ -291,8 +292,8 @@ async fn own_call(req: &HttpRequest, state: &AppState, uuid: &str) -> Result<cal
         .ok_or_else(|| ApiError::not_found(format_args!("call {uuid}")))
 }
 
-/// What to do with a live call: `hangup`, or `transfer` of the caller's leg to a new NCCO
-/// (`destination`). The other actions of Vonage's API come with the Voice API work.
+/// What to do with a live call: `hangup`, `mute`/`unmute`, `earmuff`/`unearmuff`, or
+/// `transfer` of the call's own leg to a new NCCO (`destination`).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CallUpdate {
     #[schema(example = "hangup")]
@@ -380,11 +381,22 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let control = body.control(&uuid)?;
     let row = own_call(&req, &state, &uuid).await?;
-    if matches!(control, domains::call::Control::Transfer { .. }) && row.direction != "inbound" {
-        return Err(ApiError::invalid("action", "transfer of an outbound leg is not supported yet"));
+    if matches!(control, domains::call::Control::Transfer { .. }) && !starts_its_conversation(&state, &row).await? {
+        return Err(ApiError::invalid("action", "transfer of a connect's outbound leg is not supported yet"));
     }
     steer(&state, &row, control)?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// True for a call's own leg (the inbound caller, or the party a `POST /v1/calls` rang): the
+/// first leg of its conversation, where a `connect`'s legs come after it.
+async fn starts_its_conversation(state: &AppState, row: &call::Model) -> Result<bool, ApiError> {
+    let first = call::Entity::find()
+        .filter(call::Column::ConversationUuid.eq(row.conversation_uuid.clone()))
+        .order_by_asc(call::Column::CreatedAt)
+        .one(&state.db)
+        .await?;
+    Ok(first.is_some_and(|f| f.uuid == row.uuid))
 }
 
 /// Hands `control` to the live call the leg `row` belongs to: the call's own task applies it,

@@ -9,6 +9,7 @@ pub mod files;
 pub mod health;
 pub mod json;
 pub mod numbers;
+pub mod outbound;
 pub mod pagination;
 pub mod params;
 pub mod problem;
@@ -43,6 +44,7 @@ use problem::ApiError;
         problem::NotFound,
         problem::PayloadTooLarge,
         problem::UnsupportedMediaType,
+        problem::TooManyRequests,
         problem::InternalError
     )),
     tags(

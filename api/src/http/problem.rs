@@ -54,6 +54,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Over a rate or concurrency budget; `Retry-After` says when to try again.
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -113,6 +116,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::TooManyRequests(_) => ("too-many-requests", "Too many requests"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -150,6 +154,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -176,6 +181,9 @@ impl ResponseError for ApiError {
                 Challenge::Bearer => "Bearer realm=\"voxbridge\"",
             };
             resp.insert_header((header::WWW_AUTHENTICATE, value));
+        }
+        if let ApiError::TooManyRequests(_) = self {
+            resp.insert_header((header::RETRY_AFTER, "1"));
         }
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             resp.insert_header((header::ALLOW, AllowList(allow).to_string()));
@@ -243,6 +251,14 @@ pub struct PayloadTooLarge(pub Problem);
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct UnsupportedMediaType(pub Problem);
+
+/// Over the outbound call budget (calls per second per application, or calls at once).
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = String, description = "Seconds to wait before trying again"))
+)]
+pub struct TooManyRequests(pub Problem);
 
 /// An unexpected failure (such as the database); the problem's `instance` is logged.
 #[derive(ToResponse)]

@@ -50,6 +50,31 @@ pub struct Edge {
     /// Stands in for a missing user's HA1, so that an unknown user costs the same work as a
     /// wrong password (the two must not be told apart, by answer or by timing).
     decoy_ha1: [String; 2],
+    /// The runtime calls run on, whoever starts them (an HTTP worker places REST calls).
+    runtime: tokio::runtime::Handle,
+    outbound: crate::calls::outbound::OutboundBudget,
+}
+
+/// Why the Voice API could not place a call.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginateError {
+    #[error(transparent)]
+    Budget(#[from] crate::calls::outbound::BudgetExceeded),
+    /// The application cannot take calls (gone, or no voice capability).
+    #[error("{0}")]
+    Application(&'static str),
+    /// The endpoint cannot be rung: no trunk for the number, a caller ID not owned, …
+    #[error("{}", .0.reason.clone().unwrap_or_else(|| "the call cannot be placed".into()))]
+    Refused(domains::call::LegFailure),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A call the Voice API placed.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub uuid: String,
+    pub conversation_uuid: String,
 }
 
 impl Edge {
@@ -71,6 +96,7 @@ impl Edge {
         // the account's signature secret.
         let key: [u8; 32] = sha2::Sha256::digest(format!("voxbridge digest nonces {signature_secret}")).into();
         let resolver = Arc::new(super::resolve::SipResolver::new(config.dns_server).map_err(std::io::Error::other)?);
+        let outbound = crate::calls::outbound::OutboundBudget::new(config.outbound);
         let edge = Arc::new(Edge {
             transport,
             local: Local { host, port: bound.port(), user_agent: config.sip_user_agent.clone() },
@@ -88,6 +114,8 @@ impl Edge {
             resolver,
             nonces: NonceIssuer::new(key, NONCE_LIFETIME_SECS),
             nonce_counts: Mutex::new(NonceCounts::new()),
+            runtime: tokio::runtime::Handle::current(),
+            outbound,
         });
         tokio::spawn(edge.clone().dispatch(incoming));
         tokio::spawn(edge.clone().forward_media_events());
@@ -262,17 +290,7 @@ impl Edge {
                         return;
                     }
                 };
-                let ctx = CallContext {
-                    seed: rand::random(),
-                    local: self.local.clone(),
-                    route,
-                    region_url: self
-                        .config
-                        .public_url
-                        .clone()
-                        .unwrap_or_else(|| format!("http://{}", self.config.http_addr)),
-                    dialling,
-                };
+                let ctx = self.context(route, dialling);
                 let call = Call::inbound(ctx, inc.flow, inc.msg, inc.received, driver::now());
                 driver::drive(call, hooks, inbox, self_tx.clone(), io).await;
             }
@@ -309,6 +327,51 @@ impl Edge {
             }
         }
         self.registry.remove_if(&Key::CallId(call_id), &self_tx);
+    }
+
+    fn context(&self, route: Route, dialling: Arc<domains::call::Dialling>) -> CallContext {
+        CallContext {
+            seed: rand::random(),
+            local: self.local.clone(),
+            route,
+            region_url: self.config.public_url.clone().unwrap_or_else(|| format!("http://{}", self.config.http_addr)),
+            dialling,
+        }
+    }
+
+    /// Places a call for the Voice API (`POST /v1/calls`), within the outbound budget.
+    /// `answer`/`event` replace the application's webhooks for this call when given. Returns
+    /// once the call is recorded and steerable; it runs on the edge's runtime.
+    pub async fn originate(
+        self: &Arc<Self>,
+        application_id: &str,
+        originate: domains::call::Originate,
+        answer: Option<domains::application::Webhook>,
+        event: Option<domains::application::Webhook>,
+    ) -> Result<Placed, OriginateError> {
+        let slot = self.outbound.acquire(application_id)?;
+        let mut hooks = self.hooks(application_id).await.map_err(|r| match r {
+            Refusal::Unavailable(why) => OriginateError::Application(why),
+            Refusal::Internal(e) => OriginateError::Internal(e),
+            _ => OriginateError::Internal("unexpected refusal".into()),
+        })?;
+        if let Some(answer) = answer {
+            hooks.answer = answer;
+            // The request's answer_url is the call's: the application's fallback is not asked.
+            hooks.fallback_answer = None;
+        }
+        if let Some(event) = event {
+            hooks.event = event;
+        }
+        let dialling = self.provisioning.dialling().await.map_err(|e| OriginateError::Internal(e.to_string()))?;
+        let region = self.config.regions.first().cloned().unwrap_or_default();
+        let route = Route::Application { application_id: application_id.to_owned(), region };
+        let call = Call::originated(self.context(route, dialling), originate, driver::now())
+            .map_err(OriginateError::Refused)?;
+        let placed = Placed { uuid: call.uuid().to_owned(), conversation_uuid: call.conversation_uuid().to_owned() };
+        tracing::info!(call_uuid = %placed.uuid, application_id, "call placed over the Voice API");
+        driver::launch(call, Some(hooks), self.io(), &self.runtime, slot).await;
+        Ok(placed)
     }
 
     fn io(self: &Arc<Self>) -> Io {

@@ -455,6 +455,10 @@ impl Call {
         &self.uuid
     }
 
+    pub fn conversation_uuid(&self) -> &str {
+        &self.conversation_uuid
+    }
+
     /// The caller's SIP Call-ID.
     pub fn call_id(&self) -> &str {
         &self.a.leg.dialog.call_id

@@ -32,7 +32,8 @@ impl Call {
         self.exec.whisper = None;
         self.stop_ringback();
         for i in 0..self.b.len() {
-            if self.b.get(i).is_some_and(|b| !b.is_terminated() && !b.leg.reported) {
+            // An originated call's own leg is the one transferred, not released.
+            if !self.is_caller(i) && self.b.get(i).is_some_and(|b| !b.is_terminated() && !b.leg.reported) {
                 self.end_b(i, None);
             }
         }

@@ -140,3 +140,19 @@ fn an_unanswered_party_ends_the_call_with_its_status() {
     assert_eq!(h.statuses(Direction::Outbound), ["started", "ringing", "busy"]);
     assert!(h.call.is_done());
 }
+
+#[test]
+fn a_transfer_moves_the_answered_party_to_a_new_ncco_without_releasing_it() {
+    let ncco = json!([{"action": "wait", "timeout": 60}]);
+    let mut h = CallHarness::originated(to_sip(), Some(ncco), json!([]), vec![answers()]).unwrap();
+    h.drive_until(2 * S);
+    let uuid = h.call.uuid().to_owned();
+    let to =
+        crate::call::TransferTo::Ncco(crate::ncco::Ncco::parse(&json!([{"action": "wait", "timeout": 3}])).unwrap());
+    h.schedule(Duration::ZERO, Input::Control(Control::Transfer { uuid, to }));
+    h.drive();
+    let bye = h.requests_to(&callee_flow(), Method::Bye);
+    assert_eq!(bye.len(), 1);
+    assert!(bye[0].at >= 5 * S && bye[0].at < 6 * S, "the new NCCO ran on the party: BYE at {:?}", bye[0].at);
+    assert!(h.posts.iter().any(|p| p.get("conversation_uuid_to").is_some()), "a transfer event");
+}

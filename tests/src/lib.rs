@@ -14,6 +14,7 @@ pub mod app;
 pub mod dns;
 pub mod kamailio;
 pub mod media_process;
+pub mod python;
 pub mod raw;
 pub mod rtp;
 pub mod sipp;

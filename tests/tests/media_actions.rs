@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use vbtest::SipEnv;
-use vbtest::rtp::{Packet, RawCall, decode_pcmu, pcmu_only_offer, rms, tone};
+use vbtest::rtp::{Packet, RawCall, decode_pcmu, pcmu_only_offer, rms, tone, tone_wav};
 use vbtest::sipp::Sipp;
 
 const T: Duration = Duration::from_secs(15);
@@ -92,22 +92,6 @@ async fn talk_in_an_unknown_language_is_refused_before_the_call_is_answered() {
 }
 
 /// A 16 kHz WAV (resampled to the call's 8 kHz) of a 1 kHz tone.
-fn tone_wav(seconds: f32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cursor = std::io::Cursor::new(Vec::new());
-    let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
-    for i in 0..(16000.0 * seconds) as usize {
-        w.write_sample((8000.0 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16000.0).sin()) as i16).unwrap();
-    }
-    w.finalize().unwrap();
-    cursor.into_inner()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_plays_a_wav_cached_and_a_bad_file_is_reported_and_skipped() {
     let env = env(json!([

@@ -410,12 +410,10 @@ fn steer(state: &AppState, row: &call::Model, control: domains::call::Control) -
         });
     }
     let live = state.calls.get(&domains::call::Key::Uuid(uuid.clone()));
+    // A call another node runs is not steerable from here (yet): as unknown as no call.
     match live.map(|tx| tx.send(crate::calls::CallInput::Control(control)).is_ok()) {
         Some(true) => Ok(()),
-        _ => Err(ApiError::BadRequest {
-            detail: format!("call {uuid} is not in progress on this node"),
-            invalid: vec![],
-        }),
+        _ => Err(ApiError::NotFound(format!("call {uuid} is not in progress on this node"))),
     }
 }
 

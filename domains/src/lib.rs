@@ -20,6 +20,7 @@ pub mod problem;
 pub mod psip;
 pub mod quality;
 pub mod recordings;
+pub mod registrar;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_provisioning;
 mod m20261123_000002_calls;
 mod m20261202_000001_call_quality;
+mod m20261202_000002_registrations;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_provisioning::Migration),
             Box::new(m20261123_000002_calls::Migration),
             Box::new(m20261202_000001_call_quality::Migration),
+            Box::new(m20261202_000002_registrations::Migration),
         ]
     }
 }

@@ -63,14 +63,14 @@ fn rewrite_top_via(msg: &[u8], addr: &str) -> Vec<u8> {
 
 /// What RFC 4475 §3 expects voxbridge to answer: a status, or `None` for silence. Valid
 /// requests are processed: voxbridge is not `example.com`, so an INVITE gets 404 there, an
-/// in-dialog one 481, and REGISTER 405 until the registrar lands.
+/// in-dialog one 481, and a REGISTER 404 (or 416 for a To that is not a SIP URI).
 fn expected(name: &str) -> Option<u16> {
     Some(match name {
         // §3.1.1 valid messages.
         "wsinv" => 481,
         "intmeth" | "esc02" => 501,
         "esc01" | "longreq" => 404,
-        "escnull" | "dblreq" => 405,
+        "escnull" | "dblreq" => 404,
         "lwsdisp" | "semiuri" | "transports" => 200,
         "mpart01" => 405,
         "unreason" | "noreason" => return None,
@@ -86,7 +86,8 @@ fn expected(name: &str) -> Option<u16> {
         // §3.3 application layer.
         "insuf" | "multi01" | "mcl01" => 400,
         "unkscm" | "novelsc" => 416,
-        "unksm2" | "regaut01" | "cparam01" | "cparam02" | "regescrt" => 405,
+        "unksm2" => 416,
+        "regaut01" | "cparam01" | "cparam02" | "regescrt" => 404,
         "bext01" => 420,
         "invut" => 415,
         "sdp01" => 406,

@@ -21,7 +21,7 @@ use crate::state::AppState;
 pub const RINGING_TIMER: std::ops::RangeInclusive<u32> = 1..=120;
 pub const DEFAULT_RINGING_TIMER: u32 = 60;
 /// `length_timer` bounds (seconds) and default.
-pub const LENGTH_TIMER: std::ops::RangeInclusive<u32> = 1..=7200;
+pub const LENGTH_TIMER: std::ops::RangeInclusive<u32> = 1..=86_400;
 pub const DEFAULT_LENGTH_TIMER: u32 = 7200;
 
 /// A call to create (Vonage's `POST /v1/calls` body).
@@ -65,7 +65,7 @@ pub struct CallCreate {
     pub advanced_machine_detection: Option<Value>,
     /// Longest call in seconds once answered.
     #[serde(default)]
-    #[schema(value_type = Option<u32>, minimum = 1, maximum = 7200, default = 7200)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 86400, default = 7200)]
     pub length_timer: Option<Value>,
     /// Seconds to ring before giving up.
     #[serde(default)]
@@ -347,7 +347,7 @@ mod tests {
             "from": {"type": "phone", "number": "15550009999"},
             "ncco": [{"action": "talk"}],
             "answer_url": ["ftp://x"],
-            "ringing_timer": 0, "length_timer": 7201, "event_method": "PATCH",
+            "ringing_timer": 0, "length_timer": 86401, "event_method": "PATCH",
         }));
         let mut n = names(b.validate(&[OURS.into()], 0).err().unwrap());
         n.sort();

@@ -21,7 +21,7 @@ use super::problem::{
 };
 use super::schemas;
 use crate::state::AppState;
-use crate::store::entity::{application, psip_domain, psip_user};
+use crate::store::entity::{application, psip_domain, psip_user, registration};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create)
@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(create_user)
         .service(list_users)
         .service(fetch_user)
+        .service(registrations)
         .service(update_user)
         .service(remove_user);
 }
@@ -439,6 +440,60 @@ async fn list_users(state: web::Data<AppState>, name: web::Path<String>) -> Resu
 async fn fetch_user(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (name, key) = path.into_inner();
     Ok(HttpResponse::Ok().json(UserResponse::from(find_user(&state, &name, &key).await?)))
+}
+
+/// A contact a user's phone registered (REGISTER, RFC 3261 §10).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationResponse {
+    #[schema(example = "sip:alice@192.0.2.10:5060")]
+    pub contact: String,
+    /// Seconds left.
+    pub expires: i64,
+    /// Where requests to the contact go: the transport and address the REGISTER came from.
+    #[schema(example = "udp:203.0.113.7:41234")]
+    pub flow: String,
+    pub call_id: String,
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+#[utoipa::path(
+    operation_id = "listDomainUserRegistrations",
+    tag = "psip",
+    params(("name" = String, Path, description = "Domain name", example = "acme-pbx"), ("key" = String, Path, description = "User", example = "alice")),
+    responses(
+        (status = 200, description = "The user's live registrations", body = Vec<RegistrationResponse>),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = InternalError),
+    ),
+    security(("basicAuth" = []))
+)]
+#[get("/{name}/users/{key}/registrations")]
+async fn registrations(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, key) = path.into_inner();
+    let user = find_user(&state, &name, &key).await?;
+    let now = Utc::now().timestamp();
+    let rows = registration::Entity::find()
+        .filter(registration::Column::DomainName.eq(user.domain_name))
+        .filter(registration::Column::UserKey.eq(user.key))
+        .filter(registration::Column::ExpiresAt.gt(now))
+        .order_by_asc(registration::Column::Contact)
+        .all(&state.db)
+        .await?;
+    let out: Vec<RegistrationResponse> = rows
+        .into_iter()
+        .map(|r| RegistrationResponse {
+            contact: r.contact,
+            expires: r.expires_at - now,
+            flow: r.flow,
+            call_id: r.call_id,
+            updated_at: r.updated_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
 }
 
 #[utoipa::path(

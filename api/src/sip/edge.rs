@@ -31,6 +31,8 @@ pub use domains::sip::checks::ALLOW;
 /// Nonces are valid this long; a client answering later gets `stale=true`.
 const NONCE_LIFETIME_SECS: u64 = 300;
 
+mod register;
+
 pub struct Edge {
     pub transport: Arc<Transport>,
     pub local: Local,
@@ -219,6 +221,9 @@ impl Edge {
         // Admission reads the database; do it off the dispatch loop.
         match inc.msg.method() {
             Some(Method::Invite) if !has_to_tag(&inc.msg) => edge.start_invite(inc),
+            Some(Method::Register) => {
+                tokio::spawn(async move { edge.register(inc).await });
+            }
             _ => {
                 tokio::spawn(async move { edge.out_of_dialog(inc).await });
             }
@@ -453,26 +458,7 @@ impl Edge {
         let admitted = match first_check(acl, users > 0, source) {
             FirstCheck::Admit(a) => a,
             FirstCheck::Reject => return Err(Refusal::Error(AdmissionError::SourceNotInAcl(source))),
-            FirstCheck::NeedDigest => {
-                // Parsed once: the lockout check needs the claimed user before anything is verified.
-                let creds = inc.msg.header("Authorization").map(Credentials::parse);
-                let user_key = match &creds {
-                    Some(Ok(c)) => Some(lockout_key(&domain.name, &c.username)),
-                    _ => None,
-                };
-                self.limits.auth_allowed(source, user_key.as_deref()).map_err(Refusal::Limited)?;
-                let checked = self.check_digest(inc, creds, &domain.name).await;
-                match &checked {
-                    Ok(Admitted::Digest { user }) => {
-                        self.limits.auth_succeeded(source, &lockout_key(&domain.name, user))
-                    }
-                    Err(Refusal::Error(AdmissionError::Digest(_) | AdmissionError::UnknownUser(_))) => {
-                        self.limits.auth_failed(source, user_key.as_deref().unwrap_or_default())
-                    }
-                    _ => {}
-                }
-                checked?
-            }
+            FirstCheck::NeedDigest => self.authenticate(inc, &domain.name).await?,
         };
         tracing::info!(call_id = inc.msg.call_id(), domain = %domain.name, %region, ?admitted, "INVITE admitted");
         // A number provisioned with SIP forwarding or its own application takes the call;
@@ -516,7 +502,29 @@ impl Edge {
         })
     }
 
-    /// `creds`: the INVITE's `Authorization`, parsed (`None` when it has none).
+    /// Digest authentication of a request to `realm` (a domain), within the brute-force
+    /// budgets: a locked-out source or user is refused before anything is verified.
+    async fn authenticate(&self, inc: &Incoming, realm: &str) -> Result<Admitted, Refusal> {
+        let source = inc.flow.peer().ip();
+        // Parsed once: the lockout check needs the claimed user before anything is verified.
+        let creds = inc.msg.header("Authorization").map(Credentials::parse);
+        let user_key = match &creds {
+            Some(Ok(c)) => Some(lockout_key(realm, &c.username)),
+            _ => None,
+        };
+        self.limits.auth_allowed(source, user_key.as_deref()).map_err(Refusal::Limited)?;
+        let checked = self.check_digest(inc, creds, realm).await;
+        match &checked {
+            Ok(Admitted::Digest { user }) => self.limits.auth_succeeded(source, &lockout_key(realm, user)),
+            Err(Refusal::Error(AdmissionError::Digest(_) | AdmissionError::UnknownUser(_))) => {
+                self.limits.auth_failed(source, user_key.as_deref().unwrap_or_default())
+            }
+            _ => {}
+        }
+        checked
+    }
+
+    /// `creds`: the request's `Authorization`, parsed (`None` when it has none).
     async fn check_digest(
         &self,
         inc: &Incoming,
@@ -543,7 +551,7 @@ impl Edge {
                 counts.prune(now.saturating_sub(NONCE_LIFETIME_SECS));
                 digest::verify(
                     &creds,
-                    "INVITE",
+                    inc.msg.method().map(Method::as_str).unwrap_or("INVITE"),
                     inc.msg.request_uri().unwrap_or_default(),
                     &ha1,
                     &self.nonces,
@@ -563,7 +571,7 @@ impl Edge {
     }
 }
 
-enum Refusal {
+pub(super) enum Refusal {
     Challenge {
         realm: String,
         stale: bool,

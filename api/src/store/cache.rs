@@ -66,6 +66,11 @@ pub struct ProvisioningCache {
 }
 
 impl ProvisioningCache {
+    /// The database behind the cache, for what is written at SIP speed (registrations).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     pub fn new(db: DatabaseConnection, ttl: Duration) -> Self {
         ProvisioningCache {
             db,

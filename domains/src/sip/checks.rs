@@ -7,7 +7,7 @@ use super::headers::{option_tags, uri_user};
 use super::message::{Method, SipMessage};
 
 /// Methods voxbridge answers (in `Allow`).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
 /// Body types voxbridge reads (in `Accept`).
 pub const ACCEPT: &str = "application/sdp";
 /// Methods of an established call (the `Allow` of voxbridge's 2xx to INVITE).
@@ -46,7 +46,7 @@ pub fn check_request(msg: &SipMessage) -> Result<(), Refusal> {
         return Err(Refusal::new(483));
     }
     match method {
-        Method::Invite | Method::Cancel | Method::Bye | Method::Options => {}
+        Method::Invite | Method::Cancel | Method::Bye | Method::Options | Method::Register => {}
         Method::Other(_) => return Err(Refusal::new(501).with("Allow", ALLOW)),
         _ => return Err(Refusal::new(405).with("Allow", ALLOW)),
     }

@@ -6,4 +6,5 @@ pub mod call;
 pub mod number;
 pub mod psip_domain;
 pub mod psip_user;
+pub mod registration;
 pub mod trunk;

@@ -5,6 +5,7 @@
 //! as unix seconds; the edge authenticates, stores and answers.
 
 use crate::sip::SipMessage;
+use crate::sip::flow::Flow;
 use crate::sip::headers::NameAddr;
 
 /// Expiry bounds in seconds.
@@ -159,6 +160,22 @@ pub fn apply(
 /// The `Contact` values of a 200 to REGISTER: every binding with its remaining seconds.
 pub fn contact_headers(bindings: &[Binding], now: i64) -> Vec<String> {
     bindings.iter().map(|b| format!("<{}>;expires={}", b.contact, (b.expires_at - now).max(0))).collect()
+}
+
+/// How a binding's flow is stored: the transport and the address the REGISTER came from.
+pub fn flow_text(flow: &Flow) -> String {
+    match flow {
+        Flow::Udp(a) => format!("udp:{a}"),
+        Flow::Tcp { peer, tls: false, .. } => format!("tcp:{peer}"),
+        Flow::Tcp { peer, tls: true, .. } => format!("tls:{peer}"),
+    }
+}
+
+/// The flow requests to a binding take: back to the UDP address its REGISTER came from. A
+/// TCP or TLS binding is reached by locating its contact (the connection it came over is
+/// not named by what is stored).
+pub fn flow_back(text: &str) -> Option<Flow> {
+    text.strip_prefix("udp:")?.parse().ok().map(Flow::Udp)
 }
 
 /// §10.3 step 6: URIs compare by their scheme, user, host and port, ignoring case in the

@@ -1,4 +1,5 @@
-//! The registrar (RFC 3261 §10) for Programmable SIP domain users, against SIPp as the phone:
+//! The registrar (RFC 3261 §10) for Programmable SIP domain users, against SIPp as the phone
+//! (and a raw socket as a phone behind a NAT, which then takes a call to its `app` user):
 //! digest on REGISTER, 423 with `Min-Expires` below the floor, the binding listed by the API
 //! with the flow it came over, `*` unregistration, and a wrong password binding nothing. SIPp's
 //! digest `uri` is its peer's address unless `-auth_uri` names the Request-URI's host, which
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vbtest::SipEnv;
+use vbtest::raw::RawSip;
 use vbtest::sipp::Sipp;
 
 const T: Duration = Duration::from_secs(30);
@@ -63,4 +65,65 @@ async fn a_wrong_password_registers_nothing() {
     assert!(done.messages.contains("SIP/2.0 403"), "{}", done.messages);
     let (_, after) = env.server.get(PATH).await;
     assert_eq!(after, serde_json::json!([]));
+}
+
+/// A REGISTER from `phone` for alice, with `contact`, answering `challenge` when given.
+fn register(phone: &RawSip, host: &str, cseq: u32, contact: &str, authorization: Option<String>) -> String {
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    format!(
+        "REGISTER sip:{host} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{cseq};rport\r\nMax-Forwards: 70\r\n\
+         From: <sip:alice@{host}>;tag=phone\r\nTo: <sip:alice@{host}>\r\nCall-ID: phone-reg@{local}\r\nCSeq: {cseq} REGISTER\r\n\
+         Contact: <{contact}>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n",
+        local = phone.local
+    )
+}
+
+#[tokio::test]
+async fn a_call_to_an_app_user_reaches_the_registered_phone_over_its_nat_flow() {
+    let env = SipEnv::start(Value::Null, &[], Some(("alice", "s3cr3t-long"))).await;
+    let (status, body) = env
+        .server
+        .post_json("/v1/numbers", serde_json::json!({"number": "+14155550100", "application_id": env.app_id}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // The phone sits behind a NAT: its Contact names a private address nobody can reach.
+    let phone = RawSip::new(&env.sip).await;
+    let contact = "sip:alice@10.255.255.1:5060";
+    phone.send(&register(&phone, &env.host, 1, contact, None)).await;
+    let challenge = phone.final_response(T).await.expect("401");
+    assert_eq!(challenge.status(), Some(401));
+    let challenge = domains::digest::Challenge::parse(&challenge.header("WWW-Authenticate").unwrap()).unwrap();
+    let uri = format!("sip:{}", env.host);
+    let answer = challenge.answer("alice", "s3cr3t-long", "REGISTER", &uri, "phonecnonce", 1);
+    phone.send(&register(&phone, &env.host, 2, contact, Some(answer))).await;
+    let ok = phone.final_response(T).await.expect("200");
+    assert_eq!(ok.status(), Some(200), "{}", ok.0);
+    assert!(ok.header("Contact").unwrap().contains("expires=600"), "{}", ok.0);
+
+    // A call to the app user reaches the phone at the address its REGISTER came from.
+    let rtp = vbtest::rtp::RtpPeer::bind().await;
+    let create = |to: Value| {
+        env.server.client.post(env.server.url("/v1/calls")).bearer_auth(env.jwt()).json(&serde_json::json!({
+            "to": [to], "from": {"type": "phone", "number": "14155550100"},
+            "ncco": [{"action": "talk", "text": "You have a visitor."}]
+        }))
+    };
+    let (status, body) = vbtest::send(create(serde_json::json!({"type": "app", "user": "bob"}))).await;
+    vbtest::assert_problem(status, &body, 400, &["to"]);
+    assert!(body.to_string().contains("bob is not registered"), "{body}");
+    let (status, created) = vbtest::send(create(serde_json::json!({"type": "app", "user": "alice"}))).await;
+    assert_eq!(status, 201, "{created}");
+    let (invite, _, _) = vbtest::rtp::answer_as_far_end(&phone, rtp.local_addr().unwrap().port(), T).await;
+    assert!(invite.0.starts_with(&format!("INVITE {contact} SIP/2.0")), "{}", invite.0);
+    assert!(env.app.wait_status("outbound", "answered", T).await, "{:?}", env.app.statuses("outbound"));
+    // The NCCO ends after its talk: the phone gets the BYE on the same flow.
+    let deadline = tokio::time::Instant::now() + T;
+    let bye = loop {
+        match phone.recv(Duration::from_secs(1)).await {
+            Some((m, _)) if m.method() == Some("BYE") => break Some(m),
+            _ if tokio::time::Instant::now() > deadline => break None,
+            _ => {}
+        }
+    };
+    assert!(bye.is_some(), "BYE reached the phone");
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
 
-use super::entity::{application, number, psip_domain, psip_user, trunk};
+use super::entity::{application, number, psip_domain, psip_user, registration, trunk};
 
 /// Entries a table holds before it is emptied.
 const MAX_ENTRIES: usize = 50_000;
@@ -154,7 +154,24 @@ impl ProvisioningCache {
                 })
                 .collect();
             let numbers = number::Entity::find().all(&db).await?.into_iter().map(|n| n.number).collect();
-            Ok(std::sync::Arc::new(domains::call::Dialling { trunks, numbers }))
+            let applications: std::collections::HashMap<String, String> =
+                psip_domain::Entity::find().all(&db).await?.into_iter().map(|d| (d.name, d.application_id)).collect();
+            let now = chrono::Utc::now().timestamp();
+            let registered = registration::Entity::find()
+                .filter(registration::Column::ExpiresAt.gt(now))
+                .all(&db)
+                .await?
+                .into_iter()
+                .filter_map(|r| {
+                    Some(domains::call::Registered {
+                        application_id: applications.get(&r.domain_name)?.clone(),
+                        flow: domains::registrar::flow_back(&r.flow),
+                        user: r.user_key,
+                        contact: r.contact,
+                    })
+                })
+                .collect();
+            Ok(std::sync::Arc::new(domains::call::Dialling { trunks, numbers, registered }))
         })
         .await
     }

@@ -28,6 +28,8 @@ pub struct Target {
     pub credentials: Option<(String, String)>,
     /// Which of the target's resolved servers to try (0: the first).
     pub attempt: usize,
+    /// The flow to use as it is (a registered contact's), instead of locating the URI.
+    pub flow: Option<Flow>,
 }
 
 /// How long a gateway may stay silent (not even 100 Trying) before the next is tried; the
@@ -103,9 +105,12 @@ impl Call {
             next_cseq: 1,
             route_set: Vec::new(),
         };
-        let op = self.cx.ids.op();
-        self.cx.ops.insert(op, Op::BFlow(i));
-        self.cx.out.push_back(Output::Resolve { op, target: target.uri.clone(), attempt: target.attempt });
+        let pinned = target.flow.clone();
+        if pinned.is_none() {
+            let op = self.cx.ids.op();
+            self.cx.ops.insert(op, Op::BFlow(i));
+            self.cx.out.push_back(Output::Resolve { op, target: target.uri.clone(), attempt: target.attempt });
+        }
         let to = target.uri.user.clone().unwrap_or_else(|| target.uri.to_string());
         self.b.push(Outbound {
             leg: Leg::new(uuid, dialog, from, to),
@@ -125,6 +130,9 @@ impl Call {
             failure: None,
             originating,
         });
+        if let Some(flow) = pinned {
+            self.b_flow_ready(i, Ok(super::Resolved { flow, next_attempt: None }));
+        }
         true
     }
 

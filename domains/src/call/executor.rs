@@ -158,6 +158,7 @@ impl Call {
                         ringing: Duration::from_millis(t.timeout_ms.into()),
                         credentials: None,
                         attempt: 0,
+                        flow: None,
                     })
                     .collect();
                 let from = self.caller_leg().from.clone();
@@ -381,7 +382,7 @@ impl Call {
         let ringback = c.ringback_tone.as_ref().map(ToString::to_string);
         let uri_target = |sip: &crate::ncco::Sip, u: &crate::ncco::SipUriTarget| {
             let uri = SipUri::parse(&u.uri).map_err(|e| cannot(format!("bad SIP URI {}: {e}", u.uri)))?;
-            Ok(Target { uri, headers: sip.sip_headers(), ringing, credentials: None, attempt: 0 })
+            Ok(Target { uri, headers: sip.sip_headers(), ringing, credentials: None, attempt: 0, flow: None })
         };
         let plan = |targets: VecDeque<Target>, from: String, fail_over: bool| ConnectPlan {
             targets,
@@ -429,6 +430,33 @@ impl Call {
                 let trunk = trunk.ok_or_else(|| cannot(format!("no trunk serves +{}", p.number)))?;
                 (p.number.to_string(), trunk, from)
             }
+            Endpoint::App(a) => {
+                // Every contact the user registered rings at once; the first to answer wins.
+                let app = self.application_id();
+                let targets: VecDeque<Target> = self
+                    .dialling
+                    .registered
+                    .iter()
+                    .filter(|r| Some(&r.application_id) == app.as_ref() && r.user == a.user)
+                    .filter_map(|r| {
+                        let uri = SipUri::parse(&r.contact).ok()?;
+                        Some(Target {
+                            uri,
+                            headers: vec![],
+                            ringing,
+                            credentials: None,
+                            attempt: 0,
+                            flow: r.flow.clone(),
+                        })
+                    })
+                    .take(crate::ncco::Connect::MAX_PARALLEL)
+                    .collect();
+                if targets.is_empty() {
+                    return Err(cannot(format!("app user {} is not registered", a.user)));
+                }
+                let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.caller_leg().from.clone());
+                return Ok(ConnectPlan { parallel: true, ..plan(targets, from, false) });
+            }
             Endpoint::Vbc(v) => {
                 let trunk = self.dialling.trunks.iter().find(|t| t.pbx).cloned();
                 let trunk = trunk.ok_or_else(|| cannot("no trunk is flagged as the PBX".into()))?;
@@ -454,7 +482,14 @@ impl Call {
                     format!(":{}", g.port)
                 };
                 let uri = SipUri::parse(&format!("sip:{user}@{}{port}{transport}", g.host)).ok()?;
-                Some(Target { uri, headers: vec![], ringing, credentials: trunk.credentials.clone(), attempt: 0 })
+                Some(Target {
+                    uri,
+                    headers: vec![],
+                    ringing,
+                    credentials: trunk.credentials.clone(),
+                    attempt: 0,
+                    flow: None,
+                })
             })
             .collect::<VecDeque<_>>();
         if targets.is_empty() {

@@ -107,6 +107,19 @@ pub struct Dialling {
     pub trunks: Vec<crate::trunk::Trunk>,
     /// The account's numbers (E.164 digits): the only caller IDs a trunk leg may carry.
     pub numbers: Vec<String>,
+    /// The contacts domain users registered, for the `app` endpoint.
+    pub registered: Vec<Registered>,
+}
+
+/// A contact a domain user registered, and the flow its REGISTER came over (requests to it go
+/// back that way, through the NAT in between; `None`: located from the contact URI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The application of the user's domain: an `app` endpoint reaches its own users only.
+    pub application_id: String,
+    pub user: String,
+    pub contact: String,
+    pub flow: Option<Flow>,
 }
 
 /// A media command that failed; `code` is `None` when no media process answered.

@@ -105,7 +105,7 @@ impl Edge {
         let request = registrar::parse(&inc.msg, ExpiresPolicy::default()).map_err(Failure::Rule)?;
         let (call_id, cseq) = (inc.msg.call_id().to_owned(), inc.msg.cseq().map_or(0, |c| c.0));
         let domain = entry.domain.name.clone();
-        let flow = flow_text(&inc.flow);
+        let flow = registrar::flow_text(&inc.flow);
         let db = self.provisioning.db();
         let stored = |d: String, u: String| {
             registration::Entity::find()
@@ -158,16 +158,12 @@ impl Edge {
             }
         }
         txn.commit().await.map_err(Refusal::internal)?;
+        let contacts = |b: &[Binding]| b.iter().map(|b| b.contact.clone()).collect::<Vec<_>>();
+        if contacts(&bindings) != contacts(&before) {
+            // Calls to the user ring the new contact set at once, not after the cache's TTL.
+            self.provisioning.invalidate();
+        }
         tracing::info!(%domain, %user, bindings = bindings.len(), "REGISTER done");
         Ok(bindings)
-    }
-}
-
-/// How a binding's flow is stored: transport and the address the REGISTER came from.
-pub fn flow_text(flow: &domains::sip::flow::Flow) -> String {
-    match flow {
-        domains::sip::flow::Flow::Udp(a) => format!("udp:{a}"),
-        domains::sip::flow::Flow::Tcp { peer, tls: false, .. } => format!("tcp:{peer}"),
-        domains::sip::flow::Flow::Tcp { peer, tls: true, .. } => format!("tls:{peer}"),
     }
 }

@@ -505,6 +505,18 @@ pub fn dialling() -> crate::call::Dialling {
             },
         ],
         numbers: vec!["14155550100".into()],
+        // alice's desk phone and softphone, each behind its NAT: rung at the flows they
+        // registered from, not at their private contact addresses.
+        registered: ["192.0.2.2:5080", "192.0.2.3:5060"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, flow)| crate::call::Registered {
+                application_id: "app-1".into(),
+                user: "alice".into(),
+                contact: format!("sip:alice@10.0.0.{}:5060", i + 1),
+                flow: Some(Flow::Udp(flow.parse().unwrap())),
+            })
+            .collect(),
     }
 }
 

@@ -1101,3 +1101,32 @@ fn speech_input_without_an_engine_reports_the_error_and_the_ncco_goes_on() {
     h.drive();
     assert_eq!((h.posts[0]["dtmf"]["digits"].as_str(), h.posts[0]["speech"]["error"].is_string()), (Some("3"), true));
 }
+
+#[test]
+fn an_app_user_rings_every_registered_contact_over_its_flow_and_the_first_answer_wins() {
+    let ncco = json!([{"action": "connect", "endpoint": [{"type": "app", "user": "alice"}]}]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive_until(5 * S);
+    let invites: Vec<_> = h.sent.iter().filter(|s| s.msg.method() == Some(&Method::Invite)).collect();
+    let softphone = crate::sip::flow::Flow::Udp("192.0.2.3:5060".parse().unwrap());
+    assert!(invites.iter().any(|s| s.flow == callee_flow()), "the desk phone's flow");
+    assert!(invites.iter().any(|s| s.flow == softphone), "the softphone's flow");
+    assert!(
+        invites.iter().all(|s| s.msg.request_uri().unwrap().starts_with("sip:alice@10.0.0.")),
+        "to the contact URIs"
+    );
+    // The desk phone (the fake callee) answered: the softphone, still silent, is cancelled
+    // once it has sent a provisional, or its INVITE is given up.
+    assert!(h.caller_codes().contains(&200));
+    assert_eq!(h.statuses(Direction::Outbound).iter().filter(|s| **s == "answered").count(), 1);
+}
+
+#[test]
+fn an_app_user_who_is_not_registered_fails_the_connect_with_the_reason() {
+    let ncco = json!([{"action": "connect", "endpoint": [{"type": "app", "user": "bob"}]}]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.drive();
+    assert!(h.sent.iter().all(|s| s.msg.method() != Some(&Method::Invite)));
+    let failed = h.events.iter().find(|e| e.status.as_str() == "failed").unwrap();
+    assert!(failed.reason.as_deref().unwrap().contains("bob is not registered"), "{failed:?}");
+}

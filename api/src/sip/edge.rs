@@ -442,17 +442,7 @@ impl Edge {
 
     /// Security first: nothing is allocated, fetched or written before this succeeds.
     async fn admit(&self, inc: &Incoming) -> Result<(Route, Option<AppHooks>), Refusal> {
-        let uri = inc.msg.request_uri().unwrap_or_default();
-        let parsed = domains::sip_uri::SipUri::parse(uri)
-            .map_err(|_| Refusal::Error(AdmissionError::Host(domains::psip::HostError::NotOurDomain)))?;
-        let (name, region) =
-            self.config.addressing().parse_host(&parsed.host).map_err(|e| Refusal::Error(AdmissionError::Host(e)))?;
-        let entry = self
-            .provisioning
-            .domain(&name)
-            .await
-            .map_err(Refusal::internal)?
-            .ok_or_else(|| Refusal::Error(AdmissionError::UnknownDomain(name.clone())))?;
+        let (parsed, region, entry) = self.addressed_domain(inc).await?;
         let (domain, acl, users) = (&entry.domain, &entry.acl, entry.digest_users);
         let source = inc.flow.peer().ip();
         let admitted = match first_check(acl, users > 0, source) {
@@ -500,6 +490,26 @@ impl Edge {
             event: voice.webhooks.event_url,
             signed: voice.signed_callbacks.unwrap_or(true),
         })
+    }
+
+    /// The Request-URI, its region and the Programmable SIP domain its host names (`404` when
+    /// the host is not one of ours or names no domain).
+    async fn addressed_domain(
+        &self,
+        inc: &Incoming,
+    ) -> Result<(domains::sip_uri::SipUri, String, crate::store::cache::DomainEntry), Refusal> {
+        let uri = inc.msg.request_uri().unwrap_or_default();
+        let parsed = domains::sip_uri::SipUri::parse(uri)
+            .map_err(|_| Refusal::Error(AdmissionError::Host(domains::psip::HostError::NotOurDomain)))?;
+        let (name, region) =
+            self.config.addressing().parse_host(&parsed.host).map_err(|e| Refusal::Error(AdmissionError::Host(e)))?;
+        let entry = self
+            .provisioning
+            .domain(&name)
+            .await
+            .map_err(Refusal::internal)?
+            .ok_or_else(|| Refusal::Error(AdmissionError::UnknownDomain(name.clone())))?;
+        Ok((parsed, region, entry))
     }
 
     /// Digest authentication of a request to `realm` (a domain), within the brute-force

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use domains::registrar::{self, Binding, ExpiresPolicy, RegisterError, Registration};
-use domains::sip::admission::{AdmissionError, Admitted};
+use domains::sip::admission::Admitted;
 use domains::sip::headers::NameAddr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
@@ -84,17 +84,7 @@ impl Edge {
         if !(aor.uri.starts_with("sip:") || aor.uri.starts_with("sips:")) {
             return Err(Failure::Scheme);
         }
-        let uri = inc.msg.request_uri().unwrap_or_default();
-        let parsed = domains::sip_uri::SipUri::parse(uri)
-            .map_err(|_| Refusal::Error(AdmissionError::Host(domains::psip::HostError::NotOurDomain)))?;
-        let (name, _region) =
-            self.config.addressing().parse_host(&parsed.host).map_err(|e| Refusal::Error(AdmissionError::Host(e)))?;
-        let entry = self
-            .provisioning
-            .domain(&name)
-            .await
-            .map_err(Refusal::internal)?
-            .ok_or_else(|| Refusal::Error(AdmissionError::UnknownDomain(name.clone())))?;
+        let (_, _, entry) = self.addressed_domain(inc).await?;
         // Registration binds a user: an ACL alone says where a PBX is, not who registers.
         let Admitted::Digest { user } = self.authenticate(inc, &entry.domain.name).await? else {
             return Err(Failure::Refused(Refusal::Internal("digest admitted without a user".into())));

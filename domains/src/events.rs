@@ -271,6 +271,20 @@ pub struct TransferEvent {
 /// 486/600 busy; 603 rejected (declined); 404/484/604 rejected (invalid_number); 408 timeout;
 /// 480 unanswered (unavailable); 487 cancelled; any other 4xx or 6xx failed (cannot_route);
 /// 5xx and anything that is not a failure code failed (internal_error).
+/// The Voice API's endpoint type of a leg's party as events and records name it (`from`,
+/// `to`): an E.164 number is a `phone`, a `ws://`/`wss://` URI a `websocket`, anything else
+/// (a SIP URI or user) `sip`.
+pub fn party_type(party: &str) -> &'static str {
+    let digits = party.strip_prefix('+').unwrap_or(party);
+    if party.starts_with("ws://") || party.starts_with("wss://") {
+        "websocket"
+    } else if !digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        "phone"
+    } else {
+        "sip"
+    }
+}
+
 pub fn status_for_sip_failure(code: u16) -> (CallStatus, Option<&'static str>) {
     match code {
         486 | 600 => (CallStatus::Busy, None),
@@ -309,6 +323,22 @@ mod tests {
             "447700900001",
             "2026-01-02T03:04:05.678Z",
         )
+    }
+
+    #[test]
+    fn party_types() {
+        for (party, kind) in [
+            ("447700900000", "phone"),
+            ("+14155550100", "phone"),
+            ("wss://bot.example/a", "websocket"),
+            ("ws://127.0.0.1:9/", "websocket"),
+            ("alice", "sip"),
+            ("sip:bob@example.com", "sip"),
+            ("", "sip"),
+            ("1234567890123456", "sip"),
+        ] {
+            assert_eq!(party_type(party), kind, "{party}");
+        }
     }
 
     #[test]

@@ -123,15 +123,18 @@ pub enum Command {
     /// follows when the socket closes or cannot be opened.
     ConnectWebsocket {
         endpoint_id: String,
-        uri: String,
-        /// `audio/l16;rate=8000`, `…16000` or `…24000`.
-        content_type: String,
-        /// Sent in the first (text) message, after `event` and `content-type`.
-        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-        headers: serde_json::Map<String, serde_json::Value>,
-        /// The handshake's `Authorization` header.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        authorization: Option<String>,
+        #[serde(flatten)]
+        target: WebsocketTarget,
+    },
+    /// A WebSocket as a call's party (an outbound call to a `websocket` endpoint): the reply's
+    /// endpoint is the party, on which `play`, `record_*`, `bridge` … act as on a SIP leg's;
+    /// what it is sent streams to the server, what the server sends is what it receives.
+    /// `ws_connected` follows the handshake, `ws_closed` its end (both naming this endpoint);
+    /// destroying it closes the socket.
+    CreateWebsocketEndpoint {
+        call_uuid: String,
+        #[serde(flatten)]
+        target: WebsocketTarget,
     },
     /// Joins an endpoint to a named conference (a mixer), created on first join. Each member
     /// hears the others' mix, never itself; `conference_ended` follows for every member when a
@@ -201,6 +204,7 @@ impl Command {
             Command::RecordStop { .. } => "record_stop",
             Command::SendDtmf { .. } => "send_dtmf",
             Command::ConnectWebsocket { .. } => "connect_websocket",
+            Command::CreateWebsocketEndpoint { .. } => "create_websocket_endpoint",
             Command::ConferenceJoin { .. } => "conference_join",
             Command::ConferenceLeave { .. } => "conference_leave",
             Command::Mute { .. } => "mute",
@@ -208,6 +212,20 @@ impl Command {
             Command::DetectMachine { .. } => "detect_machine",
         }
     }
+}
+
+/// The WebSocket server a stream connects to, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebsocketTarget {
+    pub uri: String,
+    /// `audio/l16;rate=8000`, `…16000` or `…24000`.
+    pub content_type: String,
+    /// Sent in the first (text) message, after `event` and `content-type`.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    /// The handshake's `Authorization` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
 }
 
 /// What `play` plays.
@@ -347,6 +365,8 @@ pub enum Event {
     MachineDetected { endpoint_id: String, result: String },
     /// The conference this endpoint is in ended (a member with `end_on_exit` left).
     ConferenceEnded { endpoint_id: String, conference: String },
+    /// A WebSocket audio stream's handshake completed and its first message was sent.
+    WsConnected { endpoint_id: String },
     /// A WebSocket audio stream closed: by the server, or `reason` says what failed.
     WsClosed {
         endpoint_id: String,
@@ -423,6 +443,22 @@ mod tests {
         assert_eq!(serde_json::from_str::<Message>(&text).unwrap(), event);
         let stats: Request = serde_json::from_str(r#"{"id":3,"type":"endpoint_stats","endpoint_id":"e1"}"#).unwrap();
         assert_eq!(stats.command, Command::EndpointStats { endpoint_id: "e1".into() });
+    }
+
+    #[test]
+    fn websocket_targets_are_flat_in_their_commands() {
+        let text = json!({"id": 4, "type": "create_websocket_endpoint", "call_uuid": "c1", "uri": "wss://a/b",
+            "content_type": "audio/l16;rate=16000", "headers": {"k": "v"}});
+        let req: Request = serde_json::from_value(text.clone()).unwrap();
+        let Command::CreateWebsocketEndpoint { call_uuid, target } = &req.command else { panic!("{req:?}") };
+        assert_eq!(
+            (call_uuid.as_str(), target.uri.as_str(), target.authorization.as_deref()),
+            ("c1", "wss://a/b", None)
+        );
+        assert_eq!(serde_json::to_value(&req).unwrap(), text);
+        let connected: Message =
+            serde_json::from_str(r#"{"kind":"event","event":"ws_connected","endpoint_id":"e1"}"#).unwrap();
+        assert_eq!(connected, Message::Event { event: Event::WsConnected { endpoint_id: "e1".into() } });
     }
 
     #[test]

@@ -917,12 +917,13 @@ impl Endpoint {
         *lock(&self.tap) = None;
     }
 
-    /// Streams to a WebSocket (replacing a stream already running); `ws_closed` follows.
-    pub fn start_websocket(self: &Arc<Self>, session: crate::websocket::Session) {
+    /// Streams to a WebSocket (replacing a stream already running); `ws_connected` and
+    /// `ws_closed` follow, naming `report_as`.
+    pub fn start_websocket(self: &Arc<Self>, session: domains::media::WebsocketTarget, report_as: String) {
         if let Some(old) = self.jobs().websocket.take() {
             old.abort();
         }
-        let task = tokio::spawn(crate::websocket::run(self.clone(), session, self.events.clone()));
+        let task = tokio::spawn(crate::websocket::run(self.clone(), session, report_as, self.events.clone()));
         self.jobs().websocket = Some(task.abort_handle());
     }
 

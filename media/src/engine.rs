@@ -74,6 +74,8 @@ pub struct Engine {
     config: Config,
     ports: Arc<PortAllocator>,
     endpoints: Mutex<HashMap<String, Entry>>,
+    /// WebSocket parties and the endpoint streaming each one.
+    pairs: Mutex<HashMap<String, String>>,
     events: broadcast::Sender<Event>,
     clock: Clock,
     sources: Arc<Sources>,
@@ -87,6 +89,7 @@ impl Engine {
             ports: PortAllocator::new(config.rtp_ip, config.rtp_ports),
             config,
             endpoints: Mutex::new(HashMap::new()),
+            pairs: Mutex::default(),
             events: broadcast::channel(1024).0,
             clock: Clock::start(),
             sources: Arc::new(sources),
@@ -213,13 +216,20 @@ impl Engine {
                 ep.stop_record(Some(&record_id));
                 Reply::Started
             }),
-            Command::ConnectWebsocket { endpoint_id, uri, content_type, headers, authorization } => {
-                if domains::ncco::Websocket::l16_rate(&content_type).is_none() {
-                    return Message::error(id, ErrorCode::BadRequest, format!("content type {content_type:?}"));
-                }
+            Command::ConnectWebsocket { endpoint_id, target } => websocket_rate(&target).and_then(|_| {
                 self.get(&endpoint_id).map(|ep| {
-                    ep.start_websocket(crate::websocket::Session { uri, content_type, headers, authorization });
+                    ep.start_websocket(target, endpoint_id);
                     Reply::Started
+                })
+            }),
+            Command::CreateWebsocketEndpoint { call_uuid, target } => {
+                self.create_websocket_party(call_uuid, target).await.map(|ep| {
+                    owned.insert(ep.id.clone());
+                    Reply::Endpoint {
+                        endpoint_id: ep.id.clone(),
+                        local_sdp: ep.local_sdp(),
+                        codec: ep.codec().map(|c| c.name().to_owned()),
+                    }
                 })
             }
             Command::ConferenceJoin {
@@ -331,6 +341,39 @@ impl Engine {
         Ok(endpoint)
     }
 
+    /// The party endpoint of a WebSocket call, and behind it the endpoint that streams: the two
+    /// are an RTP pair on this host (the party offers, the streamer answers), so every command
+    /// acts on the party as on a SIP leg's endpoint, and the streamer's WebSocket job hears what
+    /// the party sends and sends it what the server plays. A wideband content type negotiates
+    /// G.722 between them, so 16 kHz audio is not narrowed on the way.
+    async fn create_websocket_party(
+        &self,
+        call_uuid: String,
+        target: domains::media::WebsocketTarget,
+    ) -> Result<Arc<Endpoint>, CommandError> {
+        let codec = if websocket_rate(&target)? > 8000 { Codec::G722 } else { Codec::Pcmu };
+        let prefer = [codec.name().to_owned()];
+        let party = self.create(call_uuid.clone(), None, &prefer)?;
+        let paired = self.create(call_uuid, Some(&party.local_sdp()), &prefer).and_then(|streamer| {
+            party.update(&streamer.local_sdp())?;
+            Ok(streamer)
+        });
+        let streamer = match paired {
+            Ok(streamer) => streamer,
+            Err(e) => {
+                self.destroy(&party.id).await;
+                return Err(e);
+            }
+        };
+        self.pairs().insert(party.id.clone(), streamer.id.clone());
+        streamer.start_websocket(target, party.id.clone());
+        Ok(party)
+    }
+
+    fn pairs(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.pairs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn bridge(&self, a: &str, b: &str) -> Result<(), CommandError> {
         if a == b {
             return Err(CommandError::BadRequest("cannot bridge an endpoint to itself".into()));
@@ -356,9 +399,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes the endpoint and waits for its receive task to end, so the socket is closed and
-    /// the port free when this returns; gives its final quality. Unknown ids are ignored.
+    /// Removes the endpoint (a WebSocket party with its streamer) and waits for its receive
+    /// task to end, so the socket is closed and the port free when this returns; gives its
+    /// final quality. Unknown ids are ignored.
     async fn destroy(&self, id: &str) -> Option<domains::quality::Quality> {
+        let streamer = self.pairs().remove(id);
+        if let Some(streamer) = streamer {
+            self.destroy_one(&streamer).await;
+        }
+        self.destroy_one(id).await
+    }
+
+    async fn destroy_one(&self, id: &str) -> Option<domains::quality::Quality> {
         let entry = self.endpoints().remove(id)?;
         self.conferences.leave(None, id, &self.events);
         if let Some(peer) = entry.endpoint.peer()
@@ -390,6 +442,12 @@ impl Engine {
     fn snapshot(&self) -> Vec<Arc<Endpoint>> {
         self.endpoints().values().map(|e| e.endpoint.clone()).collect()
     }
+}
+
+/// The L16 rate of a WebSocket stream's content type.
+fn websocket_rate(target: &domains::media::WebsocketTarget) -> Result<u32, CommandError> {
+    domains::ncco::Websocket::l16_rate(&target.content_type)
+        .ok_or_else(|| CommandError::BadRequest(format!("content type {:?}", target.content_type)))
 }
 
 /// Reports RTP inactivity and load until the engine is gone. One task serves every endpoint,
@@ -425,7 +483,9 @@ impl Engine {
     fn housekeeping_tick(&self, timeout: Duration, stats_due: bool, reported_panics: &mut u64) {
         let endpoints = self.snapshot();
         if !timeout.is_zero() {
-            for ep in &endpoints {
+            // A WebSocket pair sends RTP only while there is audio to send: silence is no fault.
+            let paired: HashSet<String> = self.pairs().iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
+            for ep in endpoints.iter().filter(|ep| !paired.contains(&ep.id)) {
                 if ep.check_timeout(timeout) {
                     tracing::info!(endpoint_id = %ep.id, call_uuid = %ep.call_uuid, "RTP timeout");
                     let _ = self

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domains::media::Event;
+use domains::media::{Event, WebsocketTarget};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
@@ -19,30 +19,25 @@ use crate::audio::{FRAME, RATE, StreamResampler};
 use crate::endpoint::Endpoint;
 use crate::playout::PTIME;
 
-/// What `connect_websocket` asked for.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub uri: String,
-    pub content_type: String,
-    pub headers: serde_json::Map<String, serde_json::Value>,
-    pub authorization: Option<String>,
-}
-
 /// How long the handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most audio buffered from the server before it is played (older audio is dropped).
 const MAX_BUFFERED_MS: usize = 2000;
 
-/// Runs the stream until it closes, then reports `ws_closed`.
-pub async fn run(ep: Arc<Endpoint>, session: Session, events: broadcast::Sender<Event>) {
-    let result = stream(&ep, &session).await;
+/// Runs the stream until it closes, reporting `ws_connected` and `ws_closed` as `report_as` (the
+/// endpoint itself, or the party endpoint of a WebSocket call this one serves).
+pub async fn run(ep: Arc<Endpoint>, session: WebsocketTarget, report_as: String, events: broadcast::Sender<Event>) {
+    let connected = || {
+        let _ = events.send(Event::WsConnected { endpoint_id: report_as.clone() });
+    };
+    let result = stream(&ep, &session, connected).await;
     ep.untap();
     let reason = result.err();
     tracing::info!(endpoint_id = %ep.id, call_uuid = %ep.call_uuid, uri = %session.uri, ?reason, "WebSocket closed");
-    let _ = events.send(Event::WsClosed { endpoint_id: ep.id.clone(), reason });
+    let _ = events.send(Event::WsClosed { endpoint_id: report_as, reason });
 }
 
-async fn stream(ep: &Endpoint, session: &Session) -> Result<(), String> {
+async fn stream(ep: &Endpoint, session: &WebsocketTarget, connected: impl FnOnce()) -> Result<(), String> {
     let rate = domains::ncco::Websocket::l16_rate(&session.content_type)
         .ok_or_else(|| format!("content type {}", session.content_type))?;
     let mut request = session.uri.as_str().into_client_request().map_err(|e| e.to_string())?;
@@ -63,6 +58,7 @@ async fn stream(ep: &Endpoint, session: &Session) -> Result<(), String> {
     hello.insert("content-type".into(), session.content_type.clone().into());
     hello.extend(session.headers.clone());
     sink.send(Message::Text(serde_json::Value::Object(hello).to_string().into())).await.map_err(|e| e.to_string())?;
+    connected();
     let mut heard = ep.tap();
     let _own = ep.sending_own();
     let (mut up, mut down) = (StreamResampler::new(RATE, rate)?, StreamResampler::new(rate, RATE)?);

@@ -254,6 +254,67 @@ async fn a_phone_call_leaves_through_the_trunk_with_the_accounts_number() {
     assert_eq!(row["status"], "completed");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_websocket_streams_its_ncco_audio_and_ends_when_the_server_closes() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let env = env().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("ws://127.0.0.1:{}/bot", listener.local_addr().unwrap().port());
+    // The application's server: the first message, then 3 s of 16 kHz frames, then it hangs up.
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let first = match ws.next().await.unwrap().unwrap() {
+            Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),
+            other => panic!("the first message is text, got {other:?}"),
+        };
+        let mut frames = Vec::new();
+        while frames.len() < 150 {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Binary(b) => frames.push(b.to_vec()),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("audio frames are binary, got {other:?}"),
+            }
+        }
+        ws.close(None).await.unwrap();
+        (first, frames)
+    });
+    let to = json!([{"type": "websocket", "uri": uri, "content-type": "audio/l16;rate=16000",
+        "headers": {"customer": "42"}}]);
+    let ncco = json!([{"action": "talk", "text": "Hello from voxbridge. This call streams to your socket."},
+        {"action": "wait", "timeout": 60}]);
+    let uuid = place(&env, json!({"to": to, "from": from(), "ncco": ncco})).await;
+    let (first, frames) = tokio::time::timeout(T, server).await.expect("the server got its frames").unwrap();
+    assert_eq!(
+        (first["event"].as_str(), first["content-type"].as_str(), first["customer"].as_str()),
+        (Some("websocket:connected"), Some("audio/l16;rate=16000"), Some("42"))
+    );
+    assert!(frames.iter().all(|b| b.len() == 640), "20 ms of 16 kHz 16-bit PCM per frame");
+    let loud = frames
+        .iter()
+        .filter(|b| {
+            let pcm: Vec<i16> = b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+            rms(&pcm) > 500.0
+        })
+        .count();
+    assert!(loud >= 30, "the talk reached the socket: {loud} loud frames of {}", frames.len());
+    assert!(wait_for(&env, "completed").await, "the server's close ends the call");
+    let lifecycle: Vec<String> = env
+        .app
+        .events()
+        .into_iter()
+        .filter(|e| e.body["uuid"] == uuid)
+        .map(|e| e.body["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(lifecycle, ["started", "ringing", "answered", "disconnected", "completed"]);
+    let completed = env.app.events().into_iter().rev().find(|e| e.body["status"] == "completed").unwrap();
+    assert_eq!(completed.body["disconnected_by"], "user");
+    assert_eq!(completed.body["direction"], "outbound");
+    let (_, row) = get(&env, &uuid).await;
+    assert_eq!((row["status"].as_str(), row["to"]["type"].as_str()), (Some("completed"), Some("websocket")), "{row}");
+}
+
 #[tokio::test]
 async fn the_calls_per_second_budget_answers_429() {
     let env = env_with(vec![("VOXBRIDGE_OUTBOUND_CPS".into(), "2".into())]).await;

@@ -84,12 +84,31 @@ pub struct CallQuery {
     pub date_end: Option<String>,
 }
 
+/// A leg's party as Vonage shows it: `{"type": "phone", "number": …}`, or a `uri` (or SIP
+/// user) for `sip` and `websocket`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Party {
     #[serde(rename = "type")]
     pub kind: String,
-    /// The number or SIP user.
-    pub number: String,
+    /// A `phone` party's E.164 number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// A `sip` or `websocket` party's URI (or SIP user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+impl Party {
+    fn new(kind: String, party: String) -> Party {
+        match kind.as_str() {
+            "phone" => Party { kind, number: Some(party), uri: None },
+            // A SIP user alone (an inbound caller's) is shown as a URI, as clients expect.
+            "sip" if !party.starts_with("sip:") && !party.starts_with("sips:") => {
+                Party { kind, number: None, uri: Some(format!("sip:{party}")) }
+            }
+            _ => Party { kind, number: None, uri: Some(party) },
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -127,8 +146,8 @@ impl From<call::Model> for CallResponse {
             _links: CallLinks { this: Href { href: format!("/v1/calls/{}", m.uuid) } },
             uuid: m.uuid,
             conversation_uuid: m.conversation_uuid,
-            to: Party { kind: m.to_type, number: m.to_number },
-            from: Party { kind: m.from_type, number: m.from_number },
+            to: Party::new(m.to_type, m.to_number),
+            from: Party::new(m.from_type, m.from_number),
             status: m.status,
             direction: m.direction,
             detail: m.detail,

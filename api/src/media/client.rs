@@ -204,6 +204,9 @@ fn dispatch(shared: &Shared, text: &str) {
         Ok(Message::Event { event: Event::WsClosed { endpoint_id, reason } }) => {
             let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::WsClosed { endpoint: endpoint_id, reason }));
         }
+        Ok(Message::Event { event: Event::WsConnected { endpoint_id } }) => {
+            let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::WsConnected { endpoint: endpoint_id }));
+        }
         Ok(Message::Event { event: Event::RtpTimeout { endpoint_id, call_uuid } }) => {
             tracing::info!(%call_uuid, endpoint_id = %endpoint_id, "media: RTP timeout");
             let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::RtpTimeout { endpoint: endpoint_id }));

@@ -91,7 +91,7 @@ impl Call {
         let from = plan.from.clone();
         let i = self.b.len();
         // Every gateway an originated call tries is the one call the API named.
-        let originating = self.originated.as_ref().is_some_and(|o| o.caller.is_none());
+        let originating = self.originated.is_some() && !self.party_reached();
         let uuid = if originating { self.uuid.clone() } else { self.cx.ids.uuid() };
         let call_id = self.cx.ids.call_id();
         let tag = self.cx.ids.tag();
@@ -590,7 +590,7 @@ impl Call {
 
     pub(super) fn a_is_unanswered(&self) -> bool {
         match &self.originated {
-            Some(o) => o.caller.is_none(),
+            Some(_) => !self.party_reached(),
             None => matches!(self.a.state, UasState::ExpectAnswerDecision),
         }
     }

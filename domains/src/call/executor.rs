@@ -52,6 +52,8 @@ pub enum Step {
     ExpectConversationEnd,
     /// Streaming to a WebSocket: until the server closes it.
     ExpectWebsocketClosed,
+    /// An originated call's WebSocket party: its endpoint, then its handshake.
+    ExpectWebsocketParty,
     /// The NCCO of a transfer to a URL.
     ExpectTransferDocument,
 }
@@ -666,6 +668,7 @@ impl Call {
                 }
             }
             MediaEvent::WsClosed { endpoint, reason } => self.websocket_closed(&endpoint, reason),
+            MediaEvent::WsConnected { endpoint } => self.websocket_party_connected(&endpoint),
             MediaEvent::MachineDetected { endpoint, result } => self.machine_detected(&endpoint, &result),
             MediaEvent::ConferenceEnded { endpoint } => {
                 let ours = self.caller_endpoint().as_deref() == Some(endpoint.as_str());

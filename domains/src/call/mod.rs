@@ -161,6 +161,10 @@ pub enum MediaEvent {
         endpoint: String,
         result: String,
     },
+    /// A WebSocket's handshake completed (a `connect`'s, or an originated call's party).
+    WsConnected {
+        endpoint: String,
+    },
     /// The WebSocket of a `connect` closed, by the server or because it failed (`reason`).
     WsClosed {
         endpoint: String,
@@ -179,6 +183,7 @@ impl MediaEvent {
             | MediaEvent::PlaybackDone { endpoint, .. }
             | MediaEvent::RecordDone { endpoint, .. }
             | MediaEvent::WsClosed { endpoint, .. }
+            | MediaEvent::WsConnected { endpoint }
             | MediaEvent::ConferenceEnded { endpoint }
             | MediaEvent::MachineDetected { endpoint, .. } => Some(endpoint),
             MediaEvent::ProcessLost => None,
@@ -352,6 +357,8 @@ enum Op {
     Action(&'static str),
     /// A media command of the whisper; failure releases the callee.
     Whisper,
+    /// An originated call's WebSocket party created.
+    WebsocketParty,
     /// A leg's endpoint destroyed: its reply carries the leg's media quality, which its held
     /// final report waits for.
     Release(LegRef),
@@ -557,6 +564,7 @@ impl Call {
             Op::OurOffer(leg) => self.our_offer_ready(leg, result),
             Op::Action(name) => self.action_media_reply(name, result),
             Op::Whisper => self.whisper_media_reply(result),
+            Op::WebsocketParty => self.websocket_party_ready(result),
             Op::Ignored | Op::Release(_) | Op::Document(_) | Op::BFlow(_) => {}
         }
     }

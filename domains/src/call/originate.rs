@@ -1,7 +1,10 @@
 //! Calls the Voice API places (`POST /v1/calls`): there is no inbound leg, so the call's one
 //! endpoint is rung as a `connect` with nobody to bridge, every gateway it fails over to
 //! sharing the uuid the API returned; the leg that answers becomes the call's caller, which the
-//! NCCO (inline, or from answer_url) then acts on, as it acts on an inbound caller.
+//! NCCO (inline, or from answer_url) then acts on, as it acts on an inbound caller. A call to
+//! a `websocket` has no SIP leg at all: its party is the media process's WebSocket party
+//! endpoint, held as the call's `a` leg, answered when the handshake completes and hung up
+//! when the server closes the socket.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -33,6 +36,10 @@ pub(super) struct Origination {
     /// The outbound leg that answered: from then on the call's caller.
     pub caller: Option<usize>,
     pub machine_detection: Option<crate::ncco::MachineDetection>,
+    /// `length_timer`: the longest the call lasts once answered.
+    pub length: Duration,
+    /// The party is a WebSocket (the `a` leg), not a SIP callee.
+    pub websocket: bool,
 }
 
 impl Call {
@@ -69,16 +76,18 @@ impl Call {
                     .advanced_machine_detection
                     .as_ref()
                     .map(|a| a.behavior)),
+                length: Duration::from_secs(originate.connect.limit.into()),
+                websocket: false,
             }),
         };
+        if let crate::ncco::Endpoint::Websocket(ws) = &originate.connect.endpoint {
+            call.call_websocket(ws);
+            return Ok(call);
+        }
         let plan = call.connect_plan(&originate.connect)?;
         let to = match &originate.connect.endpoint {
             crate::ncco::Endpoint::Phone(p) => p.number.to_string(),
-            _ => plan
-                .targets
-                .front()
-                .map(|t| t.uri.user.clone().unwrap_or_else(|| t.uri.to_string()))
-                .unwrap_or_default(),
+            _ => plan.targets.front().map(|t| t.uri.to_string()).unwrap_or_default(),
         };
         call.a.leg.to = to.clone();
         call.cx.out.push_back(Output::Listen(Key::Uuid(uuid.clone())));
@@ -104,8 +113,8 @@ impl Call {
     /// The leg the NCCO acts on: the inbound caller, or the leg an originated call reached.
     pub(super) fn caller_ref(&self) -> LegRef {
         match &self.originated {
-            Some(o) => LegRef::B(o.caller.unwrap_or(usize::MAX)),
-            None => LegRef::A,
+            Some(o) if !o.websocket => LegRef::B(o.caller.unwrap_or(usize::MAX)),
+            _ => LegRef::A,
         }
     }
 
@@ -123,7 +132,7 @@ impl Call {
 
     /// True for a leg an originated call is still trying to reach (before it is answered).
     pub(super) fn is_originating(&self, i: usize) -> bool {
-        self.b.get(i).is_some_and(|b| b.originating) && self.originated.as_ref().is_some_and(|o| o.caller.is_none())
+        self.b.get(i).is_some_and(|b| b.originating) && self.originated.is_some() && !self.party_reached()
     }
 
     /// True for the leg an originated call reached.
@@ -140,12 +149,20 @@ impl Call {
         let endpoint = b.leg.endpoint_id();
         let Some(o) = self.originated.as_mut() else { return };
         o.caller = Some(i);
-        let (ncco, detect) = (o.ncco.take(), o.machine_detection.is_some());
-        let limit = self.exec.connect.take().map_or(Duration::from_secs(7200), |p| p.limit);
-        self.cx.timers.set(TimerKey::CallLength, self.cx.now.at + limit);
+        let detect = o.machine_detection.is_some();
+        self.exec.connect = None;
         if let (true, Some(endpoint_id)) = (detect, endpoint) {
             self.cx.media(Op::Ignored, Command::DetectMachine { endpoint_id });
         }
+        self.run_party_program();
+    }
+
+    /// The party answered: the length timer starts and its NCCO runs (inline, or fetched from
+    /// answer_url now).
+    fn run_party_program(&mut self) {
+        let Some(o) = self.originated.as_mut() else { return };
+        let (ncco, length) = (o.ncco.take(), o.length);
+        self.cx.timers.set(TimerKey::CallLength, self.cx.now.at + length);
         match ncco {
             Some(ncco) => {
                 self.exec.program = ncco.0.into();
@@ -163,6 +180,85 @@ impl Call {
                 self.cx.fetch(DocumentPurpose::AnswerUrl, DocumentRequest::Answer { params });
             }
         }
+    }
+
+    /// An originated call to a WebSocket: the media process opens it as the call's party.
+    fn call_websocket(&mut self, ws: &crate::ncco::Websocket) {
+        self.a.leg.to = ws.uri.to_string();
+        // The party is a leg of its own: its record and terminal event are the call's.
+        self.a.leg.reported = false;
+        if let Some(o) = self.originated.as_mut() {
+            o.websocket = true;
+        }
+        self.cx.out.push_back(Output::Listen(Key::Uuid(self.uuid.clone())));
+        self.record_started(LegRef::A);
+        self.progress_event(LegRef::A, CallStatus::Started);
+        self.exec.step = Step::ExpectWebsocketParty;
+        let target = super::websocket::target(ws);
+        self.cx.media(Op::WebsocketParty, Command::CreateWebsocketEndpoint { call_uuid: self.uuid.clone(), target });
+    }
+
+    /// The WebSocket party's endpoint exists; the handshake goes on (`ringing` meanwhile).
+    pub(super) fn websocket_party_ready(&mut self, result: Result<crate::media::Reply, super::MediaFailure>) {
+        match result {
+            Ok(crate::media::Reply::Endpoint { endpoint_id, local_sdp, .. }) => {
+                self.a.leg.endpoint = Some(legs::Endpoint { id: endpoint_id.clone(), sdp: local_sdp });
+                self.cx.out.push_back(Output::Listen(Key::Endpoint(endpoint_id)));
+                self.progress_event(LegRef::A, CallStatus::Ringing);
+            }
+            Ok(other) => {
+                let f = outcome::LegFailure::new(
+                    CallStatus::Failed,
+                    "media_unavailable",
+                    503,
+                    format!("unexpected {other:?}"),
+                );
+                self.end_call(outcome::Outcome::Failed(f));
+            }
+            Err(f) => self.end_call(outcome::Outcome::Failed(super::connect::failure_of(&f))),
+        }
+    }
+
+    /// True when `endpoint` is an originated call's WebSocket party.
+    pub(super) fn is_websocket_party(&self, endpoint: &str) -> bool {
+        self.originated.as_ref().is_some_and(|o| o.websocket) && self.a.leg.endpoint_id().as_deref() == Some(endpoint)
+    }
+
+    /// The WebSocket party's handshake completed: the call is answered.
+    pub(super) fn websocket_party_connected(&mut self, endpoint: &str) {
+        if !self.is_websocket_party(endpoint) || self.a.leg.answered_at.is_some() {
+            return;
+        }
+        let at = self.cx.now.utc;
+        self.a.leg.answered_at = Some(at);
+        self.cx.record(RecordUpdate::Answered { uuid: self.uuid.clone(), at });
+        self.progress_event(LegRef::A, CallStatus::Answered);
+        self.run_party_program();
+    }
+
+    /// The WebSocket party's socket closed: the server hung up (or it never connected).
+    pub(super) fn websocket_party_closed(&mut self, reason: Option<String>) {
+        if self.a.leg.answered_at.is_none() {
+            let reason = reason.unwrap_or_else(|| "the WebSocket server closed before the call started".into());
+            let f = outcome::LegFailure::new(CallStatus::Failed, "websocket_failed", 480, reason);
+            return self.end_call(outcome::Outcome::Failed(f));
+        }
+        self.progress_event(LegRef::A, CallStatus::Disconnected);
+        self.a.leg.hung_up_by_peer = true;
+        self.end_call(outcome::Outcome::Completed { by_user: true });
+    }
+
+    /// True once the originated call's party answered.
+    pub(super) fn party_reached(&self) -> bool {
+        self.originated
+            .as_ref()
+            .is_some_and(|o| o.caller.is_some() || (o.websocket && self.a.leg.answered_at.is_some()))
+    }
+
+    /// The direction of the `a` leg in events and records: the caller's, or an originated
+    /// call's party.
+    pub(super) fn a_direction(&self) -> Direction {
+        if self.originated.is_some() { Direction::Outbound } else { Direction::Inbound }
     }
 
     /// What answered the originated call was classified: the event goes to the call's

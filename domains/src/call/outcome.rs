@@ -99,7 +99,7 @@ impl Call {
 
     pub(super) fn base_event(&self, leg: LegRef, status: CallStatus) -> Option<CallEvent> {
         let (l, direction) = match leg {
-            LegRef::A => (&self.a.leg, Direction::Inbound),
+            LegRef::A => (&self.a.leg, self.a_direction()),
             LegRef::B(i) => (&self.b.get(i)?.leg, Direction::Outbound),
         };
         Some(CallEvent::new(
@@ -128,7 +128,7 @@ impl Call {
 
     pub(super) fn record_started(&mut self, leg: LegRef) {
         let (l, direction) = match leg {
-            LegRef::A => (&self.a.leg, Direction::Inbound),
+            LegRef::A => (&self.a.leg, self.a_direction()),
             LegRef::B(i) => match self.b.get(i) {
                 Some(b) => (&b.leg, Direction::Outbound),
                 None => return,

@@ -10,7 +10,7 @@ use super::executor::Step;
 use super::outcome::iso;
 use super::{Call, Op, RecordUpdate};
 use crate::events::{CallEvent, CallStatus, Direction};
-use crate::media::Command;
+use crate::media::{Command, WebsocketTarget};
 use crate::ncco::{Websocket, WebsocketAuthorization};
 
 /// The running WebSocket leg.
@@ -23,6 +23,21 @@ pub struct WebsocketLeg {
 
 /// The action name the media reply comes back under.
 pub const ACTION: &str = "websocket";
+
+/// What the media process connects to for `ws`.
+pub(super) fn target(ws: &Websocket) -> WebsocketTarget {
+    let authorization = match &ws.authorization {
+        Some(WebsocketAuthorization::Custom(value)) => Some(value.clone()),
+        // A token signed for the application would go here; none is sent yet.
+        Some(WebsocketAuthorization::Vonage) | None => None,
+    };
+    WebsocketTarget {
+        uri: ws.uri.to_string(),
+        content_type: ws.content_type.clone(),
+        headers: ws.headers.clone(),
+        authorization,
+    }
+}
 
 impl Call {
     fn websocket_event(&self, leg: &WebsocketLeg, status: CallStatus) -> CallEvent {
@@ -59,18 +74,7 @@ impl Call {
                 self.cx.event(ev);
             }
         }
-        let authorization = match &ws.authorization {
-            Some(WebsocketAuthorization::Custom(value)) => Some(value.clone()),
-            // A token signed for the application would go here; none is sent yet.
-            Some(WebsocketAuthorization::Vonage) | None => None,
-        };
-        let command = Command::ConnectWebsocket {
-            endpoint_id,
-            uri: ws.uri.to_string(),
-            content_type: ws.content_type.clone(),
-            headers: ws.headers.clone(),
-            authorization,
-        };
+        let command = Command::ConnectWebsocket { endpoint_id, target: target(ws) };
         self.exec.websocket = Some(leg);
         self.exec.step = Step::ExpectMediaStarted { action: ACTION, then_wait_play: None };
         self.cx.media(Op::Action(ACTION), command);
@@ -78,6 +82,9 @@ impl Call {
 
     /// The server closed the socket (or it failed): the leg completes and the NCCO goes on.
     pub(super) fn websocket_closed(&mut self, endpoint: &str, reason: Option<String>) {
+        if self.is_websocket_party(endpoint) {
+            return self.websocket_party_closed(reason);
+        }
         if self.caller_endpoint().as_deref() != Some(endpoint) || self.exec.websocket.is_none() {
             return;
         }

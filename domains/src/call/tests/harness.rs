@@ -322,7 +322,7 @@ impl CallHarness {
 
     fn media_reply(&mut self, command: &Command) -> Result<Reply, MediaFailure> {
         match command {
-            Command::CreateEndpoint { .. } => {
+            Command::CreateEndpoint { .. } | Command::CreateWebsocketEndpoint { .. } => {
                 self.endpoints += 1;
                 self.sdp_versions.push(1);
                 Ok(Reply::Endpoint {

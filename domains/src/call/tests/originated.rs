@@ -156,3 +156,73 @@ fn a_transfer_moves_the_answered_party_to_a_new_ncco_without_releasing_it() {
     assert!(bye[0].at >= 5 * S && bye[0].at < 6 * S, "the new NCCO ran on the party: BYE at {:?}", bye[0].at);
     assert!(h.posts.iter().any(|p| p.get("conversation_uuid_to").is_some()), "a transfer event");
 }
+
+fn to_websocket() -> serde_json::Value {
+    json!({"action": "connect", "from": "14155550100", "endpoint": [{"type": "websocket",
+        "uri": "ws://127.0.0.1:9/audio", "content-type": "audio/l16;rate=16000", "headers": {"app": "x"}}]})
+}
+
+fn ws_event(endpoint: &str, closed: Option<Option<&str>>) -> Input {
+    let endpoint = endpoint.to_owned();
+    Input::Media(match closed {
+        None => crate::call::MediaEvent::WsConnected { endpoint },
+        Some(reason) => crate::call::MediaEvent::WsClosed { endpoint, reason: reason.map(str::to_owned) },
+    })
+}
+
+#[test]
+fn a_websocket_party_is_answered_by_its_handshake_and_hung_up_by_its_server() {
+    let ncco = json!([{"action": "talk", "text": "hello"}, {"action": "wait", "timeout": 60}]);
+    let mut h = CallHarness::originated(to_websocket(), Some(ncco), json!([]), vec![]).unwrap();
+    h.media_plays = true;
+    let uuid = h.call.uuid().to_owned();
+    h.schedule(Duration::from_millis(200), ws_event("ep1", None));
+    h.schedule(10 * S, ws_event("ep1", Some(None)));
+    h.drive();
+    // The media process was asked for a WebSocket party, with the NCCO's content type and
+    // headers, and the talk played on it once the handshake was done.
+    let Some(crate::media::Command::CreateWebsocketEndpoint { call_uuid, target }) = h.media_log.first() else {
+        panic!("no create_websocket_endpoint first: {:?}", h.media_commands())
+    };
+    assert_eq!((call_uuid.as_str(), target.uri.as_str()), (uuid.as_str(), "ws://127.0.0.1:9/audio"));
+    assert_eq!((target.content_type.as_str(), target.headers["app"].as_str()), ("audio/l16;rate=16000", Some("x")));
+    assert!(h.media_commands().contains(&"play"));
+    assert!(h.sent.is_empty(), "no SIP at all: {:?}", h.sent.iter().map(|s| s.msg.method()).collect::<Vec<_>>());
+    // One outbound leg under the call's uuid, to the socket, with Vonage's lifecycle.
+    assert_eq!(h.statuses(Direction::Outbound), ["started", "ringing", "answered", "disconnected", "completed"]);
+    assert!(h.events.iter().all(|e| e.uuid == uuid && e.to == "ws://127.0.0.1:9/audio"));
+    let done = h.events.last().unwrap();
+    assert_eq!(done.disconnected_by.as_deref(), Some("user"));
+    assert_eq!(done.duration.as_deref(), Some("9"), "answered at 0.2 s, closed at 10 s");
+    assert!(h.media_commands().contains(&"destroy_endpoint"));
+    let started =
+        h.records.iter().filter(|r| matches!(r, RecordUpdate::Started { direction: Direction::Outbound, .. }));
+    let finished = h.records.iter().filter(|r| matches!(r, RecordUpdate::Finished { answered: Some(_), .. }));
+    assert_eq!((started.count(), finished.count()), (1, 1));
+    assert!(h.call.is_done());
+}
+
+#[test]
+fn a_websocket_that_never_connects_fails_the_call_with_the_reason() {
+    let mut h = CallHarness::originated(to_websocket(), None, talk(), vec![]).unwrap();
+    h.schedule(S, ws_event("ep1", Some(Some("connection refused"))));
+    h.drive();
+    assert_eq!(h.statuses(Direction::Outbound), ["started", "ringing", "failed"]);
+    assert_eq!(h.events.last().unwrap().reason.as_deref(), Some("connection refused"));
+    assert!(h.answer_asked.is_empty(), "answer_url is asked only once the party answers");
+    assert!(h.call.is_done());
+}
+
+#[test]
+fn a_websocket_party_runs_answer_url_and_ends_at_the_length_timer() {
+    let to = json!({"action": "connect", "from": "14155550100", "limit": 30, "endpoint": [{"type": "websocket",
+        "uri": "wss://example.com/a", "content-type": "audio/l16;rate=8000"}]});
+    let ncco = json!([{"action": "wait", "timeout": 3600}]);
+    let mut h = CallHarness::originated(to, None, ncco, vec![]).unwrap();
+    h.schedule(S, ws_event("ep1", None));
+    h.drive();
+    assert_eq!(h.answer_asked, [S]);
+    let done = h.events.last().unwrap();
+    assert_eq!((done.status.as_str(), done.disconnected_by.as_deref()), ("completed", Some("platform")));
+    assert_eq!(done.duration.as_deref(), Some("30"));
+}

@@ -1009,7 +1009,11 @@ fn a_websocket_leg_lives_until_the_server_closes_it_then_the_ncco_goes_on() {
     h.media_plays = true;
     h.drive_until(2 * S);
     let connect = h.media_log.iter().find(|c| matches!(c, crate::media::Command::ConnectWebsocket { .. }));
-    let Some(crate::media::Command::ConnectWebsocket { headers, content_type, .. }) = connect else {
+    let Some(crate::media::Command::ConnectWebsocket {
+        target: crate::media::WebsocketTarget { headers, content_type, .. },
+        ..
+    }) = connect
+    else {
         panic!("no connect_websocket in {:?}", h.media_commands())
     };
     assert_eq!((headers["who"].as_str(), content_type.as_str()), (Some("test"), "audio/l16;rate=16000"));

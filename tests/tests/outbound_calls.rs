@@ -316,6 +316,33 @@ async fn a_call_to_a_websocket_streams_its_ncco_audio_and_ends_when_the_server_c
 }
 
 #[tokio::test]
+async fn a_ringing_call_refuses_talk_and_dtmf_with_400_and_is_cancelled_by_hangup() {
+    let callee = Sipp::uas("uas_ring_cancel.xml", &[]);
+    let env = env().await;
+    let uuid = place(&env, json!({"to": to_sip(callee.port), "from": from(), "ncco": [{"action": "wait"}]})).await;
+    assert!(wait_for(&env, "ringing").await);
+    let talk = env.server.client.put(env.server.url(&format!("/v1/calls/{uuid}/talk"))).bearer_auth(env.jwt());
+    let (status, body) = vbtest::send(talk.json(&json!({"text": "too early"}))).await;
+    vbtest::assert_problem(status, &body, 400, &[]);
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("not answered yet")), "{body}");
+    let dtmf = env.server.client.put(env.server.url(&format!("/v1/calls/{uuid}/dtmf"))).bearer_auth(env.jwt());
+    let (status, _) = vbtest::send(dtmf.json(&json!({"digits": "12"}))).await;
+    assert_eq!(status, 400);
+    let (status, _) = vbtest::send(update(&env, &uuid, json!({"action": "hangup"}))).await;
+    assert_eq!(status, 204);
+    let callee = callee.finish(T).await;
+    assert!(callee.success, "the ringing callee got the CANCEL: {}\n{}", callee.errors, callee.messages);
+    // An ended call is refused the same way, with the reason.
+    let deadline = std::time::Instant::now() + T;
+    while get(&env, &uuid).await.1["status"] != "cancelled" {
+        assert!(std::time::Instant::now() < deadline, "the call's record shows it cancelled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = vbtest::send(update(&env, &uuid, json!({"action": "mute"}))).await;
+    vbtest::assert_problem(status, &body, 400, &[]);
+}
+
+#[tokio::test]
 async fn the_calls_per_second_budget_answers_429() {
     let env = env_with(vec![("VOXBRIDGE_OUTBOUND_CPS".into(), "2".into())]).await;
     // Nobody answers port 9 (discard): the calls ring out after a second.

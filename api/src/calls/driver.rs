@@ -151,7 +151,14 @@ impl Driver {
                         self.call.handle_input(now(), Input::Media(domains::call::MediaEvent::ProcessLost))
                     }
                     Some(CallInput::Media(MediaEvent::ProcessReady)) => {}
-                    Some(CallInput::Control(control)) => self.call.handle_input(now(), Input::Control(control)),
+                    Some(CallInput::Control(control, verdict)) => {
+                        let accepted = self.call.check_control(&control);
+                        let ok = accepted.is_ok();
+                        let _ = verdict.send(accepted);
+                        if ok {
+                            self.call.handle_input(now(), Input::Control(control));
+                        }
+                    }
                     None => break,
                 },
                 Some(input) = self.pending.next(), if !self.pending.is_empty() => self.call.handle_input(now(), input),

@@ -16,8 +16,8 @@ use crate::sip::transport::Incoming;
 pub enum CallInput {
     Sip(Incoming),
     Media(MediaEvent),
-    /// From the Voice API.
-    Control(domains::call::Control),
+    /// From the Voice API, answered with whether the call accepts it now.
+    Control(domains::call::Control, tokio::sync::oneshot::Sender<Result<(), domains::call::ControlRefused>>),
 }
 
 pub type CallSender = mpsc::UnboundedSender<CallInput>;

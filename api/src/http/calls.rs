@@ -403,7 +403,7 @@ async fn update(
     if matches!(control, domains::call::Control::Transfer { .. }) && !starts_its_conversation(&state, &row).await? {
         return Err(ApiError::invalid("action", "transfer of a connect's outbound leg is not supported yet"));
     }
-    steer(&state, &row, control)?;
+    steer(&state, &row, control).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -420,7 +420,7 @@ async fn starts_its_conversation(state: &AppState, row: &call::Model) -> Result<
 
 /// Hands `control` to the live call the leg `row` belongs to: the call's own task applies it,
 /// nothing is changed behind its back. An ended leg, or one on another node, is refused.
-fn steer(state: &AppState, row: &call::Model, control: domains::call::Control) -> Result<(), ApiError> {
+async fn steer(state: &AppState, row: &call::Model, control: domains::call::Control) -> Result<(), ApiError> {
     let uuid = &row.uuid;
     if CallStatus::ALL.iter().any(|s| s.as_str() == row.status && s.is_terminal()) {
         return Err(ApiError::BadRequest {
@@ -428,11 +428,16 @@ fn steer(state: &AppState, row: &call::Model, control: domains::call::Control) -
             invalid: vec![],
         });
     }
-    let live = state.calls.get(&domains::call::Key::Uuid(uuid.clone()));
     // A call another node runs is not steerable from here (yet): as unknown as no call.
-    match live.map(|tx| tx.send(crate::calls::CallInput::Control(control)).is_ok()) {
-        Some(true) => Ok(()),
-        _ => Err(ApiError::NotFound(format!("call {uuid} is not in progress on this node"))),
+    let gone = || ApiError::NotFound(format!("call {uuid} is not in progress on this node"));
+    let live = state.calls.get(&domains::call::Key::Uuid(uuid.clone())).ok_or_else(gone)?;
+    let (verdict, accepted) = tokio::sync::oneshot::channel();
+    live.send(crate::calls::CallInput::Control(control, verdict)).map_err(|_| gone())?;
+    match accepted.await {
+        Ok(Ok(())) => Ok(()),
+        // Vonage answers 400 to a control of a call that is not active.
+        Ok(Err(refused)) => Err(ApiError::BadRequest { detail: refused.to_string(), invalid: vec![] }),
+        Err(_) => Err(gone()),
     }
 }
 
@@ -557,7 +562,7 @@ macro_rules! call_media_path {
         ) -> Result<HttpResponse, ApiError> {
             let control = body.control(&uuid)?;
             let row = own_call(&req, &state, &uuid).await?;
-            steer(&state, &row, control)?;
+            steer(&state, &row, control).await?;
             Ok(started($ok, &uuid))
         }
     };
@@ -610,7 +615,7 @@ impl DtmfRequest {
 /// Stops what a `PUT …/talk` or `…/stream` started.
 async fn stop_play(req: &HttpRequest, state: &AppState, uuid: &str, message: &str) -> Result<HttpResponse, ApiError> {
     let row = own_call(req, state, uuid).await?;
-    steer(state, &row, domains::call::Control::StopPlay { uuid: uuid.to_owned() })?;
+    steer(state, &row, domains::call::Control::StopPlay { uuid: uuid.to_owned() }).await?;
     Ok(started(message, uuid))
 }
 

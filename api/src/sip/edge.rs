@@ -434,7 +434,7 @@ impl Edge {
                         }
                         FailureInput::NoTransaction => self.reply(&m, 481, &[]).await,
                     },
-                    Some(CallInput::Media(_) | CallInput::Control(_)) => {}
+                    Some(CallInput::Media(_) | CallInput::Control(..)) => {}
                 }
             }
         }

@@ -521,6 +521,27 @@ impl Call {
         self.next_action();
     }
 
+    /// Whether the Voice API may steer the leg now: played to, muted, sent digits or
+    /// transferred only once answered (Vonage answers 400 before); hung up any time.
+    pub fn check_control(&self, control: &super::Control) -> Result<(), ControlRefused> {
+        let uuid = control.uuid();
+        if self.ending.is_some() {
+            return Err(ControlRefused::Ended(uuid.to_owned()));
+        }
+        if matches!(control, super::Control::Hangup { .. }) {
+            return Ok(());
+        }
+        let answered = if uuid == self.uuid {
+            !self.a_is_unanswered()
+        } else {
+            match self.b.iter().find(|b| b.leg.uuid == uuid && !b.leg.reported) {
+                Some(b) => b.leg.answered_at.is_some(),
+                None => return Err(ControlRefused::Ended(uuid.to_owned())),
+            }
+        };
+        if answered { Ok(()) } else { Err(ControlRefused::NotAnswered(uuid.to_owned())) }
+    }
+
     /// The Voice API hangs up a leg.
     pub(super) fn on_control(&mut self, control: super::Control) {
         if self.ending.is_some() {
@@ -594,6 +615,15 @@ impl Call {
             None => matches!(self.a.state, UasState::ExpectAnswerDecision),
         }
     }
+}
+
+/// Why a Voice API control was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlRefused {
+    #[error("call {0} is not answered yet")]
+    NotAnswered(String),
+    #[error("call {0} has ended")]
+    Ended(String),
 }
 
 fn media_failure(message: &str) -> LegFailure {

@@ -45,6 +45,7 @@ mod whisper;
 #[cfg(test)]
 mod tests;
 
+pub use connect::ControlRefused;
 use ids::Ids;
 pub use ids::OpId;
 use legs::{Inbound, Outbound};

@@ -226,3 +226,20 @@ fn a_websocket_party_runs_answer_url_and_ends_at_the_length_timer() {
     assert_eq!((done.status.as_str(), done.disconnected_by.as_deref()), ("completed", Some("platform")));
     assert_eq!(done.duration.as_deref(), Some("30"));
 }
+
+#[test]
+fn controls_wait_for_the_answer_except_hangup_and_end_with_the_call() {
+    let ncco = json!([{"action": "wait", "timeout": 60}]);
+    let mut h = CallHarness::originated(to_sip(), Some(ncco), json!([]), vec![answers()]).unwrap();
+    let uuid = h.call.uuid().to_owned();
+    let dtmf = Control::Dtmf { uuid: uuid.clone(), digits: "1".into() };
+    let hangup = Control::Hangup { uuid: uuid.clone() };
+    h.drive_until(Duration::from_millis(150));
+    assert_eq!(h.call.check_control(&dtmf), Err(crate::call::ControlRefused::NotAnswered(uuid.clone())));
+    assert_eq!(h.call.check_control(&hangup), Ok(()));
+    h.drive_until(S);
+    assert_eq!(h.call.check_control(&dtmf), Ok(()));
+    h.schedule(Duration::ZERO, Input::Control(hangup.clone()));
+    h.drive_until(2 * S);
+    assert_eq!(h.call.check_control(&hangup), Err(crate::call::ControlRefused::Ended(uuid)));
+}

@@ -7,6 +7,7 @@ mod m20261123_000001_provisioning;
 mod m20261123_000002_calls;
 mod m20261202_000001_call_quality;
 mod m20261202_000002_registrations;
+mod m20261203_000001_call_sip_code;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_calls::Migration),
             Box::new(m20261202_000001_call_quality::Migration),
             Box::new(m20261202_000002_registrations::Migration),
+            Box::new(m20261203_000001_call_sip_code::Migration),
         ]
     }
 }

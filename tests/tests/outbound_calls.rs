@@ -66,9 +66,10 @@ async fn wait_for(env: &SipEnv, status: &str) -> bool {
 #[tokio::test]
 async fn a_call_to_sipp_answers_runs_its_ncco_and_is_hung_up_by_put() {
     let callee = Sipp::uas("uas_answer.xml", &[]);
+    let port = callee.port;
     let env = env().await;
     let ncco = json!([{"action": "talk", "text": "Hello from the Voice API"}, {"action": "wait", "timeout": 60}]);
-    let uuid = place(&env, json!({"to": to_sip(callee.port), "from": from(), "ncco": ncco})).await;
+    let uuid = place(&env, json!({"to": to_sip(port), "from": from(), "ncco": ncco})).await;
     // Found at once, as Vonage shows it.
     let (status, row) = get(&env, &uuid).await;
     assert_eq!(status, 200, "{row}");
@@ -87,9 +88,13 @@ async fn a_call_to_sipp_answers_runs_its_ncco_and_is_hung_up_by_put() {
     assert_eq!(env.app.statuses("outbound"), ["started", "ringing", "answered", "completed"]);
     assert!(env.app.events().iter().all(|e| e.body["uuid"] == uuid.as_str()), "one uuid for the call's events");
     let done = env.app.events().into_iter().find(|e| e.body["status"] == "completed").unwrap().body;
-    assert_eq!(done["disconnected_by"], "platform");
+    assert_eq!((done["disconnected_by"].as_str(), done["sip_code"].as_u64()), (Some("platform"), Some(200)));
     let (_, row) = get(&env, &uuid).await;
-    assert_eq!(row["status"], "completed", "{row}");
+    assert_eq!((row["status"].as_str(), row["sip_code"].as_u64()), (Some("completed"), Some(200)), "{row}");
+    assert_eq!(
+        (row["to"]["type"].as_str(), row["to"]["uri"].as_str()),
+        (Some("sip"), Some(&*format!("sip:bob@127.0.0.1:{port}")))
+    );
     assert!(env.app.answers().is_empty(), "an inline NCCO asks no answer_url");
     // An ended call is refused with a problem.
     let (status, body) = vbtest::send(update(&env, &uuid, json!({"action": "hangup"}))).await;
@@ -313,6 +318,7 @@ async fn a_call_to_a_websocket_streams_its_ncco_audio_and_ends_when_the_server_c
     assert_eq!(completed.body["direction"], "outbound");
     let (_, row) = get(&env, &uuid).await;
     assert_eq!((row["status"].as_str(), row["to"]["type"].as_str()), (Some("completed"), Some("websocket")), "{row}");
+    assert!(row.get("sip_code").is_none(), "no SIP on a WebSocket: {row}");
 }
 
 #[tokio::test]

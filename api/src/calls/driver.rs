@@ -20,6 +20,7 @@ use crate::sip::resolve::SipResolver;
 use crate::sip::transport::{Incoming, Transport};
 use crate::store::entity::call as call_row;
 use crate::store::records::CallRecords;
+use crate::store::records::Finish;
 use crate::webhooks::{AppHooks, WebhookSender};
 
 /// What a driver does I/O with.
@@ -279,14 +280,16 @@ impl Driver {
                     end_time: None,
                     duration: None,
                     quality: None,
+                    sip_code: None,
                     created_at: at,
                     updated_at: at,
                 })
             }
             RecordUpdate::Answered { uuid, at } => records.answered(&uuid, at),
-            RecordUpdate::Finished { uuid, status, detail, answered, ended, quality } => {
-                records.finished(&uuid, status.as_str(), detail, answered, ended, quality.as_ref())
-            }
+            RecordUpdate::Finished { uuid, status, detail, answered, ended, quality, sip_code } => records.finished(
+                &uuid,
+                Finish { status: status.as_str(), detail, answered, ended, quality: quality.as_ref(), sip_code },
+            ),
         }
     }
 }

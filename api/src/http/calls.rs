@@ -134,6 +134,9 @@ pub struct CallResponse {
     /// Seconds, as a string (Vonage).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+    /// The final SIP response to the leg's INVITE (200 once answered), once ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_code: Option<u16>,
     /// The leg's media quality (packets, loss, jitter, round trip, estimated MOS), once ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<domains::quality::Quality>,
@@ -155,6 +158,7 @@ impl From<call::Model> for CallResponse {
             end_time: m.end_time,
             duration: m.duration.map(|d| d.to_string()),
             quality: m.quality.as_deref().and_then(|q| serde_json::from_str(q).ok()),
+            sip_code: m.sip_code.and_then(|c| u16::try_from(c).ok()),
         }
     }
 }

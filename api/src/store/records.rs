@@ -33,8 +33,19 @@ enum Op {
         ended: DateTime<Utc>,
         duration: Option<i32>,
         quality: Option<String>,
+        sip_code: Option<i32>,
     },
     Flush(oneshot::Sender<()>),
+}
+
+/// How a leg ended, as its row keeps it.
+pub struct Finish<'a> {
+    pub status: &'a str,
+    pub detail: Option<String>,
+    pub answered: Option<DateTime<Utc>>,
+    pub ended: DateTime<Utc>,
+    pub quality: Option<&'a domains::quality::Quality>,
+    pub sip_code: Option<u16>,
 }
 
 /// The handle calls and readers share; cloning it is cheap.
@@ -64,19 +75,19 @@ impl CallRecords {
         self.send(Op::Answered { uuid: uuid.to_owned(), at });
     }
 
-    /// The leg's terminal status; `duration` in whole seconds when it was answered.
-    pub fn finished(
-        &self,
-        uuid: &str,
-        status: &str,
-        detail: Option<String>,
-        answered: Option<DateTime<Utc>>,
-        ended: DateTime<Utc>,
-        quality: Option<&domains::quality::Quality>,
-    ) {
-        let duration = answered.map(|a| i32::try_from((ended - a).num_seconds().max(0)).unwrap_or(i32::MAX));
-        let quality = quality.and_then(|q| serde_json::to_string(q).ok());
-        self.send(Op::Finished { uuid: uuid.to_owned(), status: status.to_owned(), detail, ended, duration, quality });
+    /// The leg's terminal status; its duration in whole seconds when it was answered.
+    pub fn finished(&self, uuid: &str, f: Finish<'_>) {
+        let duration = f.answered.map(|a| i32::try_from((f.ended - a).num_seconds().max(0)).unwrap_or(i32::MAX));
+        let quality = f.quality.and_then(|q| serde_json::to_string(q).ok());
+        self.send(Op::Finished {
+            uuid: uuid.to_owned(),
+            status: f.status.to_owned(),
+            detail: f.detail,
+            ended: f.ended,
+            duration,
+            quality,
+            sip_code: f.sip_code.map(i32::from),
+        });
     }
 
     /// Returns once every change handed over before this call is committed (or failed).
@@ -167,18 +178,22 @@ impl Writer {
                     }
                     None => self.strays.push(Op::Answered { uuid, at }),
                 },
-                Op::Finished { uuid, status, detail, ended, duration, quality } => match self.open.remove(&uuid) {
+                Op::Finished { uuid, status, detail, ended, duration, quality, sip_code } => match self
+                    .open
+                    .remove(&uuid)
+                {
                     Some(mut row) => {
                         row.status = status;
                         row.detail = detail;
                         row.end_time = Some(ended);
                         row.duration = duration;
                         row.quality = quality;
+                        row.sip_code = sip_code;
                         row.updated_at = ended;
                         self.dirty.remove(&uuid);
                         self.ended.push(row);
                     }
-                    None => self.strays.push(Op::Finished { uuid, status, detail, ended, duration, quality }),
+                    None => self.strays.push(Op::Finished { uuid, status, detail, ended, duration, quality, sip_code }),
                 },
             }
         }
@@ -229,6 +244,7 @@ async fn upsert(db: &DatabaseConnection, rows: Vec<call::Model>) -> u64 {
                 Column::EndTime,
                 Column::Duration,
                 Column::Quality,
+                Column::SipCode,
                 Column::UpdatedAt,
             ])
             .to_owned()
@@ -269,8 +285,9 @@ async fn apply_strays(db: &DatabaseConnection, strays: Vec<Op>) -> u64 {
                 .exec(db)
                 .await
                 .map(|_| ()),
-            Op::Finished { uuid, status, detail, ended, duration, quality } => Entity::update_many()
+            Op::Finished { uuid, status, detail, ended, duration, quality, sip_code } => Entity::update_many()
                 .col_expr(Column::Status, Expr::value(status))
+                .col_expr(Column::SipCode, Expr::value(sip_code))
                 .col_expr(Column::Detail, Expr::value(detail))
                 .col_expr(Column::EndTime, Expr::value(ended))
                 .col_expr(Column::Duration, Expr::value(duration))
@@ -312,6 +329,7 @@ mod tests {
             end_time: None,
             duration: None,
             quality: None,
+            sip_code: None,
             created_at: now,
             updated_at: now,
         }
@@ -332,6 +350,7 @@ mod tests {
                 ended: t0,
                 duration: None,
                 quality: None,
+                sip_code: None,
             },
         ];
         let now = std::time::Instant::now();
@@ -364,12 +383,21 @@ mod tests {
         records.insert(row("u0")); // a duplicate: skipped
         records.answered("u1", t0);
         let quality = domains::quality::Quality { packets_lost: 12, mos: 3.9, ..Default::default() };
-        records.finished("u1", "completed", None, Some(t0), t0 + chrono::Duration::seconds(42), Some(&quality));
+        let ended = t0 + chrono::Duration::seconds(42);
+        let finish = Finish {
+            status: "completed",
+            detail: None,
+            answered: Some(t0),
+            ended,
+            quality: Some(&quality),
+            sip_code: Some(200),
+        };
+        records.finished("u1", finish);
         records.flush().await;
         let all = Entity::find().all(&db).await.unwrap();
         assert_eq!(all.len(), 300);
         let u1 = Entity::find_by_id("u1".to_owned()).one(&db).await.unwrap().unwrap();
-        assert_eq!((u1.status.as_str(), u1.duration), ("completed", Some(42)));
+        assert_eq!((u1.status.as_str(), u1.duration, u1.sip_code), ("completed", Some(42), Some(200)));
         let stored: domains::quality::Quality = serde_json::from_str(u1.quality.as_deref().unwrap()).unwrap();
         assert_eq!(stored, quality);
         // A leg whose changes come in separate batches: each one lands on the written row.
@@ -383,7 +411,11 @@ mod tests {
         records.answered("late", t0);
         records.flush().await;
         assert_eq!(status("late").await, Some(("answered".to_owned(), None)));
-        records.finished("late", "completed", None, Some(t0), t0 + chrono::Duration::seconds(7), None);
+        let ended = t0 + chrono::Duration::seconds(7);
+        records.finished(
+            "late",
+            Finish { status: "completed", detail: None, answered: Some(t0), ended, quality: None, sip_code: None },
+        );
         records.flush().await;
         assert_eq!(status("late").await, Some(("completed".to_owned(), Some(7))));
         // A change to a row the writer did not insert is applied to the table as it stands.

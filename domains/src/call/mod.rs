@@ -250,6 +250,8 @@ pub enum RecordUpdate {
         answered: Option<DateTime<Utc>>,
         ended: DateTime<Utc>,
         quality: Option<crate::quality::Quality>,
+        /// The final response to the leg's INVITE (200 once answered); none for a WebSocket.
+        sip_code: Option<u16>,
     },
 }
 

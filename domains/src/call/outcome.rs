@@ -162,12 +162,13 @@ impl Call {
         }
         l.reported = true;
         let (answered, by_user, uuid) = (l.answered_at, l.hung_up_by_peer, l.uuid.clone());
+        let over_sip = !(leg == LegRef::A && self.originated.as_ref().is_some_and(|o| o.websocket));
         let Some(base) = self.base_event(leg, CallStatus::Completed) else { return };
         let ev = match (answered, failure) {
             (Some(start), f) => {
                 let secs = u64::try_from((now - start).num_seconds()).unwrap_or(0);
                 let by = if by_user { "user" } else { "platform" };
-                let mut ev = CallEvent::completed(base, iso(start), iso(now), secs, by, None);
+                let mut ev = CallEvent::completed(base, iso(start), iso(now), secs, by, over_sip.then_some(200));
                 ev.reason = f.and_then(|f| f.reason.clone());
                 ev
             }
@@ -181,9 +182,9 @@ impl Call {
             }
             (None, None) => CallEvent { status: CallStatus::Cancelled, ..base },
         };
-        let (status, detail) = (ev.status, ev.detail.clone());
+        let (status, detail, sip_code) = (ev.status, ev.detail.clone(), ev.sip_code);
         let event = self.events_on().then_some(ev);
-        let finished = RecordUpdate::Finished { uuid, status, detail, answered, ended: now, quality: None };
+        let finished = RecordUpdate::Finished { uuid, status, detail, answered, ended: now, quality: None, sip_code };
         let held = HeldReport { leg, event, finished };
         if self.exec.releasing.contains(&leg) {
             // Sent with the leg's media quality once its endpoint reports it.
@@ -238,8 +239,8 @@ impl Call {
             ev.quality = quality.clone();
             self.cx.event(ev);
         }
-        if let RecordUpdate::Finished { uuid, status, detail, answered, ended, .. } = held.finished {
-            self.cx.record(RecordUpdate::Finished { uuid, status, detail, answered, ended, quality });
+        if let RecordUpdate::Finished { uuid, status, detail, answered, ended, sip_code, .. } = held.finished {
+            self.cx.record(RecordUpdate::Finished { uuid, status, detail, answered, ended, quality, sip_code });
         }
     }
 

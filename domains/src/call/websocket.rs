@@ -119,6 +119,7 @@ impl Call {
             answered: Some(leg.answered_at),
             ended: now,
             quality: None,
+            sip_code: None,
         });
     }
 }

@@ -23,6 +23,8 @@ pub struct Model {
     /// `domains::quality::Quality` as JSON, once the leg has ended.
     #[sea_orm(column_type = "Text", nullable)]
     pub quality: Option<String>,
+    /// The final response to the leg's INVITE (200 once answered), once it has ended.
+    pub sip_code: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -73,16 +73,10 @@ impl Application {
         let records = store::records::CallRecords::start_on(background.handle(), records_db);
         let provisioning =
             Arc::new(store::cache::ProvisioningCache::new(db.clone(), std::time::Duration::from_secs(5)));
-        let edge = sip::Edge::start(
-            config.clone(),
-            media.clone(),
-            webhooks,
-            records.clone(),
-            provisioning.clone(),
-            &account.signature_secret,
-        )
-        .await
-        .with_context(|| format!("binding SIP on {}", config.sip_addr))?;
+        let edge =
+            sip::Edge::start(config.clone(), media.clone(), webhooks, records.clone(), provisioning.clone(), &account)
+                .await
+                .with_context(|| format!("binding SIP on {}", config.sip_addr))?;
         let sip_addr = edge.local_addr();
         let sip_tls_addr =
             edge.listen_tls().await.with_context(|| format!("binding SIP TLS on {}", config.sip_tls_addr))?;

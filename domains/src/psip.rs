@@ -136,6 +136,24 @@ impl SipAddressing {
             .collect()
     }
 
+    /// The account's trunk host (`BASE`, as `sip.nexmo.com` is Vonage's, or `sip.BASE`) and its
+    /// regional forms (`sip-REGION.BASE`): where PBXs register and send their calls. Gives the
+    /// region (the first served one for the unregional names); `None` for any other host.
+    pub fn trunk_region(&self, host: &str) -> Option<String> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let base = self.base_domain.to_ascii_lowercase();
+        if host == base || host.strip_suffix(base.as_str()) == Some("sip.") {
+            return Some(self.regions.first().cloned().unwrap_or_default());
+        }
+        let region = host.strip_suffix(base.as_str())?.strip_suffix('.')?.strip_prefix("sip-")?;
+        self.regions.iter().find(|r| r.eq_ignore_ascii_case(region)).cloned()
+    }
+
+    /// The realm PBXs authenticate in with the account's API key and secret.
+    pub fn trunk_realm(&self) -> &str {
+        &self.base_domain
+    }
+
     /// Splits a Request-URI host into (domain name, region). Host names are
     /// case-insensitive (RFC 3261 19.1.4), so the name comes back lower-cased.
     pub fn parse_host(&self, host: &str) -> Result<(String, String), HostError> {
@@ -178,6 +196,22 @@ mod tests {
         assert_eq!(a.host("acme1", "eu"), "acme1.sip-eu.sip.voxbridge.local");
         assert_eq!(a.parse_host("ACME1.sip-EU.sip.voxbridge.local"), Ok(("acme1".into(), "eu".into())));
         assert_eq!(a.regional_uris("acme1")[0].uri, "sip:acme1.sip-us.sip.voxbridge.local");
+    }
+
+    #[test]
+    fn trunk_hosts() {
+        let a = addressing();
+        for (host, region) in [
+            ("sip.voxbridge.local", Some("us")),
+            ("SIP.sip.voxbridge.local.", Some("us")),
+            ("sip-eu.sip.voxbridge.local", Some("eu")),
+            ("sip-ap.sip.voxbridge.local", None),
+            ("acme1.sip-us.sip.voxbridge.local", None),
+            ("x.sip.voxbridge.local", None),
+            ("voxbridge.local", None),
+        ] {
+            assert_eq!(a.trunk_region(host).as_deref(), region, "{host}");
+        }
     }
 
     #[test]

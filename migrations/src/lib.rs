@@ -8,6 +8,8 @@ mod m20261123_000002_calls;
 mod m20261202_000001_call_quality;
 mod m20261202_000002_registrations;
 mod m20261203_000001_call_sip_code;
+mod m20261203_000002_account_trunk_digest;
+mod m20261203_000003_registrations_any_realm;
 
 pub struct Migrator;
 
@@ -20,6 +22,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_call_quality::Migration),
             Box::new(m20261202_000002_registrations::Migration),
             Box::new(m20261203_000001_call_sip_code::Migration),
+            Box::new(m20261203_000002_account_trunk_digest::Migration),
+            Box::new(m20261203_000003_registrations_any_realm::Migration),
         ]
     }
 }

@@ -232,10 +232,14 @@ async fn digest_authenticated_caller_is_connected() {
     let env = SipEnv::start(connect_to(callee.port), &["10.0.0.0/8"], Some(("alice", "s3cr3t-pass"))).await;
     // SIPp puts "sip:" in front of -auth_uri itself.
     let uri = format!("+14155550100@{}", env.host);
-    let caller =
-        Sipp::uac("uac_digest.xml", &env.sip, &env.host, &["-s", "alice", "-ap", "s3cr3t-pass", "-auth_uri", &uri])
-            .finish(CALL)
-            .await;
+    let caller = Sipp::uac(
+        "uac_digest.xml",
+        &env.sip,
+        &env.host,
+        &["-key", "dest", "+14155550100", "-s", "alice", "-ap", "s3cr3t-pass", "-auth_uri", &uri],
+    )
+    .finish(CALL)
+    .await;
     assert!(caller.success, "digest caller failed: {}\n{}", caller.errors, caller.messages);
     assert!(caller.messages.contains("SIP/2.0 401"), "the first INVITE was challenged");
     let callee = callee.finish(T).await;

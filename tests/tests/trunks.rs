@@ -2,7 +2,10 @@
 //! (`tests/kamailio/carrier-407.cfg`, which demands proxy digest authentication) after a first
 //! gateway that never answers; a `vbc` extension reaches the PBX trunk; and the toll-fraud
 //! attempts — an INVITE from outside the ACL, a Request-URI naming a number or the trunk's
-//! host, a caller ID that is not the account's — never reach a trunk.
+//! host, a caller ID that is not the account's — never reach a trunk. A PBX registers on the
+//! trunk host with the account's key and secret, and its calls (challenged with 407) leave
+//! through the longest-prefix trunk; its fraud attempts (no or wrong credentials, a caller ID
+//! not owned, a number no trunk serves) reach no carrier.
 
 use std::time::Duration;
 
@@ -133,10 +136,14 @@ async fn toll_fraud_attempts_never_reach_the_trunk() {
     // An authenticated domain user dialling a number (+14155550100 is even the account's own):
     // the application's NCCO decides, and it rings the desk only. The desk never answers.
     let uri = format!("+14155550100@{}", env.host);
-    let _ =
-        Sipp::uac("uac_digest.xml", &env.sip, &env.host, &["-s", "alice", "-ap", "correct horse", "-auth_uri", &uri])
-            .finish(CALL)
-            .await;
+    let _ = Sipp::uac(
+        "uac_digest.xml",
+        &env.sip,
+        &env.host,
+        &["-key", "dest", "+14155550100", "-s", "alice", "-ap", "correct horse", "-auth_uri", &uri],
+    )
+    .finish(CALL)
+    .await;
     let desk_got = desk.received(Duration::from_millis(200)).await;
     assert!(desk_got.iter().any(|m| m.starts_with("INVITE sip:desk@")), "{desk_got:?}");
     assert!(trunk.received(Duration::from_secs(1)).await.is_empty(), "nothing reached the trunk");
@@ -215,4 +222,97 @@ async fn on_answer_runs_its_ncco_on_the_callee_before_the_bridge() {
     };
     let (callee_at, caller_at) = (at("outbound").expect("callee answered"), at("inbound").expect("caller answered"));
     assert!(caller_at - callee_at >= chrono::Duration::milliseconds(900), "{callee_at} → {caller_at}");
+}
+
+/// The account's trunk host, where PBXs register and send their calls.
+const TRUNK_HOST: &str = "sip.voxbridge.local";
+
+/// A PBX's call to `dest` from `caller_id`, answering the 407 with the account's key and
+/// `secret` (`uac_digest.xml`).
+fn pbx_call(env: &SipEnv, dest: &str, caller_id: &str, secret: &str) -> Sipp {
+    let uri = format!("{dest}@{TRUNK_HOST}");
+    let args = ["-key", "dest", dest, "-s", caller_id, "-au", vbtest::API_KEY, "-ap", secret, "-auth_uri", &uri];
+    Sipp::uac("uac_digest.xml", &env.sip, TRUNK_HOST, &args)
+}
+
+#[tokio::test]
+async fn a_pbx_registers_with_the_account_key_and_its_call_leaves_through_the_longest_prefix_trunk() {
+    let carrier = Sipp::uas("uas_answer.xml", &[]);
+    let wider = SilentGateway::bind().await;
+    let env = SipEnv::start(json!([]), &["10.0.0.0/8"], None).await;
+    // "carrier" serves every +1 number; "us-west" the +1555 ones: the longer prefix wins.
+    provision(&env, json!([{"host": "127.0.0.1", "port": wider.port()}]), json!({})).await;
+    let trunk =
+        json!({"name": "us-west", "prefixes": ["1555"], "gateways": [{"host": "127.0.0.1", "port": carrier.port}]});
+    let (status, body) = env.server.post_json("/v1/trunks", trunk).await;
+    assert_eq!(status, 201, "{body}");
+
+    // `register => KEY:SECRET@sip.BASE`: 401, then bound (uac_register.xml holds it 3 s).
+    let pbx = Sipp::uac(
+        "uac_register.xml",
+        &env.sip,
+        TRUNK_HOST,
+        &["-s", vbtest::API_KEY, "-ap", vbtest::API_SECRET, "-auth_uri", TRUNK_HOST],
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let (status, listed) = env.server.get("/v1/registrations").await;
+        assert_eq!(status, 200, "{listed}");
+        if listed.as_array().is_some_and(|a| !a.is_empty()) || tokio::time::Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let registered = pbx.finish(CALL).await;
+    assert_eq!(listed[0]["user"], vbtest::API_KEY, "{listed}: {}", registered.messages);
+    assert!(registered.success, "{}\n{}", registered.errors, registered.messages);
+
+    // The PBX's call: challenged as a proxy challenges (407), then out through "us-west" with
+    // the PBX's caller ID.
+    let call = pbx_call(&env, "15551230000", "14155550100", vbtest::API_SECRET).finish(CALL).await;
+    assert!(call.success, "the PBX's call was answered and hung up: {}\n{}", call.errors, call.messages);
+    assert!(call.messages.contains("SIP/2.0 407"), "{}", call.messages);
+    assert!(call.messages.contains("Proxy-Authenticate: Digest realm=\"sip.voxbridge.local\""), "{}", call.messages);
+    let carrier = carrier.finish(CALL).await;
+    assert!(carrier.success, "{}\n{}", carrier.errors, carrier.messages);
+    assert!(carrier.messages.contains("INVITE sip:15551230000@127.0.0.1"), "{}", carrier.messages);
+    assert!(carrier.messages.contains("From: <sip:14155550100@"), "{}", carrier.messages);
+    assert!(wider.received(Duration::from_millis(200)).await.is_empty(), "the shorter prefix's trunk is not used");
+}
+
+#[tokio::test]
+async fn toll_fraud_on_the_trunk_host_never_reaches_a_carrier() {
+    let trunk = SilentGateway::bind().await;
+    let env = SipEnv::start(json!([]), &["10.0.0.0/8"], None).await;
+    provision(&env, json!([{"host": "127.0.0.1", "port": trunk.port()}]), json!({})).await;
+    let peer = RawSip::new(&env.sip).await;
+
+    // No credentials: a proxy's challenge, nothing placed.
+    let invite = peer.invite(&format!("sip:15551230000@{TRUNK_HOST}"), "pbx-fraud-1@test", 1, "", 40110);
+    peer.send(&invite).await;
+    let resp = peer.final_response(Duration::from_secs(5)).await.expect("answered");
+    assert_eq!(resp.status(), Some(407), "{}", resp.0);
+    assert!(
+        resp.header("Proxy-Authenticate").is_some_and(|c| c.contains("realm=\"sip.voxbridge.local\"")),
+        "{}",
+        resp.0
+    );
+    peer.send(&peer.ack_for(&invite, &resp)).await;
+
+    // A wrong secret: 403.
+    let wrong = pbx_call(&env, "15551230000", "14155550100", "not-the-secret").finish(CALL).await;
+    assert!(!wrong.success);
+    assert!(wrong.messages.contains("SIP/2.0 403"), "{}", wrong.messages);
+    // The right secret, but a caller ID the account does not own: 403 saying so.
+    let stranger = pbx_call(&env, "15551230000", "15550009999", vbtest::API_SECRET).finish(CALL).await;
+    assert!(
+        stranger.messages.contains("SIP/2.0 403 caller ID 15550009999 is not one of the account's numbers"),
+        "{}",
+        stranger.messages
+    );
+    // A number no trunk serves: 404 saying so.
+    let abroad = pbx_call(&env, "81312345678", "14155550100", vbtest::API_SECRET).finish(CALL).await;
+    assert!(abroad.messages.contains("SIP/2.0 404 no trunk serves +81312345678"), "{}", abroad.messages);
+
+    assert!(trunk.received(Duration::from_secs(1)).await.is_empty(), "nothing reached the trunk");
 }

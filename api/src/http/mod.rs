@@ -14,6 +14,7 @@ pub mod pagination;
 pub mod params;
 pub mod problem;
 pub mod psip;
+pub mod registrations;
 pub mod schemas;
 pub mod trunks;
 
@@ -106,6 +107,7 @@ where
                 .wrap(from_fn(auth::require_basic))
                 .configure(numbers::routes),
         )
+        .service(scope::scope("/v1/registrations").wrap(from_fn(auth::require_basic)).configure(registrations::routes))
         .service(
             scope::scope("/v1/trunks")
                 .wrap(from_fn(invalidate_provisioning))

@@ -278,6 +278,10 @@ async fn remove(
             "SIP domain {name} has {users} user(s); delete them first or pass cascade=true"
         )));
     }
+    registration::Entity::delete_many()
+        .filter(registration::Column::DomainName.eq(existing.name.clone()))
+        .exec(&txn)
+        .await?;
     psip_user::Entity::delete_many().filter(psip_user::Column::DomainName.eq(existing.name.clone())).exec(&txn).await?;
     psip_domain::Entity::delete_by_id(existing.name).exec(&txn).await?;
     txn.commit().await?;
@@ -442,26 +446,12 @@ async fn fetch_user(state: web::Data<AppState>, path: web::Path<(String, String)
     Ok(HttpResponse::Ok().json(UserResponse::from(find_user(&state, &name, &key).await?)))
 }
 
-/// A contact a user's phone registered (REGISTER, RFC 3261 §10).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RegistrationResponse {
-    #[schema(example = "sip:alice@192.0.2.10:5060")]
-    pub contact: String,
-    /// Seconds left.
-    pub expires: i64,
-    /// Where requests to the contact go: the transport and address the REGISTER came from.
-    #[schema(example = "udp:203.0.113.7:41234")]
-    pub flow: String,
-    pub call_id: String,
-    pub updated_at: chrono::DateTime<Utc>,
-}
-
 #[utoipa::path(
     operation_id = "listDomainUserRegistrations",
     tag = "psip",
     params(("name" = String, Path, description = "Domain name", example = "acme-pbx"), ("key" = String, Path, description = "User", example = "alice")),
     responses(
-        (status = 200, description = "The user's live registrations", body = Vec<RegistrationResponse>),
+        (status = 200, description = "The user's live registrations", body = Vec<super::registrations::RegistrationResponse>),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 500, response = InternalError),
@@ -475,25 +465,8 @@ async fn registrations(
 ) -> Result<HttpResponse, ApiError> {
     let (name, key) = path.into_inner();
     let user = find_user(&state, &name, &key).await?;
-    let now = Utc::now().timestamp();
-    let rows = registration::Entity::find()
-        .filter(registration::Column::DomainName.eq(user.domain_name))
-        .filter(registration::Column::UserKey.eq(user.key))
-        .filter(registration::Column::ExpiresAt.gt(now))
-        .order_by_asc(registration::Column::Contact)
-        .all(&state.db)
-        .await?;
-    let out: Vec<RegistrationResponse> = rows
-        .into_iter()
-        .map(|r| RegistrationResponse {
-            contact: r.contact,
-            expires: r.expires_at - now,
-            flow: r.flow,
-            call_id: r.call_id,
-            updated_at: r.updated_at,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(out))
+    let live = super::registrations::live(&state, &user.domain_name, &user.key).await?;
+    Ok(HttpResponse::Ok().json(live))
 }
 
 #[utoipa::path(
@@ -545,6 +518,13 @@ async fn update_user(
 async fn remove_user(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (name, key) = path.into_inner();
     let existing = find_user(&state, &name, &key).await?;
-    psip_user::Entity::delete_by_id((existing.domain_name, existing.key)).exec(&state.db).await?;
+    let txn = state.db.begin().await?;
+    registration::Entity::delete_many()
+        .filter(registration::Column::DomainName.eq(existing.domain_name.clone()))
+        .filter(registration::Column::UserKey.eq(existing.key.clone()))
+        .exec(&txn)
+        .await?;
+    psip_user::Entity::delete_by_id((existing.domain_name, existing.key)).exec(&txn).await?;
+    txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -52,6 +52,9 @@ pub struct Edge {
     /// Stands in for a missing user's HA1, so that an unknown user costs the same work as a
     /// wrong password (the two must not be told apart, by answer or by timing).
     decoy_ha1: [String; 2],
+    /// The account's API key and its digest HA1s on the trunk host (PBXs authenticate with them).
+    api_key: String,
+    trunk_digest: Option<crate::account::TrunkDigest>,
     /// The runtime calls run on, whoever starts them (an HTTP worker places REST calls).
     runtime: tokio::runtime::Handle,
     outbound: crate::calls::outbound::OutboundBudget,
@@ -86,8 +89,9 @@ impl Edge {
         webhooks: Arc<dyn WebhookSender>,
         records: crate::store::records::CallRecords,
         provisioning: Arc<crate::store::cache::ProvisioningCache>,
-        signature_secret: &str,
+        account: &crate::account::Account,
     ) -> std::io::Result<Arc<Edge>> {
+        let signature_secret = &account.signature_secret;
         let (transport, incoming) = Transport::bind(config.sip_addr, &config.sip_user_agent).await?;
         let bound = transport.local_addr();
         let host = config
@@ -118,6 +122,8 @@ impl Edge {
             nonce_counts: Mutex::new(NonceCounts::new()),
             runtime: tokio::runtime::Handle::current(),
             outbound,
+            api_key: account.api_key.clone(),
+            trunk_digest: account.trunk.clone(),
         });
         tokio::spawn(edge.clone().dispatch(incoming));
         tokio::spawn(edge.clone().forward_media_events());
@@ -299,13 +305,9 @@ impl Edge {
                 let call = Call::inbound(ctx, inc.flow, inc.msg, inc.received, driver::now());
                 driver::drive(call, hooks, inbox, self_tx.clone(), io).await;
             }
-            Err(Refusal::Challenge { realm, stale }) => {
-                let nonce = self.nonces.issue(now_unix(), rand::random());
-                let extra: Vec<(&str, String)> = digest::challenge_headers_with_stale(&realm, &nonce, stale)
-                    .into_iter()
-                    .map(|h| ("WWW-Authenticate", h))
-                    .collect();
-                self.reject(inc, 401, &extra, inbox).await;
+            Err(Refusal::Challenge { realm, stale, proxy }) => {
+                let (code, extra) = self.challenge(&realm, stale, proxy);
+                self.reject(inc, code, &extra, inbox).await;
             }
             Err(Refusal::Limited(refused)) => {
                 tracing::info!(%call_id, peer = %inc.flow.peer(), reason = refused.reason, "INVITE refused by a limit");
@@ -320,7 +322,9 @@ impl Edge {
                 tracing::info!(%call_id, peer = %inc.flow.peer(), reason = %e, status = e.status(), "INVITE refused");
                 metrics::counter!("voxbridge_sip_invites_refused_total", "status" => e.status().to_string())
                     .increment(1);
-                self.reject(inc, e.status(), &[], inbox).await;
+                // A PBX is told why in the reason phrase (its logs show nothing else).
+                let reason = matches!(e, AdmissionError::Pbx(_)).then(|| e.to_string());
+                self.reject_with(inc, e.status(), reason, &[], inbox).await;
             }
             Err(Refusal::Unavailable(reason)) => {
                 tracing::info!(%call_id, %reason, "INVITE admitted but not routable");
@@ -404,9 +408,25 @@ impl Edge {
         inc: Incoming,
         code: u16,
         extra: &[(&str, String)],
+        inbox: mpsc::UnboundedReceiver<CallInput>,
+    ) {
+        self.reject_with(inc, code, None, extra, inbox).await;
+    }
+
+    /// [`Edge::reject`] with its own reason phrase.
+    async fn reject_with(
+        self: &Arc<Self>,
+        inc: Incoming,
+        code: u16,
+        reason: Option<String>,
+        extra: &[(&str, String)],
         mut inbox: mpsc::UnboundedReceiver<CallInput>,
     ) {
         let mut resp = inc.msg.response(code, Some(&random_token(10)));
+        if let Some(reason) = reason {
+            let reason: String = reason.chars().filter(|c| !c.is_control()).take(120).collect();
+            resp.start = domains::sip::message::StartLine::Response { code, reason };
+        }
         for (n, v) in extra {
             resp.push_header(n, v.clone());
         }
@@ -442,21 +462,42 @@ impl Edge {
 
     /// Security first: nothing is allocated, fetched or written before this succeeds.
     async fn admit(&self, inc: &Incoming) -> Result<(Route, Option<AppHooks>), Refusal> {
-        let (parsed, region, entry) = self.addressed_domain(inc).await?;
+        let (parsed, region, entry) = match self.addressed(inc).await? {
+            Addressed::Domain { uri, region, entry } => (uri, region, entry),
+            Addressed::TrunkHost { uri, region } => {
+                // A PBX on the trunk host proves the account's key and secret, as to a proxy.
+                let realm = self.config.addressing().trunk_realm().to_owned();
+                let admitted = self.authenticate(inc, &realm, true).await?;
+                tracing::info!(call_id = inc.msg.call_id(), %region, ?admitted, "PBX INVITE admitted on the trunk host");
+                return self.pbx_route(inc, &parsed_user(&uri), region).await;
+            }
+        };
         let (domain, acl, users) = (&entry.domain, &entry.acl, entry.digest_users);
         let source = inc.flow.peer().ip();
         let admitted = match first_check(acl, users > 0, source) {
             FirstCheck::Admit(a) => a,
             FirstCheck::Reject => return Err(Refusal::Error(AdmissionError::SourceNotInAcl(source))),
-            FirstCheck::NeedDigest => self.authenticate(inc, &domain.name).await?,
+            FirstCheck::NeedDigest => self.authenticate(inc, &domain.name, false).await?,
         };
         tracing::info!(call_id = inc.msg.call_id(), domain = %domain.name, %region, ?admitted, "INVITE admitted");
-        // A number provisioned with SIP forwarding or its own application takes the call;
-        // otherwise the domain's application does.
-        let user = parsed.user.clone().unwrap_or_default();
-        let number = match domains::e164::E164::parse(&user) {
+        if domains::psip::DomainType::from_db(&domain.domain_type) == domains::psip::DomainType::Trunk {
+            // A trunk domain's ACL or users identify a PBX: its calls go where a PBX's go.
+            return self.pbx_route(inc, &parsed_user(&parsed), region).await;
+        }
+        let user = parsed_user(&parsed);
+        self.number_route(&user, Route::Application { application_id: domain.application_id.clone(), region }).await
+    }
+
+    /// The route of a call to `user` when it is one of the account's numbers (its forwarding
+    /// or its own application), else `otherwise`; with the application's webhooks.
+    async fn number_route(&self, user: &str, otherwise: Route) -> Result<(Route, Option<AppHooks>), Refusal> {
+        let number = match domains::e164::E164::parse(user) {
             Ok(n) => self.provisioning.number(&n.to_string()).await.map_err(Refusal::internal)?,
             Err(_) => None,
+        };
+        let region = match &otherwise {
+            Route::Application { region, .. } => region.clone(),
+            _ => self.config.regions.first().cloned().unwrap_or_default(),
         };
         let route = match number {
             Some(n) if n.voice_callback_type.as_deref() == Some("sip") => {
@@ -465,11 +506,51 @@ impl Edge {
                 return Ok((Route::Forward { targets }, None));
             }
             Some(number::Model { application_id: Some(app), .. }) => Route::Application { application_id: app, region },
-            _ => Route::Application { application_id: domain.application_id.clone(), region },
+            _ => otherwise,
         };
         let Route::Application { application_id, .. } = &route else { return Ok((route, None)) };
         let hooks = self.hooks(application_id).await?;
         Ok((route, Some(hooks)))
+    }
+
+    /// Where an authenticated PBX's call goes (`domains::sip::pbx`): on-net to one of the
+    /// account's numbers, or out through the longest-prefix trunk as a `connect` to the
+    /// number with the PBX's caller ID.
+    async fn pbx_route(
+        &self,
+        inc: &Incoming,
+        to_user: &str,
+        region: String,
+    ) -> Result<(Route, Option<AppHooks>), Refusal> {
+        let from_user = inc
+            .msg
+            .header("From")
+            .and_then(|f| domains::sip::headers::NameAddr::parse(f).ok())
+            .and_then(|n| domains::sip_uri::SipUri::parse(&n.uri).ok())
+            .and_then(|u| u.user)
+            .unwrap_or_default();
+        let dialling = self.provisioning.dialling().await.map_err(Refusal::internal)?;
+        let destination = domains::sip::pbx::route(&from_user, to_user, &dialling.numbers, &dialling.trunks)
+            .map_err(|e| Refusal::Error(AdmissionError::Pbx(e)))?;
+        match destination {
+            domains::sip::pbx::PbxDestination::OnNet(number) => {
+                let unrouted = Route::Forward { targets: Vec::new() };
+                match self.number_route(number.as_str(), unrouted).await? {
+                    (Route::Forward { targets }, _) if targets.is_empty() => {
+                        Err(Refusal::Unavailable("the number has no application or forwarding"))
+                    }
+                    routed => Ok(routed),
+                }
+            }
+            domains::sip::pbx::PbxDestination::Pstn { number, trunk, caller_id } => {
+                tracing::info!(call_id = inc.msg.call_id(), %number, %trunk, %caller_id, %region, "PBX call to the PSTN");
+                let connect = serde_json::json!([{"action": "connect", "from": caller_id,
+                    "endpoint": [{"type": "phone", "number": number.as_str()}]}]);
+                let ncco = domains::ncco::Ncco::parse(&connect)
+                    .map_err(|p| Refusal::Internal(format!("the PSTN connect did not parse: {p:?}")))?;
+                Ok((Route::Program { ncco }, None))
+            }
+        }
     }
 
     /// The application's webhooks; an application that is gone or has no voice capability
@@ -492,38 +573,50 @@ impl Edge {
         })
     }
 
-    /// The Request-URI, its region and the Programmable SIP domain its host names (`404` when
-    /// the host is not one of ours or names no domain).
-    async fn addressed_domain(
-        &self,
-        inc: &Incoming,
-    ) -> Result<(domains::sip_uri::SipUri, String, crate::store::cache::DomainEntry), Refusal> {
+    /// What the Request-URI addresses: the trunk host (with its region), or a Programmable SIP
+    /// domain and its region (`404` when the host is not one of ours or names no domain).
+    async fn addressed(&self, inc: &Incoming) -> Result<Addressed, Refusal> {
         let uri = inc.msg.request_uri().unwrap_or_default();
         let parsed = domains::sip_uri::SipUri::parse(uri)
             .map_err(|_| Refusal::Error(AdmissionError::Host(domains::psip::HostError::NotOurDomain)))?;
+        let addressing = self.config.addressing();
+        if let Some(region) = addressing.trunk_region(&parsed.host) {
+            return Ok(Addressed::TrunkHost { uri: parsed, region });
+        }
         let (name, region) =
-            self.config.addressing().parse_host(&parsed.host).map_err(|e| Refusal::Error(AdmissionError::Host(e)))?;
+            addressing.parse_host(&parsed.host).map_err(|e| Refusal::Error(AdmissionError::Host(e)))?;
         let entry = self
             .provisioning
             .domain(&name)
             .await
             .map_err(Refusal::internal)?
             .ok_or_else(|| Refusal::Error(AdmissionError::UnknownDomain(name.clone())))?;
-        Ok((parsed, region, entry))
+        Ok(Addressed::Domain { uri: parsed, region, entry: Box::new(entry) })
+    }
+
+    /// A digest challenge: `401` with `WWW-Authenticate` as a registrar or UAS sends it, or
+    /// `407` with `Proxy-Authenticate` as the trunk host does (PBXs expect a proxy there).
+    fn challenge(&self, realm: &str, stale: bool, proxy: bool) -> (u16, Vec<(&'static str, String)>) {
+        let nonce = self.nonces.issue(now_unix(), rand::random());
+        let (code, header) = if proxy { (407, "Proxy-Authenticate") } else { (401, "WWW-Authenticate") };
+        let headers = digest::challenge_headers_with_stale(realm, &nonce, stale).into_iter().map(|h| (header, h));
+        (code, headers.collect())
     }
 
     /// Digest authentication of a request to `realm` (a domain), within the brute-force
     /// budgets: a locked-out source or user is refused before anything is verified.
-    async fn authenticate(&self, inc: &Incoming, realm: &str) -> Result<Admitted, Refusal> {
+    /// `proxy`: the credentials are in `Proxy-Authorization` (the challenge is a 407).
+    async fn authenticate(&self, inc: &Incoming, realm: &str, proxy: bool) -> Result<Admitted, Refusal> {
         let source = inc.flow.peer().ip();
         // Parsed once: the lockout check needs the claimed user before anything is verified.
-        let creds = inc.msg.header("Authorization").map(Credentials::parse);
+        let header = if proxy { "Proxy-Authorization" } else { "Authorization" };
+        let creds = inc.msg.header(header).map(Credentials::parse);
         let user_key = match &creds {
             Some(Ok(c)) => Some(lockout_key(realm, &c.username)),
             _ => None,
         };
         self.limits.auth_allowed(source, user_key.as_deref()).map_err(Refusal::Limited)?;
-        let checked = self.check_digest(inc, creds, realm).await;
+        let checked = self.check_digest(inc, creds, realm, proxy).await;
         match &checked {
             Ok(Admitted::Digest { user }) => self.limits.auth_succeeded(source, &lockout_key(realm, user)),
             Err(Refusal::Error(AdmissionError::Digest(_) | AdmissionError::UnknownUser(_))) => {
@@ -540,18 +633,19 @@ impl Edge {
         inc: &Incoming,
         creds: Option<Result<Credentials, DigestError>>,
         realm: &str,
+        proxy: bool,
     ) -> Result<Admitted, Refusal> {
         let Some(creds) = creds else {
-            return Err(Refusal::Challenge { realm: realm.to_owned(), stale: false });
+            return Err(Refusal::Challenge { realm: realm.to_owned(), stale: false, proxy });
         };
         let digest_err = |e: DigestError| Refusal::Error(AdmissionError::Digest(e));
         let creds = creds.map_err(digest_err)?;
         creds.expect_realm(realm).map_err(digest_err)?;
-        let user = self.provisioning.user(realm, &creds.username).await.map_err(Refusal::internal)?;
+        let user = self.ha1s(realm, &creds.username).await.map_err(Refusal::internal)?;
         let known = user.is_some();
         let ha1 = match (user, creds.algorithm) {
-            (Some(u), DigestAlgorithm::Md5) => u.ha1_md5,
-            (Some(u), DigestAlgorithm::Sha256) => u.ha1_sha256,
+            (Some((md5, _)), DigestAlgorithm::Md5) => md5,
+            (Some((_, sha256)), DigestAlgorithm::Sha256) => sha256,
             (None, DigestAlgorithm::Md5) => self.decoy_ha1[0].clone(),
             (None, DigestAlgorithm::Sha256) => self.decoy_ha1[1].clone(),
         };
@@ -575,16 +669,51 @@ impl Edge {
             // The decoy cannot verify; should it ever, an unknown user is still refused.
             _ if !known => Err(Refusal::Error(AdmissionError::UnknownUser(creds.username))),
             Ok(()) => Ok(Admitted::Digest { user: creds.username }),
-            Err(DigestError::StaleNonce) => Err(Refusal::Challenge { realm: realm.to_owned(), stale: true }),
+            Err(DigestError::StaleNonce) => Err(Refusal::Challenge { realm: realm.to_owned(), stale: true, proxy }),
             Err(e) => Err(digest_err(e)),
         }
     }
+
+    /// A digest user's HA1s (MD5, SHA-256): the account's API key in the trunk realm, else a
+    /// domain's user.
+    async fn ha1s(&self, realm: &str, username: &str) -> Result<Option<(String, String)>, sea_orm::DbErr> {
+        if realm == self.config.addressing().trunk_realm() {
+            return Ok(self
+                .trunk_digest
+                .as_ref()
+                .filter(|t| t.realm == realm && username == self.api_key)
+                .map(|t| (t.ha1_md5.clone(), t.ha1_sha256.clone())));
+        }
+        let user = self.provisioning.user(realm, username).await?;
+        Ok(user.map(|u| (u.ha1_md5, u.ha1_sha256)))
+    }
+}
+
+/// What a request's Request-URI addresses.
+pub(super) enum Addressed {
+    /// The account's trunk host (`sip.BASE`, `sip-REGION.BASE`): PBXs.
+    TrunkHost {
+        uri: domains::sip_uri::SipUri,
+        region: String,
+    },
+    Domain {
+        uri: domains::sip_uri::SipUri,
+        region: String,
+        entry: Box<crate::store::cache::DomainEntry>,
+    },
+}
+
+/// The Request-URI's user (empty without one).
+fn parsed_user(uri: &domains::sip_uri::SipUri) -> String {
+    uri.user.clone().unwrap_or_default()
 }
 
 pub(super) enum Refusal {
     Challenge {
         realm: String,
         stale: bool,
+        /// `407` (a proxy's challenge) rather than `401`.
+        proxy: bool,
     },
     /// Admitted, but nothing can take the call (480).
     Unavailable(&'static str),

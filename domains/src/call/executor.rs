@@ -177,6 +177,11 @@ impl Call {
                     machine_detection: None,
                 });
             }
+            Route::Program { ncco } => {
+                self.exec.program = ncco.0.into();
+                self.exec.step = Step::Idle;
+                self.next_action();
+            }
         }
     }
 

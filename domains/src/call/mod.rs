@@ -88,6 +88,11 @@ pub enum Route {
     Forward {
         targets: Vec<ForwardTarget>,
     },
+    /// An NCCO the platform runs for the call, with no application (no answer_url, no events):
+    /// a PBX's call to the PSTN is a `connect` to the number through the trunks.
+    Program {
+        ncco: Ncco,
+    },
 }
 
 /// What a call is given when it starts.

@@ -172,7 +172,7 @@ impl Call {
             None => {
                 let region = match &self.route {
                     Route::Application { region, .. } => region.clone(),
-                    Route::Forward { .. } => String::new(),
+                    Route::Forward { .. } | Route::Program { .. } => String::new(),
                 };
                 let params = self.answer_params(&region);
                 self.exec.step = Step::ExpectDocument;

@@ -93,7 +93,7 @@ impl Call {
     pub(super) fn application_id(&self) -> Option<String> {
         match &self.route {
             super::Route::Application { application_id, .. } => Some(application_id.clone()),
-            super::Route::Forward { .. } => None,
+            super::Route::Forward { .. } | super::Route::Program { .. } => None,
         }
     }
 

@@ -23,6 +23,8 @@ pub enum AdmissionError {
     UnknownUser(String),
     #[error("digest authentication failed: {0}")]
     Digest(DigestError),
+    #[error(transparent)]
+    Pbx(#[from] crate::sip::pbx::PbxRefusal),
 }
 
 impl AdmissionError {
@@ -31,6 +33,7 @@ impl AdmissionError {
         match self {
             AdmissionError::Host(_) | AdmissionError::UnknownDomain(_) => 404,
             AdmissionError::SourceNotInAcl(_) | AdmissionError::UnknownUser(_) | AdmissionError::Digest(_) => 403,
+            AdmissionError::Pbx(p) => p.status(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod dialog;
 pub mod flow;
 pub mod headers;
 pub mod message;
+pub mod pbx;
 #[cfg(test)]
 mod rfc4475_tests;
 pub mod timers;

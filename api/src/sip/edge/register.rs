@@ -1,6 +1,9 @@
-//! REGISTER (RFC 3261 §10.3) for Programmable SIP domain users: digest authentication with the
-//! same nonces and brute-force budgets as INVITE, the To user bound only by that user, the
-//! bindings changed by `domains::registrar` and kept in the store with the flow they came over.
+//! REGISTER (RFC 3261 §10.3) for Programmable SIP domain users, and for PBXs on the account's
+//! trunk host (user: the API key, password: the API secret, as `register =>
+//! KEY:SECRET@sip.BASE`): digest authentication with the same nonces and brute-force budgets as
+//! INVITE, the To user bound only by that user, the bindings changed by `domains::registrar`
+//! and kept in the store with the flow they came over (a trunk registration under the trunk
+//! realm, which no domain name can be).
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use domains::sip::admission::Admitted;
 use domains::sip::headers::NameAddr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
-use super::{Edge, Refusal, now_unix};
+use super::{Addressed, Edge, Refusal, now_unix};
 use crate::config::LimitAction;
 use crate::sip::transport::Incoming;
 use crate::store::entity::registration;
@@ -52,13 +55,9 @@ impl Edge {
                 self.reply(&inc, 403, &[]).await;
             }
             Err(Failure::Scheme) => self.reply(&inc, 416, &[]).await,
-            Err(Failure::Refused(Refusal::Challenge { realm, stale })) => {
-                let nonce = self.nonces.issue(now_unix(), rand::random());
-                let extra: Vec<(&str, String)> = domains::digest::challenge_headers_with_stale(&realm, &nonce, stale)
-                    .into_iter()
-                    .map(|h| ("WWW-Authenticate", h))
-                    .collect();
-                self.reply(&inc, 401, &extra).await;
+            Err(Failure::Refused(Refusal::Challenge { realm, stale, proxy })) => {
+                let (code, extra) = self.challenge(&realm, stale, proxy);
+                self.reply(&inc, code, &extra).await;
             }
             Err(Failure::Refused(Refusal::Limited(refused))) => {
                 metrics::counter!("voxbridge_sip_requests_refused_total", "reason" => refused.reason).increment(1);
@@ -84,9 +83,13 @@ impl Edge {
         if !(aor.uri.starts_with("sip:") || aor.uri.starts_with("sips:")) {
             return Err(Failure::Scheme);
         }
-        let (_, _, entry) = self.addressed_domain(inc).await?;
+        // A registrar challenges with 401 on the trunk host too.
+        let domain = match self.addressed(inc).await? {
+            Addressed::Domain { entry, .. } => entry.domain.name.clone(),
+            Addressed::TrunkHost { .. } => self.config.addressing().trunk_realm().to_owned(),
+        };
         // Registration binds a user: an ACL alone says where a PBX is, not who registers.
-        let Admitted::Digest { user } = self.authenticate(inc, &entry.domain.name).await? else {
+        let Admitted::Digest { user } = self.authenticate(inc, &domain, false).await? else {
             return Err(Failure::Refused(Refusal::Internal("digest admitted without a user".into())));
         };
         if aor.user() != Some(user.as_str()) {
@@ -94,7 +97,6 @@ impl Edge {
         }
         let request = registrar::parse(&inc.msg, ExpiresPolicy::default()).map_err(Failure::Rule)?;
         let (call_id, cseq) = (inc.msg.call_id().to_owned(), inc.msg.cseq().map_or(0, |c| c.0));
-        let domain = entry.domain.name.clone();
         let flow = registrar::flow_text(&inc.flow);
         let db = self.provisioning.db();
         let stored = |d: String, u: String| {

@@ -11,6 +11,11 @@ pub struct Model {
     /// Hex SHA-256 of the API secret: the secret itself is shown once and never stored.
     pub api_secret_sha256: String,
     pub signature_secret: String,
+    /// The realm the trunk HA1s were made for (the SIP base domain then).
+    pub trunk_realm: Option<String>,
+    /// Digest HA1s of `api_key:realm:secret`, MD5 and SHA-256 (RFC 7616), for PBXs.
+    pub trunk_ha1_md5: Option<String>,
+    pub trunk_ha1_sha256: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

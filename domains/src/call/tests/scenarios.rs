@@ -1134,3 +1134,27 @@ fn an_app_user_who_is_not_registered_fails_the_connect_with_the_reason() {
     let failed = h.events.iter().find(|e| e.status.as_str() == "failed").unwrap();
     assert!(failed.reason.as_deref().unwrap().contains("bob is not registered"), "{failed:?}");
 }
+
+#[test]
+fn a_platform_program_connects_a_pbx_call_through_the_trunk_without_an_application() {
+    let ncco = json!([{"action": "connect", "from": "14155550100",
+        "endpoint": [{"type": "phone", "number": "9912345678"}]}]);
+    let route = crate::call::Route::Program { ncco: crate::ncco::Ncco::parse(&ncco).unwrap() };
+    let mut h = CallHarness::with(json!([]), vec![answers()], invite("pbx@caller", ""), route.clone());
+    h.drive_until(5 * S);
+    let invites = h.requests_to(&callee_flow(), Method::Invite);
+    assert_eq!(invites.len(), 1);
+    assert_eq!(invites[0].msg.request_uri(), Some("sip:9912345678@192.0.2.2:5080"));
+    assert!(invites[0].msg.header("From").unwrap().starts_with("<sip:14155550100@"));
+    assert!(h.caller_codes().contains(&200));
+    assert!(h.answer_asked.is_empty() && h.events.is_empty(), "no application is asked or told");
+    // The carrier's refusal is the PBX's answer.
+    let mut h = CallHarness::with(
+        json!([]),
+        vec![Callee::Rejects { code: 486, after: Duration::from_millis(10) }],
+        invite("pbx-busy@caller", ""),
+        route,
+    );
+    h.drive_until(5 * S);
+    assert_eq!(h.caller_codes().last(), Some(&486));
+}

@@ -110,6 +110,10 @@ pub struct Settings {
     /// Outbound calls created over the Voice API that may be in progress at once (above: 429).
     #[arg(long, env = "VOXBRIDGE_OUTBOUND_MAX_CALLS")]
     pub outbound_max_calls: Option<u32>,
+    /// Seconds between OPTIONS probes of every trunk gateway (a PBX's `qualify_frequency`);
+    /// 0 turns probing off.
+    #[arg(long, env = "VOXBRIDGE_TRUNK_QUALIFY_SECS")]
+    pub trunk_qualify_secs: Option<u64>,
 }
 
 /// What a request refused by a limit gets.
@@ -179,6 +183,7 @@ impl Settings {
             sip_auth_lockout_action: self.sip_auth_lockout_action.or(other.sip_auth_lockout_action),
             outbound_cps: self.outbound_cps.or(other.outbound_cps),
             outbound_max_calls: self.outbound_max_calls.or(other.outbound_max_calls),
+            trunk_qualify_secs: self.trunk_qualify_secs.or(other.trunk_qualify_secs),
         }
     }
 
@@ -214,6 +219,8 @@ pub struct Config {
     pub sip_user_agent: String,
     pub sip_limits: SipLimits,
     pub outbound: OutboundLimits,
+    /// Between OPTIONS probes of trunk gateways; zero: no probing.
+    pub trunk_qualify: std::time::Duration,
 }
 
 /// What protects the account from its own applications (and their leaked keys): the Voice
@@ -309,6 +316,8 @@ impl Config {
                 calls_per_second: positive("outbound_cps", s.outbound_cps, 10)?,
                 max_calls: positive("outbound_max_calls", s.outbound_max_calls, 500)?,
             },
+            // Asterisk's qualify default is 60 s; 30 s finds a dead gateway within a minute.
+            trunk_qualify: std::time::Duration::from_secs(s.trunk_qualify_secs.unwrap_or(30)),
         })
     }
 

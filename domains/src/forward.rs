@@ -1,6 +1,8 @@
 //! "Forward to SIP" targets of numbers: one or more SIP URIs (comma-separated, tried in
 //! order on 5xx) with voxbridge's own URI parameters `;timeout=` (ringing timeout in ms,
-//! 2000–20000, default 5000), `;transport=tls` and `;media=srtp`.
+//! 2000–20000, default 5000), `;transport=tls` and `;media=srtp`. A target that names one of
+//! our own addresses of record (a PBX registered on the trunk host, a domain user) rings the
+//! contacts registered for it, over the flows their REGISTERs came by.
 
 use thiserror::Error;
 
@@ -12,6 +14,35 @@ pub struct ForwardTarget {
     pub timeout_ms: u32,
     pub transport: Transport,
     pub srtp: bool,
+    /// Where requests go when not to the URI's host: a registered contact's flow.
+    pub flow: Option<crate::sip::flow::Flow>,
+}
+
+/// A contact registered for an address of record, and the flow it registered over.
+pub type Binding = (String, Option<crate::sip::flow::Flow>);
+
+/// `targets` with each one naming an address of record of ours replaced by its registered
+/// contacts (same timeout, in binding order). `bindings` gives an AOR's bindings, `None` for a
+/// URI that is not ours (kept as it is). An AOR of ours with no binding: `Err` naming it.
+pub fn to_registered_contacts(
+    targets: Vec<ForwardTarget>,
+    bindings: impl Fn(&SipUri) -> Option<Vec<Binding>>,
+) -> Result<Vec<ForwardTarget>, String> {
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let Some(found) = bindings(&t.uri) else {
+            out.push(t);
+            continue;
+        };
+        if found.is_empty() {
+            return Err(format!("sip:{}@{} is not registered", t.uri.user.as_deref().unwrap_or_default(), t.uri.host));
+        }
+        for (contact, flow) in found {
+            let Ok(uri) = SipUri::parse(&contact) else { continue };
+            out.push(ForwardTarget { transport: uri.transport(), uri, flow, ..t.clone() });
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -60,12 +91,31 @@ fn parse_target(index: usize, s: &str) -> Result<ForwardTarget, ForwardError> {
         Some(v) => return Err(ForwardError::Media { index, value: v.to_owned() }),
     };
     let transport = uri.transport();
-    Ok(ForwardTarget { uri, timeout_ms, transport, srtp })
+    Ok(ForwardTarget { uri, timeout_ms, transport, srtp, flow: None })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_aors_become_their_registered_contacts() {
+        let flow = crate::sip::flow::Flow::Udp("203.0.113.7:41234".parse().unwrap());
+        let targets = parse_targets("sip:pbx1@sip.voxbridge.local;timeout=3000, sip:backup@carrier.example").unwrap();
+        let ours = |u: &SipUri| {
+            (u.host == "sip.voxbridge.local").then(|| vec![("sip:pbx1@10.0.0.5:5060".to_owned(), Some(flow.clone()))])
+        };
+        let out = to_registered_contacts(targets.clone(), ours).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            (out[0].uri.host.as_str(), out[0].timeout_ms, out[0].flow.as_ref()),
+            ("10.0.0.5", 3000, Some(&flow))
+        );
+        assert_eq!((out[1].uri.host.as_str(), out[1].flow.as_ref()), ("carrier.example", None));
+        let unregistered =
+            to_registered_contacts(targets, |u: &SipUri| (u.host == "sip.voxbridge.local").then(Vec::new));
+        assert!(unregistered.unwrap_err().contains("pbx1@sip.voxbridge.local is not registered"));
+    }
 
     #[test]
     fn defaults_and_params() {

@@ -27,4 +27,5 @@ pub mod sdp;
 pub mod sip;
 pub mod sip_uri;
 pub mod trunk;
+pub mod trunk_health;
 pub mod voices;

@@ -69,13 +69,73 @@ async fn a_wrong_password_registers_nothing() {
 
 /// A REGISTER from `phone` for alice, with `contact`, answering `challenge` when given.
 fn register(phone: &RawSip, host: &str, cseq: u32, contact: &str, authorization: Option<String>) -> String {
+    register_as(phone, "alice", host, cseq, contact, authorization)
+}
+
+fn register_as(
+    phone: &RawSip,
+    user: &str,
+    host: &str,
+    cseq: u32,
+    contact: &str,
+    authorization: Option<String>,
+) -> String {
     let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
     format!(
         "REGISTER sip:{host} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{cseq};rport\r\nMax-Forwards: 70\r\n\
-         From: <sip:alice@{host}>;tag=phone\r\nTo: <sip:alice@{host}>\r\nCall-ID: phone-reg@{local}\r\nCSeq: {cseq} REGISTER\r\n\
+         From: <sip:{user}@{host}>;tag=phone\r\nTo: <sip:{user}@{host}>\r\nCall-ID: phone-reg@{local}\r\nCSeq: {cseq} REGISTER\r\n\
          Contact: <{contact}>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n",
         local = phone.local
     )
+}
+
+/// Registers `user` from `phone` with `contact`, answering the 401 with `secret`.
+async fn registered(phone: &RawSip, user: &str, secret: &str, host: &str, contact: &str) {
+    phone.send(&register_as(phone, user, host, 1, contact, None)).await;
+    let challenge = phone.final_response(T).await.expect("401");
+    assert_eq!(challenge.status(), Some(401), "{}", challenge.0);
+    let challenge = domains::digest::Challenge::parse(&challenge.header("WWW-Authenticate").unwrap()).unwrap();
+    let answer = challenge.answer(user, secret, "REGISTER", &format!("sip:{host}"), "phonecnonce", 1);
+    phone.send(&register_as(phone, user, host, 2, contact, Some(answer))).await;
+    let ok = phone.final_response(T).await.expect("200");
+    assert_eq!(ok.status(), Some(200), "{}", ok.0);
+}
+
+#[tokio::test]
+async fn a_number_forwarded_to_a_registered_pbx_rings_it_over_its_nat_flow() {
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let aor = format!("sip:{}@sip.voxbridge.local", vbtest::API_KEY);
+    let (status, body) = env
+        .server
+        .post_json(
+            "/v1/numbers",
+            serde_json::json!({"number": "14155550100", "voice_callback_type": "sip", "voice_callback_value": aor}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let caller = RawSip::new(&env.sip).await;
+    // Not registered yet: the call is refused with the reason, nothing is rung.
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "pbx-fwd-0@test", 1, "", 40120);
+    caller.send(&invite).await;
+    let refused = caller.final_response(T).await.expect("refused");
+    assert_eq!(refused.status(), Some(480), "{}", refused.0);
+    assert!(refused.header("Warning").is_some_and(|w| w.contains("not registered")), "{}", refused.0);
+    caller.send(&caller.ack_for(&invite, &refused)).await;
+
+    // The PBX registers on the trunk host with the account's key, from behind a NAT.
+    let pbx = RawSip::new(&env.sip).await;
+    let contact = format!("sip:{}@10.255.255.9:5060", vbtest::API_KEY);
+    registered(&pbx, vbtest::API_KEY, vbtest::API_SECRET, "sip.voxbridge.local", &contact).await;
+    let (status, listed) = env.server.get("/v1/registrations").await;
+    assert_eq!((status, listed[0]["contact"].as_str()), (200, Some(contact.as_str())), "{listed}");
+
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "pbx-fwd-1@test", 1, "", 40122);
+    caller.send(&invite).await;
+    let rtp = vbtest::rtp::RtpPeer::bind().await;
+    let (pbx_invite, _, _) = vbtest::rtp::answer_as_far_end(&pbx, rtp.local_addr().unwrap().port(), T).await;
+    assert!(pbx_invite.0.starts_with(&format!("INVITE {contact} SIP/2.0")), "{}", pbx_invite.0);
+    let answered = caller.final_response(T).await.expect("answered");
+    assert_eq!(answered.status(), Some(200), "{}", answered.0);
 }
 
 #[tokio::test]

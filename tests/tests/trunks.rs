@@ -316,3 +316,67 @@ async fn toll_fraud_on_the_trunk_host_never_reaches_a_carrier() {
 
     assert!(trunk.received(Duration::from_secs(1)).await.is_empty(), "nothing reached the trunk");
 }
+
+#[tokio::test]
+async fn a_gateway_that_stops_answering_options_is_marked_down_and_skipped() {
+    let dead = SilentGateway::bind().await;
+    // The live gateway answers OPTIONS 200 and every INVITE 486, noting the INVITEs.
+    let live = RawSip::new("127.0.0.1:9").await;
+    let live_port = live.local.port();
+    let (invites_tx, mut invites) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, from)) = live.recv(Duration::from_secs(60)).await {
+            let reply = match msg.method() {
+                Some("OPTIONS") => vbtest::raw::respond(&msg, 200, "OK", "gw", "", ""),
+                Some("INVITE") => {
+                    let _ = invites_tx.send(msg.clone());
+                    vbtest::raw::respond(&msg, 486, "Busy Here", "gw", "", "")
+                }
+                _ => continue,
+            };
+            let _ = live.sock.send_to(reply.as_bytes(), from).await;
+        }
+    });
+    let qualify = vec![("VOXBRIDGE_TRUNK_QUALIFY_SECS".to_owned(), "1".to_owned())];
+    let env = SipEnv::start_with_env(json!([]), &["127.0.0.1"], None, qualify).await;
+    provision(
+        &env,
+        json!([{"host": "127.0.0.1", "port": dead.port(), "priority": 0},
+               {"host": "127.0.0.1", "port": live_port, "priority": 1}]),
+        json!({}),
+    )
+    .await;
+    // Probes every second, 4 s each: the silent one is down after its second unanswered probe.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let (status, trunks) = env.server.get("/v1/trunks").await;
+        assert_eq!(status, 200, "{trunks}");
+        let health: Vec<String> = trunks["trunks"][0]["gateway_health"]
+            .as_array()
+            .map(|a| a.iter().map(|g| g["health"].as_str().unwrap_or_default().to_owned()).collect())
+            .unwrap_or_default();
+        if health == ["down", "up"] || tokio::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(health, ["down", "up"]);
+    let metrics = env.server.client.get(env.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let gauge = |port: u16, up: u8| {
+        format!("voxbridge_trunk_gateway_up{{trunk=\"carrier\",gateway=\"127.0.0.1:{port}/udp\"}} {up}")
+    };
+    assert!(metrics.contains(&gauge(dead.port(), 0)) && metrics.contains(&gauge(live_port, 1)), "{metrics}");
+
+    // A call to a phone now goes straight to the live gateway: the down one gets no INVITE.
+    let (status, body) = vbtest::send(env.server.client.post(env.server.url("/v1/calls")).bearer_auth(env.jwt()).json(
+        &json!({"to": [{"type": "phone", "number": "15551230000"}], "from": {"type": "phone", "number": "14155550100"},
+                "ncco": [{"action": "talk", "text": "hello"}]}),
+    ))
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let invite = tokio::time::timeout(Duration::from_secs(10), invites.recv()).await.expect("INVITE").unwrap();
+    assert!(invite.0.starts_with("INVITE sip:15551230000@127.0.0.1"), "{}", invite.0);
+    let at_dead = dead.received(Duration::from_secs(1)).await;
+    assert!(at_dead.iter().all(|m| m.starts_with("OPTIONS ")), "only probes reach the down gateway: {at_dead:?}");
+    assert!(!at_dead.is_empty(), "it is still probed");
+}

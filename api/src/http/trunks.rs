@@ -68,8 +68,18 @@ pub struct TrunkResponse {
     #[schema(schema_with = schemas::prefixes)]
     pub prefixes: Vec<String>,
     pub pbx: bool,
+    /// What the OPTIONS probes say of each gateway, in `gateways` order.
+    pub gateway_health: Vec<GatewayHealthOut>,
     pub created_at: chrono::DateTime<Utc>,
     pub updated_at: chrono::DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayHealthOut {
+    /// `host:port/transport`.
+    #[schema(example = "sbc1.carrier.example:5060/udp")]
+    pub gateway: String,
+    pub health: domains::trunk_health::Health,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,12 +88,19 @@ pub struct TrunkList {
     pub trunks: Vec<TrunkResponse>,
 }
 
-impl From<entity::Model> for TrunkResponse {
-    fn from(m: entity::Model) -> Self {
+impl TrunkResponse {
+    /// The stored trunk, with its gateways' health as the edge's probes found it.
+    fn of(m: entity::Model, state: &AppState) -> Self {
+        let gateways: Vec<Gateway> = serde_json::from_value(m.gateways).unwrap_or_default();
+        let gateway_health = gateways
+            .iter()
+            .map(|g| GatewayHealthOut { gateway: domains::trunk_health::key(g), health: state.edge.health.health(g) })
+            .collect();
         TrunkResponse {
             id: m.id,
             name: m.name,
-            gateways: serde_json::from_value(m.gateways).unwrap_or_default(),
+            gateways,
+            gateway_health,
             credentials: m.username.map(|username| TrunkCredentialsOut { username }),
             prefixes: serde_json::from_value(m.prefixes).unwrap_or_default(),
             pbx: m.pbx,
@@ -172,7 +189,7 @@ async fn create(state: web::Data<AppState>, Body(body): Body<TrunkRequest>) -> R
     .into_active_model()
     .insert(&state.db)
     .await?;
-    Ok(HttpResponse::Created().json(TrunkResponse::from(model)))
+    Ok(HttpResponse::Created().json(TrunkResponse::of(model, &state)))
 }
 
 #[utoipa::path(
@@ -188,7 +205,7 @@ async fn create(state: web::Data<AppState>, Body(body): Body<TrunkRequest>) -> R
 #[get("")]
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let rows = entity::Entity::find().order_by_asc(entity::Column::Name).all(&state.db).await?;
-    let trunks: Vec<TrunkResponse> = rows.into_iter().map(TrunkResponse::from).collect();
+    let trunks: Vec<TrunkResponse> = rows.into_iter().map(|m| TrunkResponse::of(m, &state)).collect();
     Ok(HttpResponse::Ok().json(TrunkList { count: trunks.len(), trunks }))
 }
 
@@ -206,7 +223,7 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 )]
 #[get("/{id}")]
 async fn fetch(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(TrunkResponse::from(find(&state, &id).await?)))
+    Ok(HttpResponse::Ok().json(TrunkResponse::of(find(&state, &id).await?, &state)))
 }
 
 #[utoipa::path(
@@ -246,7 +263,7 @@ async fn update(
     active.pbx = Set(body.pbx);
     active.updated_at = Set(Utc::now());
     let model = active.update(&state.db).await?;
-    Ok(HttpResponse::Ok().json(TrunkResponse::from(model)))
+    Ok(HttpResponse::Ok().json(TrunkResponse::of(model, &state)))
 }
 
 #[utoipa::path(

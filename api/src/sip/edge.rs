@@ -31,7 +31,10 @@ pub use domains::sip::checks::ALLOW;
 /// Nonces are valid this long; a client answering later gets `stale=true`.
 const NONCE_LIFETIME_SECS: u64 = 300;
 
+mod health;
 mod register;
+
+pub use health::TrunkHealth;
 
 pub struct Edge {
     pub transport: Arc<Transport>,
@@ -55,6 +58,8 @@ pub struct Edge {
     /// The account's API key and its digest HA1s on the trunk host (PBXs authenticate with them).
     api_key: String,
     trunk_digest: Option<crate::account::TrunkDigest>,
+    /// What the OPTIONS probes say of the trunks' gateways.
+    pub health: TrunkHealth,
     /// The runtime calls run on, whoever starts them (an HTTP worker places REST calls).
     runtime: tokio::runtime::Handle,
     outbound: crate::calls::outbound::OutboundBudget,
@@ -124,7 +129,11 @@ impl Edge {
             outbound,
             api_key: account.api_key.clone(),
             trunk_digest: account.trunk.clone(),
+            health: TrunkHealth::default(),
         });
+        if !edge.config.trunk_qualify.is_zero() {
+            tokio::spawn(edge.clone().qualify(edge.config.trunk_qualify));
+        }
         tokio::spawn(edge.clone().dispatch(incoming));
         tokio::spawn(edge.clone().forward_media_events());
         let housekeeping = Arc::downgrade(&edge);
@@ -198,6 +207,9 @@ impl Edge {
         if let Some(tx) = self.registry.by_call_id(inc.msg.call_id()) {
             // A call that just ended drops late retransmissions; nothing else to do.
             let _ = tx.send(CallInput::Sip(inc));
+            return;
+        }
+        if self.health.take_response(&inc.msg) {
             return;
         }
         let Some(method) = inc.msg.method() else {
@@ -292,7 +304,7 @@ impl Edge {
         match self.admit(&inc).await {
             Ok((route, hooks)) => {
                 let io = self.io();
-                let dialling = match self.provisioning.dialling().await {
+                let dialling = match self.dialling().await {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::error!(%call_id, error = %e, "loading trunks");
@@ -338,6 +350,20 @@ impl Edge {
         self.registry.remove_if(&Key::CallId(call_id), &self_tx);
     }
 
+    /// The trunks, numbers and registrations calls dial with, without the gateways the
+    /// probes found down (unless all of a trunk's are).
+    async fn dialling(&self) -> Result<Arc<domains::call::Dialling>, sea_orm::DbErr> {
+        let dialling = self.provisioning.dialling().await?;
+        if !self.health.any_down() {
+            return Ok(dialling);
+        }
+        let mut filtered = (*dialling).clone();
+        for t in &mut filtered.trunks {
+            t.gateways = domains::trunk_health::usable(&t.gateways, |g| self.health.is_down(g));
+        }
+        Ok(Arc::new(filtered))
+    }
+
     fn context(&self, route: Route, dialling: Arc<domains::call::Dialling>) -> CallContext {
         CallContext {
             seed: rand::random(),
@@ -372,7 +398,7 @@ impl Edge {
         if let Some(event) = event {
             hooks.event = event;
         }
-        let dialling = self.provisioning.dialling().await.map_err(|e| OriginateError::Internal(e.to_string()))?;
+        let dialling = self.dialling().await.map_err(|e| OriginateError::Internal(e.to_string()))?;
         let region = self.config.regions.first().cloned().unwrap_or_default();
         let route = Route::Application { application_id: application_id.to_owned(), region };
         let call = Call::originated(self.context(route, dialling), originate, driver::now())
@@ -503,6 +529,7 @@ impl Edge {
             Some(n) if n.voice_callback_type.as_deref() == Some("sip") => {
                 let targets = domains::forward::parse_targets(n.voice_callback_value.as_deref().unwrap_or_default())
                     .map_err(|e| Refusal::Internal(format!("stored forwarding of {} invalid: {e}", n.number)))?;
+                let targets = self.registered_contacts(targets).await?;
                 return Ok((Route::Forward { targets }, None));
             }
             Some(number::Model { application_id: Some(app), .. }) => Route::Application { application_id: app, region },
@@ -511,6 +538,36 @@ impl Edge {
         let Route::Application { application_id, .. } = &route else { return Ok((route, None)) };
         let hooks = self.hooks(application_id).await?;
         Ok((route, Some(hooks)))
+    }
+
+    /// Forwarding targets that name one of our addresses of record (`KEY@BASE` for a PBX on
+    /// the trunk host, `USER@NAME.sip-REGION.BASE` for a domain user) ring its registered
+    /// contacts over their flows; an AOR with none refuses the call (480).
+    async fn registered_contacts(
+        &self,
+        targets: Vec<domains::forward::ForwardTarget>,
+    ) -> Result<Vec<domains::forward::ForwardTarget>, Refusal> {
+        let dialling = self.provisioning.dialling().await.map_err(Refusal::internal)?;
+        let addressing = self.config.addressing();
+        let bindings = |uri: &domains::sip_uri::SipUri| {
+            let realm = match addressing.trunk_region(&uri.host) {
+                Some(_) => addressing.trunk_realm().to_owned(),
+                None => addressing.parse_host(&uri.host).ok()?.0,
+            };
+            let user = uri.user.as_deref()?;
+            Some(
+                dialling
+                    .registered
+                    .iter()
+                    .filter(|r| r.domain == realm && r.user == user)
+                    .map(|r| (r.contact.clone(), r.flow.clone()))
+                    .collect(),
+            )
+        };
+        domains::forward::to_registered_contacts(targets, bindings).map_err(|reason| {
+            tracing::info!(%reason, "forwarding to an address of record nobody registered");
+            Refusal::Unavailable("the forwarding's address of record is not registered")
+        })
     }
 
     /// Where an authenticated PBX's call goes (`domains::sip::pbx`): on-net to one of the

@@ -162,13 +162,12 @@ impl ProvisioningCache {
                 .all(&db)
                 .await?
                 .into_iter()
-                .filter_map(|r| {
-                    Some(domains::call::Registered {
-                        application_id: applications.get(&r.domain_name)?.clone(),
-                        flow: domains::registrar::flow_back(&r.flow),
-                        user: r.user_key,
-                        contact: r.contact,
-                    })
+                .map(|r| domains::call::Registered {
+                    application_id: applications.get(&r.domain_name).cloned(),
+                    flow: domains::registrar::flow_back(&r.flow),
+                    domain: r.domain_name,
+                    user: r.user_key,
+                    contact: r.contact,
                 })
                 .collect();
             Ok(std::sync::Arc::new(domains::call::Dialling { trunks, numbers, registered }))

@@ -160,7 +160,7 @@ impl Call {
                         ringing: Duration::from_millis(t.timeout_ms.into()),
                         credentials: None,
                         attempt: 0,
-                        flow: None,
+                        flow: t.flow,
                     })
                     .collect();
                 let from = self.caller_leg().from.clone();
@@ -444,7 +444,7 @@ impl Call {
                     .dialling
                     .registered
                     .iter()
-                    .filter(|r| Some(&r.application_id) == app.as_ref() && r.user == a.user)
+                    .filter(|r| app.is_some() && r.application_id == app && r.user == a.user)
                     .filter_map(|r| {
                         let uri = SipUri::parse(&r.contact).ok()?;
                         Some(Target {

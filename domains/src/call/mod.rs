@@ -121,8 +121,11 @@ pub struct Dialling {
 /// back that way, through the NAT in between; `None`: located from the contact URI).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
-    /// The application of the user's domain: an `app` endpoint reaches its own users only.
-    pub application_id: String,
+    /// The domain the user registered in, or the trunk realm for a PBX.
+    pub domain: String,
+    /// The application of the user's domain (none on the trunk host): an `app` endpoint
+    /// reaches its own users only.
+    pub application_id: Option<String>,
     pub user: String,
     pub contact: String,
     pub flow: Option<Flow>,

@@ -47,6 +47,12 @@ pub fn check_request(msg: &SipMessage) -> Result<(), Refusal> {
     }
     match method {
         Method::Invite | Method::Cancel | Method::Bye | Method::Options | Method::Register => {}
+        // No event package is served (RFC 6665 §8.2.2, RFC 3903 §6): not presence, not
+        // message-summary, not dialog.
+        Method::Subscribe => return Err(Refusal::new(489)),
+        Method::Other(m) if m == "PUBLISH" => return Err(Refusal::new(489)),
+        // A NOTIFY outside a dialog belongs to no subscription of ours (RFC 6665 §4.1.3).
+        Method::Notify => return Err(Refusal::new(481)),
         Method::Other(_) => return Err(Refusal::new(501).with("Allow", ALLOW)),
         _ => return Err(Refusal::new(405).with("Allow", ALLOW)),
     }
@@ -122,6 +128,9 @@ mod tests {
         let r = check_request(&request("NEWMETHOD", "", "")).unwrap_err();
         assert_eq!((r.code, r.headers[0].0), (501, "Allow"));
         assert_eq!(check_request(&request("MESSAGE", "", "")).unwrap_err().code, 405);
+        for (method, code) in [("SUBSCRIBE", 489), ("PUBLISH", 489), ("NOTIFY", 481)] {
+            assert_eq!(check_request(&request(method, "Event: presence\r\n", "")).unwrap_err().code, code, "{method}");
+        }
         let r = check_request(&request("OPTIONS", "Require: foo, bar\r\nProxy-Require: baz\r\n", "")).unwrap_err();
         assert_eq!(r, Refusal { code: 420, headers: vec![("Unsupported", "foo, bar, baz".into())] });
         assert!(check_request(&request("CANCEL", "Require: foo\r\n", "")).is_ok());

@@ -511,7 +511,8 @@ pub fn dialling() -> crate::call::Dialling {
             .into_iter()
             .enumerate()
             .map(|(i, flow)| crate::call::Registered {
-                application_id: "app-1".into(),
+                domain: "acme-sip".into(),
+                application_id: Some("app-1".into()),
                 user: "alice".into(),
                 contact: format!("sip:alice@10.0.0.{}:5060", i + 1),
                 flow: Some(Flow::Udp(flow.parse().unwrap())),

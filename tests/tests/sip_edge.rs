@@ -223,6 +223,13 @@ async fn options_over_tcp_and_tls() {
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(got.contains("tls-TCP2"));
+    // A keep-alive ping (CRLFCRLF, RFC 5626) gets its pong, and the connection goes on serving.
+    tcp.write_all(b"\r\n\r\n").await.unwrap();
+    let n = tokio::time::timeout(T, tcp.read(&mut buf)).await.expect("pong").unwrap();
+    assert_eq!(&buf[..n], b"\r\n");
+    tcp.write_all(request("TCP", local).replace("tls-TCP", "tls-TCP3").as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(T, tcp.read(&mut buf)).await.expect("TCP answers after the ping").unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("tls-TCP3"));
 
     // TLS.
     let sips = env.server.sips.clone().expect("TLS listener");

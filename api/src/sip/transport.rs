@@ -70,6 +70,10 @@ impl Transport {
             msg.to_bytes()
         };
         tracing::trace!(to = %flow.peer(), message = %String::from_utf8_lossy(&bytes), "sip out");
+        self.send_bytes(flow, bytes).await
+    }
+
+    async fn send_bytes(&self, flow: &Flow, bytes: Vec<u8>) -> std::io::Result<()> {
         match flow {
             Flow::Udp(peer) => self.udp.send_to(&bytes, peer).await.map(|_| ()),
             Flow::Tcp { conn, .. } => {
@@ -175,9 +179,20 @@ impl Transport {
                 };
                 buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                 loop {
-                    // Keep-alive CRLFs between messages (RFC 5626 §3.5.1).
+                    // Keep-alives between messages (RFC 5626 §3.5.1): a client's ping
+                    // (CRLFCRLF) gets its pong (one CRLF, §4.4.1); a lone CRLF is dropped.
                     while buf.starts_with(b"\r\n") {
-                        buf.drain(..2);
+                        if buf.starts_with(b"\r\n\r\n") {
+                            buf.drain(..4);
+                            let _ = this.send_bytes(&read_flow, b"\r\n".to_vec()).await;
+                        } else if buf.len() == 2 {
+                            break; // the ping's second half may be on its way
+                        } else {
+                            buf.drain(..2);
+                        }
+                    }
+                    if buf == b"\r\n" {
+                        break;
                     }
                     match frame_len(&buf) {
                         Ok(Some(len)) => {

@@ -508,3 +508,23 @@ async fn voice_api_transfer_moves_the_caller_to_a_new_ncco() {
     assert_eq!(moved["uuid"], inbound.as_str());
     assert_ne!(moved["conversation_uuid_from"], moved["conversation_uuid_to"]);
 }
+
+#[tokio::test]
+async fn a_pbx_callee_blind_transfers_the_caller_with_refer() {
+    let carol = Sipp::uas("uas_answer.xml", &[]);
+    let target = format!("carol@127.0.0.1:{}", carol.port);
+    let pbx = Sipp::uas("uas_refer.xml", &["-key", "refer_to", &target]);
+    let ncco = json!([{"action": "connect", "limit": 6,
+                       "endpoint": [{"type": "sip", "uri": format!("sip:bob@127.0.0.1:{}", pbx.port)}]}]);
+    let env = SipEnv::start(ncco, &["127.0.0.1"], None).await;
+    // The caller stays up through the transfer until the connect's limit hangs it up.
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "the caller was transferred, then hung up: {}\n{}", caller.errors, caller.messages);
+    let pbx = pbx.finish(T).await;
+    assert!(pbx.success, "202, two NOTIFYs, then BYE: {}\n{}", pbx.errors, pbx.messages);
+    assert!(pbx.messages.matches("Content-Type: message/sipfrag").count() >= 2, "{}", pbx.messages);
+    assert!(pbx.messages.contains("Subscription-State: terminated"), "{}", pbx.messages);
+    let carol = carol.finish(T).await;
+    assert!(carol.success, "the target answered and got the BYE: {}\n{}", carol.errors, carol.messages);
+    assert!(carol.messages.contains(&format!("INVITE sip:{target}")), "{}", carol.messages);
+}

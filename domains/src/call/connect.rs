@@ -355,6 +355,8 @@ impl Call {
         let uuid = b.leg.uuid.clone();
         self.progress_event(LegRef::B(i), CallStatus::Answered);
         self.cx.record(super::RecordUpdate::Answered { uuid, at: self.cx.now.utc });
+        // A transfer's target answered: its referrer hears so before it is released.
+        self.transfer_settled("SIP/2.0 200 OK");
         for j in 0..self.b.len() {
             if j != i && self.b.get(j).is_some_and(|o| !o.is_terminated() && !o.leg.reported) {
                 self.end_b(j, None);
@@ -482,6 +484,11 @@ impl Call {
         }
         self.end_b(i, Some(failure.clone()));
         self.exec.last_failure = Some(failure.clone());
+        if !self.is_referrer(i) {
+            let code = failure.sip_code.unwrap_or(failure.code);
+            let line = format!("SIP/2.0 {code} {}", crate::sip::message::reason_phrase(code));
+            self.transfer_settled(&line);
+        }
         let Some(plan) = &self.exec.connect else { return };
         let others_ringing = self.b.iter().any(|b| !b.leg.reported && !b.is_terminated());
         if plan.parallel && others_ringing {

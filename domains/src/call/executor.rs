@@ -100,6 +100,8 @@ pub struct Executor {
     pub whisper: Option<super::whisper::Whisper>,
     /// answer_url's document when it came before the caller's media endpoint.
     pub early_document: Option<Result<Option<Ncco>, String>>,
+    /// The callee whose REFER is being carried out (it is told the outcome, then released).
+    pub referrer: Option<usize>,
 }
 
 impl Call {

@@ -35,6 +35,7 @@ pub mod ids;
 mod legs;
 mod originate;
 mod outcome;
+mod refer;
 mod sip_in;
 pub mod timers;
 mod transfer;

@@ -132,8 +132,9 @@ impl Call {
                 self.reply(&flow, &msg, 200, None);
                 self.relay_info(LegRef::B(i), &msg);
             }
+            Method::Refer if confirmed => self.refer_from_callee(i, flow, msg),
             Method::Ack => {}
-            Method::Bye | Method::Invite | Method::Update | Method::Info | Method::Prack => {
+            Method::Bye | Method::Invite | Method::Update | Method::Info | Method::Prack | Method::Refer => {
                 self.reply(&flow, &msg, 481, None)
             }
             _ => self.reply(&flow, &msg, 501, None),

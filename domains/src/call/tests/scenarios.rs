@@ -1158,3 +1158,63 @@ fn a_platform_program_connects_a_pbx_call_through_the_trunk_without_an_applicati
     h.drive_until(5 * S);
     assert_eq!(h.caller_codes().last(), Some(&486));
 }
+
+/// A bridged call whose callee (a PBX) sends REFER with `refer_to` once bridged.
+fn referred(refer_to: &str, target: Callee) -> CallHarness {
+    let mut h = CallHarness::new(connect_sip(json!({})), answers());
+    h.callees.push(target);
+    h.drive_until(2 * S);
+    assert_eq!(h.requests_to(&callee_flow(), Method::Invite).len(), 1, "bridged to the first callee");
+    let mut refer = callee_in_dialog(&h, Method::Refer, 2);
+    refer.push_header("Refer-To", refer_to);
+    h.schedule(Duration::ZERO, Input::Sip { flow: callee_flow(), msg: refer });
+    h.drive_until(6 * S);
+    h
+}
+
+fn notify_bodies(h: &CallHarness) -> Vec<(String, String)> {
+    h.requests_to(&callee_flow(), Method::Notify)
+        .iter()
+        .map(|n| {
+            let state = n.msg.header("Subscription-State").unwrap_or_default().to_owned();
+            (String::from_utf8_lossy(&n.msg.body).trim().to_owned(), state)
+        })
+        .collect()
+}
+
+#[test]
+fn a_bridged_callee_blind_transfers_the_caller_by_refer() {
+    let h = referred(&format!("<sip:carol@{CALLEE}>"), answers());
+    let accepted = h.sent.iter().any(|s| s.flow == callee_flow() && s.msg.status() == Some(202));
+    assert!(accepted, "the REFER is accepted");
+    let invites = h.requests_to(&callee_flow(), Method::Invite);
+    assert_eq!(invites.len(), 2);
+    assert!(invites[1].msg.request_uri().unwrap().starts_with("sip:carol@"), "the target is rung");
+    let notifies = notify_bodies(&h);
+    assert_eq!(notifies.len(), 2, "{notifies:?}");
+    assert_eq!((notifies[0].0.as_str(), notifies[1].0.as_str()), ("SIP/2.0 100 Trying", "SIP/2.0 200 OK"));
+    assert!(notifies[1].1.starts_with("terminated"), "{notifies:?}");
+    // The referrer is released (BYE on its dialog); the caller stays, bridged to the target.
+    let first_call_id = invites[0].msg.call_id().to_owned();
+    let byes = h.requests_to(&callee_flow(), Method::Bye);
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].msg.call_id(), first_call_id);
+    assert!(h.requests_to(&caller_flow(), Method::Bye).is_empty(), "the caller is not hung up");
+    let bridges = h.media_log.iter().filter(|c| matches!(c, crate::media::Command::Bridge { .. })).count();
+    assert_eq!(bridges, 2, "bridged to the callee, then to the target");
+}
+
+#[test]
+fn a_failed_transfer_tells_the_referrer_and_a_number_is_refused() {
+    let h = referred(&format!("<sip:carol@{CALLEE}>"), Callee::Rejects { code: 486, after: Duration::from_millis(50) });
+    let notifies = notify_bodies(&h);
+    assert_eq!(notifies.last().map(|n| n.0.as_str()), Some("SIP/2.0 486 Busy Here"), "{notifies:?}");
+    assert_eq!(h.requests_to(&callee_flow(), Method::Bye).len(), 1, "the referrer is released");
+
+    // A REFER to a number never places a leg: trunk legs come from NCCOs only.
+    let h = referred("<sip:+15551230000@192.0.2.9>", answers());
+    let refused = h.sent.iter().find(|s| s.flow == callee_flow() && s.msg.status().is_some_and(|c| c >= 200));
+    assert_eq!(refused.and_then(|s| s.msg.status()), Some(403));
+    assert_eq!(h.requests_to(&callee_flow(), Method::Invite).len(), 1, "nothing else is rung");
+    assert!(notify_bodies(&h).is_empty());
+}

@@ -239,11 +239,15 @@ fn pbx_call(env: &SipEnv, dest: &str, caller_id: &str, secret: &str) -> Sipp {
 async fn a_pbx_registers_with_the_account_key_and_its_call_leaves_through_the_longest_prefix_trunk() {
     let carrier = Sipp::uas("uas_answer.xml", &[]);
     let wider = SilentGateway::bind().await;
-    let env = SipEnv::start(json!([]), &["10.0.0.0/8"], None).await;
+    // The application answers calls to its numbers and waits (the on-net case below).
+    let env = SipEnv::start(json!([{"action": "wait", "timeout": 5}]), &["10.0.0.0/8"], None).await;
     // "carrier" serves every +1 number; "us-west" the +1555 ones: the longer prefix wins.
     provision(&env, json!([{"host": "127.0.0.1", "port": wider.port()}]), json!({})).await;
-    let trunk =
-        json!({"name": "us-west", "prefixes": ["1555"], "gateways": [{"host": "127.0.0.1", "port": carrier.port}]});
+    // Its first gateway is dead: the call fails over to the second.
+    let dead = SilentGateway::bind().await;
+    let trunk = json!({"name": "us-west", "prefixes": ["1555"], "gateways": [
+        {"host": "127.0.0.1", "port": dead.port(), "priority": 0},
+        {"host": "127.0.0.1", "port": carrier.port, "priority": 1}]});
     let (status, body) = env.server.post_json("/v1/trunks", trunk).await;
     assert_eq!(status, 201, "{body}");
 
@@ -278,6 +282,21 @@ async fn a_pbx_registers_with_the_account_key_and_its_call_leaves_through_the_lo
     assert!(carrier.messages.contains("INVITE sip:15551230000@127.0.0.1"), "{}", carrier.messages);
     assert!(carrier.messages.contains("From: <sip:14155550100@"), "{}", carrier.messages);
     assert!(wider.received(Duration::from_millis(200)).await.is_empty(), "the shorter prefix's trunk is not used");
+    let at_dead = dead.received(Duration::from_millis(200)).await;
+    assert!(at_dead.iter().any(|m| m.starts_with("INVITE sip:15551230000@")), "the dead gateway was tried first");
+
+    // A call to one of the account's own numbers stays on the platform: its application runs.
+    let (status, body) =
+        env.server.post_json("/v1/numbers", json!({"number": "+14155550101", "application_id": env.app_id})).await;
+    assert_eq!(status, 201, "{body}");
+    let on_net = pbx_call(&env, "14155550101", "14155550100", vbtest::API_SECRET).finish(CALL).await;
+    assert!(on_net.success, "the application answered: {}\n{}", on_net.errors, on_net.messages);
+    let asked = env.app.answers().iter().any(|a| a.query.iter().any(|(k, v)| k == "to" && v.ends_with("14155550101")));
+    assert!(
+        asked,
+        "answer_url was asked for the number: {:?}",
+        env.app.answers().iter().map(|a| a.query.clone()).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -379,4 +398,25 @@ async fn a_gateway_that_stops_answering_options_is_marked_down_and_skipped() {
     let at_dead = dead.received(Duration::from_secs(1)).await;
     assert!(at_dead.iter().all(|m| m.starts_with("OPTIONS ")), "only probes reach the down gateway: {at_dead:?}");
     assert!(!at_dead.is_empty(), "it is still probed");
+
+    // It comes back: it answers the next probe and is up again.
+    let revived = dead.0;
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = revived.recv_from(&mut buf).await {
+            let msg = vbtest::raw::Msg(String::from_utf8_lossy(&buf[..n]).into_owned());
+            if msg.method() == Some("OPTIONS") {
+                let _ = revived.send_to(vbtest::raw::respond(&msg, 200, "OK", "gw", "", "").as_bytes(), from).await;
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, trunks) = env.server.get("/v1/trunks").await;
+        if trunks["trunks"][0]["gateway_health"][0]["health"] == "up" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the revived gateway is up again: {trunks}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

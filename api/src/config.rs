@@ -43,6 +43,9 @@ pub struct Settings {
     /// Base of the Programmable SIP hosts NAME.sip-REGION.BASE.
     #[arg(long, env = "VOXBRIDGE_SIP_BASE_DOMAIN")]
     pub sip_base_domain: Option<String>,
+    /// Digest challenges offered, in order (comma-separated: `MD5`, `SHA-256`).
+    #[arg(long, env = "VOXBRIDGE_SIP_DIGEST_ALGORITHMS", value_delimiter = ',')]
+    pub sip_digest_algorithms: Option<Vec<String>>,
     /// Comma-separated region labels.
     #[arg(long, env = "VOXBRIDGE_REGIONS", value_delimiter = ',')]
     pub regions: Option<Vec<String>>,
@@ -163,6 +166,7 @@ impl Settings {
             signature_secret: self.signature_secret.or(other.signature_secret),
             sip_base_domain: self.sip_base_domain.or(other.sip_base_domain),
             regions: self.regions.or(other.regions),
+            sip_digest_algorithms: self.sip_digest_algorithms.or(other.sip_digest_algorithms),
             log_format: self.log_format.or(other.log_format),
             sip_addr: self.sip_addr.or(other.sip_addr),
             sip_tls_addr: self.sip_tls_addr.or(other.sip_tls_addr),
@@ -219,6 +223,8 @@ pub struct Config {
     pub sip_user_agent: String,
     pub sip_limits: SipLimits,
     pub outbound: OutboundLimits,
+    /// The digest challenges offered, in order.
+    pub sip_digest_algorithms: Vec<domains::digest::DigestAlgorithm>,
     /// Between OPTIONS probes of trunk gateways; zero: no probing.
     pub trunk_qualify: std::time::Duration,
 }
@@ -318,12 +324,30 @@ impl Config {
             },
             // Asterisk's qualify default is 60 s; 30 s finds a dead gateway within a minute.
             trunk_qualify: std::time::Duration::from_secs(s.trunk_qualify_secs.unwrap_or(30)),
+            sip_digest_algorithms: digest_algorithms(s.sip_digest_algorithms)?,
         })
     }
 
     pub fn addressing(&self) -> domains::psip::SipAddressing {
         domains::psip::SipAddressing { base_domain: self.sip_base_domain.clone(), regions: self.regions.clone() }
     }
+}
+
+/// The configured digest challenges (default MD5 then SHA-256); an unknown name or an empty
+/// list is refused at start.
+fn digest_algorithms(names: Option<Vec<String>>) -> anyhow::Result<Vec<domains::digest::DigestAlgorithm>> {
+    let Some(names) = names else { return Ok(domains::digest::DigestAlgorithm::OFFERED.to_vec()) };
+    let parsed = names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            domains::digest::DigestAlgorithm::parse(n)
+                .map_err(|_| anyhow::anyhow!("sip_digest_algorithms: {n:?} is not MD5 or SHA-256"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!parsed.is_empty(), "sip_digest_algorithms: at least one of MD5, SHA-256");
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -339,6 +363,16 @@ mod tests {
         assert_eq!(c.sip_base_domain, "sip.example.com");
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert!(c.database_url.starts_with("sqlite://data/voxbridge.sqlite"));
+    }
+
+    #[test]
+    fn digest_algorithms_are_configured_in_order() {
+        use domains::digest::DigestAlgorithm::{Md5, Sha256};
+        assert_eq!(digest_algorithms(None).unwrap(), [Md5, Sha256]);
+        assert_eq!(digest_algorithms(Some(vec!["md5".into()])).unwrap(), [Md5]);
+        assert_eq!(digest_algorithms(Some(vec!["SHA-256".into(), " MD5".into()])).unwrap(), [Sha256, Md5]);
+        assert!(digest_algorithms(Some(vec!["SHA-1".into()])).is_err());
+        assert!(digest_algorithms(Some(vec![" ".into()])).is_err());
     }
 
     #[test]

@@ -66,6 +66,13 @@ impl DigestAlgorithm {
     pub const ALL: [DigestAlgorithm; 2] = [DigestAlgorithm::Sha256, DigestAlgorithm::Md5];
 
     /// The name used in the `algorithm=` parameter.
+    /// The default challenges, MD5 first: RFC 8760 asks for the preferred algorithm first,
+    /// but many deployed UAs (SIPp 3.6 among them) answer only the first challenge and know
+    /// only MD5; SHA-256-capable clients still find theirs in the second header. Some UAs
+    /// fail on any challenge they do not know (baresip 1.0's libre: `ENOSYS` on SHA-256), so
+    /// the list is configurable (`VOXBRIDGE_SIP_DIGEST_ALGORITHMS`).
+    pub const OFFERED: [DigestAlgorithm; 2] = [DigestAlgorithm::Md5, DigestAlgorithm::Sha256];
+
     pub fn name(self) -> &'static str {
         match self {
             DigestAlgorithm::Md5 => "MD5",
@@ -270,18 +277,21 @@ fn quote(s: &str) -> String {
 /// Values for the `WWW-Authenticate` headers of a `401`: one per algorithm, MD5 then SHA-256
 /// (see the comment inside on why this is not RFC 8760's strongest-first order).
 pub fn challenge_headers(realm: &str, nonce: &str) -> Vec<String> {
-    challenge_headers_with_stale(realm, nonce, false)
+    challenge_headers_with_stale(realm, nonce, false, &DigestAlgorithm::OFFERED)
 }
 
 /// As [`challenge_headers`], adding `stale=true` when the request was refused only because its
 /// nonce had expired, so the client retries with the new nonce without asking the user again
 /// (RFC 2617 §3.2.1).
-pub fn challenge_headers_with_stale(realm: &str, nonce: &str, stale: bool) -> Vec<String> {
+/// `algorithms`: the challenges offered, in order (see [`DigestAlgorithm::OFFERED`]).
+pub fn challenge_headers_with_stale(
+    realm: &str,
+    nonce: &str,
+    stale: bool,
+    algorithms: &[DigestAlgorithm],
+) -> Vec<String> {
     let (realm, nonce) = (quote(realm), quote(nonce));
-    // MD5 first: RFC 8760 asks for the preferred algorithm first, but many deployed UAs
-    // (SIPp 3.6 among them) answer only the first challenge and know only MD5; SHA-256-capable
-    // clients still find their challenge in the second header.
-    [DigestAlgorithm::Md5, DigestAlgorithm::Sha256]
+    algorithms
         .iter()
         .map(|alg| {
             let mut v = format!("Digest realm={realm}, nonce={nonce}, algorithm={}, qop=\"auth\"", alg.name());
@@ -945,7 +955,10 @@ mod tests {
                 format!("Digest realm=\"sip.example.com\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\""),
             ]
         );
-        let stale = challenge_headers_with_stale("a\"b", &nonce, true);
+        let stale = challenge_headers_with_stale("a\"b", &nonce, true, &DigestAlgorithm::OFFERED);
+        let md5_only = challenge_headers_with_stale("r", &nonce, false, &[DigestAlgorithm::Md5]);
+        assert_eq!(md5_only.len(), 1);
+        assert!(md5_only[0].contains("algorithm=MD5"));
         assert!(stale.iter().all(|v| v.ends_with(", stale=true")));
         assert!(stale[0].starts_with("Digest realm=\"a\\\"b\""));
         assert_eq!(DigestAlgorithm::Sha256.name(), "SHA-256");

@@ -1,6 +1,8 @@
 //! baresip (Debian's `baresip-core`, headless: a sine source, ALSA's null sink, sndfile dumps of
 //! what it sends and hears) as the far end of a `connect`: the call completes with audio both
-//! ways. The caller is a raw socket sending a 440 Hz tone; baresip sends 600 Hz.
+//! ways. The caller is a raw socket sending a 440 Hz tone; baresip sends 600 Hz. And baresip as a
+//! phone: it registers as a domain user (`regint`, `auth_user`/`auth_pass`) and takes an `app`
+//! call placed over the Voice API, hearing its talk.
 
 use std::time::Duration;
 
@@ -12,6 +14,11 @@ const URI: &str = "sip:+14155550100@acme-sip.sip-us.sip.voxbridge.local";
 
 /// Starts baresip answering on a free port; it quits by itself after `secs`.
 fn baresip(dir: &std::path::Path, port: u16, secs: u32) -> std::process::Child {
+    baresip_as(dir, port, secs, &format!("<sip:peer@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU"))
+}
+
+/// [`baresip`] with its own account line.
+fn baresip_as(dir: &std::path::Path, port: u16, secs: u32, account: &str) -> std::process::Child {
     let cfg = dir.join("cfg");
     let rec = dir.join("rec");
     std::fs::create_dir_all(&cfg).unwrap();
@@ -37,11 +44,7 @@ fn baresip(dir: &std::path::Path, port: u16, secs: u32) -> std::process::Child {
         rec.display()
     );
     std::fs::write(cfg.join("config"), config).unwrap();
-    std::fs::write(
-        cfg.join("accounts"),
-        format!("<sip:peer@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU\n"),
-    )
-    .unwrap();
+    std::fs::write(cfg.join("accounts"), format!("{account}\n")).unwrap();
     std::fs::write(cfg.join("contacts"), "").unwrap();
     std::process::Command::new("baresip")
         .arg("-f")
@@ -99,4 +102,55 @@ async fn baresip_completes_a_call_with_audio_both_ways() {
     let narrow: Vec<i16> = samples.iter().step_by(rate / 8000).copied().collect();
     let part = &narrow[4000..narrow.len().min(16000)];
     assert!(tone_power(part, 440.0) > 1.0e5, "baresip heard the caller's 440 Hz: {}", tone_power(part, 440.0));
+}
+
+/// The unexpired bindings of alice, as the API lists them.
+async fn alice_registrations(env: &SipEnv) -> Vec<serde_json::Value> {
+    let (status, listed) = env.server.get("/v1/psip/acme-sip/users/alice/registrations").await;
+    assert_eq!(status, 200, "{listed}");
+    listed.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_registers_as_a_domain_user_and_takes_an_app_call_with_audio() {
+    // baresip 1.0 (libre) fails a registration whose 401 also offers SHA-256 (ENOSYS): MD5 only.
+    let md5 = vec![("VOXBRIDGE_SIP_DIGEST_ALGORITHMS".to_owned(), "MD5".to_owned())];
+    let env = SipEnv::start_with_env(json!([]), &[], Some(("alice", "s3cr3t-long")), md5).await;
+    let (status, body) =
+        env.server.post_json("/v1/numbers", json!({"number": "+14155550100", "application_id": env.app_id})).await;
+    assert_eq!(status, 201, "{body}");
+    let dir = vbtest::tempdir::Dir::new();
+    let port = vbtest::sipp::free_port();
+    let account = format!(
+        "<sip:alice@acme-sip.sip-us.sip.voxbridge.local>;auth_user=alice;auth_pass=s3cr3t-long;\
+         outbound=\"sip:{}\";regint=600;answermode=auto;audio_codecs=PCMU",
+        env.sip
+    );
+    let mut phone = baresip_as(dir.path(), port, 20, &account);
+    let log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while alice_registrations(&env).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "baresip registered: {}", log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let create = env.server.client.post(env.server.url("/v1/calls")).bearer_auth(env.jwt()).json(&json!({
+        "to": [{"type": "app", "user": "alice"}], "from": {"type": "phone", "number": "14155550100"},
+        "ncco": [{"action": "talk", "text": "Hello Alice. This call reached the phone you registered."}]
+    }));
+    let (status, created) = vbtest::send(create).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(env.app.wait_status("outbound", "answered", Duration::from_secs(15)).await, "{}", log());
+    assert!(env.app.wait_status("outbound", "completed", Duration::from_secs(20)).await, "the talk ended the call");
+    let _ = phone.kill();
+    let _ = tokio::task::spawn_blocking(move || phone.wait()).await;
+    // What baresip heard holds the talk: speech, not silence.
+    let dump = std::fs::read_dir(dir.path().join("rec"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip's dump of what it heard: {}", log()));
+    let samples: Vec<i16> = hound::WavReader::open(&dump).unwrap().samples::<i16>().map(Result::unwrap).collect();
+    let loud = samples.chunks(160).filter(|f| vbtest::rtp::rms(f) > 500.0).count();
+    assert!(loud >= 20, "baresip heard the talk: {loud} loud 20 ms frames of {}", samples.len() / 160);
 }

@@ -656,7 +656,9 @@ impl Edge {
     fn challenge(&self, realm: &str, stale: bool, proxy: bool) -> (u16, Vec<(&'static str, String)>) {
         let nonce = self.nonces.issue(now_unix(), rand::random());
         let (code, header) = if proxy { (407, "Proxy-Authenticate") } else { (401, "WWW-Authenticate") };
-        let headers = digest::challenge_headers_with_stale(realm, &nonce, stale).into_iter().map(|h| (header, h));
+        let headers = digest::challenge_headers_with_stale(realm, &nonce, stale, &self.config.sip_digest_algorithms)
+            .into_iter()
+            .map(|h| (header, h));
         (code, headers.collect())
     }
 

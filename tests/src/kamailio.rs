@@ -20,9 +20,13 @@ impl Kamailio {
 
     /// As [`Kamailio::start`], with further `@NAME@` placeholders filled in.
     pub fn start_with(config: &str, target_port: u16, fill: &[(&str, &str)]) -> Kamailio {
+        Self::start_at(crate::sipp::free_port(), config, target_port, fill)
+    }
+
+    /// As [`Kamailio::start_with`], listening on `port` (for state that must name it first).
+    pub fn start_at(port: u16, config: &str, target_port: u16, fill: &[(&str, &str)]) -> Kamailio {
         let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/kamailio")).join(config);
         let text = std::fs::read_to_string(&path).expect("kamailio config");
-        let port = crate::sipp::free_port();
         let dir = crate::tempdir::Dir::new();
         let cfg = dir.path().join("kamailio.cfg");
         let mut text =

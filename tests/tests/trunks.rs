@@ -420,3 +420,78 @@ async fn a_gateway_that_stops_answering_options_is_marked_down_and_skipped() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn kamailio_as_a_pbx_registers_calls_out_through_the_trunk_and_takes_its_numbers_calls() {
+    let carrier = Sipp::uas("uas_answer.xml", &[]);
+    let extension = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(json!([]), &["127.0.0.1"], None).await;
+    provision(&env, json!([{"host": "127.0.0.1", "port": carrier.port}]), json!({})).await;
+    // The PBX's second number is forwarded to its trunk registration.
+    let aor = format!("sip:{}@{TRUNK_HOST}", vbtest::API_KEY);
+    let number = json!({"number": "+14155550111", "voice_callback_type": "sip", "voice_callback_value": aor});
+    let (status, body) = env.server.post_json("/v1/numbers", number).await;
+    assert_eq!(status, 201, "{body}");
+    // Its one registration (uac_reg's db_text table): to the trunk host, through voxbridge.
+    let db = vbtest::tempdir::Dir::new();
+    let table = |name: &str| std::fs::read_to_string(format!("/usr/share/kamailio/dbtext/kamailio/{name}")).unwrap();
+    let header = |name: &str| table(name).lines().next().unwrap_or_default().to_owned();
+    std::fs::write(db.path().join("version"), format!("{}\n0:uacreg:5\n", header("version"))).unwrap();
+    let ha1 =
+        domains::digest::ha1(domains::digest::DigestAlgorithm::Md5, vbtest::API_KEY, TRUNK_HOST, vbtest::API_SECRET);
+    let proxy = format!("sip\\:{}", env.sip.replace(':', "\\:"));
+    let port = vbtest::sipp::free_port();
+    let row = format!(
+        "1:pbx:pbx:127.0.0.1:{key}:{TRUNK_HOST}:{TRUNK_HOST}:{key}:{secret}:{ha1}:{proxy}:600:0:0:127.0.0.1\\:{port}:udp\\:127.0.0.1\\:{port}",
+        key = vbtest::API_KEY,
+        secret = vbtest::API_SECRET
+    );
+    std::fs::write(db.path().join("uacreg"), format!("{}\n{row}\n", header("uacreg"))).unwrap();
+    let db_dir = db.path().display().to_string();
+    let pbx = vbtest::kamailio::Kamailio::start_at(
+        port,
+        "pbx-uac.cfg",
+        extension.port,
+        &[
+            ("@VOXBRIDGE@", env.sip.as_str()),
+            ("@KEY@", vbtest::API_KEY),
+            ("@SECRET@", vbtest::API_SECRET),
+            ("@REALM@", TRUNK_HOST),
+            ("@DID@", "14155550100"),
+            ("@DB_DIR@", db_dir.as_str()),
+        ],
+    );
+    let contact = format!("sip:pbx@127.0.0.1:{}", pbx.port);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, listed) = env.server.get("/v1/registrations").await;
+        if listed.as_array().is_some_and(|a| a.iter().any(|r| r["contact"] == contact.as_str())) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "Kamailio registered: {listed}\n{}", pbx.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A phone behind the PBX calls a PSTN number: the PBX answers voxbridge's 407 with the
+    // account's credentials and its DID as caller ID; the carrier gets the call.
+    let call = vbtest::rtp::RawCall::try_place(
+        &pbx.addr(),
+        &format!("sip:15551230000@{}", pbx.addr()),
+        vbtest::raw::sdp_offer,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", pbx.log()));
+    assert_eq!(call.ok.status(), Some(200));
+    let carrier = carrier.finish(Duration::from_secs(3)).await;
+    assert!(carrier.messages.contains("INVITE sip:15551230000@127.0.0.1"), "{}", carrier.messages);
+    assert!(carrier.messages.contains("From: <sip:14155550100@"), "the PBX's DID as CLI: {}", carrier.messages);
+
+    // A call for the PBX's number reaches it over its registration, and its extension answers.
+    let inbound =
+        vbtest::rtp::RawCall::try_place(&env.sip, &format!("sip:+14155550111@{}", env.host), vbtest::raw::sdp_offer)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", pbx.log()));
+    assert_eq!(inbound.ok.status(), Some(200));
+    let extension = extension.finish(Duration::from_secs(3)).await;
+    assert!(extension.messages.contains(&format!("INVITE {contact}")), "{}", extension.messages);
+}

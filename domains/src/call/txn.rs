@@ -113,7 +113,15 @@ impl FailureAnswered {
     }
 
     pub fn handle(&mut self, msg: &SipMessage, now: Instant) -> FailureInput {
-        let same = msg.cseq().map(|c| c.0) == self.cseq;
+        // RFC 3261 §17.2.3: the top Via branch names the transaction (the ACK of a failure
+        // carries the INVITE's). A proxy answering our challenge sends a new branch with the
+        // same CSeq (Kamailio's uac_auth does): a new transaction, not a retransmission. Only
+        // a pre-RFC 3261 branch falls back to the CSeq.
+        let same_cseq = msg.cseq().map(|c| c.0) == self.cseq;
+        let same = match (msg.branch(), self.resend.msg.branch()) {
+            (Some(theirs), Some(ours)) if theirs.starts_with("z9hG4bK") => theirs == ours && same_cseq,
+            _ => same_cseq,
+        };
         match msg.method() {
             Some(Method::Ack) if same => {
                 if self.linger_until.is_none() {
@@ -214,6 +222,10 @@ mod tests {
         let mut again = inv.clone();
         again.set_header("CSeq", "2 INVITE");
         assert_eq!(tx.handle(&again, t0), FailureInput::NewTransaction);
+        // A proxy answering the challenge for its UAC keeps the CSeq, with a new branch.
+        let mut authorized = inv.clone();
+        authorized.set_header("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK2");
+        assert_eq!(tx.handle(&authorized, t0), FailureInput::NewTransaction);
         tx.handle_timeout(t0 + crate::sip::timers::T4);
         assert!(tx.is_done());
     }

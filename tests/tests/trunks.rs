@@ -5,7 +5,9 @@
 //! host, a caller ID that is not the account's — never reach a trunk. A PBX registers on the
 //! trunk host with the account's key and secret, and its calls (challenged with 407) leave
 //! through the longest-prefix trunk; its fraud attempts (no or wrong credentials, a caller ID
-//! not owned, a number no trunk serves) reach no carrier.
+//! not owned, a number no trunk serves) reach no carrier. Kamailio plays a PBX too
+//! (`tests/kamailio/pbx-uac.cfg`): it registers, calls out through the trunk with its DID, and
+//! takes a call for its number.
 
 use std::time::Duration;
 

@@ -187,3 +187,45 @@ async fn a_call_to_an_app_user_reaches_the_registered_phone_over_its_nat_flow() 
     };
     assert!(bye.is_some(), "BYE reached the phone");
 }
+
+#[tokio::test]
+async fn two_registered_phones_of_one_user_ring_together_and_the_first_answer_wins() {
+    let env = SipEnv::start(Value::Null, &[], Some(("alice", "s3cr3t-long"))).await;
+    let (status, body) = env
+        .server
+        .post_json("/v1/numbers", serde_json::json!({"number": "+14155550100", "application_id": env.app_id}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (desk, soft) = (RawSip::new(&env.sip).await, RawSip::new(&env.sip).await);
+    registered(&desk, "alice", "s3cr3t-long", &env.host, "sip:alice@10.255.255.1:5060").await;
+    registered(&soft, "alice", "s3cr3t-long", &env.host, "sip:alice@10.255.255.2:5060").await;
+    assert_eq!(alice_bindings(&env).await, 2);
+    let create = env.server.client.post(env.server.url("/v1/calls")).bearer_auth(env.jwt()).json(&serde_json::json!({
+        "to": [{"type": "app", "user": "alice"}], "from": {"type": "phone", "number": "14155550100"},
+        "ncco": [{"action": "talk", "text": "Both of your phones rang."}]
+    }));
+    let (status, created) = vbtest::send(create).await;
+    assert_eq!(status, 201, "{created}");
+    // Both ring; the softphone only rings, the desk phone answers.
+    let (ringing, from) = soft.recv(T).await.expect("the softphone is rung too");
+    assert_eq!(ringing.method(), Some("INVITE"), "{}", ringing.0);
+    let ring = vbtest::raw::respond(&ringing, 180, "Ringing", "soft", "sip:alice@10.255.255.2:5060", "");
+    soft.sock.send_to(ring.as_bytes(), from).await.unwrap();
+    let rtp = vbtest::rtp::RtpPeer::bind().await;
+    let (invite, _, _) = vbtest::rtp::answer_as_far_end(&desk, rtp.local_addr().unwrap().port(), T).await;
+    assert!(invite.0.starts_with("INVITE sip:alice@10.255.255.1:5060 SIP/2.0"), "{}", invite.0);
+    let deadline = tokio::time::Instant::now() + T;
+    let cancel = loop {
+        match soft.recv(Duration::from_secs(1)).await {
+            Some((m, _)) if m.method() == Some("CANCEL") => break Some(m),
+            _ if tokio::time::Instant::now() > deadline => break None,
+            _ => {}
+        }
+    };
+    assert!(cancel.is_some(), "the softphone is cancelled once the desk phone answers");
+}
+
+async fn alice_bindings(env: &SipEnv) -> usize {
+    let (_, listed) = env.server.get(PATH).await;
+    listed.as_array().map_or(0, Vec::len)
+}

@@ -177,15 +177,19 @@ async fn a_call_to_an_app_user_reaches_the_registered_phone_over_its_nat_flow() 
     assert!(invite.0.starts_with(&format!("INVITE {contact} SIP/2.0")), "{}", invite.0);
     assert!(env.app.wait_status("outbound", "answered", T).await, "{:?}", env.app.statuses("outbound"));
     // The NCCO ends after its talk: the phone gets the BYE on the same flow.
+    assert!(next_request(&phone, "BYE").await.is_some(), "BYE reached the phone");
+}
+
+/// The next `method` request `phone` receives within `T` (others are skipped).
+async fn next_request(phone: &RawSip, method: &str) -> Option<vbtest::raw::Msg> {
     let deadline = tokio::time::Instant::now() + T;
-    let bye = loop {
+    loop {
         match phone.recv(Duration::from_secs(1)).await {
-            Some((m, _)) if m.method() == Some("BYE") => break Some(m),
-            _ if tokio::time::Instant::now() > deadline => break None,
+            Some((m, _)) if m.method() == Some(method) => return Some(m),
+            _ if tokio::time::Instant::now() > deadline => return None,
             _ => {}
         }
-    };
-    assert!(bye.is_some(), "BYE reached the phone");
+    }
 }
 
 #[tokio::test]
@@ -214,15 +218,7 @@ async fn two_registered_phones_of_one_user_ring_together_and_the_first_answer_wi
     let rtp = vbtest::rtp::RtpPeer::bind().await;
     let (invite, _, _) = vbtest::rtp::answer_as_far_end(&desk, rtp.local_addr().unwrap().port(), T).await;
     assert!(invite.0.starts_with("INVITE sip:alice@10.255.255.1:5060 SIP/2.0"), "{}", invite.0);
-    let deadline = tokio::time::Instant::now() + T;
-    let cancel = loop {
-        match soft.recv(Duration::from_secs(1)).await {
-            Some((m, _)) if m.method() == Some("CANCEL") => break Some(m),
-            _ if tokio::time::Instant::now() > deadline => break None,
-            _ => {}
-        }
-    };
-    assert!(cancel.is_some(), "the softphone is cancelled once the desk phone answers");
+    assert!(next_request(&soft, "CANCEL").await.is_some(), "the softphone is cancelled once the desk phone answers");
 }
 
 async fn alice_bindings(env: &SipEnv) -> usize {

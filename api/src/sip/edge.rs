@@ -511,18 +511,20 @@ impl Edge {
             return self.pbx_route(inc, &parsed_user(&parsed), region).await;
         }
         let user = parsed_user(&parsed);
-        self.number_route(&user, Route::Application { application_id: domain.application_id.clone(), region }).await
+        let domains_app = Route::Application { application_id: domain.application_id.clone(), region };
+        self.number_route(&user, Some(domains_app)).await
     }
 
     /// The route of a call to `user` when it is one of the account's numbers (its forwarding
-    /// or its own application), else `otherwise`; with the application's webhooks.
-    async fn number_route(&self, user: &str, otherwise: Route) -> Result<(Route, Option<AppHooks>), Refusal> {
+    /// or its own application), else `otherwise` (none: nothing takes the call, 480); with the
+    /// application's webhooks.
+    async fn number_route(&self, user: &str, otherwise: Option<Route>) -> Result<(Route, Option<AppHooks>), Refusal> {
         let number = match domains::e164::E164::parse(user) {
             Ok(n) => self.provisioning.number(&n.to_string()).await.map_err(Refusal::internal)?,
             Err(_) => None,
         };
         let region = match &otherwise {
-            Route::Application { region, .. } => region.clone(),
+            Some(Route::Application { region, .. }) => region.clone(),
             _ => self.config.regions.first().cloned().unwrap_or_default(),
         };
         let route = match number {
@@ -533,7 +535,7 @@ impl Edge {
                 return Ok((Route::Forward { targets }, None));
             }
             Some(number::Model { application_id: Some(app), .. }) => Route::Application { application_id: app, region },
-            _ => otherwise,
+            _ => otherwise.ok_or(Refusal::Unavailable("the number has no application or forwarding"))?,
         };
         let Route::Application { application_id, .. } = &route else { return Ok((route, None)) };
         let hooks = self.hooks(application_id).await?;
@@ -590,15 +592,7 @@ impl Edge {
         let destination = domains::sip::pbx::route(&from_user, to_user, &dialling.numbers, &dialling.trunks)
             .map_err(|e| Refusal::Error(AdmissionError::Pbx(e)))?;
         match destination {
-            domains::sip::pbx::PbxDestination::OnNet(number) => {
-                let unrouted = Route::Forward { targets: Vec::new() };
-                match self.number_route(number.as_str(), unrouted).await? {
-                    (Route::Forward { targets }, _) if targets.is_empty() => {
-                        Err(Refusal::Unavailable("the number has no application or forwarding"))
-                    }
-                    routed => Ok(routed),
-                }
-            }
+            domains::sip::pbx::PbxDestination::OnNet(number) => self.number_route(number.as_str(), None).await,
             domains::sip::pbx::PbxDestination::Pstn { number, trunk, caller_id } => {
                 tracing::info!(call_id = inc.msg.call_id(), %number, %trunk, %caller_id, %region, "PBX call to the PSTN");
                 let connect = serde_json::json!([{"action": "connect", "from": caller_id,

@@ -125,6 +125,8 @@ impl Account {
             trunk_realm: account.trunk.as_ref().map(|t| t.realm.clone()),
             trunk_ha1_md5: account.trunk.as_ref().map(|t| t.ha1_md5.clone()),
             trunk_ha1_sha256: account.trunk.as_ref().map(|t| t.ha1_sha256.clone()),
+            // Set through the API (`PUT /v1/account`), kept across starts.
+            default_application_id: stored.as_ref().and_then(|a| a.default_application_id.clone()),
             created_at: stored.as_ref().map_or_else(Utc::now, |a| a.created_at),
         };
         match stored {

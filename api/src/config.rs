@@ -113,8 +113,8 @@ pub struct Settings {
     /// Outbound calls created over the Voice API that may be in progress at once (above: 429).
     #[arg(long, env = "VOXBRIDGE_OUTBOUND_MAX_CALLS")]
     pub outbound_max_calls: Option<u32>,
-    /// Seconds between OPTIONS probes of every trunk gateway (a PBX's `qualify_frequency`);
-    /// 0 turns probing off.
+    /// Seconds between OPTIONS probes of every trunk gateway and registered contact (a PBX's
+    /// `qualify_frequency`); 0 turns probing off.
     #[arg(long, env = "VOXBRIDGE_TRUNK_QUALIFY_SECS")]
     pub trunk_qualify_secs: Option<u64>,
 }

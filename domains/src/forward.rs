@@ -16,20 +16,24 @@ pub struct ForwardTarget {
     pub srtp: bool,
     /// Where requests go when not to the URI's host: a registered contact's flow.
     pub flow: Option<crate::sip::flow::Flow>,
+    /// Targets sharing a fork are rung together (an address of record's contacts); the
+    /// next target (or fork) is tried when all of them fail.
+    pub fork: Option<usize>,
 }
 
 /// A contact registered for an address of record, and the flow it registered over.
 pub type Binding = (String, Option<crate::sip::flow::Flow>);
 
 /// `targets` with each one naming an address of record of ours replaced by its registered
-/// contacts (same timeout, in binding order). `bindings` gives an AOR's bindings, `None` for a
-/// URI that is not ours (kept as it is). An AOR of ours with no binding: `Err` naming it.
+/// contacts (same timeout, in binding order, one fork: they ring in parallel). `bindings`
+/// gives an AOR's bindings, `None` for a URI that is not ours (kept as it is). An AOR of ours
+/// with no binding: `Err` naming it.
 pub fn to_registered_contacts(
     targets: Vec<ForwardTarget>,
     bindings: impl Fn(&SipUri) -> Option<Vec<Binding>>,
 ) -> Result<Vec<ForwardTarget>, String> {
     let mut out = Vec::with_capacity(targets.len());
-    for t in targets {
+    for (index, t) in targets.into_iter().enumerate() {
         let Some(found) = bindings(&t.uri) else {
             out.push(t);
             continue;
@@ -39,7 +43,7 @@ pub fn to_registered_contacts(
         }
         for (contact, flow) in found {
             let Ok(uri) = SipUri::parse(&contact) else { continue };
-            out.push(ForwardTarget { transport: uri.transport(), uri, flow, ..t.clone() });
+            out.push(ForwardTarget { transport: uri.transport(), uri, flow, fork: Some(index), ..t.clone() });
         }
     }
     Ok(out)
@@ -91,7 +95,7 @@ fn parse_target(index: usize, s: &str) -> Result<ForwardTarget, ForwardError> {
         Some(v) => return Err(ForwardError::Media { index, value: v.to_owned() }),
     };
     let transport = uri.transport();
-    Ok(ForwardTarget { uri, timeout_ms, transport, srtp, flow: None })
+    Ok(ForwardTarget { uri, timeout_ms, transport, srtp, flow: None, fork: None })
 }
 
 #[cfg(test)]
@@ -103,15 +107,21 @@ mod tests {
         let flow = crate::sip::flow::Flow::Udp("203.0.113.7:41234".parse().unwrap());
         let targets = parse_targets("sip:pbx1@sip.voxbridge.local;timeout=3000, sip:backup@carrier.example").unwrap();
         let ours = |u: &SipUri| {
-            (u.host == "sip.voxbridge.local").then(|| vec![("sip:pbx1@10.0.0.5:5060".to_owned(), Some(flow.clone()))])
+            (u.host == "sip.voxbridge.local").then(|| {
+                vec![
+                    ("sip:pbx1@10.0.0.5:5060".to_owned(), Some(flow.clone())),
+                    ("sip:pbx1@10.0.0.6:5060".to_owned(), None),
+                ]
+            })
         };
         let out = to_registered_contacts(targets.clone(), ours).unwrap();
-        assert_eq!(out.len(), 2);
+        assert_eq!(out.len(), 3);
         assert_eq!(
-            (out[0].uri.host.as_str(), out[0].timeout_ms, out[0].flow.as_ref()),
-            ("10.0.0.5", 3000, Some(&flow))
+            (out[0].uri.host.as_str(), out[0].timeout_ms, out[0].flow.as_ref(), out[0].fork),
+            ("10.0.0.5", 3000, Some(&flow), Some(0))
         );
-        assert_eq!((out[1].uri.host.as_str(), out[1].flow.as_ref()), ("carrier.example", None));
+        assert_eq!((out[1].uri.host.as_str(), out[1].fork), ("10.0.0.6", Some(0)), "one fork: rung together");
+        assert_eq!((out[2].uri.host.as_str(), out[2].flow.as_ref(), out[2].fork), ("carrier.example", None, None));
         let unregistered =
             to_registered_contacts(targets, |u: &SipUri| (u.host == "sip.voxbridge.local").then(Vec::new));
         assert!(unregistered.unwrap_err().contains("pbx1@sip.voxbridge.local is not registered"));

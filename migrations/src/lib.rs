@@ -10,6 +10,7 @@ mod m20261202_000002_registrations;
 mod m20261203_000001_call_sip_code;
 mod m20261203_000002_account_trunk_digest;
 mod m20261203_000003_registrations_any_realm;
+mod m20261203_000004_account_default_application;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_call_sip_code::Migration),
             Box::new(m20261203_000002_account_trunk_digest::Migration),
             Box::new(m20261203_000003_registrations_any_realm::Migration),
+            Box::new(m20261203_000004_account_default_application::Migration),
         ]
     }
 }

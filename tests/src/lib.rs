@@ -234,6 +234,21 @@ impl Server {
     }
 }
 
+/// Asks `probe` every 250 ms until it says `Ok`, for up to `within`; then its last answer.
+pub async fn eventually<T, E, Fut>(within: std::time::Duration, mut probe: impl FnMut() -> Fut) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let answer = probe().await;
+        if answer.is_ok() || tokio::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 /// Sends a request; returns the status and the JSON body (Null when empty or not JSON).
 pub async fn send(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
     let resp = req.send().await.expect("request sent");

@@ -138,6 +138,26 @@ pub fn sdp_rtp_addr(sdp: &str) -> Option<SocketAddr> {
     format!("{ip}:{port}").parse().ok()
 }
 
+/// Runs `peer` in the background as a live SIP stack that takes no calls: OPTIONS get `200`,
+/// every INVITE `486` (and is passed on, for the test to see who was rung).
+pub fn busy_but_alive(peer: RawSip) -> tokio::sync::mpsc::UnboundedReceiver<Msg> {
+    let (invites_tx, invites) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, from)) = peer.recv(Duration::from_secs(60)).await {
+            let reply = match msg.method() {
+                Some("OPTIONS") => respond(&msg, 200, "OK", "alive", "", ""),
+                Some("INVITE") => {
+                    let _ = invites_tx.send(msg.clone());
+                    respond(&msg, 486, "Busy Here", "alive", "", "")
+                }
+                _ => continue,
+            };
+            let _ = peer.sock.send_to(reply.as_bytes(), from).await;
+        }
+    });
+    invites
+}
+
 /// A response to a request received as text: Via, From, To (+tag), Call-ID, CSeq copied.
 pub fn respond(request: &Msg, code: u16, reason: &str, to_tag: &str, contact: &str, body: &str) -> String {
     let mut out = format!("SIP/2.0 {code} {reason}\r\n");

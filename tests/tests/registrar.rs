@@ -1,9 +1,11 @@
 //! The registrar (RFC 3261 §10) for Programmable SIP domain users, against SIPp as the phone
 //! (and a raw socket as a phone behind a NAT, which then takes a call to its `app` user):
 //! digest on REGISTER, 423 with `Min-Expires` below the floor, the binding listed by the API
-//! with the flow it came over, `*` unregistration, and a wrong password binding nothing. SIPp's
-//! digest `uri` is its peer's address unless `-auth_uri` names the Request-URI's host, which
-//! voxbridge requires (RFC 3261 §22.4), as a phone sends it.
+//! with the flow it came over, `*` unregistration, and a wrong password binding nothing;
+//! every contact of an address of record rung at once, and a contact that stops answering
+//! the OPTIONS probes marked down and not rung. SIPp's digest `uri` is its peer's address
+//! unless `-auth_uri` names the Request-URI's host, which voxbridge requires (RFC 3261
+//! §22.4), as a phone sends it.
 
 use std::time::Duration;
 
@@ -122,20 +124,70 @@ async fn a_number_forwarded_to_a_registered_pbx_rings_it_over_its_nat_flow() {
     assert!(refused.header("Warning").is_some_and(|w| w.contains("not registered")), "{}", refused.0);
     caller.send(&caller.ack_for(&invite, &refused)).await;
 
-    // The PBX registers on the trunk host with the account's key, from behind a NAT.
-    let pbx = RawSip::new(&env.sip).await;
+    // The PBX registers on the trunk host with the account's key, from behind a NAT, from
+    // two machines (an HA pair): both ring at once, the first to answer wins.
+    let (pbx, standby) = (RawSip::new(&env.sip).await, RawSip::new(&env.sip).await);
     let contact = format!("sip:{}@10.255.255.9:5060", vbtest::API_KEY);
+    let standby_contact = format!("sip:{}@10.255.255.10:5060", vbtest::API_KEY);
     registered(&pbx, vbtest::API_KEY, vbtest::API_SECRET, "sip.voxbridge.local", &contact).await;
+    registered(&standby, vbtest::API_KEY, vbtest::API_SECRET, "sip.voxbridge.local", &standby_contact).await;
     let (status, listed) = env.server.get("/v1/registrations").await;
-    assert_eq!((status, listed[0]["contact"].as_str()), (200, Some(contact.as_str())), "{listed}");
+    assert_eq!(status, 200, "{listed}");
+    let mut contacts: Vec<&str> =
+        listed.as_array().map(|a| a.iter().filter_map(|b| b["contact"].as_str()).collect()).unwrap_or_default();
+    contacts.sort_unstable();
+    assert_eq!(contacts, [standby_contact.as_str(), contact.as_str()], "{listed}");
 
     let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "pbx-fwd-1@test", 1, "", 40122);
     caller.send(&invite).await;
+    let (ringing, from) = standby.recv(T).await.expect("the standby is rung too");
+    assert!(ringing.0.starts_with(&format!("INVITE {standby_contact} SIP/2.0")), "{}", ringing.0);
+    let ring = vbtest::raw::respond(&ringing, 180, "Ringing", "standby", &standby_contact, "");
+    standby.sock.send_to(ring.as_bytes(), from).await.unwrap();
     let rtp = vbtest::rtp::RtpPeer::bind().await;
     let (pbx_invite, _, _) = vbtest::rtp::answer_as_far_end(&pbx, rtp.local_addr().unwrap().port(), T).await;
     assert!(pbx_invite.0.starts_with(&format!("INVITE {contact} SIP/2.0")), "{}", pbx_invite.0);
     let answered = caller.final_response(T).await.expect("answered");
     assert_eq!(answered.status(), Some(200), "{}", answered.0);
+    assert!(next_request(&standby, "CANCEL").await.is_some(), "the standby is cancelled once the PBX answers");
+}
+
+#[tokio::test]
+async fn a_registered_contact_that_stops_answering_options_is_down_and_not_rung() {
+    let qualify = vec![("VOXBRIDGE_TRUNK_QUALIFY_SECS".to_owned(), "1".to_owned())];
+    let env = SipEnv::start_with_env(Value::Null, &[], Some(("alice", "s3cr3t-long")), qualify).await;
+    let (desk, gone) = alice_on_two_phones(&env).await;
+    // The desk phone stays up; the other one was unplugged and answers nothing.
+    let mut desk_invites = vbtest::raw::busy_but_alive(desk);
+    let health = vbtest::eventually(Duration::from_secs(20), || async {
+        let (_, listed) = env.server.get(PATH).await;
+        let health: Vec<String> = listed
+            .as_array()
+            .map(|a| a.iter().map(|b| b["health"].as_str().unwrap_or_default().to_owned()).collect())
+            .unwrap_or_default();
+        if health == ["up", "down"] { Ok(health) } else { Err(health) }
+    })
+    .await;
+    assert!(health.is_ok(), "sorted by contact: the desk phone (.1) up, the unplugged one (.2) down: {health:?}");
+
+    let create = env.server.client.post(env.server.url("/v1/calls")).bearer_auth(env.jwt()).json(&serde_json::json!({
+        "to": [{"type": "app", "user": "alice"}], "from": {"type": "phone", "number": "14155550100"},
+        "ncco": [{"action": "talk", "text": "Only the live phone rings."}]
+    }));
+    let (status, created) = vbtest::send(create).await;
+    assert_eq!(status, 201, "{created}");
+    let invite = tokio::time::timeout(T, desk_invites.recv()).await.expect("the desk phone is rung").unwrap();
+    assert!(invite.0.starts_with("INVITE sip:alice@10.255.255.1:5060 SIP/2.0"), "{}", invite.0);
+    // Probes keep coming (every second): what reaches the down contact in 3 s.
+    let mut at_gone = Vec::new();
+    let window = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Some(left) = window.checked_duration_since(tokio::time::Instant::now())
+        && let Some((m, _)) = gone.recv(left).await
+    {
+        at_gone.push(m.0);
+    }
+    assert!(!at_gone.is_empty(), "the down contact is still probed");
+    assert!(at_gone.iter().all(|m| m.starts_with("OPTIONS sip:alice@10.255.255.2:5060 ")), "only probes: {at_gone:?}");
 }
 
 #[tokio::test]
@@ -195,14 +247,7 @@ async fn next_request(phone: &RawSip, method: &str) -> Option<vbtest::raw::Msg> 
 #[tokio::test]
 async fn two_registered_phones_of_one_user_ring_together_and_the_first_answer_wins() {
     let env = SipEnv::start(Value::Null, &[], Some(("alice", "s3cr3t-long"))).await;
-    let (status, body) = env
-        .server
-        .post_json("/v1/numbers", serde_json::json!({"number": "+14155550100", "application_id": env.app_id}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let (desk, soft) = (RawSip::new(&env.sip).await, RawSip::new(&env.sip).await);
-    registered(&desk, "alice", "s3cr3t-long", &env.host, "sip:alice@10.255.255.1:5060").await;
-    registered(&soft, "alice", "s3cr3t-long", &env.host, "sip:alice@10.255.255.2:5060").await;
+    let (desk, soft) = alice_on_two_phones(&env).await;
     assert_eq!(alice_bindings(&env).await, 2);
     let create = env.server.client.post(env.server.url("/v1/calls")).bearer_auth(env.jwt()).json(&serde_json::json!({
         "to": [{"type": "app", "user": "alice"}], "from": {"type": "phone", "number": "14155550100"},
@@ -219,6 +264,20 @@ async fn two_registered_phones_of_one_user_ring_together_and_the_first_answer_wi
     let (invite, _, _) = vbtest::rtp::answer_as_far_end(&desk, rtp.local_addr().unwrap().port(), T).await;
     assert!(invite.0.starts_with("INVITE sip:alice@10.255.255.1:5060 SIP/2.0"), "{}", invite.0);
     assert!(next_request(&soft, "CANCEL").await.is_some(), "the softphone is cancelled once the desk phone answers");
+}
+
+/// The app's number, and alice registered from two phones (contacts .1 and .2 of
+/// 10.255.255.0, behind a NAT).
+async fn alice_on_two_phones(env: &SipEnv) -> (RawSip, RawSip) {
+    let (status, body) = env
+        .server
+        .post_json("/v1/numbers", serde_json::json!({"number": "+14155550100", "application_id": env.app_id}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (one, two) = (RawSip::new(&env.sip).await, RawSip::new(&env.sip).await);
+    registered(&one, "alice", "s3cr3t-long", &env.host, "sip:alice@10.255.255.1:5060").await;
+    registered(&two, "alice", "s3cr3t-long", &env.host, "sip:alice@10.255.255.2:5060").await;
+    (one, two)
 }
 
 async fn alice_bindings(env: &SipEnv) -> usize {

@@ -2,10 +2,10 @@
 //! (`tests/kamailio/carrier-407.cfg`, which demands proxy digest authentication) after a first
 //! gateway that never answers; a `vbc` extension reaches the PBX trunk; and the toll-fraud
 //! attempts — an INVITE from outside the ACL, a Request-URI naming a number or the trunk's
-//! host, a caller ID that is not the account's — never reach a trunk. A PBX registers on the
-//! trunk host with the account's key and secret, and its calls (challenged with 407) leave
-//! through the longest-prefix trunk; its fraud attempts (no or wrong credentials, a caller ID
-//! not owned, a number no trunk serves) reach no carrier. Kamailio plays a PBX too
+//! host, a caller ID that is not the account's, a bridged callee's REFER to a number — never
+//! reach a trunk. A PBX registers on the trunk host with the account's key and secret, and its
+//! calls (challenged with 407) leave through the longest-prefix trunk; its fraud attempts (no
+//! or wrong credentials, a caller ID not owned, a number no trunk serves) reach no carrier. Kamailio plays a PBX too
 //! (`tests/kamailio/pbx-uac.cfg`): it registers, calls out through the trunk with its DID, and
 //! takes a call for its number.
 
@@ -152,6 +152,24 @@ async fn toll_fraud_attempts_never_reach_the_trunk() {
 }
 
 #[tokio::test]
+async fn a_refer_to_a_number_from_the_bridged_pbx_is_refused_and_reaches_no_trunk() {
+    let trunk = SilentGateway::bind().await;
+    // The SIP callee tries to transfer the caller out to the PSTN through our trunk.
+    let pbx = Sipp::uas("uas_refer.xml", &["-key", "refer_to", "15551230000@127.0.0.1"]);
+    let ncco = json!([{"action": "connect", "limit": 4,
+                       "endpoint": [{"type": "sip", "uri": format!("sip:bob@127.0.0.1:{}", pbx.port)}]}]);
+    let env = SipEnv::start(ncco, &["127.0.0.1"], None).await;
+    provision(&env, json!([{"host": "127.0.0.1", "port": trunk.port()}]), json!({})).await;
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(CALL).await;
+    assert!(caller.success, "the caller stays bridged until the limit: {}\n{}", caller.errors, caller.messages);
+    let pbx = pbx.finish(CALL).await;
+    assert!(pbx.success, "403 to the REFER, then the BYE: {}\n{}", pbx.errors, pbx.messages);
+    assert!(pbx.messages.contains("SIP/2.0 403"), "{}", pbx.messages);
+    assert!(!pbx.messages.contains("NOTIFY sip:"), "no transfer started: {}", pbx.messages);
+    assert!(trunk.received(Duration::from_secs(1)).await.is_empty(), "nothing reached the trunk");
+}
+
+#[tokio::test]
 async fn caller_id_that_is_not_the_accounts_never_reaches_the_trunk() {
     let trunk = SilentGateway::bind().await;
     let env = SipEnv::start(phone("15551230000", Some("15550009999")), &["127.0.0.1"], None).await;
@@ -273,6 +291,13 @@ async fn a_pbx_registers_with_the_account_key_and_its_call_leaves_through_the_lo
     assert_eq!(listed[0]["user"], vbtest::API_KEY, "{listed}: {}", registered.messages);
     assert!(registered.success, "{}\n{}", registered.errors, registered.messages);
 
+    // The account's default application is told of PBX calls (an unknown one is refused).
+    let (status, body) = env.server.put_json("/v1/account", json!({"default_application_id": "nope"})).await;
+    vbtest::assert_problem(status, &body, 400, &["default_application_id"]);
+    let (status, account) = env.server.put_json("/v1/account", json!({"default_application_id": env.app_id})).await;
+    assert_eq!((status, account["trunk_host"].as_str()), (200, Some(TRUNK_HOST)), "{account}");
+    assert_eq!(env.server.get("/v1/account").await.1["default_application_id"], env.app_id.as_str());
+
     // The PBX's call: challenged as a proxy challenges (407), then out through "us-west" with
     // the PBX's caller ID.
     let call = pbx_call(&env, "15551230000", "14155550100", vbtest::API_SECRET).finish(CALL).await;
@@ -286,6 +311,11 @@ async fn a_pbx_registers_with_the_account_key_and_its_call_leaves_through_the_lo
     assert!(wider.received(Duration::from_millis(200)).await.is_empty(), "the shorter prefix's trunk is not used");
     let at_dead = dead.received(Duration::from_millis(200)).await;
     assert!(at_dead.iter().any(|m| m.starts_with("INVITE sip:15551230000@")), "the dead gateway was tried first");
+    assert!(env.app.wait_status("outbound", "completed", CALL).await, "{:?}", env.app.statuses("outbound"));
+    assert!(env.app.wait_status("inbound", "completed", CALL).await, "{:?}", env.app.statuses("inbound"));
+    assert!(env.app.answers().is_empty(), "the default application is told, never asked");
+    let answered = env.app.events().into_iter().find(|e| e.body["status"] == "answered").expect("answered").body;
+    assert_eq!((answered["to"].as_str(), answered["from"].as_str()), (Some("15551230000"), Some("14155550100")));
 
     // A call to one of the account's own numbers stays on the platform: its application runs.
     let (status, body) =
@@ -344,20 +374,7 @@ async fn a_gateway_that_stops_answering_options_is_marked_down_and_skipped() {
     // The live gateway answers OPTIONS 200 and every INVITE 486, noting the INVITEs.
     let live = RawSip::new("127.0.0.1:9").await;
     let live_port = live.local.port();
-    let (invites_tx, mut invites) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some((msg, from)) = live.recv(Duration::from_secs(60)).await {
-            let reply = match msg.method() {
-                Some("OPTIONS") => vbtest::raw::respond(&msg, 200, "OK", "gw", "", ""),
-                Some("INVITE") => {
-                    let _ = invites_tx.send(msg.clone());
-                    vbtest::raw::respond(&msg, 486, "Busy Here", "gw", "", "")
-                }
-                _ => continue,
-            };
-            let _ = live.sock.send_to(reply.as_bytes(), from).await;
-        }
-    });
+    let mut invites = vbtest::raw::busy_but_alive(live);
     let qualify = vec![("VOXBRIDGE_TRUNK_QUALIFY_SECS".to_owned(), "1".to_owned())];
     let env = SipEnv::start_with_env(json!([]), &["127.0.0.1"], None, qualify).await;
     provision(
@@ -368,20 +385,16 @@ async fn a_gateway_that_stops_answering_options_is_marked_down_and_skipped() {
     )
     .await;
     // Probes every second, 4 s each: the silent one is down after its second unanswered probe.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let health = loop {
-        let (status, trunks) = env.server.get("/v1/trunks").await;
-        assert_eq!(status, 200, "{trunks}");
+    let health = vbtest::eventually(Duration::from_secs(20), || async {
+        let (_, trunks) = env.server.get("/v1/trunks").await;
         let health: Vec<String> = trunks["trunks"][0]["gateway_health"]
             .as_array()
             .map(|a| a.iter().map(|g| g["health"].as_str().unwrap_or_default().to_owned()).collect())
             .unwrap_or_default();
-        if health == ["down", "up"] || tokio::time::Instant::now() > deadline {
-            break health;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    assert_eq!(health, ["down", "up"]);
+        if health == ["down", "up"] { Ok(health) } else { Err(health) }
+    })
+    .await;
+    assert!(health.is_ok(), "{health:?}");
     let metrics = env.server.client.get(env.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let gauge = |port: u16, up: u8| {
         format!("voxbridge_trunk_gateway_up{{trunk=\"carrier\",gateway=\"127.0.0.1:{port}/udp\"}} {up}")
@@ -412,15 +425,12 @@ async fn a_gateway_that_stops_answering_options_is_marked_down_and_skipped() {
             }
         }
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    let revived = vbtest::eventually(Duration::from_secs(15), || async {
         let (_, trunks) = env.server.get("/v1/trunks").await;
-        if trunks["trunks"][0]["gateway_health"][0]["health"] == "up" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the revived gateway is up again: {trunks}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        if trunks["trunks"][0]["gateway_health"][0]["health"] == "up" { Ok(()) } else { Err(trunks) }
+    })
+    .await;
+    assert!(revived.is_ok(), "the revived gateway is up again: {revived:?}");
 }
 
 #[tokio::test]

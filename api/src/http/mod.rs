@@ -2,6 +2,7 @@
 //! fragment), authentication, problem bodies, and the assembly of the actix `App` and the
 //! OpenAPI document from the same route table.
 
+pub mod account;
 pub mod applications;
 pub mod auth;
 pub mod calls;
@@ -53,6 +54,7 @@ use problem::ApiError;
         (name = "psip", description = "Programmable SIP domains and digest users (HTTP Basic)"),
         (name = "numbers", description = "Numbers routed to applications or SIP (HTTP Basic)"),
         (name = "trunks", description = "Outbound SIP trunks (HTTP Basic)"),
+        (name = "account", description = "The account's trunk identity and default application (HTTP Basic)"),
         (name = "calls", description = "Voice API (JWT signed RS256 by the application)"),
         (name = "files", description = "Recordings, downloaded by their application (JWT)"),
         (name = "operations", description = "Health and readiness")
@@ -113,6 +115,12 @@ where
                 .wrap(from_fn(invalidate_provisioning))
                 .wrap(from_fn(auth::require_basic))
                 .configure(trunks::routes),
+        )
+        .service(
+            scope::scope("/v1/account")
+                .wrap(from_fn(invalidate_provisioning))
+                .wrap(from_fn(auth::require_basic))
+                .configure(account::routes),
         )
         .service(scope::scope("/v1/calls").wrap(from_fn(auth::require_jwt)).configure(calls::routes))
         .service(scope::scope("/v1/files").wrap(from_fn(auth::require_jwt)).configure(files::routes))

@@ -31,6 +31,9 @@ pub struct RegistrationResponse {
     pub flow: String,
     pub call_id: String,
     pub updated_at: chrono::DateTime<Utc>,
+    /// What the OPTIONS probes (`VOXBRIDGE_TRUNK_QUALIFY_SECS`) found; a contact that is
+    /// `down` is not rung while another of its address of record is up.
+    pub health: domains::trunk_health::Health,
 }
 
 /// The unexpired bindings of `user` in `domain` (a domain name, or the trunk realm).
@@ -46,6 +49,7 @@ pub async fn live(state: &AppState, domain: &str, user: &str) -> Result<Vec<Regi
     Ok(rows
         .into_iter()
         .map(|r| RegistrationResponse {
+            health: state.edge.health.contact_health(&r.domain_name, &r.user_key, &r.contact),
             user: r.user_key,
             contact: r.contact,
             expires: r.expires_at - now,

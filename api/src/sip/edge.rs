@@ -34,7 +34,7 @@ const NONCE_LIFETIME_SECS: u64 = 300;
 mod health;
 mod register;
 
-pub use health::TrunkHealth;
+pub use health::ProbeHealth;
 
 pub struct Edge {
     pub transport: Arc<Transport>,
@@ -59,7 +59,7 @@ pub struct Edge {
     api_key: String,
     trunk_digest: Option<crate::account::TrunkDigest>,
     /// What the OPTIONS probes say of the trunks' gateways.
-    pub health: TrunkHealth,
+    pub health: ProbeHealth,
     /// The runtime calls run on, whoever starts them (an HTTP worker places REST calls).
     runtime: tokio::runtime::Handle,
     outbound: crate::calls::outbound::OutboundBudget,
@@ -129,7 +129,7 @@ impl Edge {
             outbound,
             api_key: account.api_key.clone(),
             trunk_digest: account.trunk.clone(),
-            health: TrunkHealth::default(),
+            health: ProbeHealth::default(),
         });
         if !edge.config.trunk_qualify.is_zero() {
             tokio::spawn(edge.clone().qualify(edge.config.trunk_qualify));
@@ -350,8 +350,9 @@ impl Edge {
         self.registry.remove_if(&Key::CallId(call_id), &self_tx);
     }
 
-    /// The trunks, numbers and registrations calls dial with, without the gateways the
-    /// probes found down (unless all of a trunk's are).
+    /// The trunks, numbers and registrations calls dial with, without the gateways and
+    /// registered contacts the probes found down (unless all of a trunk's, or of an address of
+    /// record's, are).
     async fn dialling(&self) -> Result<Arc<domains::call::Dialling>, sea_orm::DbErr> {
         let dialling = self.provisioning.dialling().await?;
         if !self.health.any_down() {
@@ -361,6 +362,7 @@ impl Edge {
         for t in &mut filtered.trunks {
             t.gateways = domains::trunk_health::usable(&t.gateways, |g| self.health.is_down(g));
         }
+        filtered.registered = self.health.usable_contacts(&dialling.registered);
         Ok(Arc::new(filtered))
     }
 
@@ -549,7 +551,7 @@ impl Edge {
         &self,
         targets: Vec<domains::forward::ForwardTarget>,
     ) -> Result<Vec<domains::forward::ForwardTarget>, Refusal> {
-        let dialling = self.provisioning.dialling().await.map_err(Refusal::internal)?;
+        let dialling = self.dialling().await.map_err(Refusal::internal)?;
         let addressing = self.config.addressing();
         let bindings = |uri: &domains::sip_uri::SipUri| {
             let realm = match addressing.trunk_region(&uri.host) {
@@ -599,7 +601,19 @@ impl Edge {
                     "endpoint": [{"type": "phone", "number": number.as_str()}]}]);
                 let ncco = domains::ncco::Ncco::parse(&connect)
                     .map_err(|p| Refusal::Internal(format!("the PSTN connect did not parse: {p:?}")))?;
-                Ok((Route::Program { ncco }, None))
+                // The default application is told, not asked: a PBX call never waits on it.
+                let hooks = match &dialling.default_application_id {
+                    Some(app) => match self.hooks(app).await {
+                        Ok(hooks) => Some(hooks),
+                        Err(_) => {
+                            tracing::warn!(%app, "the default application is gone or has no voice: no events");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                let application_id = hooks.as_ref().map(|h| h.application_id.clone());
+                Ok((Route::Program { ncco, application_id }, hooks))
             }
         }
     }

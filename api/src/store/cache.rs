@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
 
-use super::entity::{application, number, psip_domain, psip_user, registration, trunk};
+use super::entity::{account, application, number, psip_domain, psip_user, registration, trunk};
 
 /// Entries a table holds before it is emptied.
 const MAX_ENTRIES: usize = 50_000;
@@ -170,7 +170,9 @@ impl ProvisioningCache {
                     contact: r.contact,
                 })
                 .collect();
-            Ok(std::sync::Arc::new(domains::call::Dialling { trunks, numbers, registered }))
+            let default_application_id =
+                account::Entity::find_by_id(1).one(&db).await?.and_then(|a| a.default_application_id);
+            Ok(std::sync::Arc::new(domains::call::Dialling { trunks, numbers, registered, default_application_id }))
         })
         .await
     }

@@ -30,6 +30,16 @@ pub struct Target {
     pub attempt: usize,
     /// The flow to use as it is (a registered contact's), instead of locating the URI.
     pub flow: Option<Flow>,
+    /// Targets sharing a fork ring together in a plan that rings one after the other (an
+    /// address of record's contacts); the plan moves on once all of them failed.
+    pub fork: Option<usize>,
+}
+
+impl Target {
+    /// A target with no headers, credentials or pinned flow, in no fork.
+    pub fn new(uri: SipUri, ringing: Duration) -> Target {
+        Target { uri, headers: vec![], ringing, credentials: None, attempt: 0, flow: None, fork: None }
+    }
 }
 
 /// How long a gateway may stay silent (not even 100 Trying) before the next is tried; the
@@ -80,8 +90,21 @@ impl Call {
                 }
             }
         } else {
-            self.dial_next();
+            self.dial_next_fork();
         }
+    }
+
+    /// Places the next target, and the ones after it in the same fork.
+    fn dial_next_fork(&mut self) -> bool {
+        let fork = self.exec.connect.as_ref().and_then(|p| p.targets.front()).and_then(|t| t.fork);
+        if !self.dial_next() {
+            return false;
+        }
+        while fork.is_some()
+            && self.exec.connect.as_ref().and_then(|p| p.targets.front()).is_some_and(|t| t.fork == fork)
+            && self.dial_next()
+        {}
+        true
     }
 
     /// Places a leg to the plan's next target; false when none is left.
@@ -491,10 +514,11 @@ impl Call {
         }
         let Some(plan) = &self.exec.connect else { return };
         let others_ringing = self.b.iter().any(|b| !b.leg.reported && !b.is_terminated());
-        if plan.parallel && others_ringing {
+        let forked = self.b.get(i).is_some_and(|b| b.planned.fork.is_some());
+        if (plan.parallel || forked) && others_ringing {
             return;
         }
-        if plan.fail_over && fails_over && self.dial_next() {
+        if plan.fail_over && fails_over && self.dial_next_fork() {
             return;
         }
         if others_ringing {

@@ -125,10 +125,12 @@ impl Call {
         self.cx.media(Op::AEndpoint, Command::CreateEndpoint { call_uuid, remote_sdp: Some(offer), prefer: vec![] });
         // answer_url is asked at once, while media prepares the caller's endpoint: the two
         // waits overlap instead of adding up in the post-dial delay.
-        if let Route::Application { region, .. } = &self.route {
-            let params = self.answer_params(region);
+        if self.events_on() {
             self.progress_event(super::LegRef::A, CallStatus::Started);
             self.progress_event(super::LegRef::A, CallStatus::Ringing);
+        }
+        if let Route::Application { region, .. } = &self.route {
+            let params = self.answer_params(region);
             self.answer_url_started = Some(self.cx.now.at);
             self.cx.fetch(DocumentPurpose::AnswerUrl, DocumentRequest::Answer { params });
         }
@@ -157,12 +159,9 @@ impl Call {
                 let targets = targets
                     .into_iter()
                     .map(|t| Target {
-                        uri: t.uri,
-                        headers: vec![],
-                        ringing: Duration::from_millis(t.timeout_ms.into()),
-                        credentials: None,
-                        attempt: 0,
                         flow: t.flow,
+                        fork: t.fork,
+                        ..Target::new(t.uri, Duration::from_millis(t.timeout_ms.into()))
                     })
                     .collect();
                 let from = self.caller_leg().from.clone();
@@ -179,7 +178,7 @@ impl Call {
                     machine_detection: None,
                 });
             }
-            Route::Program { ncco } => {
+            Route::Program { ncco, .. } => {
                 self.exec.program = ncco.0.into();
                 self.exec.step = Step::Idle;
                 self.next_action();
@@ -391,7 +390,7 @@ impl Call {
         let ringback = c.ringback_tone.as_ref().map(ToString::to_string);
         let uri_target = |sip: &crate::ncco::Sip, u: &crate::ncco::SipUriTarget| {
             let uri = SipUri::parse(&u.uri).map_err(|e| cannot(format!("bad SIP URI {}: {e}", u.uri)))?;
-            Ok(Target { uri, headers: sip.sip_headers(), ringing, credentials: None, attempt: 0, flow: None })
+            Ok(Target { headers: sip.sip_headers(), ..Target::new(uri, ringing) })
         };
         let plan = |targets: VecDeque<Target>, from: String, fail_over: bool| ConnectPlan {
             targets,
@@ -449,14 +448,7 @@ impl Call {
                     .filter(|r| app.is_some() && r.application_id == app && r.user == a.user)
                     .filter_map(|r| {
                         let uri = SipUri::parse(&r.contact).ok()?;
-                        Some(Target {
-                            uri,
-                            headers: vec![],
-                            ringing,
-                            credentials: None,
-                            attempt: 0,
-                            flow: r.flow.clone(),
-                        })
+                        Some(Target { flow: r.flow.clone(), ..Target::new(uri, ringing) })
                     })
                     .take(crate::ncco::Connect::MAX_PARALLEL)
                     .collect();
@@ -491,14 +483,7 @@ impl Call {
                     format!(":{}", g.port)
                 };
                 let uri = SipUri::parse(&format!("sip:{user}@{}{port}{transport}", g.host)).ok()?;
-                Some(Target {
-                    uri,
-                    headers: vec![],
-                    ringing,
-                    credentials: trunk.credentials.clone(),
-                    attempt: 0,
-                    flow: None,
-                })
+                Some(Target { credentials: trunk.credentials.clone(), ..Target::new(uri, ringing) })
             })
             .collect::<VecDeque<_>>();
         if targets.is_empty() {

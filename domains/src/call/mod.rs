@@ -89,10 +89,12 @@ pub enum Route {
     Forward {
         targets: Vec<ForwardTarget>,
     },
-    /// An NCCO the platform runs for the call, with no application (no answer_url, no events):
-    /// a PBX's call to the PSTN is a `connect` to the number through the trunks.
+    /// An NCCO the platform runs for the call, with no answer_url: a PBX's call to the PSTN is
+    /// a `connect` to the number through the trunks. Its events go to the account's default
+    /// application when one is set.
     Program {
         ncco: Ncco,
+        application_id: Option<String>,
     },
 }
 
@@ -116,6 +118,8 @@ pub struct Dialling {
     pub numbers: Vec<String>,
     /// The contacts domain users registered, for the `app` endpoint.
     pub registered: Vec<Registered>,
+    /// The account's default application: told of the calls no application answers.
+    pub default_application_id: Option<String>,
 }
 
 /// A contact a domain user registered, and the flow its REGISTER came over (requests to it go

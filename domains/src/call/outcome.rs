@@ -87,13 +87,14 @@ fn warning_text(reason: &str) -> String {
 
 impl Call {
     pub(super) fn events_on(&self) -> bool {
-        matches!(self.route, super::Route::Application { .. })
+        self.application_id().is_some()
     }
 
     pub(super) fn application_id(&self) -> Option<String> {
         match &self.route {
             super::Route::Application { application_id, .. } => Some(application_id.clone()),
-            super::Route::Forward { .. } | super::Route::Program { .. } => None,
+            super::Route::Program { application_id, .. } => application_id.clone(),
+            super::Route::Forward { .. } => None,
         }
     }
 

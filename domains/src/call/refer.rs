@@ -82,14 +82,7 @@ impl Call {
         let limit = self.exec.connect.as_ref().map_or(Duration::from_secs(7200), |p| p.limit);
         self.exec.step = Step::ExpectCalleeAnswer;
         self.start_connect(ConnectPlan {
-            targets: VecDeque::from([Target {
-                uri: target,
-                headers: vec![],
-                ringing: TARGET_RINGING,
-                credentials: None,
-                attempt: 0,
-                flow: None,
-            }]),
+            targets: VecDeque::from([Target::new(target, TARGET_RINGING)]),
             parallel: false,
             fail_over: false,
             from,

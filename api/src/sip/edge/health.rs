@@ -1,12 +1,15 @@
-//! Trunk gateway probing: every `trunk_qualify_secs` each gateway of every trunk is sent an
-//! OPTIONS (resent over UDP as Timer E would, for up to [`PROBE_TIMEOUT`]); the verdicts
-//! (`domains::trunk_health`) decide which gateways new calls may use, and are shown on
-//! `/metrics` (`voxbridge_trunk_gateway_up`) and in `GET /v1/trunks`.
+//! Probing (`qualify`): every `trunk_qualify_secs` each gateway of every trunk, and each
+//! contact a phone or PBX registered (over the flow its REGISTER came by, which keeps a NAT
+//! binding open too), is sent an OPTIONS (resent over UDP as Timer E would, for up to
+//! [`PROBE_TIMEOUT`]). The verdicts (`domains::trunk_health`) decide which gateways and
+//! contacts new calls ring, and are shown on `/metrics` (`voxbridge_trunk_gateway_up`), in
+//! `GET /v1/trunks` and in the registration listings.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use domains::call::Registered;
 use domains::sip::{Method, SipMessage};
 use domains::trunk::Gateway;
 use domains::trunk_health::{GatewayHealth, Health, key};
@@ -17,10 +20,12 @@ use super::Edge;
 /// How long a probe waits for any response.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// The gateways' health and the probes waiting for their response.
+/// The gateways' and registered contacts' health, and the probes waiting for their response.
 #[derive(Default)]
-pub struct TrunkHealth {
+pub struct ProbeHealth {
     gateways: Mutex<HashMap<String, GatewayHealth>>,
+    /// By [`contact_key`].
+    contacts: Mutex<HashMap<String, GatewayHealth>>,
     /// Call-ID of a probe → its waiter.
     pending: Mutex<HashMap<String, oneshot::Sender<u16>>>,
 }
@@ -29,7 +34,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl TrunkHealth {
+/// The key a registered contact's health is kept under.
+pub fn contact_key(domain: &str, user: &str, contact: &str) -> String {
+    format!("{domain}/{user}/{contact}")
+}
+
+impl ProbeHealth {
     pub fn health(&self, g: &Gateway) -> Health {
         lock(&self.gateways).get(&key(g)).map(|h| h.health).unwrap_or_default()
     }
@@ -38,8 +48,33 @@ impl TrunkHealth {
         self.health(g) == Health::Down
     }
 
+    pub fn contact_health(&self, domain: &str, user: &str, contact: &str) -> Health {
+        lock(&self.contacts).get(&contact_key(domain, user, contact)).map(|h| h.health).unwrap_or_default()
+    }
+
+    pub fn is_contact_down(&self, r: &Registered) -> bool {
+        self.contact_health(&r.domain, &r.user, &r.contact) == Health::Down
+    }
+
     pub fn any_down(&self) -> bool {
-        lock(&self.gateways).values().any(|h| h.health == Health::Down)
+        let down = |m: &Mutex<HashMap<String, GatewayHealth>>| lock(m).values().any(|h| h.health == Health::Down);
+        down(&self.gateways) || down(&self.contacts)
+    }
+
+    /// The registrations calls may ring: an address of record's contacts not down, or all of
+    /// them when every one is (as for a trunk's gateways).
+    pub fn usable_contacts(&self, registered: &[Registered]) -> Vec<Registered> {
+        registered
+            .iter()
+            .filter(|r| {
+                !self.is_contact_down(r)
+                    || registered
+                        .iter()
+                        .filter(|o| o.domain == r.domain && o.user == r.user)
+                        .all(|o| self.is_contact_down(o))
+            })
+            .cloned()
+            .collect()
     }
 
     /// Takes a response to one of the probes; false for any other message.
@@ -63,6 +98,21 @@ impl TrunkHealth {
         if let Some(health) = changed {
             tracing::warn!(%trunk, %gateway, ?health, "trunk gateway health changed");
         }
+    }
+
+    fn record_contact(&self, r: &Registered, answered: bool) {
+        let changed =
+            lock(&self.contacts).entry(contact_key(&r.domain, &r.user, &r.contact)).or_default().probed(answered);
+        if let Some(health) = changed {
+            tracing::warn!(domain = %r.domain, user = %r.user, contact = %r.contact, ?health, "registered contact health changed");
+        }
+    }
+
+    /// Forgets contacts no longer registered.
+    fn retain_contacts(&self, registered: &[Registered]) {
+        let live: std::collections::HashSet<String> =
+            registered.iter().map(|r| contact_key(&r.domain, &r.user, &r.contact)).collect();
+        lock(&self.contacts).retain(|k, _| live.contains(k));
     }
 }
 
@@ -89,6 +139,17 @@ impl Edge {
                     });
                 }
             }
+            self.health.retain_contacts(&dialling.registered);
+            for r in &dialling.registered {
+                let (Some(flow), Ok(uri)) = (r.flow.clone(), domains::sip_uri::SipUri::parse(&r.contact)) else {
+                    continue;
+                };
+                let (edge, r) = (self.clone(), r.clone());
+                tokio::spawn(async move {
+                    let answered = edge.probe_over(flow, &uri).await;
+                    edge.health.record_contact(&r, answered);
+                });
+            }
         }
     }
 
@@ -107,6 +168,11 @@ impl Edge {
         let Ok(flow) = self.transport.flow_to(candidate.addr, candidate.transport, &g.host).await else {
             return false;
         };
+        self.probe_over(flow, &uri).await
+    }
+
+    /// One OPTIONS to `uri` over `flow`; true when anything answered it in time.
+    async fn probe_over(&self, flow: domains::sip::flow::Flow, uri: &domains::sip_uri::SipUri) -> bool {
         let call_id = format!("qualify-{}", super::random_token(16));
         let mut dialog = domains::sip::dialog::Dialog {
             call_id: call_id.clone(),

@@ -16,6 +16,8 @@ pub struct Model {
     /// Digest HA1s of `api_key:realm:secret`, MD5 and SHA-256 (RFC 7616), for PBXs.
     pub trunk_ha1_md5: Option<String>,
     pub trunk_ha1_sha256: Option<String>,
+    /// The application told of calls no application answers (a PBX's trunk calls).
+    pub default_application_id: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

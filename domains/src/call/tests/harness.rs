@@ -518,6 +518,7 @@ pub fn dialling() -> crate::call::Dialling {
                 flow: Some(Flow::Udp(flow.parse().unwrap())),
             })
             .collect(),
+        default_application_id: None,
     }
 }
 

@@ -297,6 +297,32 @@ fn forwarded_number_fails_over_on_5xx_and_the_second_answers() {
 }
 
 #[test]
+fn a_forwarded_aors_contacts_ring_together_and_the_next_target_waits_for_both() {
+    let mut targets =
+        crate::forward::parse_targets(&format!("sip:desk@{CALLEE}, sip:soft@{CALLEE}, sip:voicemail@{CALLEE}"))
+            .unwrap();
+    // The first two are one AOR's contacts (`forward::to_registered_contacts` forks them).
+    targets[0].fork = Some(0);
+    targets[1].fork = Some(0);
+    let route = crate::call::Route::Forward { targets };
+    let busy = Callee::Rejects { code: 503, after: Duration::from_millis(500) };
+    let mut h = CallHarness::with(
+        json!([]),
+        vec![busy, Callee::Rejects { code: 503, after: Duration::from_secs(1) }, answers()],
+        invite("fork@caller", ""),
+        route,
+    );
+    h.drive_until(5 * S);
+    let invites = h.requests_to(&callee_flow(), Method::Invite);
+    assert_eq!(invites.len(), 3, "{invites:?}");
+    assert!(invites[1].at < Duration::from_millis(500), "the AOR's second contact rings with the first");
+    assert!(invites[1].msg.request_uri().unwrap().starts_with("sip:soft@"));
+    assert!(invites[2].at >= S, "the next target only once both contacts failed: {:?}", invites[2].at);
+    assert!(invites[2].msg.request_uri().unwrap().starts_with("sip:voicemail@"));
+    assert!(h.caller_codes().contains(&200));
+}
+
+#[test]
 fn caller_bye_while_bridged_hangs_up_the_callee() {
     let mut h = CallHarness::new(connect_sip(json!({})), answers());
     h.drive_until(3 * S);
@@ -1139,7 +1165,8 @@ fn an_app_user_who_is_not_registered_fails_the_connect_with_the_reason() {
 fn a_platform_program_connects_a_pbx_call_through_the_trunk_without_an_application() {
     let ncco = json!([{"action": "connect", "from": "14155550100",
         "endpoint": [{"type": "phone", "number": "9912345678"}]}]);
-    let route = crate::call::Route::Program { ncco: crate::ncco::Ncco::parse(&ncco).unwrap() };
+    let ncco = crate::ncco::Ncco::parse(&ncco).unwrap();
+    let route = crate::call::Route::Program { ncco: ncco.clone(), application_id: None };
     let mut h = CallHarness::with(json!([]), vec![answers()], invite("pbx@caller", ""), route.clone());
     h.drive_until(5 * S);
     let invites = h.requests_to(&callee_flow(), Method::Invite);
@@ -1157,6 +1184,13 @@ fn a_platform_program_connects_a_pbx_call_through_the_trunk_without_an_applicati
     );
     h.drive_until(5 * S);
     assert_eq!(h.caller_codes().last(), Some(&486));
+    // With the account's default application set, it is told of both legs.
+    let route = crate::call::Route::Program { ncco, application_id: Some("default-app".into()) };
+    let mut h = CallHarness::with(json!([]), vec![answers()], invite("pbx-told@caller", ""), route);
+    h.drive_until(5 * S);
+    assert!(h.answer_asked.is_empty(), "the platform's NCCO runs, no answer_url");
+    assert_eq!(h.statuses(crate::events::Direction::Inbound)[..2], ["started", "ringing"]);
+    assert!(h.statuses(crate::events::Direction::Outbound).contains(&"answered"));
 }
 
 /// A bridged call whose callee (a PBX) sends REFER with `refer_to` once bridged.

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -15,11 +15,18 @@ pub struct Recorded {
     pub query: Vec<(String, String)>,
     pub authorization: Option<String>,
     pub body: Value,
+    /// The pairs of a form-encoded body (TwiML callbacks), else empty.
+    pub form: Vec<(String, String)>,
 }
 
 impl Recorded {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// A field of the form-encoded body.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -55,8 +62,20 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
         query,
         authorization: req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        form: match req.content_type() {
+            "application/x-www-form-urlencoded" => url_decode_pairs(&String::from_utf8_lossy(&body)),
+            _ => Vec::new(),
+        },
     };
     let file = state.files.lock().unwrap().get(req.path()).cloned();
+    let answer = req.path().starts_with("/answer");
+    if file.is_some() && answer {
+        // A document other than JSON (TwiML) served as a file is an answer all the same.
+        state.answers.lock().unwrap().push(rec.clone());
+    } else if file.is_some() && req.method() == actix_web::http::Method::POST {
+        // A callback answered with a TwiML document.
+        state.events.lock().unwrap().push(rec.clone());
+    }
     if let Some((content_type, headers, bytes)) = file {
         *state.fetches.lock().unwrap().entry(req.path().to_owned()).or_default() += 1;
         let mut reply = HttpResponse::Ok();
@@ -66,7 +85,7 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
         }
         return reply.body(bytes);
     }
-    if req.path().starts_with("/answer") {
+    if answer {
         state.answers.lock().unwrap().push(rec);
         let status = *state.answer_status.lock().unwrap();
         if status != 200 {

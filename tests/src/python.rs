@@ -1,7 +1,8 @@
 //! Python client libraries as real clients of voxbridge: the official Vonage SDK and a client
-//! generated from `openapi.yaml`, run from a virtualenv (`/var/tmp/voxbridge-py`, which CI
-//! fills with `pip install vonage openapi-python-client`; `VBTEST_PYTHON` names another
-//! interpreter). Scripts live in `tests/python/` and print `STEP name json` lines.
+//! generated from `openapi.yaml`, and Twilio's helper library building TwiML, run from a
+//! virtualenv (`/var/tmp/voxbridge-py`, which CI fills with `pip install vonage
+//! openapi-python-client twilio`; `VBTEST_PYTHON` names another interpreter). Scripts live
+//! in `tests/python/` and print `STEP name json` lines.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ pub fn python() -> String {
     assert!(
         std::path::Path::new(&python).exists(),
         "{python} is missing: python3 -m venv /var/tmp/voxbridge-py && \
-         /var/tmp/voxbridge-py/bin/pip install vonage openapi-python-client"
+         /var/tmp/voxbridge-py/bin/pip install vonage openapi-python-client twilio"
     );
     python
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use domains::call::{Call, DocumentRequest, Input, Key, MediaFailure, Now, OpId, Output, RecordUpdate, Resolved};
-use domains::ncco::Ncco;
+use domains::document::Document;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
@@ -228,32 +228,18 @@ impl Driver {
         self.pending.push(Box::pin(async move {
             let result = match request {
                 DocumentRequest::Answer { params } => {
-                    let accept = |doc: &serde_json::Value| Ncco::parse(doc).map(|_| ()).map_err(|p| describe(&p));
+                    let accept = |doc: &Document| doc.program().map(|_| ());
                     match webhooks.fetch_answer(&hooks, &params, &accept).await {
-                        Ok(doc) => Ncco::parse(&doc).map(Some).map_err(|p| format!("invalid NCCO: {}", describe(&p))),
+                        Ok(doc) => doc.program().map(Some),
                         Err(e) => Err(e.to_string()),
                     }
                 }
                 DocumentRequest::Post { webhook, body } => {
-                    let hook = match webhook {
-                        Some(w) => domains::application::Webhook {
-                            address: w.url.to_string(),
-                            http_method: Some(match w.method {
-                                domains::ncco::HttpMethod::Get => domains::application::HttpMethod::Get,
-                                domains::ncco::HttpMethod::Post => domains::application::HttpMethod::Post,
-                            }),
-                            connect_timeout: None,
-                            socket_timeout: None,
-                        },
-                        None => hooks.event.clone(),
-                    };
-                    match webhooks.post_document(&hooks, &hook, body).await {
-                        Ok(Some(doc)) => {
-                            Ncco::parse(&doc).map(Some).map_err(|p| format!("invalid NCCO: {}", describe(&p)))
-                        }
-                        Ok(None) => Ok(None),
-                        Err(e) => Err(e.to_string()),
-                    }
+                    let hook = webhook.map_or_else(|| hooks.event.clone(), app_webhook);
+                    program_of(webhooks.post_document(&hooks, &hook, body).await)
+                }
+                DocumentRequest::Form { webhook, params } => {
+                    program_of(webhooks.post_form(&hooks, &app_webhook(webhook), params).await)
                 }
             };
             Input::Document { op, result }
@@ -323,6 +309,26 @@ async fn resolve(
     Err(last)
 }
 
-fn describe(problems: &[domains::problem::InvalidParameter]) -> String {
-    problems.iter().map(|p| format!("{}: {}", p.name, p.reason)).collect::<Vec<_>>().join("; ")
+/// An action's webhook as the application's webhooks are written.
+fn app_webhook(w: domains::ncco::Webhook) -> domains::application::Webhook {
+    domains::application::Webhook {
+        address: w.url.to_string(),
+        http_method: Some(match w.method {
+            domains::ncco::HttpMethod::Get => domains::application::HttpMethod::Get,
+            domains::ncco::HttpMethod::Post => domains::application::HttpMethod::Post,
+        }),
+        connect_timeout: None,
+        socket_timeout: None,
+    }
+}
+
+/// The program in an action webhook's reply, if it answered one.
+fn program_of(
+    reply: Result<Option<Document>, crate::webhooks::AnswerError>,
+) -> Result<Option<domains::ncco::Ncco>, String> {
+    match reply {
+        Ok(Some(doc)) => doc.program().map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::{Accept, AnswerError, AnswerParams, AppHooks, WebhookSender, signing};
+use super::{Accept, AnswerError, AnswerParams, AppHooks, Document, WebhookSender, signing};
 
 /// Milliseconds to establish a connection when the webhook does not say.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 1000;
@@ -37,6 +37,8 @@ pub const DEFAULT_EVENT_SOCKET_TIMEOUT_MS: u32 = 10000;
 pub const ANSWER_ATTEMPTS: u32 = 2;
 /// Largest answer body accepted (an NCCO is a few kilobytes).
 pub const MAX_ANSWER_BODY: usize = 1024 * 1024;
+/// What answer_url and action webhooks may answer: NCCO JSON, or TwiML/cXML.
+const DOCUMENT_TYPES: &str = "application/json, application/xml;q=0.9, text/xml;q=0.9";
 /// Bytes of an event response read (and discarded) so the connection can be reused.
 const MAX_EVENT_RESPONSE_BODY: usize = 64 * 1024;
 
@@ -100,6 +102,8 @@ struct QueuedEvent {
 enum Payload {
     Query(Vec<(String, String)>),
     Json(Vec<u8>),
+    /// `application/x-www-form-urlencoded`, as TwiML callbacks are posted.
+    Form(Vec<u8>),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,13 +158,31 @@ impl HttpWebhooks {
         hook: &Webhook,
         params: &AnswerParams,
         original: Option<(&str, &str)>,
-    ) -> Result<Value, AnswerError> {
+    ) -> Result<Document, AnswerError> {
         let (inner, hooks, hook, params) = (self.inner.clone(), hooks.clone(), hook.clone(), params.clone());
         let original = original.map(|(reason, url)| (reason.to_owned(), url.to_owned()));
         let url = hook.address.clone();
         self.offload(&url, async move {
             let original = original.as_ref().map(|(r, u)| (r.as_str(), u.as_str()));
             inner.fetch_answer_from(&hooks, &hook, &params, original).await
+        })
+        .await
+    }
+
+    /// Sends `payload` to an action's `hook` and returns the document answered, if any.
+    async fn post_payload(
+        &self,
+        hooks: &AppHooks,
+        hook: &Webhook,
+        payload: Payload,
+    ) -> Result<Option<Document>, AnswerError> {
+        let (inner, hooks, hook) = (self.inner.clone(), hooks.clone(), hook.clone());
+        let url = hook.address.clone();
+        self.offload(&url, async move {
+            let response = inner.send(&hooks, &hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, &payload, true).await?;
+            let (content_type, body) = success_body(&hook.address, response).await?;
+            // Anything but a program (an empty body, `{}`, text) means "go on with the NCCO".
+            Ok(Document::from_body(content_type.as_deref(), &body).ok().filter(Document::is_program))
         })
         .await
     }
@@ -178,11 +200,11 @@ impl WebhookSender for HttpWebhooks {
         hooks: &AppHooks,
         params: &AnswerParams,
         accept: Accept<'_>,
-    ) -> Result<Value, AnswerError> {
+    ) -> Result<Document, AnswerError> {
         let call_uuid = params.iter().find(|(k, _)| k == "uuid").map(|(_, v)| v.as_str()).unwrap_or_default();
         let span = tracing::info_span!("answer_url", call_uuid = %call_uuid);
         async {
-            let judged = |url: &str, result: Result<Value, AnswerError>| -> Result<Value, AnswerError> {
+            let judged = |url: &str, result: Result<Document, AnswerError>| -> Result<Document, AnswerError> {
                 let doc = result?;
                 accept(&doc).map_err(|reason| AnswerError::Invalid { url: url.to_owned(), reason })?;
                 Ok(doc)
@@ -210,20 +232,32 @@ impl WebhookSender for HttpWebhooks {
         .await
     }
 
-    async fn post_document(&self, hooks: &AppHooks, hook: &Webhook, body: Value) -> Result<Option<Value>, AnswerError> {
+    async fn post_document(
+        &self,
+        hooks: &AppHooks,
+        hook: &Webhook,
+        body: Value,
+    ) -> Result<Option<Document>, AnswerError> {
         let payload = match hook.http_method.unwrap_or(HttpMethod::Post) {
             HttpMethod::Get => Payload::Query(query_pairs(&body)),
             _ => Payload::Json(serde_json::to_vec(&body).unwrap_or_default()),
         };
-        let (inner, hooks, hook) = (self.inner.clone(), hooks.clone(), hook.clone());
-        let url = hook.address.clone();
-        self.offload(&url, async move {
-            let response = inner.send(&hooks, &hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, &payload, true).await?;
-            let body = success_body(&hook.address, response).await?;
-            // Anything but a JSON array (an empty body, `{}`, text) means "go on with the NCCO".
-            Ok(serde_json::from_slice::<Value>(&body).ok().filter(Value::is_array))
-        })
-        .await
+        self.post_payload(hooks, hook, payload).await
+    }
+
+    async fn post_form(
+        &self,
+        hooks: &AppHooks,
+        hook: &Webhook,
+        mut params: Vec<(String, String)>,
+    ) -> Result<Option<Document>, AnswerError> {
+        // Until accounts get a Twilio-style AccountSid, the API key stands for it.
+        params.insert(1.min(params.len()), ("AccountSid".to_owned(), self.inner.api_key.clone()));
+        let payload = match hook.http_method.unwrap_or(HttpMethod::Post) {
+            HttpMethod::Get => Payload::Query(params),
+            _ => Payload::Form(form_urlencoded(&params).into_bytes()),
+        };
+        self.post_payload(hooks, hook, payload).await
     }
 
     fn send_event(&self, hooks: &AppHooks, call_uuid: &str, event: Value) {
@@ -363,15 +397,19 @@ impl Inner {
                 .post(parsed)
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body.clone()),
+            Payload::Form(body) => client
+                .post(parsed)
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))
+                .body(body.clone()),
         };
         request = request
             .timeout(total)
             .header(USER_AGENT, concat!("voxbridge/", env!("CARGO_PKG_VERSION")))
-            .header(ACCEPT, if accept_json { "application/json" } else { "*/*" });
+            .header(ACCEPT, if accept_json { DOCUMENT_TYPES } else { "*/*" });
         if hooks.signed {
             let body = match payload {
                 Payload::Query(_) => None,
-                Payload::Json(body) => Some(body.as_slice()),
+                Payload::Json(body) | Payload::Form(body) => Some(body.as_slice()),
             };
             let now = chrono::Utc::now().timestamp();
             let token = signing::sign(&self.signature_secret, &self.api_key, &hooks.application_id, body, now);
@@ -388,7 +426,7 @@ impl Inner {
         hook: &Webhook,
         params: &AnswerParams,
         original: Option<(&str, &str)>,
-    ) -> Result<Value, AnswerError> {
+    ) -> Result<Document, AnswerError> {
         let payload = answer_payload(hook.http_method.unwrap_or(HttpMethod::Get), params, original);
         let mut attempt = 1;
         loop {
@@ -408,11 +446,12 @@ impl Inner {
         hooks: &AppHooks,
         hook: &Webhook,
         payload: &Payload,
-    ) -> Result<Value, AnswerError> {
+    ) -> Result<Document, AnswerError> {
         let url = &hook.address;
         let response = self.send(hooks, hook, DEFAULT_ANSWER_SOCKET_TIMEOUT_MS, payload, true).await?;
-        let body = success_body(url, response).await?;
-        serde_json::from_slice(&body).map_err(|e| AnswerError::NotJson { url: url.clone(), reason: e.to_string() })
+        let (content_type, body) = success_body(url, response).await?;
+        Document::from_body(content_type.as_deref(), &body)
+            .map_err(|reason| AnswerError::NotADocument { url: url.clone(), reason })
     }
 
     /// Sends one event, retrying with exponential backoff; gives up (and logs) after
@@ -469,8 +508,8 @@ impl AnswerError {
             AnswerError::Connect { reason, .. } => reason.clone(),
             AnswerError::Timeout { .. } => "timeout".to_owned(),
             AnswerError::Status { status, .. } => format!("http {status}"),
-            AnswerError::NotJson { .. } => "not json".to_owned(),
-            AnswerError::Invalid { reason, .. } => format!("invalid NCCO: {reason}"),
+            AnswerError::NotADocument { .. } => "not json".to_owned(),
+            AnswerError::Invalid { reason, .. } => reason.clone(),
         }
     }
 
@@ -480,7 +519,7 @@ impl AnswerError {
         match self {
             AnswerError::Connect { .. } | AnswerError::Timeout { .. } => true,
             AnswerError::Status { status, .. } => matches!(status, 429 | 503 | 504),
-            AnswerError::NotJson { .. } | AnswerError::Invalid { .. } => false,
+            AnswerError::NotADocument { .. } | AnswerError::Invalid { .. } => false,
         }
     }
 }
@@ -541,17 +580,25 @@ enum ReadError {
 
 /// The body of a 2xx document response (at most [`MAX_ANSWER_BODY`] bytes); any other status
 /// is an error.
-async fn success_body(url: &str, mut response: reqwest::Response) -> Result<Vec<u8>, AnswerError> {
+fn form_urlencoded(params: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish()
+}
+
+/// A 2xx response's `Content-Type` and body (capped).
+async fn success_body(url: &str, mut response: reqwest::Response) -> Result<(Option<String>, Vec<u8>), AnswerError> {
     let status = response.status();
     if !status.is_success() {
         return Err(AnswerError::Status { url: url.to_owned(), status: status.as_u16() });
     }
-    read_capped(&mut response, MAX_ANSWER_BODY).await.map_err(|e| match e {
+    let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = read_capped(&mut response, MAX_ANSWER_BODY).await.map_err(|e| match e {
         ReadError::Transport(e) => transport_error(url, &e),
-        ReadError::TooLarge => {
-            AnswerError::NotJson { url: url.to_owned(), reason: format!("body larger than {MAX_ANSWER_BODY} bytes") }
-        }
-    })
+        ReadError::TooLarge => AnswerError::NotADocument {
+            url: url.to_owned(),
+            reason: format!("body larger than {MAX_ANSWER_BODY} bytes"),
+        },
+    })?;
+    Ok((content_type, body))
 }
 
 async fn read_capped(response: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
@@ -606,6 +653,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    trait NccoOf {
+        fn ncco(self) -> Value;
+    }
+
+    impl NccoOf for Document {
+        fn ncco(self) -> Value {
+            match self {
+                Document::Ncco(v) => v,
+                other => panic!("expected NCCO JSON, got {other:?}"),
+            }
+        }
+    }
 
     const SECRET: &str = "test-signature-secret";
 
@@ -761,7 +821,7 @@ mod tests {
         let srv = TestServer::start().await;
         let h =
             hooks(hook(srv.url("/answer"), HttpMethod::Get), None, hook(srv.url("/events"), HttpMethod::Post), false);
-        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap().ncco();
         assert_eq!(ncco, json!([{"action": "talk", "text": "hello"}]));
         let seen = srv.seen_at("/answer");
         assert_eq!(seen.len(), 1);
@@ -779,7 +839,7 @@ mod tests {
         let srv = TestServer::start().await;
         let h =
             hooks(hook(srv.url("/answer"), HttpMethod::Post), None, hook(srv.url("/events"), HttpMethod::Post), false);
-        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap().ncco();
         assert_eq!(ncco[0]["action"], "talk");
         let s = &srv.seen_at("/answer")[0];
         assert_eq!(s.method, "POST");
@@ -797,7 +857,7 @@ mod tests {
         let h =
             hooks(hook(srv.url("/answer"), HttpMethod::Post), None, hook(srv.url("/events"), HttpMethod::Post), true);
         let webhooks = sender();
-        webhooks.fetch_answer(&h, &params(), &accept_any).await.unwrap();
+        webhooks.fetch_answer(&h, &params(), &accept_any).await.unwrap().ncco();
         let s = &srv.seen_at("/answer")[0];
         let token = s.authorization.as_deref().unwrap().strip_prefix("Bearer ").unwrap();
         let claims = signing::verify(SECRET, token, Some(&s.body)).unwrap();
@@ -811,7 +871,7 @@ mod tests {
         // A signed GET: no body, so no payload_hash.
         let h =
             hooks(hook(srv.url("/answer"), HttpMethod::Get), None, hook(srv.url("/events"), HttpMethod::Post), true);
-        webhooks.fetch_answer(&h, &params(), &accept_any).await.unwrap();
+        webhooks.fetch_answer(&h, &params(), &accept_any).await.unwrap().ncco();
         let s = &srv.seen_at("/answer")[1];
         let token = s.authorization.as_deref().unwrap().strip_prefix("Bearer ").unwrap();
         assert_eq!(signing::verify(SECRET, token, None).unwrap().payload_hash, None);
@@ -833,7 +893,7 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap().ncco();
         assert_eq!(ncco[0]["text"], "fallback");
         assert_eq!(srv.seen_at("/error500").len(), 1, "HTTP 500 is not retried on the same URL");
         let f = &srv.seen_at("/fallback")[0];
@@ -852,7 +912,7 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
+        sender().fetch_answer(&h, &params(), &accept_any).await.unwrap().ncco();
         let body = srv.seen_at("/fallback")[0].json();
         assert_eq!(body["reason"], "not json");
         assert_eq!(body["original_request"], json!({"url": srv.url("/notjson"), "type": "answer"}));
@@ -869,14 +929,14 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap().ncco();
         assert_eq!(ncco[0]["text"], "fallback");
         let f = &srv.seen_at("/fallback")[0];
         assert_eq!(f.param("reason"), Some("connection refused"));
         assert_eq!(f.param("original_request.url"), Some(refused.as_str()));
     }
 
-    fn accept_any(_: &Value) -> Result<(), String> {
+    fn accept_any(_: &Document) -> Result<(), String> {
         Ok(())
     }
 
@@ -889,10 +949,11 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        let only_fallback = |doc: &Value| {
-            if doc[0]["text"] == "fallback" { Ok(()) } else { Err("/0/text: not the fallback".to_owned()) }
+        let only_fallback = |doc: &Document| {
+            let fallback = matches!(doc, Document::Ncco(v) if v[0]["text"] == "fallback");
+            if fallback { Ok(()) } else { Err("invalid NCCO: /0/text: not the fallback".to_owned()) }
         };
-        let ncco = sender().fetch_answer(&h, &params(), &only_fallback).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &only_fallback).await.unwrap().ncco();
         assert_eq!(ncco[0]["text"], "fallback");
         assert_eq!(srv.seen_at("/answer").len(), 1, "a refused document is not retried");
         let fallbacks = srv.seen_at("/fallback");
@@ -901,7 +962,7 @@ mod tests {
         assert_eq!(body["reason"], "invalid NCCO: /0/text: not the fallback");
         assert_eq!(body["original_request"], json!({"url": srv.url("/answer"), "type": "answer"}));
 
-        let refuse_all = |_: &Value| Err("nothing is good".to_owned());
+        let refuse_all = |_: &Document| Err("nothing is good".to_owned());
         let err = sender().fetch_answer(&h, &params(), &refuse_all).await.unwrap_err();
         assert_eq!(err, AnswerError::Invalid { url: srv.url("/fallback"), reason: "nothing is good".into() });
     }
@@ -946,7 +1007,7 @@ mod tests {
             false,
         );
         let started = Instant::now();
-        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
+        let ncco = sender().fetch_answer(&h, &params(), &accept_any).await.unwrap().ncco();
         assert_eq!(ncco[0]["text"], "fallback");
         assert_eq!(srv.seen_at("/fallback")[0].param("reason"), Some("timeout"));
         // Two attempts of about one second each, well under the server's three-second sleep twice.
@@ -969,7 +1030,7 @@ mod tests {
             hook(srv.url("/events"), HttpMethod::Post),
             false,
         );
-        sender().fetch_answer(&h, &params(), &accept_any).await.unwrap();
+        sender().fetch_answer(&h, &params(), &accept_any).await.unwrap().ncco();
         assert_eq!(srv.seen_at("/flaky").len(), 2);
         assert_eq!(srv.seen_at("/fallback")[0].param("reason"), Some("http 503"));
     }
@@ -1104,7 +1165,7 @@ mod tests {
         assert!(AnswerError::Status { url: url.clone(), status: 429 }.is_retryable());
         assert!(AnswerError::Status { url: url.clone(), status: 504 }.is_retryable());
         assert!(!AnswerError::Status { url: url.clone(), status: 500 }.is_retryable());
-        assert!(!AnswerError::NotJson { url, reason: "x".into() }.is_retryable());
+        assert!(!AnswerError::NotADocument { url, reason: "x".into() }.is_retryable());
     }
 
     #[test]

@@ -10,8 +10,10 @@ use domains::application::Webhook;
 
 pub use http::{HttpWebhooks, WebhookOptions};
 
+pub use domains::document::Document;
+
 /// Judges a fetched document; `Err` carries the reason it is refused.
-pub type Accept<'a> = &'a (dyn Fn(&serde_json::Value) -> Result<(), String> + Send + Sync);
+pub type Accept<'a> = &'a (dyn Fn(&Document) -> Result<(), String> + Send + Sync);
 
 /// Parameters of an answer_url request (query string for GET, JSON body for POST).
 pub type AnswerParams = Vec<(String, String)>;
@@ -24,8 +26,8 @@ pub enum AnswerError {
     Timeout { url: String },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("{url} returned a body that is not JSON: {reason}")]
-    NotJson { url: String, reason: String },
+    #[error("{url} returned a body that is not a document: {reason}")]
+    NotADocument { url: String, reason: String },
     #[error("{url} returned a document the caller refused: {reason}")]
     Invalid { url: String, reason: String },
 }
@@ -44,7 +46,7 @@ pub struct AppHooks {
 pub trait WebhookSender: Send + Sync + 'static {
     /// GETs/POSTs answer_url (retrying once on connect failure/timeout/429/503/504), then
     /// fallback_answer_url the same way (with `reason` and `original_request`); returns the
-    /// JSON document (an NCCO to be parsed by the caller) or the last error.
+    /// document (NCCO JSON or TwiML, to be parsed by the caller) or the last error.
     /// `accept` judges the document (an NCCO parse): a refused document counts as a failure
     /// of that URL, so the fallback is asked once, with the refusal as its `reason`.
     async fn fetch_answer(
@@ -52,16 +54,26 @@ pub trait WebhookSender: Send + Sync + 'static {
         hooks: &AppHooks,
         params: &AnswerParams,
         accept: Accept<'_>,
-    ) -> Result<serde_json::Value, AnswerError>;
+    ) -> Result<Document, AnswerError>;
 
     /// Sends an action's result (an `input`'s digits, a `notify` payload) to `hook` and returns
-    /// the NCCO the application answered with, if it answered with one (a JSON array).
+    /// the document the application answered with, if it answered with one (an NCCO array or
+    /// a TwiML `<Response>`).
     async fn post_document(
         &self,
         hooks: &AppHooks,
         hook: &Webhook,
         body: serde_json::Value,
-    ) -> Result<Option<serde_json::Value>, AnswerError>;
+    ) -> Result<Option<Document>, AnswerError>;
+
+    /// Sends a TwiML callback's `params` the way Twilio does (a form for POST, the query for
+    /// GET) with the account's `AccountSid`, and returns the document answered, if any.
+    async fn post_form(
+        &self,
+        hooks: &AppHooks,
+        hook: &Webhook,
+        params: Vec<(String, String)>,
+    ) -> Result<Option<Document>, AnswerError>;
 
     /// Queues an event for `call_uuid`; events of one call are delivered in order, each retried
     /// with backoff while the application is down. Never blocks the caller.

@@ -152,6 +152,7 @@ impl Call {
             planned: target,
             failure: None,
             originating,
+            final_headers: Vec::new(),
         });
         if let Some(flow) = pinned {
             self.b_flow_ready(i, Ok(super::Resolved { flow, next_attempt: None }));
@@ -549,6 +550,9 @@ impl Call {
     fn connect_done(&mut self) {
         self.exec.connect = None;
         self.exec.step = super::executor::Step::Idle;
+        if let Some((action, first)) = self.exec.dial_action.take() {
+            return self.dialled(action, first);
+        }
         self.next_action();
     }
 

@@ -66,6 +66,10 @@ pub struct Digits {
     pub event: Option<Webhook>,
     /// The input asked for speech too: its result reports that no engine recognises it.
     pub speech: bool,
+    /// `<Gather action>`: where the digits go, Twilio's way.
+    pub twiml_action: Option<Webhook>,
+    /// `#` ended the collection.
+    pub ended_by_hash: bool,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +95,8 @@ pub struct Executor {
     pub barge_in: Option<(String, String)>,
     /// The running connect's `eventUrl`, for its machine-detection event.
     pub connect_event: Option<Webhook>,
+    /// The running connect's `<Dial action>`, and the first of its outbound legs.
+    pub dial_action: Option<(Webhook, usize)>,
     /// The leg of a `connect` to a WebSocket.
     pub websocket: Option<super::websocket::WebsocketLeg>,
     /// Legs whose endpoint is being destroyed: their final report waits for its quality.
@@ -284,6 +290,7 @@ impl Call {
                     return false;
                 }
                 self.exec.connect_event = c.event.clone();
+                self.exec.dial_action = c.twiml_action.clone().map(|w| (w, self.b.len()));
                 match self.connect_plan(&c) {
                     Ok(plan) => {
                         self.exec.step = Step::ExpectCalleeAnswer;
@@ -368,7 +375,41 @@ impl Call {
                 self.unsupported("the transfer action");
                 false
             }
+            Action::Hangup => {
+                self.hang_up_by_document(crate::ncco::Reject { code: 603 });
+                false
+            }
+            Action::Reject(reject) => {
+                self.hang_up_by_document(reject);
+                false
+            }
+            Action::Redirect(r) => {
+                self.twiml_callback(r.webhook, Vec::new());
+                false
+            }
         }
+    }
+
+    /// The region of the application's call (empty when no application answers it).
+    pub(super) fn region(&self) -> String {
+        match &self.route {
+            Route::Application { region, .. } => region.clone(),
+            Route::Forward { .. } | Route::Program { .. } => String::new(),
+        }
+    }
+
+    /// `<Hangup>` or `<Reject>`: a call not answered yet is refused with `reject`'s code (486
+    /// reads as busy); an answered one is hung up.
+    fn hang_up_by_document(&mut self, reject: crate::ncco::Reject) {
+        if !self.a_is_unanswered() {
+            return self.end_call(Outcome::Completed { by_user: false });
+        }
+        let (status, detail) = match reject.code {
+            486 => (CallStatus::Busy, "busy"),
+            _ => (CallStatus::Rejected, "rejected"),
+        };
+        let f = LegFailure::new(status, detail, reject.code, "the document rejected the call");
+        self.end_call(Outcome::Failed(f));
     }
 
     /// Where a `connect` rings, and as whom. Legs to trunks carry one of the account's numbers
@@ -563,6 +604,8 @@ impl Call {
                 submit_on_hash: false,
                 event: i.event.clone(),
                 speech,
+                twiml_action: None,
+                ended_by_hash: false,
             });
             self.input_done(false);
             return false;
@@ -573,6 +616,8 @@ impl Call {
             submit_on_hash: dtmf.submit_on_hash,
             event: i.event.clone(),
             speech,
+            twiml_action: i.twiml_action.clone(),
+            ended_by_hash: false,
         });
         self.cx.timers.set(TimerKey::Action, self.cx.now.at + Duration::from_secs(dtmf.time_out.into()));
         false
@@ -713,6 +758,7 @@ impl Call {
         }
         let Step::ExpectDigits(d) = &mut self.exec.step else { return };
         if digit == '#' && d.submit_on_hash {
+            d.ended_by_hash = true;
             return self.input_done(false);
         }
         d.collected.push(digit);
@@ -724,6 +770,9 @@ impl Call {
     fn input_done(&mut self, timed_out: bool) {
         let Step::ExpectDigits(d) = std::mem::replace(&mut self.exec.step, Step::ExpectPostReply) else { return };
         self.cx.timers.cancel(TimerKey::Action);
+        if let Some(action) = d.twiml_action {
+            return self.gathered(action, d.collected, d.ended_by_hash);
+        }
         let event = crate::events::InputEvent {
             uuid: self.uuid.clone(),
             conversation_uuid: self.conversation_uuid.clone(),

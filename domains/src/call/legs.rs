@@ -248,6 +248,8 @@ pub struct Outbound {
     pub failure: Option<super::outcome::LegFailure>,
     /// Placed to reach an originated call's party (its uuid is the call's).
     pub originating: bool,
+    /// The `X-` headers of the final response to the INVITE (`DialSipHeader_*` of TwiML).
+    pub final_headers: Vec<(String, String)>,
 }
 
 impl Outbound {

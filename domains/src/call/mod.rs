@@ -39,6 +39,7 @@ mod refer;
 mod sip_in;
 pub mod timers;
 mod transfer;
+mod twiml;
 pub mod txn;
 mod websocket;
 mod whisper;
@@ -213,6 +214,10 @@ pub enum DocumentRequest {
     /// `body` posted to an action's `eventUrl`, or to the application's event_url when
     /// `None`; an NCCO in the reply replaces the rest of the program.
     Post { webhook: Option<Webhook>, body: serde_json::Value },
+    /// A TwiML callback (`<Gather action>`, `<Dial action>`, `<Redirect>`): `params` sent as
+    /// Twilio sends them (a form for POST, the query for GET); a document in the reply
+    /// replaces the program.
+    Form { webhook: Webhook, params: Vec<(String, String)> },
 }
 
 pub enum Input {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::executor::Step;
 use super::legs::{Inbound, UacState};
 use super::timers::{TimerKey, Timers};
-use super::{Call, CallContext, Cx, DocumentPurpose, DocumentRequest, Key, LegRef, Op, Output, RecordUpdate, Route};
+use super::{Call, CallContext, Cx, DocumentPurpose, DocumentRequest, Key, LegRef, Op, Output, RecordUpdate};
 use super::{executor, ids::Ids, legs, outcome};
 use crate::events::{CallStatus, Direction};
 use crate::media::Command;
@@ -170,11 +170,7 @@ impl Call {
                 self.next_action();
             }
             None => {
-                let region = match &self.route {
-                    Route::Application { region, .. } => region.clone(),
-                    Route::Forward { .. } | Route::Program { .. } => String::new(),
-                };
-                let params = self.answer_params(&region);
+                let params = self.answer_params(&self.region());
                 self.exec.step = Step::ExpectDocument;
                 self.answer_url_started = Some(self.cx.now.at);
                 self.cx.fetch(DocumentPurpose::AnswerUrl, DocumentRequest::Answer { params });

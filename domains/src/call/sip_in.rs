@@ -200,6 +200,7 @@ impl Call {
                 self.callee_progress(i, code, msg.body);
             }
             200..=299 => {
+                b.final_headers = x_headers(&msg);
                 b.leg.dialog.learn_from_response(&msg);
                 let cseq = b.invite.as_ref().and_then(SipMessage::cseq).map_or(1, |c| c.0);
                 let ack = b.leg.dialog.request_with_cseq(&self.cx.local, Method::Ack, cseq, &self.cx.ids.branch());
@@ -228,6 +229,7 @@ impl Call {
                     return;
                 }
                 let Some(b) = self.b.get_mut(i) else { return };
+                b.final_headers = x_headers(&msg);
                 // Timer D: retransmissions of the failure get the ACK again for a while.
                 b.state = UacState::ExpectFailureRetransmissions;
                 let linger = if b.leg.dialog.flow.is_reliable() { Duration::ZERO } else { TIMEOUT_64_T1 };
@@ -760,4 +762,9 @@ fn info_digit(msg: &SipMessage) -> Option<char> {
         (Some(c), None) if c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D') => Some(c),
         _ => None,
     }
+}
+
+/// A message's custom (`X-`) headers, as received.
+fn x_headers(msg: &SipMessage) -> Vec<(String, String)> {
+    msg.headers.iter().filter(|(name, _)| crate::ncco::endpoint::is_custom_header(name)).cloned().collect()
 }

@@ -19,8 +19,8 @@ use serde_json::Value;
 use crate::problem::{InvalidParameter, Problems};
 
 pub use action::{
-    Connect, Conversation, DtmfSettings, Input, InputMode, Notify, Record, RecordFormat, SpeechSettings, Stream, Talk,
-    Transfer, Wait,
+    Connect, Conversation, DtmfSettings, Input, InputMode, Notify, Record, RecordFormat, Redirect, Reject,
+    SpeechSettings, Stream, Talk, Transfer, Wait,
 };
 pub use common::{
     AdvancedMachineDetection, AmdMode, AudioControls, HttpMethod, MachineDetection, Provider, Transcription, Webhook,
@@ -46,6 +46,10 @@ pub enum Action {
     Notify(Notify),
     Wait(Wait),
     Transfer(Transfer),
+    /// From TwiML/cXML documents only (`crate::twiml`).
+    Hangup,
+    Reject(Reject),
+    Redirect(Redirect),
 }
 
 /// The values of `action`, in the order they are listed in refusals.
@@ -65,6 +69,9 @@ impl Action {
             Action::Notify(_) => "notify",
             Action::Wait(_) => "wait",
             Action::Transfer(_) => "transfer",
+            Action::Hangup => "hangup",
+            Action::Reject(_) => "reject",
+            Action::Redirect(_) => "redirect",
         }
     }
 

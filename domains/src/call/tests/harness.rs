@@ -86,6 +86,8 @@ pub struct CallHarness {
     pub records: Vec<RecordUpdate>,
     pub media_log: Vec<Command>,
     pub posts: Vec<Value>,
+    /// TwiML callbacks sent: URL and parameters.
+    pub forms: Vec<(String, Vec<(String, String)>)>,
     /// The NCCO answer_url returns, and after how long.
     pub answer: Value,
     pub answer_delay: Duration,
@@ -155,6 +157,7 @@ impl CallHarness {
             records: Vec::new(),
             media_log: Vec::new(),
             posts: Vec::new(),
+            forms: Vec::new(),
             answer,
             answer_delay: Duration::from_millis(50),
             post_replies: VecDeque::new(),
@@ -306,9 +309,11 @@ impl CallHarness {
                 }
                 DocumentRequest::Post { body, .. } => {
                     self.posts.push(body);
-                    let reply = self.post_replies.pop_front().flatten();
-                    let result = Ok(reply.map(|v| Ncco::parse(&v).unwrap()));
-                    self.schedule(Duration::from_millis(20), Input::Document { op, result });
+                    self.reply_to_post(op);
+                }
+                DocumentRequest::Form { webhook, params } => {
+                    self.forms.push((webhook.url.to_string(), params));
+                    self.reply_to_post(op);
                 }
             },
             Output::Event(ev) => self.events.push(ev),
@@ -318,6 +323,13 @@ impl CallHarness {
             Output::Dialled { added, .. } => self.dialled.push(added),
             Output::Unmatched { .. } => {}
         }
+    }
+
+    /// The next of `post_replies` answers a webhook post.
+    fn reply_to_post(&mut self, op: crate::call::OpId) {
+        let reply = self.post_replies.pop_front().flatten();
+        let result = Ok(reply.map(|v| Ncco::parse(&v).unwrap()));
+        self.schedule(Duration::from_millis(20), Input::Document { op, result });
     }
 
     fn media_reply(&mut self, command: &Command) -> Result<Reply, MediaFailure> {

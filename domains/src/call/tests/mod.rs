@@ -1,3 +1,4 @@
 mod harness;
 mod originated;
 mod scenarios;
+mod twiml;

@@ -32,6 +32,9 @@ pub struct Connect {
     pub event: Option<Webhook>,
     /// Played to the caller (looped) until the callee answers.
     pub ringback_tone: Option<Url>,
+    /// `<Dial action>` (TwiML only): when the dial ends, its outcome goes there form-encoded
+    /// (`DialCallStatus`, `DialSipCallId`, …) and the document answered replaces the rest.
+    pub twiml_action: Option<Webhook>,
 }
 
 impl Connect {
@@ -79,6 +82,7 @@ impl Connect {
             ringback_tone: f.opt("ringbackTone", fields::url(HTTP)),
             endpoint: endpoint?,
             forks,
+            twiml_action: None,
         })
     }
 

@@ -14,6 +14,10 @@ pub struct Input {
     pub speech: Option<SpeechSettings>,
     pub mode: InputMode,
     pub event: Option<Webhook>,
+    /// `<Gather action>` (TwiML only): the digits go there form-encoded as Twilio's `Digits`
+    /// and its document replaces the rest; with no digits nothing is sent and the document
+    /// goes on.
+    pub twiml_action: Option<Webhook>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,6 +117,7 @@ impl Input {
             speech: kinds.contains(&SPEECH).then_some(speech),
             mode,
             event,
+            twiml_action: None,
         })
     }
 }
@@ -169,7 +174,13 @@ mod tests {
         let i = input(r#"[{"action":"input","type":["dtmf"]}]"#);
         assert_eq!(
             i,
-            Input { dtmf: Some(DtmfSettings::default()), speech: None, mode: InputMode::Synchronous, event: None }
+            Input {
+                dtmf: Some(DtmfSettings::default()),
+                speech: None,
+                mode: InputMode::Synchronous,
+                event: None,
+                twiml_action: None
+            }
         );
         assert_eq!((DtmfSettings::default().time_out, DtmfSettings::default().max_digits), (3, 4));
     }

@@ -2,6 +2,7 @@
 //! reads its object through [`super::fields::Fields`] so every problem carries a pointer.
 
 mod connect;
+mod control;
 mod conversation;
 mod input;
 mod notify;
@@ -12,6 +13,7 @@ mod transfer;
 mod wait;
 
 pub use connect::Connect;
+pub use control::{Redirect, Reject};
 pub use conversation::Conversation;
 pub use input::{DtmfSettings, Input, InputMode, SpeechSettings};
 pub use notify::Notify;

@@ -14,7 +14,7 @@ use crate::problem::{InvalidParameter, Problems};
 
 pub use app::App;
 pub use phone::{OnAnswer, Phone};
-pub use sip::{Sip, SipTarget, SipTransport, SipUriTarget};
+pub use sip::{Sip, SipTarget, SipTransport, SipUriTarget, is_custom_header};
 pub use vbc::Vbc;
 pub use websocket::{Websocket, WebsocketAuthorization};
 

@@ -132,6 +132,11 @@ fn header_name(name: &str) -> Result<(), String> {
 }
 
 /// What follows an `X-`/`x-` prefix, if `name` has one.
+/// A custom header's name: `X-` and something after it.
+pub fn is_custom_header(name: &str) -> bool {
+    strip_custom_prefix(name).is_some_and(|rest| !rest.is_empty())
+}
+
 fn strip_custom_prefix(name: &str) -> Option<&str> {
     let (prefix, rest) = name.split_at_checked(CUSTOM_HEADER_PREFIX.len())?;
     prefix.eq_ignore_ascii_case(CUSTOM_HEADER_PREFIX).then_some(rest)

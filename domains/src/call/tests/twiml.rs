@@ -1,0 +1,65 @@
+//! TwiML documents run by the call core, on a virtual clock: `<Dial action>` reports the
+//! dial's outcome Twilio's way, `<Gather>` with no digit goes on to the next verb, and
+//! `<Hangup>`/`<Reject>` refuse an unanswered caller with their codes.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::harness::*;
+use crate::call::Route;
+use crate::sip::Method;
+
+const S: Duration = Duration::from_secs(1);
+
+fn run(xml: &str, callees: Vec<Callee>) -> CallHarness {
+    let ncco = crate::twiml::parse(xml).unwrap();
+    let route = Route::Program { ncco, application_id: Some("twiml-app".into()) };
+    let mut h = CallHarness::with(json!([]), callees, invite("twiml@caller", ""), route);
+    h.drive_until(10 * S);
+    h
+}
+
+fn field<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn dial_action_gets_the_outcome_and_the_verbs_after_the_dial_never_run() {
+    let xml = format!(
+        r#"<Response><Dial action="https://app.example/after"><Sip>sip:bob@{CALLEE}</Sip></Dial>
+           <Say>Never said.</Say></Response>"#
+    );
+    let h = run(&xml, vec![Callee::Rejects { code: 486, after: Duration::from_millis(200) }]);
+    let invite = h.requests_to(&callee_flow(), Method::Invite).first().map(|s| s.msg.clone()).expect("INVITE");
+    assert_eq!(h.forms.len(), 1, "{:?}", h.forms);
+    let (url, params) = &h.forms[0];
+    assert_eq!(url, "https://app.example/after");
+    assert_eq!(field(params, "DialCallStatus"), Some("busy"));
+    assert_eq!(field(params, "DialSipResponseCode"), Some("486"));
+    assert_eq!(field(params, "DialSipCallId"), Some(invite.call_id()));
+    assert_eq!(field(params, "CallStatus"), Some("ringing"), "the caller was never answered");
+    assert!(!h.media_commands().contains(&"play"), "the <Say> after the <Dial> did not run");
+    assert_eq!(h.caller_codes().last(), Some(&486), "the action answered nothing: the call ends as the dial did");
+}
+
+#[test]
+fn gather_without_digits_goes_on_with_the_next_verb() {
+    let h = run(
+        r#"<Response><Gather action="https://app.example/g" timeout="1"><Say>Code?</Say></Gather>
+           <Reject reason="busy"/></Response>"#,
+        vec![],
+    );
+    assert!(h.forms.is_empty(), "no digit, no request: {:?}", h.forms);
+    assert!(
+        h.statuses(crate::events::Direction::Inbound).contains(&"completed"),
+        "answered by the prompt, then hung up"
+    );
+}
+
+#[test]
+fn hangup_and_reject_refuse_an_unanswered_caller() {
+    assert_eq!(run("<Response><Hangup/></Response>", vec![]).caller_codes().last(), Some(&603));
+    assert_eq!(run(r#"<Response><Reject reason="busy"/></Response>"#, vec![]).caller_codes().last(), Some(&486));
+    assert_eq!(run("<Response><Reject/></Response>", vec![]).caller_codes().last(), Some(&404));
+}

@@ -1,0 +1,107 @@
+//! The TwiML callbacks of a call: `<Gather action>`, `<Dial action>` and `<Redirect>` send
+//! Twilio's request parameters (`CallSid`, `From`, `To`, `CallStatus`, `Direction`,
+//! `ApiVersion`, `SipCallId` and `SipHeader_X-*` of an inbound SIP call) with the verb's own,
+//! and the document they answer replaces the rest of the program: in TwiML the verbs after
+//! them are never reached.
+
+use super::executor::Step;
+use super::{Call, DocumentPurpose, DocumentRequest};
+use crate::events::{CallStatus, Direction};
+use crate::ncco::common::Webhook;
+
+/// The `ApiVersion` parameter Twilio's callbacks carry.
+pub const API_VERSION: &str = "2010-04-01";
+
+type Params = Vec<(String, String)>;
+
+fn param(name: &str, value: impl Into<String>) -> (String, String) {
+    (name.to_owned(), value.into())
+}
+
+impl Call {
+    /// Twilio's standard request parameters of the call.
+    pub(super) fn twiml_params(&self) -> Params {
+        let a = self.caller_leg();
+        let status = if self.a_is_unanswered() { "ringing" } else { "in-progress" };
+        let direction = match self.a_direction() {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound-api",
+        };
+        let mut params = vec![
+            param("CallSid", a.uuid.clone()),
+            param("From", a.from.clone()),
+            param("To", a.to.clone()),
+            param("CallStatus", status),
+            param("Direction", direction),
+            param("ApiVersion", API_VERSION),
+        ];
+        if self.originated.is_none() {
+            params.push(param("SipCallId", a.dialog.call_id.clone()));
+            for (name, value) in &self.a.invite.headers {
+                if crate::ncco::endpoint::is_custom_header(name) {
+                    params.push((format!("SipHeader_{name}"), value.clone()));
+                }
+            }
+        }
+        params
+    }
+
+    /// Sends the call's parameters and `extra` to `webhook`; the document it answers runs
+    /// instead of the rest of this one.
+    pub(super) fn twiml_callback(&mut self, webhook: Webhook, extra: Params) {
+        self.exec.program.clear();
+        let mut params = self.twiml_params();
+        params.extend(extra);
+        self.exec.step = Step::ExpectPostReply;
+        self.cx.fetch(DocumentPurpose::Continue, DocumentRequest::Form { webhook, params });
+    }
+
+    /// `<Gather action>` is over: the digits go to `action`; none came, the document goes on.
+    pub(super) fn gathered(&mut self, action: Webhook, digits: String, ended_by_hash: bool) {
+        if digits.is_empty() {
+            self.exec.step = Step::Idle;
+            return self.next_action();
+        }
+        let key = if ended_by_hash { "#" } else { "" };
+        self.twiml_callback(action, vec![param("Digits", digits), param("FinishedOnKey", key)]);
+    }
+
+    /// A `<Dial action>` is over: its outcome goes to `action` (legs from `first` on are the
+    /// dial's): the answered leg, else the last one tried.
+    pub(super) fn dialled(&mut self, action: Webhook, first: usize) {
+        let legs = self.b.get(first..).unwrap_or_default();
+        let leg = legs.iter().find(|b| b.leg.answered_at.is_some()).or_else(|| legs.last());
+        let Some(b) = leg else {
+            return self.twiml_callback(action, vec![param("DialCallStatus", "failed")]);
+        };
+        let (status, code) = match (&b.leg.answered_at, &b.failure) {
+            (Some(_), _) => ("completed", Some(200)),
+            (None, Some(f)) => {
+                let status = match f.status {
+                    CallStatus::Busy => "busy",
+                    CallStatus::Timeout | CallStatus::Unanswered => "no-answer",
+                    CallStatus::Cancelled => "canceled",
+                    _ => "failed",
+                };
+                (status, f.sip_code)
+            }
+            (None, None) => ("failed", None),
+        };
+        let mut extra = vec![
+            param("DialCallStatus", status),
+            param("DialCallSid", b.leg.uuid.clone()),
+            param("DialSipCallId", b.leg.dialog.call_id.clone()),
+        ];
+        if let Some(code) = code {
+            extra.push(param("DialSipResponseCode", code.to_string()));
+        }
+        if let Some(answered) = b.leg.answered_at {
+            let secs = (self.cx.now.utc - answered).num_seconds().max(0);
+            extra.push(param("DialCallDuration", secs.to_string()));
+        }
+        for (name, value) in &b.final_headers {
+            extra.push((format!("DialSipHeader_{name}"), value.clone()));
+        }
+        self.twiml_callback(action, extra);
+    }
+}

@@ -1,0 +1,160 @@
+//! `<Dial>` and its nouns: `<Sip>` (up to ten, rung in parallel, first answer wins, never
+//! mixed with other nouns) and `<Number>` (or a bare number as the text), into one NCCO
+//! `connect`. A `<Sip>` URI carries its headers after `?` (`?x-name=value&x-other=w`,
+//! percent-encoded, `&amp;` in the XML): `X-` headers, and `User-to-User` (also written
+//! `X-User-to-User`), under 1024 characters in all, as Twilio's rules go.
+
+use serde_json::{Map, Value, json};
+
+use super::{Verb, put};
+use crate::ncco::Action;
+use crate::ncco::action::Connect;
+
+/// Twilio's default ringing time, in seconds.
+const DEFAULT_TIMEOUT: u64 = 30;
+/// The longest header part of a `<Sip>` URI (Twilio warning 21227).
+const MAX_HEADER_PART: usize = 1024;
+const USER_TO_USER: &str = "User-to-User";
+
+pub(super) fn dial(v: &mut Verb) -> Option<Action> {
+    v.attributes(
+        &["timeout", "callerId", "timeLimit", "action", "method"],
+        &[
+            ("record", "do-not-record"),
+            ("hangupOnStar", "false"),
+            ("answerOnBridge", "false"),
+            ("sequential", "false"),
+            ("ringTone", ""),
+            ("trim", "do-not-trim"),
+            ("recordingStatusCallback", ""),
+            ("recordingStatusCallbackMethod", "POST"),
+            ("recordingStatusCallbackEvent", ""),
+            ("recordingTrack", "both"),
+            ("referUrl", ""),
+            ("referMethod", "POST"),
+        ],
+    );
+    let endpoints = endpoints(v)?;
+    let mut connect = json!({"action": "connect", "endpoint": endpoints,
+                             "timeout": v.uint("timeout").unwrap_or(DEFAULT_TIMEOUT)});
+    if let Some(limit) = v.uint("timeLimit") {
+        // Twilio's default and ceiling are 4 h; a call here lasts at most the NCCO's 2 h.
+        put(&mut connect, "limit", json!(limit.min(u64::from(Connect::MAX_LIMIT))));
+    }
+    if let Some(caller_id) = v.e.attr("callerId") {
+        put(&mut connect, "from", json!(caller_id.trim_start_matches('+')));
+    }
+    let action = v.webhook("action", "method");
+    match v.action(&connect)? {
+        Action::Connect(mut c) => {
+            c.twiml_action = action;
+            Some(Action::Connect(c))
+        }
+        other => Some(other),
+    }
+}
+
+/// The NCCO endpoints of the nouns (or of the number that is the text).
+fn endpoints(v: &mut Verb) -> Option<Vec<Value>> {
+    let nouns = &v.e.children;
+    if nouns.is_empty() {
+        let number = v.required_text("a number or nouns")?;
+        return Some(vec![json!({"type": "phone", "number": number.trim_start_matches('+')})]);
+    }
+    if !v.e.text.trim().is_empty() {
+        v.report(None, "<Dial> takes either a number as its text or nouns, not both");
+    }
+    let sips = nouns.iter().filter(|n| n.name == "Sip").count();
+    if sips > 0 && sips < nouns.len() {
+        v.report(None, "<Sip> cannot be mixed with other nouns in one <Dial>");
+        return None;
+    }
+    if sips > Connect::MAX_PARALLEL {
+        v.report(None, format!("at most {} <Sip> nouns ring at once", Connect::MAX_PARALLEL));
+        return None;
+    }
+    let mut out = Vec::with_capacity(nouns.len());
+    for (i, noun) in nouns.iter().enumerate() {
+        let mut n = Verb { e: noun, at: format!("{}/{}[{}]", v.at, noun.name, i + 1), p: &mut *v.p };
+        match noun.name.as_str() {
+            "Sip" => out.extend(sip(&mut n)),
+            "Number" => out.extend(number(&mut n)),
+            "Client" | "Conference" | "Queue" | "Sim" | "Application" | "WhatsApp" => {
+                n.report(None, format!("<{}> is not supported by voxbridge yet", noun.name));
+            }
+            other => n.report(None, format!("unknown noun <{other}> in <Dial>")),
+        }
+    }
+    if out.len() > 1 && sips == 0 {
+        v.report(None, "several <Number> nouns at once are not supported by voxbridge yet");
+        return None;
+    }
+    Some(out)
+}
+
+/// Callback attributes of the nouns that voxbridge does not carry out yet.
+const NOUN_CALLBACKS: [(&str, &str); 5] = [
+    ("url", ""),
+    ("method", "POST"),
+    ("statusCallback", ""),
+    ("statusCallbackEvent", ""),
+    ("statusCallbackMethod", "POST"),
+];
+
+fn number(n: &mut Verb) -> Option<Value> {
+    let mut unbuilt = NOUN_CALLBACKS.to_vec();
+    unbuilt.push(("byoc", ""));
+    n.attributes(&["sendDigits"], &unbuilt);
+    n.no_children();
+    let number = n.required_text("the number")?;
+    let mut phone = json!({"type": "phone", "number": number.trim_start_matches('+')});
+    if let Some(digits) = n.e.attr("sendDigits") {
+        // Twilio's `w` (a half-second wait) is NCCO's `p`.
+        put(&mut phone, "dtmfAnswer", json!(digits.replace(['w', 'W'], "p")));
+    }
+    Some(phone)
+}
+
+fn sip(n: &mut Verb) -> Option<Value> {
+    let mut unbuilt = NOUN_CALLBACKS.to_vec();
+    unbuilt.extend([
+        ("username", ""),
+        ("password", ""),
+        ("codecs", ""),
+        ("sessionTimeout", ""),
+        ("machineDetection", ""),
+        ("amdStatusCallback", ""),
+    ]);
+    n.attributes(&[], &unbuilt);
+    n.no_children();
+    let text = n.required_text("the SIP URI")?;
+    let (uri, headers) = text.split_once('?').unwrap_or((text.as_str(), ""));
+    let mut endpoint = json!({"type": "sip", "uri": uri});
+    if headers.len() >= MAX_HEADER_PART {
+        n.report(None, format!("the headers after '?' must be under {MAX_HEADER_PART} characters"));
+        return None;
+    }
+    let (mut custom, mut standard) = (Map::new(), Map::new());
+    for pair in headers.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = (decode(name), decode(value));
+        if name.eq_ignore_ascii_case(USER_TO_USER) || name.eq_ignore_ascii_case("X-User-to-User") {
+            standard.insert(USER_TO_USER.into(), json!(value));
+        } else if crate::ncco::endpoint::is_custom_header(&name) {
+            custom.insert(name, json!(value));
+        } else {
+            n.report(None, format!("header '{name}': only X- headers and User-to-User may be set in the URI"));
+        }
+    }
+    if !custom.is_empty() {
+        put(&mut endpoint, "headers", Value::Object(custom));
+    }
+    if !standard.is_empty() {
+        put(&mut endpoint, "standardHeaders", Value::Object(standard));
+    }
+    Some(endpoint)
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}

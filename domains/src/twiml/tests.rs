@@ -1,0 +1,169 @@
+use super::*;
+use crate::ncco::endpoint::{Endpoint, SipTarget};
+
+fn names_of(xml: &str) -> Vec<String> {
+    parse(xml).unwrap_err().into_iter().map(|p| format!("{}: {}", p.name, p.reason)).collect()
+}
+
+fn connect(xml: &str) -> crate::ncco::Connect {
+    match parse(xml).unwrap().0.pop() {
+        Some(Action::Connect(c)) => c,
+        other => panic!("expected connect, got {other:?}"),
+    }
+}
+
+#[test]
+fn say_play_pause_hangup_in_order() {
+    let ncco = parse(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+        <Response>
+          <Say voice="woman" language="en-GB" loop="2">Hello &amp; welcome</Say>
+          <Play loop="0">https://example.com/hold.wav</Play>
+          <Pause length="3"/>
+          <Hangup/>
+        </Response>"#,
+    )
+    .unwrap();
+    let names: Vec<&str> = ncco.0.iter().map(Action::name).collect();
+    assert_eq!(names, ["talk", "stream", "wait", "hangup"]);
+    let Action::Talk(t) = &ncco.0[0] else { unreachable!() };
+    assert_eq!((t.text.as_str(), t.language.as_str(), t.loop_count), ("Hello & welcome", "en-GB", 2));
+    let Action::Stream(s) = &ncco.0[1] else { unreachable!() };
+    assert_eq!((s.stream_url.as_str(), s.loop_count), ("https://example.com/hold.wav", 0));
+    let Action::Wait(w) = &ncco.0[2] else { unreachable!() };
+    assert_eq!(w.timeout, 3.0);
+}
+
+#[test]
+fn dial_sip_with_uri_headers_uui_and_transport() {
+    let c = connect(
+        r#"<Response><Dial timeout="10" callerId="+14155550100" timeLimit="60">
+             <Sip>sip:bob@pbx.example.com;transport=tcp?x-account=42&amp;X-Note=a%20b&amp;User-to-User=56a390f3d2b7310023a2;encoding=hex</Sip>
+           </Dial></Response>"#,
+    );
+    assert_eq!((c.timeout, c.limit), (10, 60));
+    assert_eq!(c.from.as_ref().map(ToString::to_string).as_deref(), Some("14155550100"));
+    let Endpoint::Sip(sip) = &c.endpoint else { panic!("{:?}", c.endpoint) };
+    let SipTarget::Uri(uri) = &sip.target else { panic!() };
+    assert_eq!(uri.uri, "sip:bob@pbx.example.com;transport=tcp");
+    let headers = sip.sip_headers();
+    for header in [("x-account", "42"), ("X-Note", "a b"), ("User-to-User", "56a390f3d2b7310023a2;encoding=hex")] {
+        assert!(headers.contains(&(header.0.to_owned(), header.1.to_owned())), "{header:?} in {headers:?}");
+    }
+    assert_eq!(headers.len(), 3);
+    let uui = connect("<Response><Dial><Sip>sip:b@h?X-User-to-User=abc</Sip></Dial></Response>");
+    let Endpoint::Sip(sip) = &uui.endpoint else { panic!() };
+    assert_eq!(sip.user_to_user.as_deref(), Some("abc"), "X-User-to-User is the UUI too");
+}
+
+#[test]
+fn ten_sip_nouns_ring_together_and_defaults_hold() {
+    let nouns: String = (0..10).map(|i| format!("<Sip>sip:agent{i}@10.0.0.{i}</Sip>")).collect();
+    let c = connect(&format!("<Response><Dial>{nouns}</Dial></Response>"));
+    assert_eq!(c.forks.len(), 9);
+    assert_eq!((c.timeout, c.limit), (30, 7200), "Twilio's 30 s ringing; 4 h capped to the 2 h limit");
+    let eleven: String = (0..11).map(|i| format!("<Sip>sip:agent{i}@10.0.0.{i}</Sip>")).collect();
+    assert!(names_of(&format!("<Response><Dial>{eleven}</Dial></Response>"))[0].contains("at most 10"));
+}
+
+#[test]
+fn dial_numbers() {
+    let c = connect(r#"<Response><Dial><Number sendDigits="ww1234">+447700900000</Number></Dial></Response>"#);
+    let Endpoint::Phone(p) = &c.endpoint else { panic!() };
+    assert_eq!((p.number.to_string().as_str(), p.dtmf_answer.as_deref()), ("447700900000", Some("pp1234")));
+    let bare = connect("<Response><Dial>447700900001</Dial></Response>");
+    assert!(matches!(bare.endpoint, Endpoint::Phone(_)));
+}
+
+#[test]
+fn reject_and_redirect() {
+    let ncco = parse(
+        r#"<Response><Reject reason="busy"/><Reject/><Redirect method="GET">https://app.example/next</Redirect></Response>"#,
+    )
+    .unwrap();
+    assert_eq!(ncco.0[0], Action::Reject(Reject { code: 486 }));
+    assert_eq!(ncco.0[1], Action::Reject(Reject::REJECTED));
+    let Action::Redirect(r) = &ncco.0[2] else { panic!() };
+    assert_eq!((r.webhook.url.as_str(), r.webhook.method), ("https://app.example/next", HttpMethod::Get));
+}
+
+#[test]
+fn every_problem_is_named_by_its_element() {
+    let problems = names_of(
+        r#"<Response>
+             <Say voice="robot"></Say>
+             <Dance/>
+             <Dial><Sip>sip:a@b</Sip><Number>14155550100</Number></Dial>
+             <Dial hangupOnStar="true" colour="red"><Sip username="u">sip:a@b?Contact=x</Sip></Dial>
+             <Reject reason="maybe"/>
+             <Pause length="soon"/>
+             <Dial><Sip>http://not-sip</Sip></Dial>
+             <Play digits="1234">https://x/y.wav</Play>
+             <Hangup>now</Hangup>
+           </Response>"#,
+    );
+    let expect = [
+        "Response/Say[1]@voice: unknown voice 'robot'",
+        "Response/Say[1]: <Say> needs the words to say as its text",
+        "Response/Dance[2]: unknown verb <Dance>",
+        "Response/Dial[3]: <Sip> cannot be mixed",
+        "Response/Dial[4]@hangupOnStar: hangupOnStar=\"true\" is not supported by voxbridge yet",
+        "Response/Dial[4]@colour: unknown attribute of <Dial>",
+        "Response/Dial[4]/Sip[1]@username: username=\"u\" is not supported",
+        "Response/Dial[4]/Sip[1]: header 'Contact': only X- headers and User-to-User",
+        "Response/Reject[5]@reason: must be busy or rejected",
+        "Response/Pause[6]@length: must be a whole number",
+        "Response/Dial[7]/endpoint/0/uri: must be a SIP URI",
+        "Response/Play[8]@digits: digits=\"1234\" is not supported",
+        "Response/Hangup[9]: <Hangup> takes no text",
+    ];
+    for e in expect {
+        assert!(problems.iter().any(|p| p.starts_with(e)), "missing {e} in {problems:#?}");
+    }
+    assert!(names_of("<Say>hi</Say>")[0].contains("must be <Response>"));
+    assert!(names_of("<Response><Say>hi</Response>")[0].contains("malformed XML"));
+    let long = "x".repeat(1030);
+    assert!(names_of(&format!("<Response><Dial><Sip>sip:a@b?x-a={long}</Sip></Dial></Response>"))[0].contains("1024"));
+}
+
+#[test]
+fn gather_prompts_then_collects_and_the_last_prompt_barges_in() {
+    let ncco = parse(
+        r#"<Response>
+             <Gather numDigits="4" timeout="7" action="https://app.example/pin" method="POST">
+               <Say>Welcome.</Say><Play>https://app.example/enter-pin.wav</Play>
+             </Gather>
+             <Say>We did not hear you.</Say>
+           </Response>"#,
+    )
+    .unwrap();
+    let names: Vec<&str> = ncco.0.iter().map(Action::name).collect();
+    assert_eq!(names, ["talk", "stream", "input", "talk"]);
+    assert!(ncco.0[0].is_blocking() && !ncco.0[1].is_blocking(), "the last prompt stops at the first digit");
+    let Action::Input(i) = &ncco.0[2] else { unreachable!() };
+    let dtmf = i.dtmf.unwrap();
+    assert_eq!((dtmf.max_digits, dtmf.time_out, dtmf.submit_on_hash), (4, 7, true));
+    assert_eq!(i.twiml_action.as_ref().map(|w| w.url.as_str()), Some("https://app.example/pin"));
+    let problems = names_of(r#"<Response><Gather input="speech" finishOnKey="*"><Dial>1</Dial></Gather></Response>"#);
+    for e in [
+        "Response/Gather[1]@input: speech input needs a speech recogniser",
+        "Response/Gather[1]@finishOnKey: only '#' or ''",
+        "Response/Gather[1]/Dial[1]: <Gather> can contain <Say>, <Play> and <Pause>, not <Dial>",
+        "Response/Gather[1]@action: is required by voxbridge",
+    ] {
+        assert!(problems.iter().any(|p| p.starts_with(e)), "missing {e} in {problems:#?}");
+    }
+}
+
+#[test]
+fn dial_action_is_kept_for_the_end_of_the_dial() {
+    let c = connect(
+        r#"<Response><Dial action="https://app.example/after" method="GET"><Sip>sip:a@b</Sip></Dial></Response>"#,
+    );
+    let action = c.twiml_action.unwrap();
+    assert_eq!((action.url.as_str(), action.method), ("https://app.example/after", HttpMethod::Get));
+    assert!(
+        names_of(r#"<Response><Dial action="ftp://x"><Sip>sip:a@b</Sip></Dial></Response>"#)[0]
+            .starts_with("Response/Dial[1]@action: must be a URL")
+    );
+}

@@ -1,0 +1,58 @@
+"""TwiML documents built with the official `twilio` helper library (VoiceResponse), as a
+Twilio app would answer its voice URL with them; printed as `STEP name "<xml>"` lines for
+tests/tests/twiml.rs to serve from the fake application's answer_url.
+
+    python twiml_documents.py FAR_END_PORT APP_BASE_URL
+"""
+
+import json
+import sys
+
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
+
+
+def step(name, response):
+    print("STEP " + name + " " + json.dumps(str(response)), flush=True)
+
+
+port, app = sys.argv[1], sys.argv[2]
+
+# <Say> then <Dial><Sip> with custom headers and UUI in the URI, a caller ID and a timeout.
+dial_sip = VoiceResponse()
+dial_sip.say("Connecting you.", voice="woman", language="en-US")
+dial = Dial(timeout=10, caller_id="+14155550100", time_limit=5)
+dial.sip(
+    "sip:bob@127.0.0.1:%s?x-account=42&X-Note=a%%20b&User-to-User=56a390f3d2b7310023a2;encoding=hex" % port
+)
+dial_sip.append(dial)
+step("dial_sip", dial_sip)
+
+busy = VoiceResponse()
+busy.reject(reason="busy")
+step("reject_busy", busy)
+
+# <Gather> with a nested prompt: the digits go to its action; the verb after it runs only
+# when no digit came.
+gather = VoiceResponse()
+prompt = Gather(num_digits=3, timeout=10, action=app + "/gathered", method="POST")
+prompt.say("Enter your three digit code.")
+gather.append(prompt)
+gather.say("We did not hear you.")
+step("gather", gather)
+
+thanks = VoiceResponse()
+thanks.say("Thank you.")
+thanks.hangup()
+step("thanks", thanks)
+
+# <Dial action>: the far end's outcome (here 486 with an X- header) goes to the action.
+dial_action = VoiceResponse()
+dialled = Dial(action=app + "/dialled", timeout=10)
+dialled.sip("sip:busy@127.0.0.1:%s" % port)
+dial_action.append(dialled)
+dial_action.say("Never reached: the action's document replaces this one.")
+step("dial_action", dial_action)
+
+hang_up = VoiceResponse()
+hang_up.hangup()
+step("hang_up", hang_up)

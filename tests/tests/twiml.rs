@@ -1,0 +1,150 @@
+//! TwiML answer documents, built by the official `twilio` helper library (`VoiceResponse`,
+//! `tests/python/twiml_documents.py`) and served by the application's answer_url as
+//! `application/xml`: `<Say>` then `<Dial><Sip>` reaches SIPp as the far end with the URI's
+//! `X-` headers and `User-to-User`, `<Reject reason="busy">` answers the caller 486, a
+//! document with an unknown verb fails the call with a `failed` event naming the element,
+//! `<Gather>` posts the caller's RFC 4733 digits to its action as Twilio does (a form with
+//! `Digits`, `CallSid`, `AccountSid`, …) and runs the document it answers, and `<Dial action>`
+//! gets the far end's 486 as `DialCallStatus`, `DialSipResponseCode`, `DialSipCallId` and
+//! `DialSipHeader_X-*`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use vbtest::SipEnv;
+use vbtest::python::{self, step};
+use vbtest::raw::RawSip;
+use vbtest::sipp::Sipp;
+
+const T: Duration = Duration::from_secs(30);
+
+/// The documents the twilio library builds, by name.
+async fn documents(far_end_port: u16, env: &SipEnv) -> Vec<(String, Value)> {
+    let args = [python::script("twiml_documents.py"), far_end_port.to_string(), env.app.base.clone()];
+    python::steps(&python::python(), &args, &[]).await
+}
+
+/// `xml` served at the application's `path` (`/answer`: its answer_url).
+fn serve_at(env: &SipEnv, path: &str, xml: &Value) {
+    env.app.set_file(path, "application/xml", &[], xml.as_str().expect("a document").as_bytes().to_vec());
+}
+
+fn serve(env: &SipEnv, xml: &Value) {
+    serve_at(env, "/answer", xml);
+}
+
+/// The first callback the application got at `path`, waiting for it.
+async fn callback(env: &SipEnv, path: &str) -> Option<vbtest::app::Recorded> {
+    vbtest::eventually(T, || async { env.app.events().into_iter().find(|e| e.path == path).ok_or(()) }).await.ok()
+}
+
+#[tokio::test]
+async fn a_twilio_voice_response_dials_sip_with_the_uri_headers_and_uui() {
+    let bob = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let docs = documents(bob.port, &env).await;
+    serve(&env, step(&docs, "dial_sip"));
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
+    assert!(
+        caller.success,
+        "the caller heard the Say, was bridged, then hung up: {}\n{}",
+        caller.errors, caller.messages
+    );
+    let bob = bob.finish(T).await;
+    assert!(bob.success, "{}\n{}", bob.errors, bob.messages);
+    for header in ["x-account: 42", "X-Note: a b", "User-to-User: 56a390f3d2b7310023a2;encoding=hex"] {
+        assert!(bob.messages.contains(header), "{header} reached the far end: {}", bob.messages);
+    }
+    assert!(bob.messages.contains("From: <sip:14155550100@"), "callerId: {}", bob.messages);
+    assert!(env.app.answers().len() == 1, "answer_url was asked once");
+    assert!(env.app.wait_status("outbound", "completed", T).await, "{:?}", env.app.statuses("outbound"));
+}
+
+#[tokio::test]
+async fn reject_busy_answers_486_and_an_unknown_verb_fails_the_call_with_its_path() {
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let docs = documents(9, &env).await;
+    serve(&env, step(&docs, "reject_busy"));
+    let caller = RawSip::new(&env.sip).await;
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "twiml-busy@test", 1, "", 40200);
+    caller.send(&invite).await;
+    let busy = caller.final_response(T).await.expect("answered");
+    assert_eq!(busy.status(), Some(486), "{}", busy.0);
+    caller.send(&caller.ack_for(&invite, &busy)).await;
+    assert!(env.app.wait_status("inbound", "busy", T).await, "{:?}", env.app.statuses("inbound"));
+
+    serve(&env, &Value::from("<Response><Say>hi</Say><Dance/></Response>"));
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "twiml-bad@test", 1, "", 40202);
+    caller.send(&invite).await;
+    let refused = caller.final_response(T).await.expect("answered");
+    assert_eq!(refused.status(), Some(480), "{}", refused.0);
+    caller.send(&caller.ack_for(&invite, &refused)).await;
+    assert!(env.app.wait_status("inbound", "failed", T).await, "{:?}", env.app.statuses("inbound"));
+    let failed = env.app.events().into_iter().rev().find(|e| e.body["status"] == "failed").expect("failed").body;
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("invalid TwiML: Response/Dance[2]: unknown verb <Dance>"), "{failed}");
+}
+
+#[tokio::test]
+async fn gather_posts_the_digits_to_its_action_as_twilio_does_and_runs_its_answer() {
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let docs = documents(9, &env).await;
+    serve(&env, step(&docs, "gather"));
+    serve_at(&env, "/gathered", step(&docs, "thanks"));
+    let uri = format!("sip:+14155550100@{}", env.host);
+    let mut call = vbtest::rtp::RawCall::place(&env.sip, &uri, vbtest::raw::sdp_offer).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for d in ['4', '2', '7'] {
+        call.rtp.send_event(d).await;
+    }
+    let gathered = callback(&env, "/gathered").await.expect("the action was called");
+    assert_eq!(gathered.method, "POST");
+    for (name, value) in [
+        ("Digits", "427"),
+        ("AccountSid", vbtest::API_KEY),
+        ("ApiVersion", "2010-04-01"),
+        ("Direction", "inbound"),
+        ("CallStatus", "in-progress"),
+        ("To", "+14155550100"),
+    ] {
+        assert_eq!(gathered.field(name), Some(value), "{name} in {:?}", gathered.form);
+    }
+    assert!(gathered.field("CallSid").is_some_and(|s| !s.is_empty()) && gathered.field("SipCallId").is_some());
+    assert!(call.expect_bye(T).await, "the action's document said thank you and hung up");
+}
+
+#[tokio::test]
+async fn dial_action_gets_the_far_ends_486_with_its_call_id_and_x_headers() {
+    let far = RawSip::new("127.0.0.1:9").await;
+    let far_port = far.local.port();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, from)) = far.recv(Duration::from_secs(60)).await {
+            if msg.method() == Some("INVITE") {
+                let busy = vbtest::raw::respond(&msg, 486, "Busy Here", "far", "", "")
+                    .replace("Content-Length: 0", "X-Reason: closed for lunch\r\nContent-Length: 0");
+                let _ = far.sock.send_to(busy.as_bytes(), from).await;
+                let _ = seen_tx.send(msg);
+            }
+        }
+    });
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let docs = documents(far_port, &env).await;
+    serve(&env, step(&docs, "dial_action"));
+    serve_at(&env, "/dialled", step(&docs, "hang_up"));
+    let caller = RawSip::new(&env.sip).await;
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "twiml-dial@test", 1, "", 40204);
+    caller.send(&invite).await;
+    let refused = caller.final_response(T).await.expect("answered");
+    // Not 200: the <Say> after the <Dial> (which would answer) never ran.
+    assert_eq!(refused.status(), Some(603), "the action's <Hangup> declines the unanswered caller: {}", refused.0);
+    caller.send(&caller.ack_for(&invite, &refused)).await;
+    let placed = tokio::time::timeout(T, seen.recv()).await.expect("the far end was rung").unwrap();
+    let dialled = callback(&env, "/dialled").await.expect("the action was called");
+    for (name, value) in
+        [("DialCallStatus", "busy"), ("DialSipResponseCode", "486"), ("DialSipHeader_X-Reason", "closed for lunch")]
+    {
+        assert_eq!(dialled.field(name), Some(value), "{name} in {:?}", dialled.form);
+    }
+    assert_eq!(dialled.field("DialSipCallId").map(str::to_owned), placed.header("Call-ID"), "{:?}", dialled.form);
+}

@@ -16,9 +16,30 @@ pub struct Account {
     pub api_key: String,
     api_secret_sha256: String,
     pub signature_secret: String,
+    /// Twilio-style identity (`AC` and 32 hex digits) and auth token, generated once and kept:
+    /// the token signs TwiML callbacks as Twilio signs them.
+    pub twilio: TwilioCredentials,
     /// How PBXs prove the API key and secret by digest on the trunk host; `None` when the
     /// secret was not given at a start since the realm last changed (it is stored hashed only).
     pub trunk: Option<TrunkDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioCredentials {
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+impl TwilioCredentials {
+    fn stored_or_new(stored: Option<&account::Model>) -> TwilioCredentials {
+        match stored.and_then(|a| a.account_sid.clone().zip(a.auth_token.clone())) {
+            Some((account_sid, auth_token)) => TwilioCredentials { account_sid, auth_token },
+            None => TwilioCredentials {
+                account_sid: format!("AC{}", hex::encode(rand::random::<[u8; 16]>())),
+                auth_token: hex::encode(rand::random::<[u8; 16]>()),
+            },
+        }
+    }
 }
 
 /// The account's digest credentials in the trunk realm.
@@ -116,7 +137,8 @@ impl Account {
                 generated.signature_secret = Some(secret.clone());
                 secret
             });
-        let account = Account { api_key, api_secret_sha256, signature_secret, trunk };
+        let twilio = TwilioCredentials::stored_or_new(stored.as_ref());
+        let account = Account { api_key, api_secret_sha256, signature_secret, twilio, trunk };
         let row = account::Model {
             id: 1,
             api_key: account.api_key.clone(),
@@ -127,6 +149,8 @@ impl Account {
             trunk_ha1_sha256: account.trunk.as_ref().map(|t| t.ha1_sha256.clone()),
             // Set through the API (`PUT /v1/account`), kept across starts.
             default_application_id: stored.as_ref().and_then(|a| a.default_application_id.clone()),
+            account_sid: Some(account.twilio.account_sid.clone()),
+            auth_token: Some(account.twilio.auth_token.clone()),
             created_at: stored.as_ref().map_or_else(Utc::now, |a| a.created_at),
         };
         match stored {
@@ -141,6 +165,8 @@ impl Account {
                 active.trunk_realm = Set(row.trunk_realm);
                 active.trunk_ha1_md5 = Set(row.trunk_ha1_md5);
                 active.trunk_ha1_sha256 = Set(row.trunk_ha1_sha256);
+                active.account_sid = Set(row.account_sid);
+                active.auth_token = Set(row.auth_token);
                 active.update(db).await?;
             }
             Some(_) => {}

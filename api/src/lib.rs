@@ -61,6 +61,7 @@ impl Application {
         let media = start_media(&config).await?;
         let webhooks: Arc<dyn webhooks::WebhookSender> = Arc::new(
             webhooks::http::HttpWebhooks::new(account.signature_secret.clone(), account.api_key.clone())
+                .with_twilio(account.twilio.clone())
                 .on(background.clone()),
         );
         // The writer's own connection, made on the runtime that uses it.

@@ -11,6 +11,7 @@ mod m20261203_000001_call_sip_code;
 mod m20261203_000002_account_trunk_digest;
 mod m20261203_000003_registrations_any_realm;
 mod m20261203_000004_account_default_application;
+mod m20261203_000005_account_twilio;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_account_trunk_digest::Migration),
             Box::new(m20261203_000003_registrations_any_realm::Migration),
             Box::new(m20261203_000004_account_default_application::Migration),
+            Box::new(m20261203_000005_account_twilio::Migration),
         ]
     }
 }

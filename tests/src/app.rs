@@ -17,6 +17,8 @@ pub struct Recorded {
     pub body: Value,
     /// The pairs of a form-encoded body (TwiML callbacks), else empty.
     pub form: Vec<(String, String)>,
+    /// `X-Twilio-Signature`, when sent.
+    pub twilio_signature: Option<String>,
 }
 
 impl Recorded {
@@ -62,6 +64,7 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
         query,
         authorization: req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        twilio_signature: req.headers().get("x-twilio-signature").and_then(|v| v.to_str().ok()).map(str::to_owned),
         form: match req.content_type() {
             "application/x-www-form-urlencoded" => url_decode_pairs(&String::from_utf8_lossy(&body)),
             _ => Vec::new(),

@@ -4,7 +4,8 @@
 //! `X-` headers and `User-to-User`, `<Reject reason="busy">` answers the caller 486, a
 //! document with an unknown verb fails the call with a `failed` event naming the element,
 //! `<Gather>` posts the caller's RFC 4733 digits to its action as Twilio does (a form with
-//! `Digits`, `CallSid`, `AccountSid`, …) and runs the document it answers, and `<Dial action>`
+//! `Digits`, `CallSid`, `AccountSid`, …, signed so that the twilio library's
+//! `RequestValidator` accepts it) and runs the document it answers, and `<Dial action>`
 //! gets the far end's 486 as `DialCallStatus`, `DialSipResponseCode`, `DialSipCallId` and
 //! `DialSipHeader_X-*`.
 
@@ -101,7 +102,6 @@ async fn gather_posts_the_digits_to_its_action_as_twilio_does_and_runs_its_answe
     assert_eq!(gathered.method, "POST");
     for (name, value) in [
         ("Digits", "427"),
-        ("AccountSid", vbtest::API_KEY),
         ("ApiVersion", "2010-04-01"),
         ("Direction", "inbound"),
         ("CallStatus", "in-progress"),
@@ -110,6 +110,20 @@ async fn gather_posts_the_digits_to_its_action_as_twilio_does_and_runs_its_answe
         assert_eq!(gathered.field(name), Some(value), "{name} in {:?}", gathered.form);
     }
     assert!(gathered.field("CallSid").is_some_and(|s| !s.is_empty()) && gathered.field("SipCallId").is_some());
+    // Signed as Twilio signs: the twilio library's validator accepts it, and refuses a forgery.
+    let (_, account) = env.server.get("/v1/account").await;
+    assert_eq!(gathered.field("AccountSid"), account["account_sid"].as_str(), "{account}");
+    let signature = gathered.twilio_signature.clone().expect("X-Twilio-Signature");
+    let params: serde_json::Map<String, Value> =
+        gathered.form.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+    let valid = |signature: &str| {
+        let request = serde_json::json!({"url": format!("{}/gathered", env.app.base), "params": params,
+                                         "signature": signature, "auth_token": account["auth_token"]});
+        let args = [python::script("twiml_validate.py"), request.to_string()];
+        async move { step(&python::steps(&python::python(), &args, &[]).await, "valid").clone() }
+    };
+    assert_eq!(valid(&signature).await, Value::Bool(true), "{signature}");
+    assert_eq!(valid("bm90IHRoZSBzaWduYXR1cmU=").await, Value::Bool(false));
     assert!(call.expect_bye(T).await, "the action's document said thank you and hung up");
 }
 

@@ -1,6 +1,7 @@
 //! `/v1/account`: the account as SIP peers see it (the API key PBXs register with, the trunk
-//! host), and its default application: the one told of calls no application answers, such as
-//! a PBX's calls out through a trunk.
+//! host), as Twilio-style applications see it (Account SID and auth token), and its default
+//! application: the one told of calls no application answers, such as a PBX's calls out
+//! through a trunk.
 
 use actix_web::{HttpResponse, get, put, web};
 use domains::problem::InvalidParameter;
@@ -27,6 +28,11 @@ pub struct AccountResponse {
     pub trunk_host: String,
     /// Gets the events of calls no application answers (PBX calls out through a trunk).
     pub default_application_id: Option<String>,
+    /// Twilio-style Account SID (`AC` and 32 hex digits): `AccountSid` in TwiML callbacks.
+    #[schema(example = "AC0123456789abcdef0123456789abcdef")]
+    pub account_sid: String,
+    /// Signs TwiML callbacks (`X-Twilio-Signature`), as a Twilio auth token does.
+    pub auth_token: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -46,6 +52,8 @@ fn response(state: &AppState, row: account::Model) -> AccountResponse {
         api_key: row.api_key,
         trunk_host: state.config.addressing().trunk_realm().to_owned(),
         default_application_id: row.default_application_id,
+        account_sid: state.account.twilio.account_sid.clone(),
+        auth_token: state.account.twilio.auth_token.clone(),
     }
 }
 

@@ -77,6 +77,8 @@ pub struct HttpWebhooks {
 struct Inner {
     signature_secret: String,
     api_key: String,
+    /// The Account SID and auth token of TwiML callbacks (the API key, unsigned, without).
+    twilio: Option<crate::account::TwilioCredentials>,
     options: WebhookOptions,
     /// One client per (connect timeout, socket timeout) pair: reqwest sets both per client.
     clients: Mutex<HashMap<(u32, u32), reqwest::Client>>,
@@ -102,8 +104,13 @@ struct QueuedEvent {
 enum Payload {
     Query(Vec<(String, String)>),
     Json(Vec<u8>),
-    /// `application/x-www-form-urlencoded`, as TwiML callbacks are posted.
-    Form(Vec<u8>),
+    /// A TwiML callback: a form (POST) or the query (GET), signed as Twilio signs them when
+    /// the account has an auth token.
+    Twiml {
+        pairs: Vec<(String, String)>,
+        post: bool,
+        signature: Option<String>,
+    },
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -111,6 +118,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl HttpWebhooks {
+    /// Signs TwiML callbacks with the account's auth token, and names its Account SID in them.
+    pub fn with_twilio(mut self, twilio: crate::account::TwilioCredentials) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.twilio = Some(twilio);
+        }
+        self
+    }
+
     /// `signature_secret` signs the JWT of signed applications; `api_key` is its `api_key` claim.
     pub fn new(signature_secret: String, api_key: String) -> Self {
         Self::with_options(signature_secret, api_key, WebhookOptions::default())
@@ -121,6 +136,7 @@ impl HttpWebhooks {
             inner: Arc::new(Inner {
                 signature_secret,
                 api_key,
+                twilio: None,
                 options,
                 clients: Mutex::new(HashMap::new()),
                 urls: Mutex::new(HashMap::new()),
@@ -251,13 +267,22 @@ impl WebhookSender for HttpWebhooks {
         hook: &Webhook,
         mut params: Vec<(String, String)>,
     ) -> Result<Option<Document>, AnswerError> {
-        // Until accounts get a Twilio-style AccountSid, the API key stands for it.
-        params.insert(1.min(params.len()), ("AccountSid".to_owned(), self.inner.api_key.clone()));
-        let payload = match hook.http_method.unwrap_or(HttpMethod::Post) {
-            HttpMethod::Get => Payload::Query(params),
-            _ => Payload::Form(form_urlencoded(&params).into_bytes()),
-        };
-        self.post_payload(hooks, hook, payload).await
+        let twilio = self.inner.twilio.as_ref();
+        let account_sid = twilio.map_or_else(|| self.inner.api_key.clone(), |t| t.account_sid.clone());
+        params.insert(1.min(params.len()), ("AccountSid".to_owned(), account_sid));
+        let post = hook.http_method.unwrap_or(HttpMethod::Post) == HttpMethod::Post;
+        let signature = twilio.map(|t| {
+            // A GET's parameters are signed as part of the URL they are sent in.
+            let url = match (post, reqwest::Url::parse(&hook.address)) {
+                (false, Ok(mut url)) => {
+                    url.query_pairs_mut().extend_pairs(&params);
+                    url.to_string()
+                }
+                _ => hook.address.clone(),
+            };
+            domains::twiml::signature::sign(&t.auth_token, &url, if post { &params } else { &[] })
+        });
+        self.post_payload(hooks, hook, Payload::Twiml { pairs: params, post, signature }).await
     }
 
     fn send_event(&self, hooks: &AppHooks, call_uuid: &str, event: Value) {
@@ -397,19 +422,23 @@ impl Inner {
                 .post(parsed)
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body.clone()),
-            Payload::Form(body) => client
+            Payload::Twiml { pairs, post: false, .. } => client.get(parsed).query(pairs),
+            Payload::Twiml { pairs, post: true, .. } => client
                 .post(parsed)
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))
-                .body(body.clone()),
+                .body(form_urlencoded(pairs)),
         };
+        if let Payload::Twiml { signature: Some(signature), .. } = payload {
+            request = request.header("X-Twilio-Signature", signature).header("X-SignalWire-Signature", signature);
+        }
         request = request
             .timeout(total)
             .header(USER_AGENT, concat!("voxbridge/", env!("CARGO_PKG_VERSION")))
             .header(ACCEPT, if accept_json { DOCUMENT_TYPES } else { "*/*" });
-        if hooks.signed {
+        if hooks.signed && !matches!(payload, Payload::Twiml { .. }) {
             let body = match payload {
-                Payload::Query(_) => None,
-                Payload::Json(body) | Payload::Form(body) => Some(body.as_slice()),
+                Payload::Json(body) => Some(body.as_slice()),
+                _ => None,
             };
             let now = chrono::Utc::now().timestamp();
             let token = signing::sign(&self.signature_secret, &self.api_key, &hooks.application_id, body, now);

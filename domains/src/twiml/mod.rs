@@ -11,6 +11,7 @@
 
 mod dial;
 mod gather;
+pub mod signature;
 mod tree;
 
 use serde_json::{Value, json};

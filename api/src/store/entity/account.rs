@@ -18,6 +18,9 @@ pub struct Model {
     pub trunk_ha1_sha256: Option<String>,
     /// The application told of calls no application answers (a PBX's trunk calls).
     pub default_application_id: Option<String>,
+    /// Twilio-style `AC…` Account SID and auth token (signs TwiML callbacks).
+    pub account_sid: Option<String>,
+    pub auth_token: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -17,6 +17,18 @@ pub enum HttpMethod {
     Post,
 }
 
+/// How the application speaks: Vonage's (NCCO apps: answer_url asked with query parameters
+/// or JSON, events as Vonage's JSON) or Twilio's (`twiml`: answer_url asked with Twilio's
+/// form, POST by default, signed with `X-Twilio-Signature`; events as status callbacks).
+/// Either may answer with NCCO JSON or TwiML: documents are told apart by their content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    #[default]
+    Ncco,
+    Twiml,
+}
+
 /// One webhook: where and how voxbridge calls the application.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +72,9 @@ pub struct VoiceCapability {
     /// Region label (one of the configured regions) where this application's calls run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// voxbridge's own: `twiml` for applications written for Twilio/SignalWire. Default `ncco`.
+    #[serde(default)]
+    pub dialect: Option<Dialect>,
 }
 
 /// Capabilities other than `voice` (rtc, messages, …) are accepted and ignored.
@@ -93,7 +108,13 @@ impl Capabilities {
         let mut p = Problems::new();
         if let Some(voice) = self.voice.as_mut() {
             let base = "capabilities.voice";
+            let dialect = *voice.dialect.get_or_insert_default();
             let w = &mut voice.webhooks;
+            if dialect == Dialect::Twiml {
+                // Twilio asks its voice URL and status callback with POST unless told otherwise.
+                w.answer_url.http_method.get_or_insert(HttpMethod::Post);
+                w.event_url.http_method.get_or_insert(HttpMethod::Post);
+            }
             normalise_webhook(&mut p, &format!("{base}.webhooks.answer_url"), &mut w.answer_url, Kind::Answer);
             normalise_webhook(&mut p, &format!("{base}.webhooks.event_url"), &mut w.event_url, Kind::Event);
             if let Some(f) = w.fallback_answer_url.as_mut() {
@@ -162,6 +183,7 @@ mod tests {
                 conversations_ttl: None,
                 leg_persistence_time: None,
                 region: None,
+                dialect: None,
             }),
         }
     }
@@ -176,6 +198,13 @@ mod tests {
         assert_eq!(v.webhooks.event_url.socket_timeout, Some(10000));
         assert_eq!(v.webhooks.event_url.connect_timeout, Some(1000));
         assert_eq!(v.signed_callbacks, Some(true));
+        assert_eq!(v.dialect, Some(Dialect::Ncco));
+        let mut twiml = caps(hook("https://a.example/voice"), hook("https://a.example/status"));
+        if let Some(v) = twiml.voice.as_mut() {
+            v.dialect = Some(Dialect::Twiml);
+        }
+        let v = twiml.normalise(&[]).unwrap().voice.unwrap();
+        assert_eq!(v.webhooks.answer_url.http_method, Some(HttpMethod::Post), "Twilio asks its voice URL with POST");
     }
 
     #[test]

@@ -34,6 +34,18 @@ fn serve(env: &SipEnv, xml: &Value) {
     serve_at(env, "/answer", xml);
 }
 
+/// Whether the twilio library's `RequestValidator` accepts the signature of `rec` (a POST to
+/// the application's `path`), or `forged` in its place.
+async fn twilio_accepts(env: &SipEnv, path: &str, rec: &vbtest::app::Recorded, forged: Option<&str>) -> bool {
+    let (_, account) = env.server.get("/v1/account").await;
+    let params: serde_json::Map<String, Value> = rec.form.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+    let signature = forged.map(str::to_owned).or_else(|| rec.twilio_signature.clone()).expect("X-Twilio-Signature");
+    let request = serde_json::json!({"url": format!("{}{path}", env.app.base), "params": params,
+                                     "signature": signature, "auth_token": account["auth_token"]});
+    let args = [python::script("twiml_validate.py"), request.to_string()];
+    step(&python::steps(&python::python(), &args, &[]).await, "valid") == &Value::Bool(true)
+}
+
 /// The first callback the application got at `path`, waiting for it.
 async fn callback(env: &SipEnv, path: &str) -> Option<vbtest::app::Recorded> {
     vbtest::eventually(T, || async { env.app.events().into_iter().find(|e| e.path == path).ok_or(()) }).await.ok()
@@ -113,17 +125,8 @@ async fn gather_posts_the_digits_to_its_action_as_twilio_does_and_runs_its_answe
     // Signed as Twilio signs: the twilio library's validator accepts it, and refuses a forgery.
     let (_, account) = env.server.get("/v1/account").await;
     assert_eq!(gathered.field("AccountSid"), account["account_sid"].as_str(), "{account}");
-    let signature = gathered.twilio_signature.clone().expect("X-Twilio-Signature");
-    let params: serde_json::Map<String, Value> =
-        gathered.form.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-    let valid = |signature: &str| {
-        let request = serde_json::json!({"url": format!("{}/gathered", env.app.base), "params": params,
-                                         "signature": signature, "auth_token": account["auth_token"]});
-        let args = [python::script("twiml_validate.py"), request.to_string()];
-        async move { step(&python::steps(&python::python(), &args, &[]).await, "valid").clone() }
-    };
-    assert_eq!(valid(&signature).await, Value::Bool(true), "{signature}");
-    assert_eq!(valid("bm90IHRoZSBzaWduYXR1cmU=").await, Value::Bool(false));
+    assert!(twilio_accepts(&env, "/gathered", &gathered, None).await, "{gathered:?}");
+    assert!(!twilio_accepts(&env, "/gathered", &gathered, Some("bm90IHRoZSBzaWduYXR1cmU=")).await);
     assert!(call.expect_bye(T).await, "the action's document said thank you and hung up");
 }
 
@@ -161,4 +164,55 @@ async fn dial_action_gets_the_far_ends_486_with_its_call_id_and_x_headers() {
         assert_eq!(dialled.field(name), Some(value), "{name} in {:?}", dialled.form);
     }
     assert_eq!(dialled.field("DialSipCallId").map(str::to_owned), placed.header("Call-ID"), "{:?}", dialled.form);
+}
+
+#[tokio::test]
+async fn a_twiml_application_is_asked_and_told_the_twilio_way_with_quality_on_completed() {
+    let bob = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let app = serde_json::json!({"name": "twilio app", "capabilities": {"voice": {"dialect": "twiml", "webhooks": {
+        "answer_url": {"address": format!("{}/answer", env.app.base)},
+        "event_url": {"address": format!("{}/status", env.app.base)}}}}});
+    let (status, body) = env.server.put_json(&format!("/v2/applications/{}", env.app_id), app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["capabilities"]["voice"]["webhooks"]["answer_url"]["http_method"], "POST", "{body}");
+    let docs = documents(bob.port, &env).await;
+    serve(&env, step(&docs, "dial_sip"));
+    let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
+    assert!(caller.success, "{}\n{}", caller.errors, caller.messages);
+
+    // The voice URL: Twilio's form, POSTed and signed.
+    let answer = env.app.answers().first().cloned().expect("the voice URL was asked");
+    assert_eq!(answer.method, "POST");
+    for (name, value) in [("CallStatus", "ringing"), ("Direction", "inbound"), ("SipHeader_X-UserId", "ABC123")] {
+        assert_eq!(answer.field(name), Some(value), "{name} in {:?}", answer.form);
+    }
+    assert!(answer.field("SipCallId").is_some() && answer.field("CallSid").is_some(), "{:?}", answer.form);
+    assert!(twilio_accepts(&env, "/answer", &answer, None).await);
+
+    // Status callbacks of the caller's leg, in order, numbered, the last with quality.
+    let call_sid = answer.field("CallSid").unwrap_or_default().to_owned();
+    let callbacks = vbtest::eventually(T, || async {
+        let mine: Vec<vbtest::app::Recorded> = env
+            .app
+            .events()
+            .into_iter()
+            .filter(|e| e.path == "/status" && e.field("CallSid") == Some(&call_sid))
+            .collect();
+        if mine.iter().any(|e| e.field("CallStatus") == Some("completed")) { Ok(mine) } else { Err(mine) }
+    })
+    .await
+    .expect("a completed status callback");
+    let statuses: Vec<&str> = callbacks.iter().filter_map(|e| e.field("CallStatus")).collect();
+    assert_eq!(statuses, ["initiated", "ringing", "in-progress", "completed"], "{callbacks:?}");
+    let sequence: Vec<&str> = callbacks.iter().filter_map(|e| e.field("SequenceNumber")).collect();
+    assert_eq!(sequence, ["0", "1", "2", "3"]);
+    let completed = callbacks.last().expect("completed");
+    for name in ["CallDuration", "Timestamp", "AudioInMos", "AudioInMediaPacketCount", "AudioOutMediaPacketCount"] {
+        assert!(completed.field(name).is_some(), "{name} in {:?}", completed.form);
+    }
+    assert_eq!(completed.field("CallbackSource"), Some("call-progress-events"));
+    assert!(twilio_accepts(&env, "/status", completed, None).await);
+    let bob = bob.finish(T).await;
+    assert!(bob.success, "{}", bob.errors);
 }

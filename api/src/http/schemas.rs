@@ -43,6 +43,12 @@ pub struct VoiceCapabilitySchema {
     /// this application's calls run.
     #[serde(default)]
     pub region: Option<String>,
+    /// voxbridge's own: `twiml` for applications written for Twilio/SignalWire (answer_url
+    /// asked with Twilio's form, POST by default, signed with `X-Twilio-Signature`; events
+    /// sent as status callbacks). Either may answer NCCO JSON or TwiML.
+    #[serde(default)]
+    #[schema(default = "ncco")]
+    pub dialect: Option<domains::application::Dialect>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -170,7 +176,8 @@ mod tests {
             |a: &str| json!({"address": a, "http_method": "POST", "connect_timeout": 500, "socket_timeout": 3000});
         json!({"voice": {
             "webhooks": {"answer_url": hook("https://a/x"), "event_url": hook("https://a/e"), "fallback_answer_url": hook("https://a/f")},
-            "signed_callbacks": false, "conversations_ttl": 10, "leg_persistence_time": 3, "region": "eu"
+            "signed_callbacks": false, "conversations_ttl": 10, "leg_persistence_time": 3, "region": "eu",
+            "dialect": "twiml"
         }})
     }
 

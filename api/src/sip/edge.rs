@@ -24,6 +24,7 @@ use crate::config::{Config, LimitAction};
 use crate::media::{MediaControl, MediaEvent};
 use crate::store::entity::number;
 use crate::webhooks::{AppHooks, WebhookSender};
+use domains::application::Dialect;
 use domains::call::txn::{FailureAnswered, FailureInput};
 
 pub use domains::sip::checks::ALLOW;
@@ -402,7 +403,7 @@ impl Edge {
         }
         let dialling = self.dialling().await.map_err(|e| OriginateError::Internal(e.to_string()))?;
         let region = self.config.regions.first().cloned().unwrap_or_default();
-        let route = Route::Application { application_id: application_id.to_owned(), region };
+        let route = Route::Application { application_id: application_id.to_owned(), region, dialect: hooks.dialect };
         let call = Call::originated(self.context(route, dialling), originate, driver::now())
             .map_err(OriginateError::Refused)?;
         let placed = Placed { uuid: call.uuid().to_owned(), conversation_uuid: call.conversation_uuid().to_owned() };
@@ -513,7 +514,8 @@ impl Edge {
             return self.pbx_route(inc, &parsed_user(&parsed), region).await;
         }
         let user = parsed_user(&parsed);
-        let domains_app = Route::Application { application_id: domain.application_id.clone(), region };
+        let domains_app =
+            Route::Application { application_id: domain.application_id.clone(), region, dialect: Dialect::default() };
         self.number_route(&user, Some(domains_app)).await
     }
 
@@ -536,11 +538,15 @@ impl Edge {
                 let targets = self.registered_contacts(targets).await?;
                 return Ok((Route::Forward { targets }, None));
             }
-            Some(number::Model { application_id: Some(app), .. }) => Route::Application { application_id: app, region },
+            Some(number::Model { application_id: Some(app), .. }) => {
+                Route::Application { application_id: app, region, dialect: Dialect::default() }
+            }
             _ => otherwise.ok_or(Refusal::Unavailable("the number has no application or forwarding"))?,
         };
-        let Route::Application { application_id, .. } = &route else { return Ok((route, None)) };
+        let mut route = route;
+        let Route::Application { application_id, dialect, .. } = &mut route else { return Ok((route, None)) };
         let hooks = self.hooks(application_id).await?;
+        *dialect = hooks.dialect;
         Ok((route, Some(hooks)))
     }
 
@@ -635,6 +641,7 @@ impl Edge {
             fallback_answer: voice.webhooks.fallback_answer_url,
             event: voice.webhooks.event_url,
             signed: voice.signed_callbacks.unwrap_or(true),
+            dialect: voice.dialect.unwrap_or_default(),
         })
     }
 

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domains::application::{HttpMethod, Webhook};
+use domains::application::{Dialect, HttpMethod, Webhook};
 use domains::events::is_terminal_event;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
@@ -265,24 +265,10 @@ impl WebhookSender for HttpWebhooks {
         &self,
         hooks: &AppHooks,
         hook: &Webhook,
-        mut params: Vec<(String, String)>,
+        params: Vec<(String, String)>,
     ) -> Result<Option<Document>, AnswerError> {
-        let twilio = self.inner.twilio.as_ref();
-        let account_sid = twilio.map_or_else(|| self.inner.api_key.clone(), |t| t.account_sid.clone());
-        params.insert(1.min(params.len()), ("AccountSid".to_owned(), account_sid));
-        let post = hook.http_method.unwrap_or(HttpMethod::Post) == HttpMethod::Post;
-        let signature = twilio.map(|t| {
-            // A GET's parameters are signed as part of the URL they are sent in.
-            let url = match (post, reqwest::Url::parse(&hook.address)) {
-                (false, Ok(mut url)) => {
-                    url.query_pairs_mut().extend_pairs(&params);
-                    url.to_string()
-                }
-                _ => hook.address.clone(),
-            };
-            domains::twiml::signature::sign(&t.auth_token, &url, if post { &params } else { &[] })
-        });
-        self.post_payload(hooks, hook, Payload::Twiml { pairs: params, post, signature }).await
+        let payload = self.inner.twiml_payload(hook, params);
+        self.post_payload(hooks, hook, payload).await
     }
 
     fn send_event(&self, hooks: &AppHooks, call_uuid: &str, event: Value) {
@@ -320,6 +306,8 @@ impl WebhookSender for HttpWebhooks {
 /// Drains one call's events in order until its terminal event is through or it stays idle.
 async fn run_queue(inner: Arc<Inner>, call_uuid: String, id: u64, mut rx: mpsc::UnboundedReceiver<QueuedEvent>) {
     let mut next = None;
+    // Each leg's status callbacks are numbered (`SequenceNumber`), from 0.
+    let mut sequences: HashMap<String, u64> = HashMap::new();
     loop {
         let job = match next.take() {
             Some(job) => job,
@@ -336,7 +324,10 @@ async fn run_queue(inner: Arc<Inner>, call_uuid: String, id: u64, mut rx: mpsc::
             },
         };
         let terminal = is_terminal_event(&job.event);
-        inner.deliver_event(&job).await;
+        let leg = job.event.get("uuid").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let sequence = sequences.entry(leg).or_default();
+        inner.deliver_event(&job, *sequence).await;
+        *sequence += 1;
         if terminal {
             match inner.close_queue_if_empty(&call_uuid, id, &mut rx) {
                 Some(job) => next = Some(job),
@@ -447,6 +438,27 @@ impl Inner {
         request.send().await.map_err(|e| transport_error(url, &e))
     }
 
+    /// A TwiML request's payload: `params` with the account's `AccountSid`, as a form (POST)
+    /// or the query (GET), with its Twilio signature when the account has an auth token.
+    fn twiml_payload(&self, hook: &Webhook, mut params: Vec<(String, String)>) -> Payload {
+        let twilio = self.twilio.as_ref();
+        let account_sid = twilio.map_or_else(|| self.api_key.clone(), |t| t.account_sid.clone());
+        params.insert(1.min(params.len()), ("AccountSid".to_owned(), account_sid));
+        let post = hook.http_method.unwrap_or(HttpMethod::Post) == HttpMethod::Post;
+        let signature = twilio.map(|t| {
+            // A GET's parameters are signed as part of the URL they are sent in.
+            let url = match (post, reqwest::Url::parse(&hook.address)) {
+                (false, Ok(mut url)) => {
+                    url.query_pairs_mut().extend_pairs(&params);
+                    url.to_string()
+                }
+                _ => hook.address.clone(),
+            };
+            domains::twiml::signature::sign(&t.auth_token, &url, if post { &params } else { &[] })
+        });
+        Payload::Twiml { pairs: params, post, signature }
+    }
+
     /// answer_url or fallback_answer_url, tried [`ANSWER_ATTEMPTS`] times on retryable errors.
     /// `original` is `(reason, answer_url)` when this is the fallback.
     async fn fetch_answer_from(
@@ -456,7 +468,10 @@ impl Inner {
         params: &AnswerParams,
         original: Option<(&str, &str)>,
     ) -> Result<Document, AnswerError> {
-        let payload = answer_payload(hook.http_method.unwrap_or(HttpMethod::Get), params, original);
+        let payload = match hooks.dialect {
+            Dialect::Twiml => self.twiml_payload(hook, params.clone()),
+            Dialect::Ncco => answer_payload(hook.http_method.unwrap_or(HttpMethod::Get), params, original),
+        };
         let mut attempt = 1;
         loop {
             let result = self.fetch_answer_once(hooks, hook, &payload).await;
@@ -485,12 +500,20 @@ impl Inner {
 
     /// Sends one event, retrying with exponential backoff; gives up (and logs) after
     /// `event_max_attempts`.
-    async fn deliver_event(&self, job: &QueuedEvent) {
+    async fn deliver_event(&self, job: &QueuedEvent, sequence: u64) {
         let hook = &job.hooks.event;
         let status = job.event.get("status").and_then(Value::as_str).unwrap_or("");
-        let payload = match hook.http_method.unwrap_or(HttpMethod::Post) {
-            HttpMethod::Get => Payload::Query(query_pairs(&job.event)),
-            HttpMethod::Post => match serde_json::to_vec(&job.event) {
+        let payload = match (job.hooks.dialect, hook.http_method.unwrap_or(HttpMethod::Post)) {
+            (Dialect::Twiml, _) => {
+                // Status callbacks: call-status events only, in Twilio's words.
+                let event = serde_json::from_value::<domains::events::CallEvent>(job.event.clone()).ok();
+                match event.and_then(|e| domains::twiml::status::callback(&e, sequence)) {
+                    Some(form) => self.twiml_payload(hook, form),
+                    None => return,
+                }
+            }
+            (Dialect::Ncco, HttpMethod::Get) => Payload::Query(query_pairs(&job.event)),
+            (Dialect::Ncco, HttpMethod::Post) => match serde_json::to_vec(&job.event) {
                 Ok(body) => Payload::Json(body),
                 Err(e) => {
                     tracing::error!(error = %e, "event dropped: not serialisable");
@@ -815,7 +838,14 @@ mod tests {
     }
 
     fn hooks(answer: Webhook, fallback: Option<Webhook>, event: Webhook, signed: bool) -> AppHooks {
-        AppHooks { application_id: "app-1".into(), answer, fallback_answer: fallback, event, signed }
+        AppHooks {
+            application_id: "app-1".into(),
+            answer,
+            fallback_answer: fallback,
+            event,
+            signed,
+            dialect: domains::application::Dialect::Ncco,
+        }
     }
 
     fn sender() -> HttpWebhooks {

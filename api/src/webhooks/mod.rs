@@ -40,6 +40,8 @@ pub struct AppHooks {
     pub fallback_answer: Option<Webhook>,
     pub event: Webhook,
     pub signed: bool,
+    /// Twilio's requests (forms, status callbacks, `X-Twilio-Signature`) for `twiml`.
+    pub dialect: domains::application::Dialect,
 }
 
 #[async_trait]

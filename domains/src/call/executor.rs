@@ -195,6 +195,9 @@ impl Call {
     /// answer_url's parameters (Vonage's names), custom `X-` headers and `User-to-User` as
     /// `SipHeader_*`.
     pub(super) fn answer_params(&self, region: &str) -> Vec<(String, String)> {
+        if let Route::Application { dialect: crate::application::Dialect::Twiml, .. } = &self.route {
+            return self.twiml_params();
+        }
         let mut params: Vec<(String, String)> = vec![
             ("to".into(), self.caller_leg().to.clone()),
             ("from".into(), self.caller_leg().from.clone()),

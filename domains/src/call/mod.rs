@@ -85,18 +85,15 @@ pub enum Route {
     Application {
         application_id: String,
         region: String,
+        /// How its webhooks are asked (Twilio's parameters for `twiml`).
+        dialect: crate::application::Dialect,
     },
     /// A number forwarded to SIP URIs, tried in order on 5xx.
-    Forward {
-        targets: Vec<ForwardTarget>,
-    },
+    Forward { targets: Vec<ForwardTarget> },
     /// An NCCO the platform runs for the call, with no answer_url: a PBX's call to the PSTN is
     /// a `connect` to the number through the trunks. Its events go to the account's default
     /// application when one is set.
-    Program {
-        ncco: Ncco,
-        application_id: Option<String>,
-    },
+    Program { ncco: Ncco, application_id: Option<String> },
 }
 
 /// What a call is given when it starts.

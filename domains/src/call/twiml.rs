@@ -9,9 +9,6 @@ use super::{Call, DocumentPurpose, DocumentRequest};
 use crate::events::{CallStatus, Direction};
 use crate::ncco::common::Webhook;
 
-/// The `ApiVersion` parameter Twilio's callbacks carry.
-pub const API_VERSION: &str = "2010-04-01";
-
 type Params = Vec<(String, String)>;
 
 fn param(name: &str, value: impl Into<String>) -> (String, String) {
@@ -33,7 +30,7 @@ impl Call {
             param("To", a.to.clone()),
             param("CallStatus", status),
             param("Direction", direction),
-            param("ApiVersion", API_VERSION),
+            param("ApiVersion", crate::twiml::API_VERSION),
         ];
         if self.originated.is_none() {
             params.push(param("SipCallId", a.dialog.call_id.clone()));

@@ -12,6 +12,7 @@
 mod dial;
 mod gather;
 pub mod signature;
+pub mod status;
 mod tree;
 
 use serde_json::{Value, json};
@@ -19,6 +20,8 @@ use serde_json::{Value, json};
 use crate::ncco::common::{HttpMethod, Webhook};
 use crate::ncco::{Action, Ncco, Redirect, Reject};
 use crate::problem::{InvalidParameter, Problems};
+/// The `ApiVersion` of Twilio's requests.
+pub const API_VERSION: &str = "2010-04-01";
 pub use tree::Element;
 
 /// Parses a TwiML/cXML document into the program the executor runs.

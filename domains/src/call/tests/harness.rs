@@ -549,7 +549,11 @@ fn context(route: Route) -> CallContext {
 }
 
 pub fn route() -> Route {
-    Route::Application { application_id: "app-1".into(), region: "us".into() }
+    Route::Application {
+        application_id: "app-1".into(),
+        region: "us".into(),
+        dialect: crate::application::Dialect::Ncco,
+    }
 }
 
 fn ep_number(id: &str) -> u32 {

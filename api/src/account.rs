@@ -75,6 +75,11 @@ impl Generated {
     }
 }
 
+/// `a == b`, in a time that does not depend on where they differ (for secrets).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
@@ -86,10 +91,7 @@ fn random_string(len: usize) -> String {
 impl Account {
     /// True when `key`/`secret` are the account's. Compares digests in constant time.
     pub fn verify(&self, key: &str, secret: &str) -> bool {
-        let given = sha256_hex(secret);
-        let same_secret = given.len() == self.api_secret_sha256.len()
-            && given.bytes().zip(self.api_secret_sha256.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        same_secret & (key == self.api_key)
+        constant_time_eq(&sha256_hex(secret), &self.api_secret_sha256) & (key == self.api_key)
     }
 
     pub async fn bootstrap(db: &DatabaseConnection, config: &Config) -> Result<(Account, Generated), DbErr> {

@@ -56,3 +56,11 @@ step("dial_action", dial_action)
 hang_up = VoiceResponse()
 hang_up.hangup()
 step("hang_up", hang_up)
+
+# <Sip username password codecs> (codecs is SignalWire's cXML attribute; the library writes
+# any keyword as an attribute): the far end's 401 is answered, PCMA is offered first.
+digest = VoiceResponse()
+guarded = Dial(timeout=10)
+guarded.sip("sip:alice@127.0.0.1:%s" % port, username="alice", password="s3cr3t", codecs="PCMA,PCMU")
+digest.append(guarded)
+step("dial_digest", digest)

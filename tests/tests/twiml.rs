@@ -7,7 +7,9 @@
 //! `Digits`, `CallSid`, `AccountSid`, …, signed so that the twilio library's
 //! `RequestValidator` accepts it) and runs the document it answers, and `<Dial action>`
 //! gets the far end's 486 as `DialCallStatus`, `DialSipResponseCode`, `DialSipCallId` and
-//! `DialSipHeader_X-*`.
+//! `DialSipHeader_X-*`; `<Sip username password codecs>` answers SIPp's 401 and sets the
+//! offer's codec order; an application with `dialect: twiml` is asked and told Twilio's way
+//! (signed form, status callbacks with the quality fields).
 
 use std::time::Duration;
 
@@ -68,7 +70,7 @@ async fn a_twilio_voice_response_dials_sip_with_the_uri_headers_and_uui() {
     for header in ["x-account: 42", "X-Note: a b", "User-to-User: 56a390f3d2b7310023a2;encoding=hex"] {
         assert!(bob.messages.contains(header), "{header} reached the far end: {}", bob.messages);
     }
-    assert!(bob.messages.contains("From: <sip:14155550100@"), "callerId: {}", bob.messages);
+    assert!(bob.messages.contains("From: <sip:+14155550100@"), "callerId: {}", bob.messages);
     assert!(env.app.answers().len() == 1, "answer_url was asked once");
     assert!(env.app.wait_status("outbound", "completed", T).await, "{:?}", env.app.statuses("outbound"));
 }
@@ -215,4 +217,18 @@ async fn a_twiml_application_is_asked_and_told_the_twilio_way_with_quality_on_co
     assert!(twilio_accepts(&env, "/status", completed, None).await);
     let bob = bob.finish(T).await;
     assert!(bob.success, "{}", bob.errors);
+}
+
+#[tokio::test]
+async fn sip_username_and_password_answer_the_far_ends_401_and_codecs_set_the_offer_order() {
+    let alice = Sipp::uas("uas_digest.xml", &[]);
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let docs = documents(alice.port, &env).await;
+    serve(&env, step(&docs, "dial_digest"));
+    let _caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
+    let alice = alice.finish(T).await;
+    assert!(alice.success, "the digest answer was verified: {}\n{}", alice.errors, alice.messages);
+    assert!(alice.messages.contains("Authorization: Digest username=\"alice\""), "{}", alice.messages);
+    let offer = alice.messages.lines().find(|l| l.starts_with("m=audio")).unwrap_or_default();
+    assert!(offer.contains("RTP/AVP 8 0"), "PCMA offered first, then PCMU: {offer}");
 }

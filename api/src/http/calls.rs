@@ -424,7 +424,11 @@ async fn starts_its_conversation(state: &AppState, row: &call::Model) -> Result<
 
 /// Hands `control` to the live call the leg `row` belongs to: the call's own task applies it,
 /// nothing is changed behind its back. An ended leg, or one on another node, is refused.
-async fn steer(state: &AppState, row: &call::Model, control: domains::call::Control) -> Result<(), ApiError> {
+pub(super) async fn steer(
+    state: &AppState,
+    row: &call::Model,
+    control: domains::call::Control,
+) -> Result<(), ApiError> {
     let uuid = &row.uuid;
     if CallStatus::ALL.iter().any(|s| s.as_str() == row.status && s.is_terminal()) {
         return Err(ApiError::BadRequest {

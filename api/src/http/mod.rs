@@ -18,6 +18,7 @@ pub mod psip;
 pub mod registrations;
 pub mod schemas;
 pub mod trunks;
+pub mod twilio;
 
 use std::sync::OnceLock;
 
@@ -55,6 +56,7 @@ use problem::ApiError;
         (name = "numbers", description = "Numbers routed to applications or SIP (HTTP Basic)"),
         (name = "trunks", description = "Outbound SIP trunks (HTTP Basic)"),
         (name = "account", description = "The account's trunk identity and default application (HTTP Basic)"),
+        (name = "twilio", description = "Twilio-compatible calls API (HTTP Basic AccountSid:AuthToken)"),
         (name = "calls", description = "Voice API (JWT signed RS256 by the application)"),
         (name = "files", description = "Recordings, downloaded by their application (JWT)"),
         (name = "operations", description = "Health and readiness")
@@ -121,6 +123,11 @@ where
                 .wrap(from_fn(invalidate_provisioning))
                 .wrap(from_fn(auth::require_basic))
                 .configure(account::routes),
+        )
+        .service(
+            scope::scope("/2010-04-01/Accounts/{account_sid}")
+                .wrap(from_fn(twilio::require_twilio_basic))
+                .configure(twilio::routes),
         )
         .service(scope::scope("/v1/calls").wrap(from_fn(auth::require_jwt)).configure(calls::routes))
         .service(scope::scope("/v1/files").wrap(from_fn(auth::require_jwt)).configure(files::routes))

@@ -14,7 +14,7 @@ use super::json::Body;
 use super::problem::{
     ApiError, BadRequest, InternalError, PayloadTooLarge, TooManyRequests, Unauthorized, UnsupportedMediaType,
 };
-use crate::sip::edge::OriginateError;
+use crate::sip::edge::{HookOverrides, OriginateError};
 use crate::state::AppState;
 
 /// `ringing_timer` bounds (seconds) and default.
@@ -85,10 +85,10 @@ pub struct CallCreated {
 }
 
 /// A request, validated: what the call core and the edge take.
-struct Placement {
-    originate: domains::call::Originate,
-    answer: Option<domains::application::Webhook>,
-    event: Option<domains::application::Webhook>,
+pub struct Placement {
+    pub originate: domains::call::Originate,
+    pub answer: Option<domains::application::Webhook>,
+    pub event: Option<domains::application::Webhook>,
 }
 
 #[utoipa::path(
@@ -114,18 +114,9 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let app = super::calls::application(&req)?;
     let numbers = state.provisioning.dialling().await?.numbers.clone();
-    let placement = body.validate(&numbers, rand::random())?;
-    let placed = state.edge.originate(&app.id, placement.originate, placement.answer, placement.event).await.map_err(
-        |e| match e {
-            OriginateError::Budget(b) => ApiError::TooManyRequests(b.to_string()),
-            OriginateError::Application(why) => ApiError::BadRequest { detail: why.to_owned(), invalid: vec![] },
-            OriginateError::Refused(f) => {
-                let name = if f.detail.as_deref() == Some("invalid_caller_id") { "from" } else { "to" };
-                ApiError::invalid(name, f.reason.unwrap_or_else(|| "cannot be called".into()))
-            }
-            OriginateError::Internal(e) => ApiError::Internal(e),
-        },
-    )?;
+    let placement = body.validate(&numbers, rand::random(), None)?;
+    let overrides = HookOverrides { answer: placement.answer, event: placement.event, twiml: None };
+    let placed = state.edge.originate(&app.id, placement.originate, overrides).await.map_err(originate_error)?;
     Ok(HttpResponse::Created().json(CallCreated {
         uuid: placed.uuid,
         status: "started".into(),
@@ -134,10 +125,24 @@ pub async fn create(
     }))
 }
 
+/// Why the edge did not place a call, as the Voice API answers it.
+pub fn originate_error(e: OriginateError) -> ApiError {
+    match e {
+        OriginateError::Budget(b) => ApiError::TooManyRequests(b.to_string()),
+        OriginateError::Application(why) => ApiError::BadRequest { detail: why.to_owned(), invalid: vec![] },
+        OriginateError::Refused(f) => {
+            let name = if f.detail.as_deref() == Some("invalid_caller_id") { "from" } else { "to" };
+            ApiError::invalid(name, f.reason.unwrap_or_else(|| "cannot be called".into()))
+        }
+        OriginateError::Internal(e) => ApiError::Internal(e),
+    }
+}
+
 impl CallCreate {
     /// Every field checked (each refusal named); `numbers` are the account's (E.164 digits),
-    /// `pick` chooses among them for `random_from_number`.
-    fn validate(self, numbers: &[String], pick: usize) -> Result<Placement, ApiError> {
+    /// `pick` chooses among them for `random_from_number`; `program` is a document already
+    /// parsed (the Twilio API's inline `Twiml`), in place of `ncco`.
+    pub fn validate(self, numbers: &[String], pick: usize, program: Option<Ncco>) -> Result<Placement, ApiError> {
         let mut p = Problems::new();
         let to = match self.to.as_array().map(Vec::as_slice) {
             Some([one]) if one.is_object() => Some(one.clone()),
@@ -152,6 +157,11 @@ impl CallCreate {
         let answer = webhook(&mut p, "answer", self.answer_url.as_deref(), self.answer_method.as_deref(), "GET");
         let event = webhook(&mut p, "event", self.event_url.as_deref(), self.event_method.as_deref(), "POST");
         let ncco = match (&self.ncco, &answer) {
+            _ if program.is_some() && answer.is_some() => {
+                p.push("answer_url", "give either a document or its URL, not both");
+                None
+            }
+            _ if program.is_some() => program,
             (Some(_), Some(_)) => {
                 p.push("ncco", "give either ncco or answer_url, not both");
                 None
@@ -332,7 +342,7 @@ mod tests {
             "ringing_timer": 20, "length_timer": "300", "machine_detection": "hangup",
             "event_url": ["https://app.example/events"],
         }));
-        let placed = b.validate(&[OURS.into()], 0).unwrap();
+        let placed = b.validate(&[OURS.into()], 0, None).unwrap();
         let c = &placed.originate.connect;
         assert_eq!((c.timeout, c.limit), (20, 300));
         assert_eq!(c.from.as_ref().map(ToString::to_string).as_deref(), Some(OURS));
@@ -349,7 +359,7 @@ mod tests {
             "answer_url": ["ftp://x"],
             "ringing_timer": 0, "length_timer": 86401, "event_method": "PATCH",
         }));
-        let mut n = names(b.validate(&[OURS.into()], 0).err().unwrap());
+        let mut n = names(b.validate(&[OURS.into()], 0, None).err().unwrap());
         n.sort();
         assert_eq!(
             n,
@@ -360,13 +370,13 @@ mod tests {
     #[test]
     fn ncco_xor_answer_url_and_random_from_number() {
         let b = body(json!({"to": [{"type": "phone", "number": "15551230000"}], "random_from_number": true}));
-        assert_eq!(names(b.validate(&[OURS.into()], 7).err().unwrap()), ["answer_url"]);
+        assert_eq!(names(b.validate(&[OURS.into()], 7, None).err().unwrap()), ["answer_url"]);
         let b = body(json!({"to": [{"type": "phone", "number": "15551230000"}], "random_from_number": true,
             "answer_url": ["https://app.example/answer"]}));
-        let placed = b.validate(&[OURS.into()], 7).unwrap();
+        let placed = b.validate(&[OURS.into()], 7, None).unwrap();
         assert_eq!(placed.originate.connect.from.map(|f| f.to_string()).as_deref(), Some(OURS));
         assert_eq!(placed.answer.map(|w| w.http_method), Some(Some(domains::application::HttpMethod::Get)));
         let b = body(json!({"to": [], "random_from_number": true, "answer_url": ["https://a/b"]}));
-        assert_eq!(names(b.validate(&[], 0).err().unwrap()), ["to", "random_from_number"]);
+        assert_eq!(names(b.validate(&[], 0, None).err().unwrap()), ["to", "random_from_number"]);
     }
 }

@@ -377,16 +377,17 @@ impl Edge {
         }
     }
 
-    /// Places a call for the Voice API (`POST /v1/calls`), within the outbound budget.
+    /// Places a call for the Voice API (`POST /v1/calls`, or the Twilio-compatible API),
+    /// within the outbound budget.
     /// `answer`/`event` replace the application's webhooks for this call when given. Returns
     /// once the call is recorded and steerable; it runs on the edge's runtime.
     pub async fn originate(
         self: &Arc<Self>,
         application_id: &str,
         originate: domains::call::Originate,
-        answer: Option<domains::application::Webhook>,
-        event: Option<domains::application::Webhook>,
+        overrides: HookOverrides,
     ) -> Result<Placed, OriginateError> {
+        let HookOverrides { answer, event, twiml } = overrides;
         let slot = self.outbound.acquire(application_id)?;
         let mut hooks = self.hooks(application_id).await.map_err(|r| match r {
             Refusal::Unavailable(why) => OriginateError::Application(why),
@@ -400,6 +401,10 @@ impl Edge {
         }
         if let Some(event) = event {
             hooks.event = event;
+        }
+        if let Some(status_events) = twiml {
+            hooks.dialect = Dialect::Twiml;
+            hooks.status_events = Some(status_events);
         }
         let dialling = self.dialling().await.map_err(|e| OriginateError::Internal(e.to_string()))?;
         let region = self.config.regions.first().cloned().unwrap_or_default();
@@ -642,6 +647,7 @@ impl Edge {
             event: voice.webhooks.event_url,
             signed: voice.signed_callbacks.unwrap_or(true),
             dialect: voice.dialect.unwrap_or_default(),
+            status_events: None,
         })
     }
 
@@ -780,6 +786,16 @@ pub(super) enum Addressed {
 /// The Request-URI's user (empty without one).
 fn parsed_user(uri: &domains::sip_uri::SipUri) -> String {
     uri.user.clone().unwrap_or_default()
+}
+
+/// What a placed call's webhooks are instead of its application's.
+#[derive(Debug, Default)]
+pub struct HookOverrides {
+    pub answer: Option<domains::application::Webhook>,
+    pub event: Option<domains::application::Webhook>,
+    /// A call of the Twilio-compatible API: Twilio's requests, status callbacks for these
+    /// `StatusCallbackEvent`s.
+    pub twiml: Option<Vec<String>>,
 }
 
 pub(super) enum Refusal {

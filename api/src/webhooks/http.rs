@@ -507,6 +507,14 @@ impl Inner {
             (Dialect::Twiml, _) => {
                 // Status callbacks: call-status events only, in Twilio's words.
                 let event = serde_json::from_value::<domains::events::CallEvent>(job.event.clone()).ok();
+                let wanted = |e: &domains::events::CallEvent| {
+                    let kind = domains::twiml::status::twilio_status(e.status).map(|(kind, _)| kind);
+                    job.hooks
+                        .status_events
+                        .as_ref()
+                        .is_none_or(|events| events.iter().any(|k| Some(k.as_str()) == kind))
+                };
+                let event = event.filter(wanted);
                 match event.and_then(|e| domains::twiml::status::callback(&e, sequence)) {
                     Some(form) => self.twiml_payload(hook, form),
                     None => return,
@@ -845,6 +853,7 @@ mod tests {
             event,
             signed,
             dialect: domains::application::Dialect::Ncco,
+            status_events: None,
         }
     }
 

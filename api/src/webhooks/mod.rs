@@ -42,6 +42,8 @@ pub struct AppHooks {
     pub signed: bool,
     /// Twilio's requests (forms, status callbacks, `X-Twilio-Signature`) for `twiml`.
     pub dialect: domains::application::Dialect,
+    /// The `StatusCallbackEvent`s status callbacks are sent for (`None`: every one).
+    pub status_events: Option<Vec<String>>,
 }
 
 #[async_trait]

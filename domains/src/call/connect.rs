@@ -33,12 +33,14 @@ pub struct Target {
     /// Targets sharing a fork ring together in a plan that rings one after the other (an
     /// address of record's contacts); the plan moves on once all of them failed.
     pub fork: Option<usize>,
+    /// Codecs to offer first, in order (`<Sip codecs>`); else the caller's codec.
+    pub codecs: Vec<String>,
 }
 
 impl Target {
     /// A target with no headers, credentials or pinned flow, in no fork.
     pub fn new(uri: SipUri, ringing: Duration) -> Target {
-        Target { uri, headers: vec![], ringing, credentials: None, attempt: 0, flow: None, fork: None }
+        Target { uri, headers: vec![], ringing, credentials: None, attempt: 0, flow: None, fork: None, codecs: vec![] }
     }
 }
 
@@ -163,9 +165,13 @@ impl Call {
     pub(super) fn b_flow_ready(&mut self, i: usize, result: Result<super::Resolved, String>) {
         match result {
             Ok(super::Resolved { flow, next_attempt }) => {
-                // Offer the far end the caller's codec first, so the bridge needs no transcoding.
-                let prefer: Vec<String> =
-                    self.caller_leg().endpoint.as_ref().and_then(|e| first_codec(&e.sdp)).into_iter().collect();
+                // The document's codecs, else the caller's first, so the bridge needs no
+                // transcoding.
+                let caller_codec = || self.caller_leg().endpoint.as_ref().and_then(|e| first_codec(&e.sdp));
+                let prefer: Vec<String> = match self.b.get(i).map(|b| &b.planned.codecs) {
+                    Some(codecs) if !codecs.is_empty() => codecs.clone(),
+                    _ => caller_codec().into_iter().collect(),
+                };
                 let call_uuid = self.uuid.clone();
                 let Some(b) = self.b.get_mut(i) else { return };
                 b.leg.dialog.flow = flow;

@@ -293,7 +293,7 @@ impl Call {
                     return false;
                 }
                 self.exec.connect_event = c.event.clone();
-                self.exec.dial_action = c.twiml_action.clone().map(|w| (w, self.b.len()));
+                self.exec.dial_action = c.twiml.as_ref().and_then(|t| t.action.clone()).map(|w| (w, self.b.len()));
                 match self.connect_plan(&c) {
                     Ok(plan) => {
                         self.exec.step = Step::ExpectCalleeAnswer;
@@ -434,7 +434,12 @@ impl Call {
         let ringback = c.ringback_tone.as_ref().map(ToString::to_string);
         let uri_target = |sip: &crate::ncco::Sip, u: &crate::ncco::SipUriTarget| {
             let uri = SipUri::parse(&u.uri).map_err(|e| cannot(format!("bad SIP URI {}: {e}", u.uri)))?;
-            Ok(Target { headers: sip.sip_headers(), ..Target::new(uri, ringing) })
+            Ok(Target {
+                headers: sip.sip_headers(),
+                credentials: sip.credentials.clone(),
+                codecs: sip.codecs.clone(),
+                ..Target::new(uri, ringing)
+            })
         };
         let plan = |targets: VecDeque<Target>, from: String, fail_over: bool| ConnectPlan {
             targets,
@@ -446,6 +451,15 @@ impl Call {
             ringback: ringback.clone(),
             on_answer,
             machine_detection: c.machine_detection.or(c.advanced_machine_detection.map(|a| a.behavior)),
+        };
+        // A SIP leg's From: the connect's (a TwiML caller ID may be a name), else the caller's.
+        let caller = self.caller_leg().from.clone();
+        let sip_from = || {
+            c.twiml
+                .as_ref()
+                .and_then(|t| t.sip_caller_id.clone())
+                .or_else(|| c.from.as_ref().map(ToString::to_string))
+                .unwrap_or(caller)
         };
         let (user, trunk, from) = match &c.endpoint {
             Endpoint::Sip(first) if !c.forks.is_empty() => {
@@ -459,15 +473,10 @@ impl Call {
                         }
                     })
                     .collect::<Result<VecDeque<_>, _>>()?;
-                let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.caller_leg().from.clone());
-                return Ok(ConnectPlan { parallel: true, ..plan(targets, from, false) });
+                return Ok(ConnectPlan { parallel: true, ..plan(targets, sip_from(), false) });
             }
             Endpoint::Sip(sip) => match &sip.target {
-                SipTarget::Uri(u) => {
-                    let from =
-                        c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.caller_leg().from.clone());
-                    return Ok(plan(VecDeque::from([uri_target(sip, u)?]), from, false));
-                }
+                SipTarget::Uri(u) => return Ok(plan(VecDeque::from([uri_target(sip, u)?]), sip_from(), false)),
                 SipTarget::Domain { domain, user } => {
                     let trunk = self.dialling.trunks.iter().find(|t| t.name == *domain).cloned();
                     let trunk = trunk.ok_or_else(|| cannot(format!("no trunk named {domain}")))?;
@@ -499,8 +508,7 @@ impl Call {
                 if targets.is_empty() {
                     return Err(cannot(format!("app user {} is not registered", a.user)));
                 }
-                let from = c.from.as_ref().map(ToString::to_string).unwrap_or_else(|| self.caller_leg().from.clone());
-                return Ok(ConnectPlan { parallel: true, ..plan(targets, from, false) });
+                return Ok(ConnectPlan { parallel: true, ..plan(targets, sip_from(), false) });
             }
             Endpoint::Vbc(v) => {
                 let trunk = self.dialling.trunks.iter().find(|t| t.pbx).cloned();

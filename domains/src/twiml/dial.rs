@@ -6,9 +6,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Verb, put};
-use crate::ncco::Action;
-use crate::ncco::action::Connect;
+use super::{Element, Verb, put};
+use crate::ncco::action::{Connect, TwimlDial};
+use crate::ncco::{Action, Endpoint, Sip};
 
 /// Twilio's default ringing time, in seconds.
 const DEFAULT_TIMEOUT: u64 = 30;
@@ -41,17 +41,80 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
         // Twilio's default and ceiling are 4 h; a call here lasts at most the NCCO's 2 h.
         put(&mut connect, "limit", json!(limit.min(u64::from(Connect::MAX_LIMIT))));
     }
-    if let Some(caller_id) = v.e.attr("callerId") {
-        put(&mut connect, "from", json!(caller_id.trim_start_matches('+')));
-    }
+    let to_sip = v.e.children.iter().any(|n| n.name == "Sip");
+    let sip_caller_id = match v.e.attr("callerId") {
+        Some(id) if to_sip => {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "+-_.".contains(c);
+            if id.is_empty() || !id.chars().all(allowed) {
+                v.report(Some("callerId"), "for <Sip> must be letters, digits and + - _ . only");
+            }
+            Some(id.to_owned())
+        }
+        Some(number) => {
+            put(&mut connect, "from", json!(number.trim_start_matches('+')));
+            None
+        }
+        None => None,
+    };
     let action = v.webhook("action", "method");
     match v.action(&connect)? {
         Action::Connect(mut c) => {
-            c.twiml_action = action;
+            c.twiml = Some(Box::new(TwimlDial { action, sip_caller_id }));
+            // What NCCO JSON has no field for: each <Sip>'s credentials and codecs.
+            let mut extras = sip_extras(v).into_iter();
+            if let (Endpoint::Sip(sip), Some(extra)) = (&mut c.endpoint, extras.next()) {
+                extra.apply(sip);
+            }
+            for (fork, extra) in c.forks.iter_mut().zip(extras) {
+                extra.apply(fork);
+            }
             Some(Action::Connect(c))
         }
         other => Some(other),
     }
+}
+
+/// `<Sip username password codecs>`.
+struct SipExtras {
+    credentials: Option<(String, String)>,
+    codecs: Vec<String>,
+}
+
+impl SipExtras {
+    fn apply(self, sip: &mut Sip) {
+        sip.credentials = self.credentials;
+        sip.codecs = self.codecs;
+    }
+}
+
+/// The extras of each `<Sip>` noun, in order (their attributes were checked by [`sip`]).
+fn sip_extras(v: &mut Verb) -> Vec<SipExtras> {
+    let nouns: Vec<&Element> = v.e.children.iter().filter(|n| n.name == "Sip").collect();
+    let mut out = Vec::with_capacity(nouns.len());
+    for (i, noun) in nouns.into_iter().enumerate() {
+        let at = format!("{}/Sip[{}]", v.at, i + 1);
+        let credentials = match (noun.attr("username"), noun.attr("password")) {
+            (Some(u), Some(p)) => Some((u.to_owned(), p.to_owned())),
+            (None, None) => None,
+            _ => {
+                v.p.push(format!("{at}@username"), "username and password go together");
+                None
+            }
+        };
+        let mut codecs = Vec::new();
+        for name in noun.attr("codecs").unwrap_or_default().split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            match crate::sdp::Codec::from_name(name) {
+                Some(_) => codecs.push(name.to_ascii_uppercase()),
+                None if name.eq_ignore_ascii_case("G729") => v.p.push(
+                    format!("{at}@codecs"),
+                    "G729 is not supported by voxbridge (no maintained G.729 library; see the README)",
+                ),
+                None => v.p.push(format!("{at}@codecs"), format!("unknown codec '{name}' (PCMU, PCMA, G722, OPUS)")),
+            }
+        }
+        out.push(SipExtras { credentials, codecs });
+    }
+    out
 }
 
 /// The NCCO endpoints of the nouns (or of the number that is the text).
@@ -117,15 +180,8 @@ fn number(n: &mut Verb) -> Option<Value> {
 
 fn sip(n: &mut Verb) -> Option<Value> {
     let mut unbuilt = NOUN_CALLBACKS.to_vec();
-    unbuilt.extend([
-        ("username", ""),
-        ("password", ""),
-        ("codecs", ""),
-        ("sessionTimeout", ""),
-        ("machineDetection", ""),
-        ("amdStatusCallback", ""),
-    ]);
-    n.attributes(&[], &unbuilt);
+    unbuilt.extend([("sessionTimeout", ""), ("machineDetection", ""), ("amdStatusCallback", "")]);
+    n.attributes(&["username", "password", "codecs"], &unbuilt);
     n.no_children();
     let text = n.required_text("the SIP URI")?;
     let (uri, headers) = text.split_once('?').unwrap_or((text.as_str(), ""));

@@ -42,7 +42,12 @@ fn dial_sip_with_uri_headers_uui_and_transport() {
            </Dial></Response>"#,
     );
     assert_eq!((c.timeout, c.limit), (10, 60));
-    assert_eq!(c.from.as_ref().map(ToString::to_string).as_deref(), Some("14155550100"));
+    let caller_id = |c: &crate::ncco::Connect| c.twiml.as_ref().and_then(|t| t.sip_caller_id.clone());
+    assert_eq!(caller_id(&c).as_deref(), Some("+14155550100"), "for SIP the caller ID is a string");
+    let named = connect(r#"<Response><Dial callerId="support.desk"><Sip>sip:a@b</Sip></Dial></Response>"#);
+    assert_eq!(caller_id(&named).as_deref(), Some("support.desk"));
+    let problems = names_of(r#"<Response><Dial callerId="two words"><Sip>sip:a@b</Sip></Dial></Response>"#);
+    assert!(problems[0].starts_with("Response/Dial[1]@callerId: for <Sip> must be"), "{problems:?}");
     let Endpoint::Sip(sip) = &c.endpoint else { panic!("{:?}", c.endpoint) };
     let SipTarget::Uri(uri) = &sip.target else { panic!() };
     assert_eq!(uri.uri, "sip:bob@pbx.example.com;transport=tcp");
@@ -54,6 +59,20 @@ fn dial_sip_with_uri_headers_uui_and_transport() {
     let uui = connect("<Response><Dial><Sip>sip:b@h?X-User-to-User=abc</Sip></Dial></Response>");
     let Endpoint::Sip(sip) = &uui.endpoint else { panic!() };
     assert_eq!(sip.user_to_user.as_deref(), Some("abc"), "X-User-to-User is the UUI too");
+}
+
+#[test]
+fn sip_credentials_and_codecs_are_kept_for_each_noun() {
+    let c = connect(
+        r#"<Response><Dial>
+             <Sip username="alice" password="s3cret" codecs="opus,PCMU">sip:a@b</Sip>
+             <Sip codecs="PCMA">sip:c@d</Sip>
+           </Dial></Response>"#,
+    );
+    let Endpoint::Sip(first) = &c.endpoint else { panic!() };
+    assert_eq!(first.credentials, Some(("alice".to_owned(), "s3cret".to_owned())));
+    assert_eq!(first.codecs, ["OPUS", "PCMU"]);
+    assert_eq!((c.forks[0].credentials.as_ref(), c.forks[0].codecs.as_slice()), (None, &["PCMA".to_owned()][..]));
 }
 
 #[test]
@@ -94,7 +113,7 @@ fn every_problem_is_named_by_its_element() {
              <Say voice="robot"></Say>
              <Dance/>
              <Dial><Sip>sip:a@b</Sip><Number>14155550100</Number></Dial>
-             <Dial hangupOnStar="true" colour="red"><Sip username="u">sip:a@b?Contact=x</Sip></Dial>
+             <Dial hangupOnStar="true" colour="red"><Sip username="u" codecs="G729">sip:a@b?Contact=x</Sip></Dial>
              <Reject reason="maybe"/>
              <Pause length="soon"/>
              <Dial><Sip>http://not-sip</Sip></Dial>
@@ -109,7 +128,8 @@ fn every_problem_is_named_by_its_element() {
         "Response/Dial[3]: <Sip> cannot be mixed",
         "Response/Dial[4]@hangupOnStar: hangupOnStar=\"true\" is not supported by voxbridge yet",
         "Response/Dial[4]@colour: unknown attribute of <Dial>",
-        "Response/Dial[4]/Sip[1]@username: username=\"u\" is not supported",
+        "Response/Dial[4]/Sip[1]@username: username and password go together",
+        "Response/Dial[4]/Sip[1]@codecs: G729 is not supported",
         "Response/Dial[4]/Sip[1]: header 'Contact': only X- headers and User-to-User",
         "Response/Reject[5]@reason: must be busy or rejected",
         "Response/Pause[6]@length: must be a whole number",
@@ -160,7 +180,7 @@ fn dial_action_is_kept_for_the_end_of_the_dial() {
     let c = connect(
         r#"<Response><Dial action="https://app.example/after" method="GET"><Sip>sip:a@b</Sip></Dial></Response>"#,
     );
-    let action = c.twiml_action.unwrap();
+    let action = c.twiml.and_then(|t| t.action).unwrap();
     assert_eq!((action.url.as_str(), action.method), ("https://app.example/after", HttpMethod::Get));
     assert!(
         names_of(r#"<Response><Dial action="ftp://x"><Sip>sip:a@b</Sip></Dial></Response>"#)[0]

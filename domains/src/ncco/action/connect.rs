@@ -32,9 +32,20 @@ pub struct Connect {
     pub event: Option<Webhook>,
     /// Played to the caller (looped) until the callee answers.
     pub ringback_tone: Option<Url>,
-    /// `<Dial action>` (TwiML only): when the dial ends, its outcome goes there form-encoded
-    /// (`DialCallStatus`, `DialSipCallId`, …) and the document answered replaces the rest.
-    pub twiml_action: Option<Webhook>,
+    /// What a TwiML `<Dial>` has beyond NCCO's `connect` (boxed: rare, and it keeps every
+    /// action small).
+    pub twiml: Option<Box<TwimlDial>>,
+}
+
+/// A `<Dial>`'s own attributes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TwimlDial {
+    /// `action`: when the dial ends, its outcome goes there form-encoded (`DialCallStatus`,
+    /// `DialSipCallId`, …) and the document answered replaces the rest.
+    pub action: Option<Webhook>,
+    /// `callerId` of a dial to `<Sip>` nouns: any `[A-Za-z0-9+-_.]` string as the From user,
+    /// not only a number.
+    pub sip_caller_id: Option<String>,
 }
 
 impl Connect {
@@ -82,7 +93,7 @@ impl Connect {
             ringback_tone: f.opt("ringbackTone", fields::url(HTTP)),
             endpoint: endpoint?,
             forks,
-            twiml_action: None,
+            twiml: None,
         })
     }
 

@@ -16,6 +16,10 @@ pub struct Sip {
     pub headers: Vec<(String, String)>,
     /// `standardHeaders["User-to-User"]`, sent verbatim.
     pub user_to_user: Option<String>,
+    /// `<Sip username password>` (TwiML only): the answer to the far end's 401/407.
+    pub credentials: Option<(String, String)>,
+    /// `<Sip codecs>` (TwiML only): codecs offered first, in this order.
+    pub codecs: Vec<String>,
 }
 
 /// Where the INVITE goes.
@@ -58,7 +62,7 @@ impl Sip {
             .first_present(&STANDARD_HEADERS_KEYS)
             .and_then(|key| f.child(key))
             .and_then(|mut c| c.opt(USER_TO_USER, header_value).map(str::to_owned));
-        Some(Sip { target: target?, headers, user_to_user })
+        Some(Sip { target: target?, headers, user_to_user, credentials: None, codecs: Vec::new() })
     }
 
     fn target(f: &mut Fields) -> Option<SipTarget> {
@@ -188,6 +192,8 @@ mod tests {
                 }),
                 headers: vec![],
                 user_to_user: None,
+                credentials: None,
+                codecs: vec![],
             }
         );
         assert!(s.sip_headers().is_empty());

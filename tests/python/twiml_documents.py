@@ -61,6 +61,18 @@ step("hang_up", hang_up)
 # any keyword as an attribute): the far end's 401 is answered, PCMA is offered first.
 digest = VoiceResponse()
 guarded = Dial(timeout=10)
-guarded.sip("sip:alice@127.0.0.1:%s" % port, username="alice", password="s3cr3t", codecs="PCMA,PCMU")
+guarded.sip(
+    "sip:alice@127.0.0.1:%s?X-User-to-User=56a390f3d2b7310023a2" % port,
+    username="alice",
+    password="s3cr3t",
+    codecs="PCMA,PCMU",
+)
 digest.append(guarded)
 step("dial_digest", digest)
+
+# <Sip url>: a screening document run on the callee once it answers; here it hangs up.
+screened = VoiceResponse()
+screening = Dial(timeout=10)
+screening.sip("sip:bob@127.0.0.1:%s" % port, url=app + "/screen")
+screened.append(screening)
+step("screened", screened)

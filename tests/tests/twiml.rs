@@ -231,4 +231,72 @@ async fn sip_username_and_password_answer_the_far_ends_401_and_codecs_set_the_of
     assert!(alice.messages.contains("Authorization: Digest username=\"alice\""), "{}", alice.messages);
     let offer = alice.messages.lines().find(|l| l.starts_with("m=audio")).unwrap_or_default();
     assert!(offer.contains("RTP/AVP 8 0"), "PCMA offered first, then PCMU: {offer}");
+    assert!(alice.messages.contains("User-to-User: 56a390f3d2b7310023a2"), "X-User-to-User is sent as the UUI");
+}
+
+#[tokio::test]
+async fn a_hangup_in_the_sip_url_document_declines_the_call() {
+    let bob = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let docs = documents(bob.port, &env).await;
+    serve(&env, step(&docs, "screened"));
+    serve_at(&env, "/screen", step(&docs, "hang_up"));
+    let caller = RawSip::new(&env.sip).await;
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "twiml-screen@test", 1, "", 40206);
+    caller.send(&invite).await;
+    let declined = caller.final_response(T).await.expect("answered");
+    assert_eq!(declined.status(), Some(603), "the screening hung up: never bridged: {}", declined.0);
+    caller.send(&caller.ack_for(&invite, &declined)).await;
+    let bob = bob.finish(T).await;
+    assert!(bob.success, "bob answered, then got the BYE: {}\n{}", bob.errors, bob.messages);
+    let screen = callback(&env, "/screen").await.expect("the screening document was asked");
+    assert_eq!(screen.field("Direction"), Some("outbound-dial"), "{:?}", screen.form);
+    assert!(screen.field("ParentCallSid").is_some() && screen.field("SipCallId").is_some(), "{:?}", screen.form);
+    assert_ne!(screen.field("CallSid"), screen.field("ParentCallSid"), "asked for the callee's leg");
+    assert!(twilio_accepts(&env, "/screen", &screen, None).await);
+}
+
+#[tokio::test]
+async fn ten_sip_nouns_ring_together_and_the_first_to_answer_wins() {
+    // Nine phones that only ring (and take the CANCEL), one SIPp that answers.
+    let mut ringers = Vec::new();
+    for _ in 0..9 {
+        let phone = RawSip::new("127.0.0.1:9").await;
+        let port = phone.local.port();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some((msg, from)) = phone.recv(Duration::from_secs(60)).await {
+                let reply = match msg.method() {
+                    Some("INVITE") => vbtest::raw::respond(&msg, 180, "Ringing", "ringer", "", ""),
+                    Some("CANCEL") => vbtest::raw::respond(&msg, 200, "OK", "ringer", "", ""),
+                    _ => continue,
+                };
+                let _ = phone.sock.send_to(reply.as_bytes(), from).await;
+                let _ = tx.send(msg.method().unwrap_or_default().to_owned());
+            }
+        });
+        ringers.push((port, rx));
+    }
+    let winner = Sipp::uas("uas_answer.xml", &[]);
+    let nouns: String = ringers
+        .iter()
+        .map(|(port, _)| format!("<Sip>sip:ringer@127.0.0.1:{port}</Sip>"))
+        .chain(std::iter::once(format!("<Sip>sip:winner@127.0.0.1:{}</Sip>", winner.port)))
+        .collect();
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    serve(&env, &Value::from(format!("<Response><Dial timeout=\"20\">{nouns}</Dial></Response>")));
+    let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
+    assert!(caller.success, "bridged to the one that answered: {}\n{}", caller.errors, caller.messages);
+    let winner = winner.finish(T).await;
+    assert!(winner.success, "{}", winner.errors);
+    for (port, mut seen) in ringers {
+        let mut methods = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await {
+            methods.push(m);
+            if methods.iter().any(|m| m == "CANCEL") {
+                break;
+            }
+        }
+        assert_eq!(methods, ["INVITE", "CANCEL"], "the phone on {port} rang and was cancelled");
+    }
 }

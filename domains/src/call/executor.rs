@@ -427,6 +427,15 @@ impl Call {
                 p.on_answer.as_ref().map(|o| super::whisper::OnAnswerPlan {
                     url: o.url.clone(),
                     ringback: o.ringback_tone.as_ref().map(ToString::to_string),
+                    twiml: None,
+                }),
+            ),
+            Endpoint::Sip(s) => (
+                None,
+                s.screen.as_ref().map(|w| super::whisper::OnAnswerPlan {
+                    url: w.url.clone(),
+                    ringback: None,
+                    twiml: Some(w.method),
                 }),
             ),
             _ => (None, None),

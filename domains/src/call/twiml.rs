@@ -43,6 +43,24 @@ impl Call {
         params
     }
 
+    /// Twilio's parameters of the answered callee `i` (a `<Sip url>` request): the child
+    /// leg's `CallSid`, its parent's, and the `SipCallId` and `SipHeader_X-*` of its 200.
+    pub(super) fn twiml_callee_params(&self, i: usize) -> Params {
+        let Some(b) = self.b.get(i) else { return self.twiml_params() };
+        let mut params = vec![
+            param("CallSid", b.leg.uuid.clone()),
+            param("ParentCallSid", self.caller_leg().uuid.clone()),
+            param("From", b.leg.from.clone()),
+            param("To", b.leg.to.clone()),
+            param("CallStatus", "in-progress"),
+            param("Direction", "outbound-dial"),
+            param("ApiVersion", crate::twiml::API_VERSION),
+            param("SipCallId", b.leg.dialog.call_id.clone()),
+        ];
+        params.extend(b.final_headers.iter().map(|(name, value)| (format!("SipHeader_{name}"), value.clone())));
+        params
+    }
+
     /// Sends the call's parameters and `extra` to `webhook`; the document it answers runs
     /// instead of the rest of this one.
     pub(super) fn twiml_callback(&mut self, webhook: Webhook, extra: Params) {

@@ -4,7 +4,9 @@
 //! plays to the callee or pauses runs there (`talk`, `stream`, `wait`); any other action, a
 //! document that cannot be had, or media that cannot play ends the callee's leg as `failed`
 //! with the reason, and the caller's NCCO goes on, as after any failed connect. A callee that
-//! hangs up during the whisper ends the connect the same way.
+//! hangs up during the whisper ends the connect the same way. TwiML's `<Sip url>` is the same
+//! whisper, asked Twilio's way; a `<Hangup>` (or `<Reject>`) in it declines the call: the
+//! callee is released as `rejected` and never bridged.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -23,6 +25,8 @@ use crate::ncco::{Action, HttpMethod, Ncco};
 pub struct OnAnswerPlan {
     pub url: url::Url,
     pub ringback: Option<String>,
+    /// `<Sip url method>` (TwiML): asked Twilio's way, with the callee leg's parameters.
+    pub twiml: Option<HttpMethod>,
 }
 
 /// What a running whisper waits for.
@@ -70,8 +74,17 @@ impl Call {
             "to": b.leg.to,
         });
         self.exec.whisper = Some(Whisper { leg: i, program: VecDeque::new(), step: WhisperStep::ExpectDocument });
-        let webhook = Webhook { url: plan.url, method: HttpMethod::Get };
-        self.cx.fetch(DocumentPurpose::Whisper, DocumentRequest::Post { webhook: Some(webhook), body });
+        let request = match plan.twiml {
+            Some(method) => {
+                let webhook = Webhook { url: plan.url, method };
+                DocumentRequest::Form { webhook, params: self.twiml_callee_params(i) }
+            }
+            None => {
+                let webhook = Webhook { url: plan.url, method: HttpMethod::Get };
+                DocumentRequest::Post { webhook: Some(webhook), body }
+            }
+        };
+        self.cx.fetch(DocumentPurpose::Whisper, request);
     }
 
     pub(super) fn whisper_document(&mut self, result: Result<Option<Ncco>, String>) {
@@ -108,6 +121,7 @@ impl Call {
                 w.step = WhisperStep::ExpectWaitElapsed;
                 return;
             }
+            Action::Hangup | Action::Reject(_) => return self.whisper_declined(),
             other => return self.whisper_failed(format!("the {} action cannot run in onAnswer", other.name())),
         };
         let play_id = self.cx.ids.token(12);
@@ -154,11 +168,21 @@ impl Call {
     }
 
     fn whisper_failed(&mut self, reason: String) {
-        let Some(w) = self.exec.whisper.take() else { return };
         tracing::info!(call_uuid = %self.uuid, %reason, "whisper failed; the callee is released");
+        self.release_whispered(LegFailure::new(CallStatus::Failed, "whisper_failed", 480, reason));
+    }
+
+    /// The whisper hung up (`<Hangup>` in a `<Sip url>` document, screening): the callee is
+    /// released and the call is not connected to it.
+    fn whisper_declined(&mut self) {
+        self.release_whispered(LegFailure::new(CallStatus::Rejected, "declined", 603, "the whisper declined the call"));
+    }
+
+    fn release_whispered(&mut self, failure: LegFailure) {
+        let Some(w) = self.exec.whisper.take() else { return };
         self.cx.timers.cancel(TimerKey::Whisper);
         self.stop_ringback();
-        self.callee_failed(w.leg, LegFailure::new(CallStatus::Failed, "whisper_failed", 480, reason));
+        self.callee_failed(w.leg, failure);
     }
 
     /// The whispered callee hung up before being bridged.

@@ -74,16 +74,18 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
     }
 }
 
-/// `<Sip username password codecs>`.
+/// `<Sip username password codecs url method>`.
 struct SipExtras {
     credentials: Option<(String, String)>,
     codecs: Vec<String>,
+    screen: Option<crate::ncco::common::Webhook>,
 }
 
 impl SipExtras {
     fn apply(self, sip: &mut Sip) {
         sip.credentials = self.credentials;
         sip.codecs = self.codecs;
+        sip.screen = self.screen;
     }
 }
 
@@ -112,7 +114,9 @@ fn sip_extras(v: &mut Verb) -> Vec<SipExtras> {
                 None => v.p.push(format!("{at}@codecs"), format!("unknown codec '{name}' (PCMU, PCMA, G722, OPUS)")),
             }
         }
-        out.push(SipExtras { credentials, codecs });
+        let mut noun = Verb { e: noun, at, p: &mut *v.p };
+        let screen = noun.webhook("url", "method");
+        out.push(SipExtras { credentials, codecs, screen });
     }
     out
 }
@@ -179,9 +183,11 @@ fn number(n: &mut Verb) -> Option<Value> {
 }
 
 fn sip(n: &mut Verb) -> Option<Value> {
-    let mut unbuilt = NOUN_CALLBACKS.to_vec();
+    // `url`/`method` are the screening document (read by `sip_extras`).
+    let mut unbuilt: Vec<(&str, &str)> =
+        NOUN_CALLBACKS.iter().filter(|(name, _)| !["url", "method"].contains(name)).copied().collect();
     unbuilt.extend([("sessionTimeout", ""), ("machineDetection", ""), ("amdStatusCallback", "")]);
-    n.attributes(&["username", "password", "codecs"], &unbuilt);
+    n.attributes(&["username", "password", "codecs", "url", "method"], &unbuilt);
     n.no_children();
     let text = n.required_text("the SIP URI")?;
     let (uri, headers) = text.split_once('?').unwrap_or((text.as_str(), ""));

@@ -66,13 +66,16 @@ fn sip_credentials_and_codecs_are_kept_for_each_noun() {
     let c = connect(
         r#"<Response><Dial>
              <Sip username="alice" password="s3cret" codecs="opus,PCMU">sip:a@b</Sip>
-             <Sip codecs="PCMA">sip:c@d</Sip>
+             <Sip codecs="PCMA" url="https://app.example/screen" method="GET">sip:c@d</Sip>
            </Dial></Response>"#,
     );
     let Endpoint::Sip(first) = &c.endpoint else { panic!() };
     assert_eq!(first.credentials, Some(("alice".to_owned(), "s3cret".to_owned())));
     assert_eq!(first.codecs, ["OPUS", "PCMU"]);
     assert_eq!((c.forks[0].credentials.as_ref(), c.forks[0].codecs.as_slice()), (None, &["PCMA".to_owned()][..]));
+    let screen = c.forks[0].screen.as_ref().expect("the screening document");
+    assert_eq!((screen.url.as_str(), screen.method), ("https://app.example/screen", HttpMethod::Get));
+    assert!(first.screen.is_none());
 }
 
 #[test]

@@ -20,6 +20,9 @@ pub struct Sip {
     pub credentials: Option<(String, String)>,
     /// `<Sip codecs>` (TwiML only): codecs offered first, in this order.
     pub codecs: Vec<String>,
+    /// `<Sip url method>` (TwiML only): a document run on the callee once it answers, before
+    /// the bridge (screening); a `<Hangup>` there declines the call.
+    pub screen: Option<crate::ncco::common::Webhook>,
 }
 
 /// Where the INVITE goes.
@@ -62,7 +65,7 @@ impl Sip {
             .first_present(&STANDARD_HEADERS_KEYS)
             .and_then(|key| f.child(key))
             .and_then(|mut c| c.opt(USER_TO_USER, header_value).map(str::to_owned));
-        Some(Sip { target: target?, headers, user_to_user, credentials: None, codecs: Vec::new() })
+        Some(Sip { target: target?, headers, user_to_user, credentials: None, codecs: Vec::new(), screen: None })
     }
 
     fn target(f: &mut Fields) -> Option<SipTarget> {
@@ -194,6 +197,7 @@ mod tests {
                 user_to_user: None,
                 credentials: None,
                 codecs: vec![],
+                screen: None,
             }
         );
         assert!(s.sip_headers().is_empty());

@@ -76,3 +76,8 @@ screening = Dial(timeout=10)
 screening.sip("sip:bob@127.0.0.1:%s" % port, url=app + "/screen")
 screened.append(screening)
 step("screened", screened)
+
+# <Record>: a voicemail of at most 3 s, without the beep; its action gets the recording.
+voicemail = VoiceResponse()
+voicemail.record(max_length=3, play_beep=False, action=app + "/recorded", method="POST")
+step("voicemail", voicemail)

@@ -9,7 +9,8 @@
 //! gets the far end's 486 as `DialCallStatus`, `DialSipResponseCode`, `DialSipCallId` and
 //! `DialSipHeader_X-*`; `<Sip username password codecs>` answers SIPp's 401 and sets the
 //! offer's codec order; an application with `dialect: twiml` is asked and told Twilio's way
-//! (signed form, status callbacks with the quality fields).
+//! (signed form, status callbacks with the quality fields); `<Record>` sends its recording to
+//! its action.
 
 use std::time::Duration;
 
@@ -299,4 +300,27 @@ async fn ten_sip_nouns_ring_together_and_the_first_to_answer_wins() {
         }
         assert_eq!(methods, ["INVITE", "CANCEL"], "the phone on {port} rang and was cancelled");
     }
+}
+
+#[tokio::test]
+async fn record_sends_the_voicemail_to_its_action_and_it_downloads_with_the_jwt() {
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let docs = documents(9, &env).await;
+    serve(&env, step(&docs, "voicemail"));
+    serve_at(&env, "/recorded", step(&docs, "hang_up"));
+    let uri = format!("sip:+14155550100@{}", env.host);
+    let mut call = vbtest::rtp::RawCall::place(&env.sip, &uri, vbtest::raw::sdp_offer).await;
+    let message = vbtest::rtp::tone(&[440.0], 8000.0, 4000);
+    call.rtp.send_pcmu(&message, None).await;
+    let recorded = callback(&env, "/recorded").await.expect("the action got the recording");
+    let duration: u64 = recorded.field("RecordingDuration").and_then(|d| d.parse().ok()).unwrap_or_default();
+    assert!((2..=3).contains(&duration), "maxLength 3: {:?}", recorded.form);
+    let url = recorded.field("RecordingUrl").expect("RecordingUrl").to_owned();
+    assert!(url.ends_with(recorded.field("RecordingSid").unwrap_or("?")), "{url}");
+    let client = &env.server.client;
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 401, "no JWT, no recording");
+    let wav = client.get(&url).bearer_auth(env.jwt()).send().await.unwrap().bytes().await.unwrap();
+    assert!(wav.starts_with(b"RIFF") && wav.len() > 40_000, "{} bytes", wav.len());
+    assert!(twilio_accepts(&env, "/recorded", &recorded, None).await);
+    assert!(call.expect_bye(T).await, "the action's document hung up");
 }

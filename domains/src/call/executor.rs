@@ -50,6 +50,11 @@ pub enum Step {
     ExpectPostReply,
     /// In a conversation: until hung up.
     ExpectConversationEnd,
+    /// A TwiML `<Record>`: until the recording is written, then its `action` is told.
+    ExpectRecordingWritten {
+        record_id: String,
+        action: Webhook,
+    },
     /// Streaming to a WebSocket: until the server closes it.
     ExpectWebsocketClosed,
     /// An originated call's WebSocket party: its endpoint, then its handshake.
@@ -325,7 +330,7 @@ impl Call {
                 let command = Command::RecordStart {
                     endpoint_id,
                     path: crate::recordings::path(&owner, &record_id, format),
-                    record_id,
+                    record_id: record_id.clone(),
                     format: format.to_owned(),
                     split: r.split,
                     end_on_silence: r.end_on_silence.unwrap_or(0),
@@ -333,9 +338,16 @@ impl Call {
                     timeout: r.time_out.unwrap_or(7200),
                     beep_start: r.beep_start,
                 };
-                // Runs alongside what follows; a refusal still ends the call.
+                // Runs alongside what follows (but a TwiML `<Record>`, which waits for it); a
+                // refusal still ends the call.
                 self.cx.media(Op::Action(name), command);
-                true
+                match r.twiml_action {
+                    Some(action) => {
+                        self.exec.step = Step::ExpectRecordingWritten { record_id, action };
+                        false
+                    }
+                    None => true,
+                }
             }
             Action::Wait(w) => {
                 self.answer_a();
@@ -737,8 +749,26 @@ impl Call {
             MediaEvent::RecordDone { record_id, size, duration_ms, error, .. } => {
                 let Some(pos) = self.exec.recordings.iter().position(|(id, _)| *id == record_id) else { return };
                 let (_, webhook) = self.exec.recordings.remove(pos);
+                let twiml = match &self.exec.step {
+                    Step::ExpectRecordingWritten { record_id: id, action } if *id == record_id => Some(action.clone()),
+                    _ => None,
+                };
                 if let Some(reason) = error {
                     tracing::warn!(call_uuid = %self.uuid, %record_id, %reason, "recording lost");
+                    if twiml.is_some() {
+                        // Twilio goes on with the next verb when nothing was recorded.
+                        self.exec.step = Step::Idle;
+                        self.next_action();
+                    }
+                    return self.recording_written();
+                }
+                if let Some(action) = twiml.filter(|_| self.ending.is_none()) {
+                    let params = vec![
+                        ("RecordingUrl".to_owned(), crate::recordings::url(&self.region_url, &record_id)),
+                        ("RecordingSid".to_owned(), record_id.clone()),
+                        ("RecordingDuration".to_owned(), (duration_ms / 1000).to_string()),
+                    ];
+                    self.twiml_callback(action, params);
                     return self.recording_written();
                 }
                 let end = self.cx.now.utc;

@@ -53,8 +53,9 @@ fn verb(e: &Element, at: String, p: &mut Problems) -> Vec<Action> {
         "Reject" => reject(&mut v),
         "Redirect" => redirect(&mut v),
         "Gather" => return gather::gather(&mut v),
-        "Record" | "Enqueue" | "Leave" | "Refer" | "Connect" | "Stream" | "Start" | "Stop" | "Pay" | "Prompt"
-        | "Sms" | "Message" | "Echo" => {
+        "Record" => record(&mut v),
+        "Enqueue" | "Leave" | "Refer" | "Connect" | "Stream" | "Start" | "Stop" | "Pay" | "Prompt" | "Sms"
+        | "Message" | "Echo" => {
             v.report(None, format!("<{}> is not supported by voxbridge yet", e.name));
             None
         }
@@ -223,6 +224,61 @@ pub(crate) fn pause(v: &mut Verb) -> Option<Action> {
     let length = v.uint("length").unwrap_or(1);
     v.action(&json!({"action": "wait", "timeout": length}))
 }
+
+/// `<Record action method maxLength finishOnKey timeout playBeep>`: records the caller until
+/// the key, the silence or the length, then `action` gets the recording (a WAV downloadable
+/// with the application's JWT) and its document replaces the rest.
+fn record(v: &mut Verb) -> Option<Action> {
+    v.attributes(
+        &["action", "method", "maxLength", "finishOnKey", "timeout", "playBeep"],
+        &[
+            ("recordingStatusCallback", ""),
+            ("recordingStatusCallbackMethod", "POST"),
+            ("recordingStatusCallbackEvent", ""),
+            ("transcribe", "false"),
+            ("transcribeCallback", ""),
+            ("trim", "do-not-trim"),
+            ("storageUrl", ""),
+        ],
+    );
+    v.no_children();
+    let mut record = json!({"action": "record", "format": "wav",
+                            "timeOut": v.uint("maxLength").unwrap_or(MAX_RECORD_SECS).clamp(3, MAX_RECORD_SECS)});
+    match v.e.attr("finishOnKey") {
+        // Twilio's default is any key; NCCO's recorder stops on one: `#`.
+        None => put(&mut record, "endOnKey", json!("#")),
+        Some("") => {}
+        Some(key) => put(&mut record, "endOnKey", json!(key)),
+    }
+    match v.uint("timeout") {
+        Some(0) => {}
+        // NCCO's silence detection takes 3 to 10 seconds.
+        Some(secs) => put(&mut record, "endOnSilence", json!(secs.clamp(3, 10))),
+        None => put(&mut record, "endOnSilence", json!(5)),
+    }
+    match v.e.attr("playBeep") {
+        None | Some("true") => put(&mut record, "beepStart", json!(true)),
+        Some("false") => {}
+        Some(other) => v.report(Some("playBeep"), format!("must be true or false, found '{other}'")),
+    }
+    let Some(action) = v.webhook("action", "method") else {
+        if v.e.attr("action").is_none() {
+            // Twilio's default is the document's own URL, which voxbridge does not track yet.
+            v.report(Some("action"), "is required by voxbridge (the recording is sent there)");
+        }
+        return None;
+    };
+    match v.action(&record)? {
+        Action::Record(mut r) => {
+            r.twiml_action = Some(action);
+            Some(Action::Record(r))
+        }
+        other => Some(other),
+    }
+}
+
+/// The longest `<Record>` (the NCCO recorder's `timeOut` ceiling).
+const MAX_RECORD_SECS: u64 = 7200;
 
 /// `<Reject reason="busy|rejected">`.
 fn reject(v: &mut Verb) -> Option<Action> {

@@ -190,3 +190,22 @@ fn dial_action_is_kept_for_the_end_of_the_dial() {
             .starts_with("Response/Dial[1]@action: must be a URL")
     );
 }
+
+#[test]
+fn record_waits_and_reports_to_its_action() {
+    let ncco = parse(
+        r#"<Response><Record action="https://app.example/vm" maxLength="20" finishOnKey="*" timeout="4"/></Response>"#,
+    )
+    .unwrap();
+    let Some(Action::Record(r)) = ncco.0.first() else { panic!("{ncco:?}") };
+    assert_eq!((r.time_out, r.end_on_key, r.end_on_silence, r.beep_start), (Some(20), Some('*'), Some(4), true));
+    assert_eq!(r.twiml_action.as_ref().map(|w| w.url.as_str()), Some("https://app.example/vm"));
+    let problems = names_of(r#"<Response><Record playBeep="loud" transcribe="true"/></Response>"#);
+    for e in [
+        "Response/Record[1]@playBeep: must be true or false",
+        "Response/Record[1]@transcribe: transcribe=\"true\" is not supported",
+        "Response/Record[1]@action: is required by voxbridge",
+    ] {
+        assert!(problems.iter().any(|p| p.starts_with(e)), "missing {e} in {problems:#?}");
+    }
+}

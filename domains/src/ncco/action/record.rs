@@ -20,6 +20,10 @@ pub struct Record {
     pub beep_start: bool,
     pub event: Option<Webhook>,
     pub transcription: Option<Transcription>,
+    /// `<Record action>` (TwiML only): the document waits for the recording, whose
+    /// `RecordingUrl`, `RecordingSid` and `RecordingDuration` go there Twilio's way; the
+    /// document answered replaces the rest.
+    pub twiml_action: Option<Webhook>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,7 @@ impl Record {
             beep_start: f.bool_or("beepStart", false),
             event: Webhook::optional(f),
             transcription: Transcription::optional(f),
+            twiml_action: None,
         })
     }
 }
@@ -103,6 +108,7 @@ mod tests {
                 beep_start: false,
                 event: None,
                 transcription: None,
+                twiml_action: None,
             }
         );
     }

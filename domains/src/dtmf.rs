@@ -77,6 +77,14 @@ pub enum DtmfSlot {
     Gap,
 }
 
+/// How long each sent digit sounds.
+pub const TONE_MS: u16 = 100;
+
+/// How long sending `digits` (with [`TONE_MS`] tones) takes.
+pub fn send_duration(digits: &str) -> std::time::Duration {
+    std::time::Duration::from_millis(20 * event_slots(digits, TONE_MS).len() as u64)
+}
+
 /// The slots that send `digits` as RFC 4733 events: each digit lasts `tone_ms`, its end packet
 /// is sent three times (§2.5.1.4), then a 60 ms gap; `p` (or `P`, `,`) pauses 500 ms. Characters
 /// that are not digits were refused before this (see [`valid_digits`]).

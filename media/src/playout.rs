@@ -141,7 +141,7 @@ pub async fn send_dtmf(ep: Arc<Endpoint>, digits: String) {
     let mut clock = clock();
     match ep.telephone_event() {
         Some(pt) => {
-            for slot in dtmf::event_slots(&digits, 100) {
+            for slot in dtmf::event_slots(&digits, dtmf::TONE_MS) {
                 clock.tick().await;
                 match slot {
                     DtmfSlot::Event { payload, first } => ep.send_event(pt, payload, first).await,

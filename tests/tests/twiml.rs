@@ -10,7 +10,7 @@
 //! `DialSipHeader_X-*`; `<Sip username password codecs>` answers SIPp's 401 and sets the
 //! offer's codec order; an application with `dialect: twiml` is asked and told Twilio's way
 //! (signed form, status callbacks with the quality fields); `<Record>` sends its recording to
-//! its action.
+//! its action; `hangupOnStar` drops the callee and `<Play digits>` sends RFC 4733 digits.
 
 use std::time::Duration;
 
@@ -323,4 +323,34 @@ async fn record_sends_the_voicemail_to_its_action_and_it_downloads_with_the_jwt(
     assert!(wav.starts_with(b"RIFF") && wav.len() > 40_000, "{} bytes", wav.len());
     assert!(twilio_accepts(&env, "/recorded", &recorded, None).await);
     assert!(call.expect_bye(T).await, "the action's document hung up");
+}
+
+#[tokio::test]
+async fn hangup_on_star_drops_the_callee_and_play_digits_sends_dtmf_to_the_caller() {
+    let bob = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let doc = format!(
+        r#"<Response><Dial hangupOnStar="true"><Sip>sip:bob@127.0.0.1:{}</Sip></Dial><Play digits="w57"/><Hangup/></Response>"#,
+        bob.port
+    );
+    serve(&env, &Value::from(doc));
+    let uri = format!("sip:+14155550100@{}", env.host);
+    let mut call = vbtest::rtp::RawCall::place(&env.sip, &uri, vbtest::raw::sdp_offer).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.rtp.send_event('*').await;
+    let bob = bob.finish(T).await;
+    assert!(bob.success, "the star hung bob up: {}\n{}", bob.errors, bob.messages);
+    // The document went on: the caller gets 5 and 7 as RFC 4733 events, then the BYE.
+    let mut digits = String::new();
+    let heard = vbtest::rtp::receive_for(&call.rtp.sock, Duration::from_secs(3)).await;
+    for p in heard.iter().filter(|p| p.payload_type == 101) {
+        let event = domains::dtmf::TelephoneEvent::parse(&p.payload);
+        if let Some(d) = event.filter(|e| e.end).and_then(|e| domains::dtmf::digit_of(e.event))
+            && !digits.ends_with(d)
+        {
+            digits.push(d);
+        }
+    }
+    assert_eq!(digits, "57", "{} packets heard", heard.len());
+    assert!(call.expect_bye(T).await, "then <Hangup>");
 }

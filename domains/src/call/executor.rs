@@ -102,6 +102,8 @@ pub struct Executor {
     pub connect_event: Option<Webhook>,
     /// The running connect's `<Dial action>`, and the first of its outbound legs.
     pub dial_action: Option<(Webhook, usize)>,
+    /// The running connect's `<Dial hangupOnStar>`.
+    pub hangup_on_star: bool,
     /// The leg of a `connect` to a WebSocket.
     pub websocket: Option<super::websocket::WebsocketLeg>,
     /// Legs whose endpoint is being destroyed: their final report waits for its quality.
@@ -299,6 +301,7 @@ impl Call {
                 }
                 self.exec.connect_event = c.event.clone();
                 self.exec.dial_action = c.twiml.as_ref().and_then(|t| t.action.clone()).map(|w| (w, self.b.len()));
+                self.exec.hangup_on_star = c.twiml.as_ref().is_some_and(|t| t.hangup_on_star);
                 match self.connect_plan(&c) {
                     Ok(plan) => {
                         self.exec.step = Step::ExpectCalleeAnswer;
@@ -392,6 +395,15 @@ impl Call {
             }
             Action::Hangup => {
                 self.hang_up_by_document(crate::ncco::Reject { code: 603 });
+                false
+            }
+            Action::SendDigits(digits) => {
+                self.answer_a();
+                // The next verb starts once the digits have been sent.
+                let sent = crate::dtmf::send_duration(&digits);
+                self.cx.media(Op::Action(name), Command::SendDtmf { endpoint_id, digits });
+                self.cx.timers.set(TimerKey::Action, self.cx.now.at + sent);
+                self.exec.step = Step::ExpectWaitElapsed;
                 false
             }
             Action::Reject(reject) => {
@@ -803,6 +815,15 @@ impl Call {
 
     /// A DTMF digit from the caller.
     pub(super) fn digit(&mut self, digit: char) {
+        if digit == '*'
+            && self.exec.hangup_on_star
+            && let Some(i) = self.exec.bridged
+        {
+            // The callee is hung up; the document goes on as after the callee hanging up.
+            self.exec.hangup_on_star = false;
+            self.end_b(i, None);
+            return self.callee_hung_up(i);
+        }
         if let Some((endpoint_id, _)) = self.exec.barge_in.take() {
             self.cx.media(Op::Ignored, Command::StopPlay { endpoint_id });
         }

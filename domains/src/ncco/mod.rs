@@ -48,6 +48,8 @@ pub enum Action {
     Transfer(Transfer),
     /// From TwiML/cXML documents only (`crate::twiml`).
     Hangup,
+    /// `<Play digits>`: DTMF sent to the caller (`p`: a 500 ms pause).
+    SendDigits(String),
     Reject(Reject),
     Redirect(Redirect),
 }
@@ -70,6 +72,7 @@ impl Action {
             Action::Wait(_) => "wait",
             Action::Transfer(_) => "transfer",
             Action::Hangup => "hangup",
+            Action::SendDigits(_) => "send_digits",
             Action::Reject(_) => "reject",
             Action::Redirect(_) => "redirect",
         }

@@ -18,11 +18,12 @@ const USER_TO_USER: &str = "User-to-User";
 
 pub(super) fn dial(v: &mut Verb) -> Option<Action> {
     v.attributes(
-        &["timeout", "callerId", "timeLimit", "action", "method"],
+        &["timeout", "callerId", "timeLimit", "action", "method", "hangupOnStar"],
         &[
             ("record", "do-not-record"),
-            ("hangupOnStar", "false"),
-            ("answerOnBridge", "false"),
+            // An inbound caller is answered when the callee is bridged (early media until
+            // then): answerOnBridge's behaviour, so only `true` can be honoured.
+            ("answerOnBridge", "true"),
             ("sequential", "false"),
             ("ringTone", ""),
             ("trim", "do-not-trim"),
@@ -57,9 +58,14 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
         None => None,
     };
     let action = v.webhook("action", "method");
+    if let Some(other) = v.e.attr("hangupOnStar").filter(|h| !["true", "false"].contains(h)) {
+        let reason = format!("must be true or false, found '{other}'");
+        v.report(Some("hangupOnStar"), reason);
+    }
     match v.action(&connect)? {
         Action::Connect(mut c) => {
-            c.twiml = Some(Box::new(TwimlDial { action, sip_caller_id }));
+            let hangup_on_star = v.e.attr("hangupOnStar") == Some("true");
+            c.twiml = Some(Box::new(TwimlDial { action, sip_caller_id, hangup_on_star }));
             // What NCCO JSON has no field for: each <Sip>'s credentials and codecs.
             let mut extras = sip_extras(v).into_iter();
             if let (Endpoint::Sip(sip), Some(extra)) = (&mut c.endpoint, extras.next()) {

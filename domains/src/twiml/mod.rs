@@ -206,10 +206,22 @@ pub(crate) fn say(v: &mut Verb) -> Option<Action> {
     v.action(&talk)
 }
 
-/// `<Play loop>URL</Play>`.
+/// `<Play loop>URL</Play>`, or `<Play digits>` (DTMF: `w` waits half a second, `W` one).
 pub(crate) fn play(v: &mut Verb) -> Option<Action> {
-    v.attributes(&["loop"], &[("digits", "")]);
+    v.attributes(&["loop", "digits"], &[]);
     v.no_children();
+    if let Some(digits) = v.e.attr("digits") {
+        if !v.e.text.trim().is_empty() {
+            v.report(Some("digits"), "give either digits or a URL to play, not both");
+            return None;
+        }
+        let dtmf = digits.replace('w', "p").replace('W', "pp");
+        if dtmf.is_empty() || !crate::dtmf::valid_digits(&dtmf) {
+            v.report(Some("digits"), format!("'{digits}': only 0-9, *, #, A-D, w and W"));
+            return None;
+        }
+        return Some(Action::SendDigits(dtmf));
+    }
     let mut stream = json!({"action": "stream", "streamUrl": [v.required_text("the audio URL")?]});
     if let Some(n) = v.uint("loop") {
         put(&mut stream, "loop", json!(n));

@@ -116,11 +116,11 @@ fn every_problem_is_named_by_its_element() {
              <Say voice="robot"></Say>
              <Dance/>
              <Dial><Sip>sip:a@b</Sip><Number>14155550100</Number></Dial>
-             <Dial hangupOnStar="true" colour="red"><Sip username="u" codecs="G729">sip:a@b?Contact=x</Sip></Dial>
+             <Dial hangupOnStar="maybe" colour="red"><Sip username="u" codecs="G729">sip:a@b?Contact=x</Sip></Dial>
              <Reject reason="maybe"/>
              <Pause length="soon"/>
              <Dial><Sip>http://not-sip</Sip></Dial>
-             <Play digits="1234">https://x/y.wav</Play>
+             <Play digits="12x4"/>
              <Hangup>now</Hangup>
            </Response>"#,
     );
@@ -129,7 +129,7 @@ fn every_problem_is_named_by_its_element() {
         "Response/Say[1]: <Say> needs the words to say as its text",
         "Response/Dance[2]: unknown verb <Dance>",
         "Response/Dial[3]: <Sip> cannot be mixed",
-        "Response/Dial[4]@hangupOnStar: hangupOnStar=\"true\" is not supported by voxbridge yet",
+        "Response/Dial[4]@hangupOnStar: must be true or false",
         "Response/Dial[4]@colour: unknown attribute of <Dial>",
         "Response/Dial[4]/Sip[1]@username: username and password go together",
         "Response/Dial[4]/Sip[1]@codecs: G729 is not supported",
@@ -137,7 +137,7 @@ fn every_problem_is_named_by_its_element() {
         "Response/Reject[5]@reason: must be busy or rejected",
         "Response/Pause[6]@length: must be a whole number",
         "Response/Dial[7]/endpoint/0/uri: must be a SIP URI",
-        "Response/Play[8]@digits: digits=\"1234\" is not supported",
+        "Response/Play[8]@digits: '12x4': only 0-9",
         "Response/Hangup[9]: <Hangup> takes no text",
     ];
     for e in expect {
@@ -208,4 +208,11 @@ fn record_waits_and_reports_to_its_action() {
     ] {
         assert!(problems.iter().any(|p| p.starts_with(e)), "missing {e} in {problems:#?}");
     }
+}
+
+#[test]
+fn play_digits_sends_dtmf_with_twilios_waits() {
+    let ncco = parse(r#"<Response><Play digits="wW1#"/></Response>"#).unwrap();
+    assert_eq!(ncco.0, [Action::SendDigits("ppp1#".into())]);
+    assert!(names_of(r#"<Response><Play digits="1">https://x/y.wav</Play></Response>"#)[0].contains("not both"));
 }

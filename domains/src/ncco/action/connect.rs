@@ -46,6 +46,8 @@ pub struct TwimlDial {
     /// `callerId` of a dial to `<Sip>` nouns: any `[A-Za-z0-9+-_.]` string as the From user,
     /// not only a number.
     pub sip_caller_id: Option<String>,
+    /// `hangupOnStar`: the caller's `*` hangs up the bridged callee, and the document goes on.
+    pub hangup_on_star: bool,
 }
 
 impl Connect {

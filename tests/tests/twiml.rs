@@ -10,7 +10,8 @@
 //! `DialSipHeader_X-*`; `<Sip username password codecs>` answers SIPp's 401 and sets the
 //! offer's codec order; an application with `dialect: twiml` is asked and told Twilio's way
 //! (signed form, status callbacks with the quality fields); `<Record>` sends its recording to
-//! its action; `hangupOnStar` drops the callee and `<Play digits>` sends RFC 4733 digits.
+//! its action; `hangupOnStar` drops the callee and `<Play digits>` sends RFC 4733 digits; a
+//! `<Gather>` without `action` posts to its own document's URL.
 
 use std::time::Duration;
 
@@ -353,4 +354,27 @@ async fn hangup_on_star_drops_the_callee_and_play_digits_sends_dtmf_to_the_calle
     }
     assert_eq!(digits, "57", "{} packets heard", heard.len());
     assert!(call.expect_bye(T).await, "then <Hangup>");
+}
+
+#[tokio::test]
+async fn a_gather_without_action_sends_the_digits_to_its_own_document_as_twilio_does() {
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    serve(
+        &env,
+        &Value::from(r#"<Response><Gather numDigits="2" timeout="10"><Say>Two digits.</Say></Gather></Response>"#),
+    );
+    let uri = format!("sip:+14155550100@{}", env.host);
+    let mut call = vbtest::rtp::RawCall::place(&env.sip, &uri, vbtest::raw::sdp_offer).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for d in ['4', '2'] {
+        call.rtp.send_event(d).await;
+    }
+    let again = vbtest::eventually(T, || async {
+        let answers = env.app.answers();
+        answers.get(1).cloned().ok_or(answers.len())
+    })
+    .await
+    .expect("the document's own URL was asked again");
+    assert_eq!((again.method.as_str(), again.field("Digits")), ("POST", Some("42")), "{:?}", again.form);
+    call.hang_up().await;
 }

@@ -82,6 +82,9 @@ struct Driver {
     /// Keys this call listens on, removed when it ends whatever it said.
     keys: Vec<Key>,
     pending: FuturesUnordered<BoxFuture<'static, Input>>,
+    /// The URL of the document the call runs: where a TwiML `<Gather>` or `<Record>` without
+    /// `action` sends its result (Twilio's default).
+    document_url: Arc<std::sync::Mutex<Option<String>>>,
     /// A call created over the Voice API holds its place in the outbound budget.
     _slot: Option<super::outbound::OutboundSlot>,
 }
@@ -108,7 +111,8 @@ impl Driver {
     ) -> Driver {
         // Decremented when the driver drops, however it ends.
         metrics::gauge!("voxbridge_sip_active_calls").increment(1.0);
-        Driver { call, hooks, io, tx, keys, pending: FuturesUnordered::new(), _slot: slot }
+        let document_url = Arc::new(std::sync::Mutex::new(None));
+        Driver { call, hooks, io, tx, keys, pending: FuturesUnordered::new(), document_url, _slot: slot }
     }
 
     /// Carries out what the call has said so far.
@@ -225,23 +229,38 @@ impl Driver {
             return;
         };
         let webhooks = self.io.webhooks.clone();
+        let document_url = self.document_url.clone();
+        let running = || document_url.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Where the request goes (a TwiML callback without `action`: the running document).
+        let url = match &request {
+            DocumentRequest::Answer { .. } => Some(hooks.answer.address.clone()),
+            DocumentRequest::Post { webhook, .. } => {
+                Some(webhook.as_ref().map_or_else(|| hooks.event.address.clone(), |w| w.url.to_string()))
+            }
+            DocumentRequest::Form { callback, .. } => callback.url.as_ref().map(ToString::to_string).or_else(running),
+        };
         self.pending.push(Box::pin(async move {
-            let result = match request {
-                DocumentRequest::Answer { params } => {
+            let result = match (request, url.clone()) {
+                (DocumentRequest::Answer { params }, _) => {
                     let accept = |doc: &Document| doc.program().map(|_| ());
                     match webhooks.fetch_answer(&hooks, &params, &accept).await {
                         Ok(doc) => doc.program().map(Some),
                         Err(e) => Err(e.to_string()),
                     }
                 }
-                DocumentRequest::Post { webhook, body } => {
+                (DocumentRequest::Post { webhook, body }, _) => {
                     let hook = webhook.map_or_else(|| hooks.event.clone(), app_webhook);
                     program_of(webhooks.post_document(&hooks, &hook, body).await)
                 }
-                DocumentRequest::Form { webhook, params } => {
-                    program_of(webhooks.post_form(&hooks, &app_webhook(webhook), params).await)
+                (DocumentRequest::Form { callback, params }, Some(address)) => {
+                    let hook = app_webhook_at(address, callback.method);
+                    program_of(webhooks.post_form(&hooks, &hook, params).await)
                 }
+                (DocumentRequest::Form { .. }, None) => Err("no document URL to send the verb's result to".into()),
             };
+            if let (Ok(Some(_)), Some(url)) = (&result, url) {
+                *document_url.lock().unwrap_or_else(|e| e.into_inner()) = Some(url);
+            }
             Input::Document { op, result }
         }));
     }
@@ -311,9 +330,13 @@ async fn resolve(
 
 /// An action's webhook as the application's webhooks are written.
 fn app_webhook(w: domains::ncco::Webhook) -> domains::application::Webhook {
+    app_webhook_at(w.url.to_string(), w.method)
+}
+
+fn app_webhook_at(address: String, method: domains::ncco::HttpMethod) -> domains::application::Webhook {
     domains::application::Webhook {
-        address: w.url.to_string(),
-        http_method: Some(match w.method {
+        address,
+        http_method: Some(match method {
             domains::ncco::HttpMethod::Get => domains::application::HttpMethod::Get,
             domains::ncco::HttpMethod::Post => domains::application::HttpMethod::Post,
         }),

@@ -53,7 +53,7 @@ pub enum Step {
     /// A TwiML `<Record>`: until the recording is written, then its `action` is told.
     ExpectRecordingWritten {
         record_id: String,
-        action: Webhook,
+        action: crate::ncco::common::Callback,
     },
     /// Streaming to a WebSocket: until the server closes it.
     ExpectWebsocketClosed,
@@ -72,7 +72,7 @@ pub struct Digits {
     /// The input asked for speech too: its result reports that no engine recognises it.
     pub speech: bool,
     /// `<Gather action>`: where the digits go, Twilio's way.
-    pub twiml_action: Option<Webhook>,
+    pub twiml_action: Option<crate::ncco::common::Callback>,
     /// `#` ended the collection.
     pub ended_by_hash: bool,
 }
@@ -411,7 +411,7 @@ impl Call {
                 false
             }
             Action::Redirect(r) => {
-                self.twiml_callback(r.webhook, Vec::new());
+                self.twiml_callback(r.webhook.into(), Vec::new());
                 false
             }
         }

@@ -214,7 +214,7 @@ pub enum DocumentRequest {
     /// A TwiML callback (`<Gather action>`, `<Dial action>`, `<Redirect>`): `params` sent as
     /// Twilio sends them (a form for POST, the query for GET); a document in the reply
     /// replaces the program.
-    Form { webhook: Webhook, params: Vec<(String, String)> },
+    Form { callback: crate::ncco::common::Callback, params: Vec<(String, String)> },
 }
 
 pub enum Input {

@@ -7,7 +7,7 @@
 use super::executor::Step;
 use super::{Call, DocumentPurpose, DocumentRequest};
 use crate::events::{CallStatus, Direction};
-use crate::ncco::common::Webhook;
+use crate::ncco::common::{Callback, Webhook};
 
 type Params = Vec<(String, String)>;
 
@@ -63,16 +63,16 @@ impl Call {
 
     /// Sends the call's parameters and `extra` to `webhook`; the document it answers runs
     /// instead of the rest of this one.
-    pub(super) fn twiml_callback(&mut self, webhook: Webhook, extra: Params) {
+    pub(super) fn twiml_callback(&mut self, callback: Callback, extra: Params) {
         self.exec.program.clear();
         let mut params = self.twiml_params();
         params.extend(extra);
         self.exec.step = Step::ExpectPostReply;
-        self.cx.fetch(DocumentPurpose::Continue, DocumentRequest::Form { webhook, params });
+        self.cx.fetch(DocumentPurpose::Continue, DocumentRequest::Form { callback, params });
     }
 
     /// `<Gather action>` is over: the digits go to `action`; none came, the document goes on.
-    pub(super) fn gathered(&mut self, action: Webhook, digits: String, ended_by_hash: bool) {
+    pub(super) fn gathered(&mut self, action: Callback, digits: String, ended_by_hash: bool) {
         if digits.is_empty() {
             self.exec.step = Step::Idle;
             return self.next_action();
@@ -87,7 +87,7 @@ impl Call {
         let legs = self.b.get(first..).unwrap_or_default();
         let leg = legs.iter().find(|b| b.leg.answered_at.is_some()).or_else(|| legs.last());
         let Some(b) = leg else {
-            return self.twiml_callback(action, vec![param("DialCallStatus", "failed")]);
+            return self.twiml_callback(action.into(), vec![param("DialCallStatus", "failed")]);
         };
         let (status, code) = match (&b.leg.answered_at, &b.failure) {
             (Some(_), _) => ("completed", Some(200)),
@@ -117,6 +117,6 @@ impl Call {
         for (name, value) in &b.final_headers {
             extra.push((format!("DialSipHeader_{name}"), value.clone()));
         }
-        self.twiml_callback(action, extra);
+        self.twiml_callback(action.into(), extra);
     }
 }

@@ -76,8 +76,8 @@ impl Call {
         self.exec.whisper = Some(Whisper { leg: i, program: VecDeque::new(), step: WhisperStep::ExpectDocument });
         let request = match plan.twiml {
             Some(method) => {
-                let webhook = Webhook { url: plan.url, method };
-                DocumentRequest::Form { webhook, params: self.twiml_callee_params(i) }
+                let callback = crate::ncco::common::Callback { url: Some(plan.url), method };
+                DocumentRequest::Form { callback, params: self.twiml_callee_params(i) }
             }
             None => {
                 let webhook = Webhook { url: plan.url, method: HttpMethod::Get };

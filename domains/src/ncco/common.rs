@@ -32,6 +32,20 @@ pub struct Webhook {
     pub method: HttpMethod,
 }
 
+/// Where a TwiML verb's result goes: its `action` URL, or, when it names none, the URL of
+/// the document that holds the verb (Twilio's default for `<Gather>` and `<Record>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub url: Option<Url>,
+    pub method: HttpMethod,
+}
+
+impl From<Webhook> for Callback {
+    fn from(w: Webhook) -> Callback {
+        Callback { url: Some(w.url), method: w.method }
+    }
+}
+
 impl Webhook {
     /// `eventUrl` (an array with one http(s) URL) and `eventMethod` (default POST), when given.
     pub fn optional(f: &mut Fields) -> Option<Webhook> {

@@ -1,8 +1,9 @@
 //! `<Gather>`: its nested `<Say>`, `<Play>` and `<Pause>` prompt the caller (the last one
 //! stops at the first digit: NCCO's `bargeIn`, which lets the collection start under it),
-//! then DTMF is collected as NCCO's `input` does. The digits go to `action` the way Twilio
-//! sends them (`Digits`, `FinishedOnKey`), and its document replaces the rest; when no digit
-//! came, the document goes on with the next verb, as in Twilio.
+//! then DTMF is collected as NCCO's `input` does. The digits go to `action` (else to the
+//! document's own URL) the way Twilio sends them (`Digits`, `FinishedOnKey`), and its
+//! document replaces the rest; when no digit came, the document goes on with the next verb,
+//! as in Twilio.
 
 use serde_json::json;
 
@@ -63,13 +64,7 @@ pub(super) fn gather(v: &mut Verb) -> Vec<Action> {
         };
         actions.extend(prompt.map(|a| if i + 1 == prompts { barge_in(a) } else { a }));
     }
-    let Some(action) = v.webhook("action", "method") else {
-        if !v.e.attrs.iter().any(|(k, _)| k == "action") {
-            // Twilio's default is the document's own URL, which voxbridge does not track yet.
-            v.report(Some("action"), "is required by voxbridge (the digits are sent there)");
-        }
-        return actions;
-    };
+    let Some(action) = v.callback("action", "method") else { return actions };
     let input = json!({"action": "input", "type": ["dtmf"], "dtmf": {
         "maxDigits": v.uint("numDigits").unwrap_or(MAX_DIGITS),
         "submitOnHash": submit_on_hash,

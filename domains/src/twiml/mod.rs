@@ -149,6 +149,16 @@ impl<'e, 'p> Verb<'e, 'p> {
         Some(Webhook { url: self.http_url(Some(url), &raw)?, method })
     }
 
+    /// Where a verb's result goes: its `url` attribute (checked), else the document's own URL.
+    pub fn callback(&mut self, url: &str, method: &str) -> Option<crate::ncco::common::Callback> {
+        let method_of = self.method(method);
+        let url = match self.e.attr(url).map(str::to_owned) {
+            None => None,
+            Some(raw) => Some(self.http_url(Some(url), &raw)?),
+        };
+        Some(crate::ncco::common::Callback { url, method: method_of })
+    }
+
     /// `raw` as an http(s) URL; reported (at `attr`, or the element) when it is not one.
     pub fn http_url(&mut self, attr: Option<&str>, raw: &str) -> Option<url::Url> {
         match crate::ncco::fields::url(crate::ncco::fields::HTTP)(&json!(raw)) {
@@ -238,8 +248,9 @@ pub(crate) fn pause(v: &mut Verb) -> Option<Action> {
 }
 
 /// `<Record action method maxLength finishOnKey timeout playBeep>`: records the caller until
-/// the key, the silence or the length, then `action` gets the recording (a WAV downloadable
-/// with the application's JWT) and its document replaces the rest.
+/// the key, the silence or the length, then `action` (else the document's own URL) gets the
+/// recording (a WAV downloadable with the application's JWT) and its document replaces the
+/// rest.
 fn record(v: &mut Verb) -> Option<Action> {
     v.attributes(
         &["action", "method", "maxLength", "finishOnKey", "timeout", "playBeep"],
@@ -273,13 +284,7 @@ fn record(v: &mut Verb) -> Option<Action> {
         Some("false") => {}
         Some(other) => v.report(Some("playBeep"), format!("must be true or false, found '{other}'")),
     }
-    let Some(action) = v.webhook("action", "method") else {
-        if v.e.attr("action").is_none() {
-            // Twilio's default is the document's own URL, which voxbridge does not track yet.
-            v.report(Some("action"), "is required by voxbridge (the recording is sent there)");
-        }
-        return None;
-    };
+    let action = v.callback("action", "method")?;
     match v.action(&record)? {
         Action::Record(mut r) => {
             r.twiml_action = Some(action);

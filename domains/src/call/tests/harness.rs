@@ -311,8 +311,9 @@ impl CallHarness {
                     self.posts.push(body);
                     self.reply_to_post(op);
                 }
-                DocumentRequest::Form { webhook, params } => {
-                    self.forms.push((webhook.url.to_string(), params));
+                DocumentRequest::Form { callback, params } => {
+                    let url = callback.url.map_or_else(|| "the running document".to_owned(), |u| u.to_string());
+                    self.forms.push((url, params));
                     self.reply_to_post(op);
                 }
             },

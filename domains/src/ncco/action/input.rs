@@ -17,7 +17,7 @@ pub struct Input {
     /// `<Gather action>` (TwiML only): the digits go there form-encoded as Twilio's `Digits`
     /// and its document replaces the rest; with no digits nothing is sent and the document
     /// goes on.
-    pub twiml_action: Option<Webhook>,
+    pub twiml_action: Option<crate::ncco::common::Callback>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

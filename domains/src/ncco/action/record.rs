@@ -23,7 +23,7 @@ pub struct Record {
     /// `<Record action>` (TwiML only): the document waits for the recording, whose
     /// `RecordingUrl`, `RecordingSid` and `RecordingDuration` go there Twilio's way; the
     /// document answered replaces the rest.
-    pub twiml_action: Option<Webhook>,
+    pub twiml_action: Option<crate::ncco::common::Callback>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

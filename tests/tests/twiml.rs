@@ -69,7 +69,9 @@ async fn a_twilio_voice_response_dials_sip_with_the_uri_headers_and_uui() {
     );
     let bob = bob.finish(T).await;
     assert!(bob.success, "{}\n{}", bob.errors, bob.messages);
-    for header in ["x-account: 42", "X-Note: a b", "User-to-User: 56a390f3d2b7310023a2;encoding=hex"] {
+    for header in
+        ["x-account: 42", "X-Note: a b", "User-to-User: 56a390f3d2b7310023a2;encoding=hex", "Session-Expires: 600"]
+    {
         assert!(bob.messages.contains(header), "{header} reached the far end: {}", bob.messages);
     }
     assert!(bob.messages.contains("From: <sip:+14155550100@"), "callerId: {}", bob.messages);

@@ -35,12 +35,24 @@ pub struct Target {
     pub fork: Option<usize>,
     /// Codecs to offer first, in order (`<Sip codecs>`); else the caller's codec.
     pub codecs: Vec<String>,
+    /// `Session-Expires` offered (RFC 4028, `<Sip sessionTimeout>`), in seconds.
+    pub session_expires: Option<u32>,
 }
 
 impl Target {
     /// A target with no headers, credentials or pinned flow, in no fork.
     pub fn new(uri: SipUri, ringing: Duration) -> Target {
-        Target { uri, headers: vec![], ringing, credentials: None, attempt: 0, flow: None, fork: None, codecs: vec![] }
+        Target {
+            uri,
+            headers: vec![],
+            ringing,
+            credentials: None,
+            attempt: 0,
+            flow: None,
+            fork: None,
+            codecs: vec![],
+            session_expires: None,
+        }
     }
 }
 
@@ -155,6 +167,7 @@ impl Call {
             failure: None,
             originating,
             final_headers: Vec::new(),
+            refreshing: None,
         });
         if let Some(flow) = pinned {
             self.b_flow_ready(i, Ok(super::Resolved { flow, next_attempt: None }));
@@ -206,8 +219,15 @@ impl Call {
         for (n, v) in &b.headers {
             invite.push_header(n, v.clone());
         }
-        // Reliable provisionals are PRACKed (RFC 3262), so a far end that requires them can.
-        invite.push_header("Supported", "100rel");
+        // Reliable provisionals are PRACKed (RFC 3262), so a far end that requires them can;
+        // a session interval is offered when the document asks (RFC 4028 §7.1).
+        match b.planned.session_expires {
+            Some(se) => {
+                invite.push_header("Supported", "100rel, timer");
+                invite.push_header("Session-Expires", se.to_string());
+            }
+            None => invite.push_header("Supported", "100rel"),
+        }
         invite.push_header("Content-Type", "application/sdp");
         invite.body = local_sdp.clone().into_bytes();
         b.leg.endpoint = Some(super::legs::Endpoint { id: endpoint_id.clone(), sdp: local_sdp });

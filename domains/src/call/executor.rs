@@ -471,6 +471,7 @@ impl Call {
                 headers: sip.sip_headers(),
                 credentials: sip.credentials.clone(),
                 codecs: sip.codecs.clone(),
+                session_expires: sip.session_expires,
                 ..Target::new(uri, ringing)
             })
         };

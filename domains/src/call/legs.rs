@@ -250,6 +250,8 @@ pub struct Outbound {
     pub originating: bool,
     /// The `X-` headers of the final response to the INVITE (`DialSipHeader_*` of TwiML).
     pub final_headers: Vec<(String, String)>,
+    /// The session interval we refresh (the far end's 2xx named us, the UAC, the refresher).
+    pub refreshing: Option<u32>,
 }
 
 impl Outbound {

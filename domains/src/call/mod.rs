@@ -37,6 +37,7 @@ mod originate;
 mod outcome;
 mod refer;
 mod sip_in;
+pub use sip_in::MIN_SE_SECS;
 pub mod timers;
 mod transfer;
 mod twiml;
@@ -543,7 +544,8 @@ impl Call {
             TimerKey::Server(LegRef::A) => self.a_server_timer(),
             TimerKey::Client(leg) => self.client_timer(leg),
             TimerKey::Session(LegRef::A) => self.session_timer(),
-            TimerKey::Server(LegRef::B(_)) | TimerKey::Session(LegRef::B(_)) => {}
+            TimerKey::Session(LegRef::B(i)) => self.b_session_timer(i),
+            TimerKey::Server(LegRef::B(_)) => {}
             TimerKey::Ringing(LegRef::B(i)) => self.ringing_timeout(i),
             TimerKey::CancelGrace(LegRef::B(i)) => self.cancel_grace_over(i),
             TimerKey::NoResponse(LegRef::B(i)) => self.gateway_silent(i),

@@ -201,6 +201,16 @@ impl Call {
             }
             200..=299 => {
                 b.final_headers = x_headers(&msg);
+                // RFC 4028 §7.2: a 2xx with Session-Expires names the refresher; without one
+                // the far end runs no timer.
+                if b.planned.session_expires.is_some()
+                    && let Some(se) = session_expires(&msg)
+                    && !refresher_is_uas(&msg)
+                {
+                    let se = se.max(MIN_SE_SECS);
+                    b.refreshing = Some(se);
+                    self.cx.timers.set(TimerKey::Session(LegRef::B(i)), now + Duration::from_secs((se / 2).into()));
+                }
                 b.leg.dialog.learn_from_response(&msg);
                 let cseq = b.invite.as_ref().and_then(SipMessage::cseq).map_or(1, |c| c.0);
                 let ack = b.leg.dialog.request_with_cseq(&self.cx.local, Method::Ack, cseq, &self.cx.ids.branch());
@@ -656,6 +666,25 @@ impl Call {
     fn arm_session_timer(&mut self, se: u32) {
         let wait = if self.a.we_refresh { se / 2 } else { se };
         self.cx.timers.set(TimerKey::Session(LegRef::A), self.cx.now.at + Duration::from_secs(wait.into()));
+    }
+
+    /// Half our interval on callee `i` is over: an UPDATE (no offer, RFC 4028 §7.4) refreshes
+    /// the session, then again every half interval while the leg lasts.
+    pub(super) fn b_session_timer(&mut self, i: usize) {
+        let (now, branch, local) = (self.cx.now.at, self.cx.ids.branch(), self.cx.local.clone());
+        let Some(b) = self.b.get_mut(i) else { return };
+        let Some(se) = b.refreshing.filter(|_| matches!(b.state, UacState::ExpectBye)) else { return };
+        if b.leg.request.is_none() {
+            let mut update = b.leg.dialog.request(&local, Method::Update, &branch);
+            update.push_header("Session-Expires", format!("{se};refresher=uac"));
+            update.push_header("Supported", "timer");
+            let flow = b.leg.dialog.flow.clone();
+            let resend = Resend::request(update.clone(), flow.clone(), now);
+            self.cx.timers.set(TimerKey::Client(LegRef::B(i)), resend.deadline());
+            b.leg.request = Some(resend);
+            self.cx.send(&flow, update);
+        }
+        self.cx.timers.set(TimerKey::Session(LegRef::B(i)), now + Duration::from_secs((se / 2).into()));
     }
 
     /// A refresh (re-INVITE or UPDATE) from the caller: the session lives another interval.

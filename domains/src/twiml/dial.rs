@@ -80,11 +80,12 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
     }
 }
 
-/// `<Sip username password codecs url method>`.
+/// `<Sip username password codecs url method sessionTimeout>`.
 struct SipExtras {
     credentials: Option<(String, String)>,
     codecs: Vec<String>,
     screen: Option<crate::ncco::common::Webhook>,
+    session_expires: u32,
 }
 
 impl SipExtras {
@@ -92,8 +93,12 @@ impl SipExtras {
         sip.credentials = self.credentials;
         sip.codecs = self.codecs;
         sip.screen = self.screen;
+        sip.session_expires = Some(self.session_expires);
     }
 }
+
+/// SignalWire's `sessionTimeout` default (and what 0 means), seconds.
+const DEFAULT_SESSION_EXPIRES: u32 = 600;
 
 /// The extras of each `<Sip>` noun, in order (their attributes were checked by [`sip`]).
 fn sip_extras(v: &mut Verb) -> Vec<SipExtras> {
@@ -122,7 +127,18 @@ fn sip_extras(v: &mut Verb) -> Vec<SipExtras> {
         }
         let mut noun = Verb { e: noun, at, p: &mut *v.p };
         let screen = noun.webhook("url", "method");
-        out.push(SipExtras { credentials, codecs, screen });
+        let min = crate::call::MIN_SE_SECS;
+        let session_expires = match noun.uint("sessionTimeout") {
+            None | Some(0) => DEFAULT_SESSION_EXPIRES,
+            Some(s) => match u32::try_from(s).ok().filter(|s| *s >= min) {
+                Some(s) => s,
+                None => {
+                    noun.report(Some("sessionTimeout"), format!("must be 0 (the default, 600) or at least {min}"));
+                    DEFAULT_SESSION_EXPIRES
+                }
+            },
+        };
+        out.push(SipExtras { credentials, codecs, screen, session_expires });
     }
     out
 }
@@ -192,8 +208,8 @@ fn sip(n: &mut Verb) -> Option<Value> {
     // `url`/`method` are the screening document (read by `sip_extras`).
     let mut unbuilt: Vec<(&str, &str)> =
         NOUN_CALLBACKS.iter().filter(|(name, _)| !["url", "method"].contains(name)).copied().collect();
-    unbuilt.extend([("sessionTimeout", ""), ("machineDetection", ""), ("amdStatusCallback", "")]);
-    n.attributes(&["username", "password", "codecs", "url", "method"], &unbuilt);
+    unbuilt.extend([("machineDetection", ""), ("amdStatusCallback", "")]);
+    n.attributes(&["username", "password", "codecs", "url", "method", "sessionTimeout"], &unbuilt);
     n.no_children();
     let text = n.required_text("the SIP URI")?;
     let (uri, headers) = text.split_once('?').unwrap_or((text.as_str(), ""));

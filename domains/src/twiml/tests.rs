@@ -76,6 +76,14 @@ fn sip_credentials_and_codecs_are_kept_for_each_noun() {
     let screen = c.forks[0].screen.as_ref().expect("the screening document");
     assert_eq!((screen.url.as_str(), screen.method), ("https://app.example/screen", HttpMethod::Get));
     assert!(first.screen.is_none());
+    assert_eq!((first.session_expires, c.forks[0].session_expires), (Some(600), Some(600)), "SignalWire's default");
+    let timed = connect(r#"<Response><Dial><Sip sessionTimeout="1800">sip:a@b</Sip></Dial></Response>"#);
+    let Endpoint::Sip(timed) = &timed.endpoint else { panic!() };
+    assert_eq!(timed.session_expires, Some(1800));
+    assert!(
+        names_of(r#"<Response><Dial><Sip sessionTimeout="30">sip:a@b</Sip></Dial></Response>"#)[0]
+            .contains("at least 90")
+    );
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub enum Callee {
     EarlyMedia { answer: Duration },
     /// Never responds at all.
     Silent,
+    /// 180, then 200 with `Session-Expires: se;refresher=uac` (we refresh, RFC 4028).
+    AnswersWithTimer { se: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -390,6 +392,13 @@ impl CallHarness {
                     Callee::Answers { ring, answer } => {
                         self.callee_sends(ring, callee_response(&msg, 180, &tag, false));
                         self.callee_sends(answer, callee_response(&msg, 200, &tag, true));
+                    }
+                    Callee::AnswersWithTimer { se } => {
+                        self.callee_sends(ms, callee_response(&msg, 180, &tag, false));
+                        let mut ok = callee_response(&msg, 200, &tag, true);
+                        ok.push_header("Session-Expires", format!("{se};refresher=uac"));
+                        ok.push_header("Require", "timer");
+                        self.callee_sends(ms * 2, ok);
                     }
                     Callee::Rejects { code, after } => {
                         self.callee_sends(ms, callee_response(&msg, 180, &tag, false));

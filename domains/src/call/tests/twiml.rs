@@ -63,3 +63,22 @@ fn hangup_and_reject_refuse_an_unanswered_caller() {
     assert_eq!(run(r#"<Response><Reject reason="busy"/></Response>"#, vec![]).caller_codes().last(), Some(&486));
     assert_eq!(run("<Response><Reject/></Response>", vec![]).caller_codes().last(), Some(&404));
 }
+
+#[test]
+fn a_sip_session_timer_is_offered_and_refreshed_when_the_callee_names_us() {
+    let xml = format!(r#"<Response><Dial><Sip sessionTimeout="120">sip:bob@{CALLEE}</Sip></Dial></Response>"#);
+    let ncco = crate::twiml::parse(&xml).unwrap();
+    let route = Route::Program { ncco, application_id: Some("twiml-app".into()) };
+    let mut h =
+        CallHarness::with(json!([]), vec![Callee::AnswersWithTimer { se: 120 }], invite("timer@caller", ""), route);
+    h.drive_until(50 * S);
+    let invite = h.requests_to(&callee_flow(), Method::Invite).first().map(|s| s.msg.clone()).expect("INVITE");
+    assert_eq!(invite.header("Session-Expires"), Some("120"));
+    assert!(invite.header("Supported").is_some_and(|s| s.contains("timer")), "{invite:?}");
+    assert!(h.requests_to(&callee_flow(), Method::Update).is_empty(), "not before half the interval");
+    h.drive_until(65 * S);
+    let updates = h.requests_to(&callee_flow(), Method::Update);
+    let first = updates.first().expect("a refresh at half the interval");
+    assert!((60 * S..62 * S).contains(&first.at), "{:?}", first.at);
+    assert_eq!(first.msg.header("Session-Expires"), Some("120;refresher=uac"));
+}

@@ -23,6 +23,8 @@ pub struct Sip {
     /// `<Sip url method>` (TwiML only): a document run on the callee once it answers, before
     /// the bridge (screening); a `<Hangup>` there declines the call.
     pub screen: Option<crate::ncco::common::Webhook>,
+    /// `<Sip sessionTimeout>` (TwiML only): the Session-Expires offered, seconds.
+    pub session_expires: Option<u32>,
 }
 
 /// Where the INVITE goes.
@@ -65,7 +67,15 @@ impl Sip {
             .first_present(&STANDARD_HEADERS_KEYS)
             .and_then(|key| f.child(key))
             .and_then(|mut c| c.opt(USER_TO_USER, header_value).map(str::to_owned));
-        Some(Sip { target: target?, headers, user_to_user, credentials: None, codecs: Vec::new(), screen: None })
+        Some(Sip {
+            target: target?,
+            headers,
+            user_to_user,
+            credentials: None,
+            codecs: Vec::new(),
+            screen: None,
+            session_expires: None,
+        })
     }
 
     fn target(f: &mut Fields) -> Option<SipTarget> {
@@ -198,6 +208,7 @@ mod tests {
                 credentials: None,
                 codecs: vec![],
                 screen: None,
+                session_expires: None,
             }
         );
         assert!(s.sip_headers().is_empty());

@@ -81,3 +81,15 @@ step("screened", screened)
 voicemail = VoiceResponse()
 voicemail.record(max_length=3, play_beep=False, action=app + "/recorded", method="POST")
 step("voicemail", voicemail)
+
+# <Sip statusCallback>: the callee leg's own status callbacks, for the events chosen.
+leg_status = VoiceResponse()
+watched = Dial(timeout=10, time_limit=3)
+watched.sip(
+    "sip:bob@127.0.0.1:%s" % port,
+    status_callback=app + "/leg",
+    status_callback_event="initiated ringing answered completed",
+    status_callback_method="POST",
+)
+leg_status.append(watched)
+step("leg_status", leg_status)

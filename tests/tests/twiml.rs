@@ -55,6 +55,27 @@ async fn callback(env: &SipEnv, path: &str) -> Option<vbtest::app::Recorded> {
     vbtest::eventually(T, || async { env.app.events().into_iter().find(|e| e.path == path).ok_or(()) }).await.ok()
 }
 
+/// The status callbacks at `path` (of `call_sid`, when given) once the `completed` one came:
+/// every event, in order and numbered from 0.
+async fn every_status(env: &SipEnv, path: &str, call_sid: Option<&str>) -> Vec<vbtest::app::Recorded> {
+    let callbacks = vbtest::eventually(T, || async {
+        let mine: Vec<vbtest::app::Recorded> = env
+            .app
+            .events()
+            .into_iter()
+            .filter(|e| e.path == path && call_sid.is_none_or(|sid| e.field("CallSid") == Some(sid)))
+            .collect();
+        if mine.iter().any(|e| e.field("CallStatus") == Some("completed")) { Ok(mine) } else { Err(mine) }
+    })
+    .await
+    .expect("a completed status callback");
+    let statuses: Vec<&str> = callbacks.iter().filter_map(|e| e.field("CallStatus")).collect();
+    assert_eq!(statuses, ["initiated", "ringing", "in-progress", "completed"], "{callbacks:?}");
+    let sequence: Vec<&str> = callbacks.iter().filter_map(|e| e.field("SequenceNumber")).collect();
+    assert_eq!(sequence, ["0", "1", "2", "3"]);
+    callbacks
+}
+
 #[tokio::test]
 async fn a_twilio_voice_response_dials_sip_with_the_uri_headers_and_uui() {
     let bob = Sipp::uas("uas_answer.xml", &[]);
@@ -198,21 +219,7 @@ async fn a_twiml_application_is_asked_and_told_the_twilio_way_with_quality_on_co
 
     // Status callbacks of the caller's leg, in order, numbered, the last with quality.
     let call_sid = answer.field("CallSid").unwrap_or_default().to_owned();
-    let callbacks = vbtest::eventually(T, || async {
-        let mine: Vec<vbtest::app::Recorded> = env
-            .app
-            .events()
-            .into_iter()
-            .filter(|e| e.path == "/status" && e.field("CallSid") == Some(&call_sid))
-            .collect();
-        if mine.iter().any(|e| e.field("CallStatus") == Some("completed")) { Ok(mine) } else { Err(mine) }
-    })
-    .await
-    .expect("a completed status callback");
-    let statuses: Vec<&str> = callbacks.iter().filter_map(|e| e.field("CallStatus")).collect();
-    assert_eq!(statuses, ["initiated", "ringing", "in-progress", "completed"], "{callbacks:?}");
-    let sequence: Vec<&str> = callbacks.iter().filter_map(|e| e.field("SequenceNumber")).collect();
-    assert_eq!(sequence, ["0", "1", "2", "3"]);
+    let callbacks = every_status(&env, "/status", Some(&call_sid)).await;
     let completed = callbacks.last().expect("completed");
     for name in ["CallDuration", "Timestamp", "AudioInMos", "AudioInMediaPacketCount", "AudioOutMediaPacketCount"] {
         assert!(completed.field(name).is_some(), "{name} in {:?}", completed.form);
@@ -221,6 +228,41 @@ async fn a_twiml_application_is_asked_and_told_the_twilio_way_with_quality_on_co
     assert!(twilio_accepts(&env, "/status", completed, None).await);
     let bob = bob.finish(T).await;
     assert!(bob.success, "{}", bob.errors);
+}
+
+#[tokio::test]
+async fn a_sip_nouns_status_callback_gets_its_legs_events_and_the_invite_names_the_call() {
+    let bob = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let docs = documents(bob.port, &env).await;
+    serve(&env, step(&docs, "leg_status"));
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
+    assert!(caller.success, "{}\n{}", caller.errors, caller.messages);
+    let bob = bob.finish(T).await;
+    assert!(bob.success, "{}\n{}", bob.errors, bob.messages);
+    let leg = every_status(&env, "/leg", None).await;
+    let inbound = env.app.events().into_iter().find(|e| e.body["direction"] == "inbound").expect("the caller's event");
+    let parent = inbound.body["uuid"].as_str().expect("uuid").to_owned();
+    let completed = leg.last().expect("completed");
+    assert_eq!(completed.field("ParentCallSid"), Some(parent.as_str()), "{:?}", completed.form);
+    assert_eq!(completed.field("Direction"), Some("outbound-dial"));
+    assert_ne!(completed.field("CallSid"), Some(parent.as_str()), "the child leg's own CallSid");
+    for name in ["CallDuration", "AudioInMos", "AudioInMediaPacketCount", "AudioOutMediaPacketCount"] {
+        assert!(completed.field(name).is_some(), "{name} in {:?}", completed.form);
+    }
+    assert!(twilio_accepts(&env, "/leg", completed, None).await);
+    // The INVITE names the call as Twilio's do.
+    let (_, account) = env.server.get("/v1/account").await;
+    let account_sid = account["account_sid"].as_str().expect("account_sid");
+    for header in [format!("X-Twilio-CallSid: {parent}"), format!("X-Twilio-AccountSid: {account_sid}")] {
+        assert!(bob.messages.contains(&header), "{header} reached the far end: {}", bob.messages);
+    }
+    assert!(bob.messages.contains("X-Twilio-ApiVersion: 2010-04-01"), "{}", bob.messages);
+    assert!(
+        env.app.statuses("outbound").is_empty(),
+        "the callee's events went to its own callback, not event_url: {:?}",
+        env.app.statuses("outbound")
+    );
 }
 
 #[tokio::test]

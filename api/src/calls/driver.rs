@@ -201,6 +201,11 @@ impl Driver {
                     self.io.webhooks.send_event(hooks, &ev.uuid, ev.to_json());
                 }
             }
+            Output::LegEvent { event, hook } => {
+                if let Some(hooks) = &self.hooks {
+                    self.io.webhooks.send_event(&hooks.for_leg(&hook), &event.uuid, event.to_json());
+                }
+            }
             Output::Record(update) => self.record(update),
             Output::Listen(key) => {
                 self.io.registry.insert(key.clone(), self.tx.clone());

@@ -648,6 +648,7 @@ impl Edge {
             signed: voice.signed_callbacks.unwrap_or(true),
             dialect: voice.dialect.unwrap_or_default(),
             status_events: None,
+            parent_call: None,
         })
     }
 

@@ -170,9 +170,16 @@ impl ProvisioningCache {
                     contact: r.contact,
                 })
                 .collect();
-            let default_application_id =
-                account::Entity::find_by_id(1).one(&db).await?.and_then(|a| a.default_application_id);
-            Ok(std::sync::Arc::new(domains::call::Dialling { trunks, numbers, registered, default_application_id }))
+            let account = account::Entity::find_by_id(1).one(&db).await?;
+            let default_application_id = account.as_ref().and_then(|a| a.default_application_id.clone());
+            let account_sid = account.and_then(|a| a.account_sid);
+            Ok(std::sync::Arc::new(domains::call::Dialling {
+                trunks,
+                numbers,
+                registered,
+                default_application_id,
+                account_sid,
+            }))
         })
         .await
     }

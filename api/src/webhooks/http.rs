@@ -515,7 +515,9 @@ impl Inner {
                         .is_none_or(|events| events.iter().any(|k| Some(k.as_str()) == kind))
                 };
                 let event = event.filter(wanted);
-                match event.and_then(|e| domains::twiml::status::callback(&e, sequence)) {
+                match event
+                    .and_then(|e| domains::twiml::status::callback(&e, sequence, job.hooks.parent_call.as_deref()))
+                {
                     Some(form) => self.twiml_payload(hook, form),
                     None => return,
                 }
@@ -854,6 +856,7 @@ mod tests {
             signed,
             dialect: domains::application::Dialect::Ncco,
             status_events: None,
+            parent_call: None,
         }
     }
 

@@ -44,6 +44,32 @@ pub struct AppHooks {
     pub dialect: domains::application::Dialect,
     /// The `StatusCallbackEvent`s status callbacks are sent for (`None`: every one).
     pub status_events: Option<Vec<String>>,
+    /// For a child leg's own status callbacks (`<Sip statusCallback>`): the parent call's
+    /// `CallSid`, sent as `ParentCallSid`.
+    pub parent_call: Option<String>,
+}
+
+impl AppHooks {
+    /// The hooks of a callee leg whose events go to its own webhook.
+    pub fn for_leg(&self, leg: &domains::call::LegHook) -> AppHooks {
+        let method = match leg.webhook.method {
+            domains::ncco::common::HttpMethod::Get => domains::application::HttpMethod::Get,
+            domains::ncco::common::HttpMethod::Post => domains::application::HttpMethod::Post,
+        };
+        AppHooks {
+            event: Webhook {
+                address: leg.webhook.url.to_string(),
+                http_method: Some(method),
+                connect_timeout: self.event.connect_timeout,
+                socket_timeout: self.event.socket_timeout,
+            },
+            status_events: leg.events.clone(),
+            parent_call: leg.parent.clone(),
+            // A TwiML noun's callbacks are status callbacks, whatever sent the document.
+            dialect: if leg.parent.is_some() { domains::application::Dialect::Twiml } else { self.dialect },
+            ..self.clone()
+        }
+    }
 }
 
 #[async_trait]

@@ -37,6 +37,8 @@ pub struct Target {
     pub codecs: Vec<String>,
     /// `Session-Expires` offered (RFC 4028, `<Sip sessionTimeout>`), in seconds.
     pub session_expires: Option<u32>,
+    /// Where the leg's own events go instead of the application's event_url.
+    pub status: Option<super::LegHook>,
 }
 
 impl Target {
@@ -52,6 +54,7 @@ impl Target {
             fork: None,
             codecs: vec![],
             session_expires: None,
+            status: None,
         }
     }
 }

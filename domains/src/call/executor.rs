@@ -451,7 +451,7 @@ impl Call {
                 p.on_answer.as_ref().map(|o| super::whisper::OnAnswerPlan {
                     url: o.url.clone(),
                     ringback: o.ringback_tone.as_ref().map(ToString::to_string),
-                    twiml: None,
+                    twiml: c.twiml.as_ref().map(|t| t.number_method),
                 }),
             ),
             Endpoint::Sip(s) => (
@@ -465,10 +465,17 @@ impl Call {
             _ => (None, None),
         };
         let ringback = c.ringback_tone.as_ref().map(ToString::to_string);
-        let uri_target = |sip: &crate::ncco::Sip, u: &crate::ncco::SipUriTarget| {
+        let hooks: Vec<_> = (0..=c.forks.len()).map(|noun| self.leg_hook(c, noun)).collect();
+        let status = |noun: usize| hooks.get(noun).cloned().flatten();
+        let uri_target = |sip: &crate::ncco::Sip, u: &crate::ncco::SipUriTarget, noun: usize| {
             let uri = SipUri::parse(&u.uri).map_err(|e| cannot(format!("bad SIP URI {}: {e}", u.uri)))?;
+            let mut headers = sip.sip_headers();
+            if c.twiml.is_some() {
+                headers.extend(self.twilio_headers());
+            }
             Ok(Target {
-                headers: sip.sip_headers(),
+                headers,
+                status: status(noun),
                 credentials: sip.credentials.clone(),
                 codecs: sip.codecs.clone(),
                 session_expires: sip.session_expires,
@@ -500,8 +507,9 @@ impl Call {
                 // Rung together: each is one URI (a domain's gateways fail over, which is sequential).
                 let targets = std::iter::once(first)
                     .chain(&c.forks)
-                    .map(|sip| match &sip.target {
-                        SipTarget::Uri(u) => uri_target(sip, u),
+                    .enumerate()
+                    .map(|(noun, sip)| match &sip.target {
+                        SipTarget::Uri(u) => uri_target(sip, u, noun),
                         SipTarget::Domain { domain, .. } => {
                             Err(cannot(format!("the domain endpoint {domain} cannot ring in parallel with others")))
                         }
@@ -510,7 +518,7 @@ impl Call {
                 return Ok(ConnectPlan { parallel: true, ..plan(targets, sip_from(), false) });
             }
             Endpoint::Sip(sip) => match &sip.target {
-                SipTarget::Uri(u) => return Ok(plan(VecDeque::from([uri_target(sip, u)?]), sip_from(), false)),
+                SipTarget::Uri(u) => return Ok(plan(VecDeque::from([uri_target(sip, u, 0)?]), sip_from(), false)),
                 SipTarget::Domain { domain, user } => {
                     let trunk = self.dialling.trunks.iter().find(|t| t.name == *domain).cloned();
                     let trunk = trunk.ok_or_else(|| cannot(format!("no trunk named {domain}")))?;
@@ -535,7 +543,7 @@ impl Call {
                     .filter(|r| app.is_some() && r.application_id == app && r.user == a.user)
                     .filter_map(|r| {
                         let uri = SipUri::parse(&r.contact).ok()?;
-                        Some(Target { flow: r.flow.clone(), ..Target::new(uri, ringing) })
+                        Some(Target { flow: r.flow.clone(), status: status(0), ..Target::new(uri, ringing) })
                     })
                     .take(crate::ncco::Connect::MAX_PARALLEL)
                     .collect();
@@ -569,7 +577,7 @@ impl Call {
                     format!(":{}", g.port)
                 };
                 let uri = SipUri::parse(&format!("sip:{user}@{}{port}{transport}", g.host)).ok()?;
-                Some(Target { credentials: trunk.credentials.clone(), ..Target::new(uri, ringing) })
+                Some(Target { credentials: trunk.credentials.clone(), status: status(0), ..Target::new(uri, ringing) })
             })
             .collect::<VecDeque<_>>();
         if targets.is_empty() {

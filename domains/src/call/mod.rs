@@ -119,6 +119,8 @@ pub struct Dialling {
     pub registered: Vec<Registered>,
     /// The account's default application: told of the calls no application answers.
     pub default_application_id: Option<String>,
+    /// The account's Twilio-style Account SID (`X-Twilio-AccountSid` of `<Dial><Sip>`).
+    pub account_sid: Option<String>,
 }
 
 /// A contact a domain user registered, and the flow its REGISTER came over (requests to it go
@@ -202,6 +204,18 @@ impl MediaEvent {
             MediaEvent::ProcessLost => None,
         }
     }
+}
+
+/// Where a callee leg's events go instead of the application's event_url: NCCO `connect`'s
+/// `eventUrl`, or a TwiML noun's `statusCallback` (its chosen events only, with the parent
+/// call's `CallSid` as `ParentCallSid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegHook {
+    pub webhook: crate::ncco::common::Webhook,
+    /// The `StatusCallbackEvent` names sent; `None`: every event.
+    pub events: Option<Vec<String>>,
+    /// The parent call's uuid (a TwiML child leg's `ParentCallSid`).
+    pub parent: Option<String>,
 }
 
 /// A document the call needs from the application.
@@ -336,6 +350,11 @@ pub enum Output {
         request: DocumentRequest,
     },
     Event(CallEvent),
+    /// An event of a callee leg whose connect named its own webhook for it.
+    LegEvent {
+        event: CallEvent,
+        hook: LegHook,
+    },
     Record(RecordUpdate),
     Listen(Key),
     Unlisten(Key),

@@ -123,7 +123,19 @@ impl Call {
             if status == CallStatus::Answered {
                 ev.start_time = Some(self.cx.iso());
             }
-            self.cx.event(ev);
+            self.emit(leg, ev);
+        }
+    }
+
+    /// Sends a leg's event: to the webhook its connect named for it, else the application's.
+    fn emit(&mut self, leg: LegRef, ev: CallEvent) {
+        let hook = match leg {
+            LegRef::B(i) => self.b.get(i).and_then(|b| b.planned.status.clone()),
+            LegRef::A => None,
+        };
+        match hook {
+            Some(hook) => self.cx.out.push_back(super::Output::LegEvent { event: ev, hook }),
+            None => self.cx.event(ev),
         }
     }
 
@@ -238,7 +250,7 @@ impl Call {
     fn send_report(&mut self, held: HeldReport, quality: Option<crate::quality::Quality>) {
         if let Some(mut ev) = held.event {
             ev.quality = quality.clone();
-            self.cx.event(ev);
+            self.emit(held.leg, ev);
         }
         if let RecordUpdate::Finished { uuid, status, detail, answered, ended, sip_code, .. } = held.finished {
             self.cx.record(RecordUpdate::Finished { uuid, status, detail, answered, ended, quality, sip_code });

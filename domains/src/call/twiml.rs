@@ -16,6 +16,30 @@ fn param(name: &str, value: impl Into<String>) -> (String, String) {
 }
 
 impl Call {
+    /// Where the events of the leg placed for `connect`'s `noun`th endpoint go, when not to
+    /// the application's event_url.
+    pub(super) fn leg_hook(&self, c: &crate::ncco::Connect, noun: usize) -> Option<super::LegHook> {
+        match &c.twiml {
+            Some(t) => t.status.get(noun).cloned().flatten().map(|s| super::LegHook {
+                webhook: s.webhook,
+                events: Some(s.events),
+                parent: Some(self.caller_leg().uuid.clone()),
+            }),
+            None => c.event.clone().map(|webhook| super::LegHook { webhook, events: None, parent: None }),
+        }
+    }
+
+    /// The headers a `<Dial><Sip>` INVITE carries as Twilio's do: the call's `CallSid`, the
+    /// `AccountSid` and the API version.
+    pub(super) fn twilio_headers(&self) -> Vec<(String, String)> {
+        let mut headers = vec![param("X-Twilio-CallSid", self.caller_leg().uuid.clone())];
+        if let Some(sid) = &self.dialling.account_sid {
+            headers.push(param("X-Twilio-AccountSid", sid.clone()));
+        }
+        headers.push(param("X-Twilio-ApiVersion", crate::twiml::API_VERSION));
+        headers
+    }
+
     /// Twilio's standard request parameters of the call.
     pub(super) fn twiml_params(&self) -> Params {
         let a = self.caller_leg();

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Element, Verb, put};
-use crate::ncco::action::{Connect, TwimlDial};
+use crate::ncco::action::{Connect, StatusCallback, TwimlDial};
 use crate::ncco::{Action, Endpoint, Sip};
 
 /// Twilio's default ringing time, in seconds.
@@ -62,10 +62,15 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
         let reason = format!("must be true or false, found '{other}'");
         v.report(Some("hangupOnStar"), reason);
     }
+    let status = noun_status_callbacks(v);
+    let number_method = match v.e.children.iter().enumerate().find(|(_, n)| n.name == "Number") {
+        Some((i, e)) => Verb { e, at: format!("{}/Number[{}]", v.at, i + 1), p: &mut *v.p }.method("method"),
+        None => crate::ncco::common::HttpMethod::Post,
+    };
     match v.action(&connect)? {
         Action::Connect(mut c) => {
             let hangup_on_star = v.e.attr("hangupOnStar") == Some("true");
-            c.twiml = Some(Box::new(TwimlDial { action, sip_caller_id, hangup_on_star }));
+            c.twiml = Some(Box::new(TwimlDial { action, sip_caller_id, hangup_on_star, status, number_method }));
             // What NCCO JSON has no field for: each <Sip>'s credentials and codecs.
             let mut extras = sip_extras(v).into_iter();
             if let (Endpoint::Sip(sip), Some(extra)) = (&mut c.endpoint, extras.next()) {
@@ -181,19 +186,41 @@ fn endpoints(v: &mut Verb) -> Option<Vec<Value>> {
     Some(out)
 }
 
-/// Callback attributes of the nouns that voxbridge does not carry out yet.
-const NOUN_CALLBACKS: [(&str, &str); 5] = [
-    ("url", ""),
-    ("method", "POST"),
-    ("statusCallback", ""),
-    ("statusCallbackEvent", ""),
-    ("statusCallbackMethod", "POST"),
-];
+/// The attributes every noun takes: its screening document and its status callbacks.
+const NOUN_ATTRIBUTES: [&str; 5] = ["url", "method", "statusCallback", "statusCallbackEvent", "statusCallbackMethod"];
+
+/// Each noun's `statusCallback` (with its method and events), in noun order.
+fn noun_status_callbacks(v: &mut Verb) -> Vec<Option<StatusCallback>> {
+    let mut out = Vec::with_capacity(v.e.children.len());
+    for (i, noun) in v.e.children.iter().enumerate() {
+        let mut n = Verb { e: noun, at: format!("{}/{}[{}]", v.at, noun.name, i + 1), p: &mut *v.p };
+        let Some(webhook) = n.webhook("statusCallback", "statusCallbackMethod") else {
+            if noun.attr("statusCallbackEvent").is_some() {
+                n.report(Some("statusCallbackEvent"), "needs a statusCallback to send the events to");
+            }
+            out.push(None);
+            continue;
+        };
+        let mut events = Vec::new();
+        for name in noun.attr("statusCallbackEvent").unwrap_or("completed").split([' ', ',']).filter(|e| !e.is_empty())
+        {
+            match crate::twiml::status::EVENTS.iter().find(|e| e.eq_ignore_ascii_case(name)) {
+                Some(e) => events.push((*e).to_owned()),
+                None => n.report(
+                    Some("statusCallbackEvent"),
+                    format!("unknown event '{name}' (initiated, ringing, answered, completed)"),
+                ),
+            }
+        }
+        out.push(Some(StatusCallback { webhook, events }));
+    }
+    out
+}
 
 fn number(n: &mut Verb) -> Option<Value> {
-    let mut unbuilt = NOUN_CALLBACKS.to_vec();
-    unbuilt.push(("byoc", ""));
-    n.attributes(&["sendDigits"], &unbuilt);
+    let mut known = NOUN_ATTRIBUTES.to_vec();
+    known.push("sendDigits");
+    n.attributes(&known, &[("byoc", "")]);
     n.no_children();
     let number = n.required_text("the number")?;
     let mut phone = json!({"type": "phone", "number": number.trim_start_matches('+')});
@@ -201,15 +228,18 @@ fn number(n: &mut Verb) -> Option<Value> {
         // Twilio's `w` (a half-second wait) is NCCO's `p`.
         put(&mut phone, "dtmfAnswer", json!(digits.replace(['w', 'W'], "p")));
     }
+    if let Some(url) = n.e.attr("url") {
+        // The screening document: NCCO's onAnswer, asked with `method` (see `dial`).
+        put(&mut phone, "onAnswer", json!({"url": url}));
+    }
     Some(phone)
 }
 
 fn sip(n: &mut Verb) -> Option<Value> {
     // `url`/`method` are the screening document (read by `sip_extras`).
-    let mut unbuilt: Vec<(&str, &str)> =
-        NOUN_CALLBACKS.iter().filter(|(name, _)| !["url", "method"].contains(name)).copied().collect();
-    unbuilt.extend([("machineDetection", ""), ("amdStatusCallback", "")]);
-    n.attributes(&["username", "password", "codecs", "url", "method", "sessionTimeout"], &unbuilt);
+    let mut known = NOUN_ATTRIBUTES.to_vec();
+    known.extend(["username", "password", "codecs", "sessionTimeout"]);
+    n.attributes(&known, &[("machineDetection", ""), ("amdStatusCallback", "")]);
     n.no_children();
     let text = n.required_text("the SIP URI")?;
     let (uri, headers) = text.split_once('?').unwrap_or((text.as_str(), ""));

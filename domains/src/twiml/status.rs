@@ -25,12 +25,14 @@ pub fn twilio_status(status: CallStatus) -> Option<(&'static str, &'static str)>
     })
 }
 
-/// The form of the status callback for `event`, the `sequence`th of its call (from 0).
-pub fn callback(event: &CallEvent, sequence: u64) -> Option<Vec<(String, String)>> {
+/// The form of the status callback for `event`, the `sequence`th of its call (from 0);
+/// `parent` is the parent call's `CallSid` when the event is a `<Dial>` child leg's.
+pub fn callback(event: &CallEvent, sequence: u64, parent: Option<&str>) -> Option<Vec<(String, String)>> {
     let (_, status) = twilio_status(event.status)?;
-    let direction = match event.direction {
-        Direction::Inbound => "inbound",
-        Direction::Outbound => "outbound-api",
+    let direction = match (event.direction, parent) {
+        (Direction::Inbound, _) => "inbound",
+        (Direction::Outbound, Some(_)) => "outbound-dial",
+        (Direction::Outbound, None) => "outbound-api",
     };
     let timestamp = chrono::DateTime::parse_from_rfc3339(&event.timestamp)
         .map(|t| t.to_rfc2822())
@@ -50,6 +52,9 @@ pub fn callback(event: &CallEvent, sequence: u64) -> Option<Vec<(String, String)
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let mut add = |k: &str, v: String| form.push((k.to_owned(), v));
+    if let Some(parent) = parent {
+        add("ParentCallSid", parent.to_owned());
+    }
     if let Some(d) = &event.duration {
         add("CallDuration", d.clone());
         add("Duration", d.clone());
@@ -95,7 +100,7 @@ mod tests {
             dtmf_packets: 9,
             ..Default::default()
         });
-        let form = callback(&e, 3).unwrap();
+        let form = callback(&e, 3, None).unwrap();
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("CallStatus"), Some("completed"));
         assert_eq!(get("SequenceNumber"), Some("3"));

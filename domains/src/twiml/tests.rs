@@ -228,3 +228,37 @@ fn play_digits_sends_dtmf_with_twilios_waits() {
     assert_eq!(ncco.0, [Action::SendDigits("ppp1#".into())]);
     assert!(names_of(r#"<Response><Play digits="1">https://x/y.wav</Play></Response>"#)[0].contains("not both"));
 }
+
+#[test]
+fn noun_status_callbacks_and_number_screening() {
+    let c = connect(
+        r#"<Response><Dial><Number url="https://app.example/whisper" method="GET"
+             statusCallback="https://app.example/leg" statusCallbackEvent="answered completed"
+             statusCallbackMethod="GET">+14155550123</Number></Dial></Response>"#,
+    );
+    let t = c.twiml.expect("the dial's TwiML part");
+    let status = t.status.first().cloned().flatten().expect("the number's callback");
+    assert_eq!(status.webhook.url.as_str(), "https://app.example/leg");
+    assert_eq!(status.webhook.method, crate::ncco::common::HttpMethod::Get);
+    assert_eq!(status.events, ["answered", "completed"]);
+    assert_eq!(t.number_method, crate::ncco::common::HttpMethod::Get);
+    let Endpoint::Phone(p) = c.endpoint else { panic!("a phone endpoint") };
+    assert_eq!(p.on_answer.map(|o| o.url.to_string()).as_deref(), Some("https://app.example/whisper"));
+    // Without statusCallbackEvent, `completed` alone, as Twilio does.
+    let c = connect(
+        r#"<Response><Dial><Sip statusCallback="https://app.example/leg">sip:a@b.example</Sip></Dial></Response>"#,
+    );
+    assert_eq!(c.twiml.and_then(|t| t.status[0].clone()).map(|s| s.events), Some(vec!["completed".to_owned()]));
+    assert_eq!(
+        names_of(r#"<Response><Dial><Sip statusCallbackEvent="answered">sip:a@b.example</Sip></Dial></Response>"#),
+        ["Response/Dial[1]/Sip[1]@statusCallbackEvent: needs a statusCallback to send the events to"]
+    );
+    assert_eq!(
+        names_of(
+            r#"<Response><Dial><Sip statusCallback="https://x.example/s" statusCallbackEvent="hungup">sip:a@b.example</Sip></Dial></Response>"#
+        ),
+        [
+            "Response/Dial[1]/Sip[1]@statusCallbackEvent: unknown event 'hungup' (initiated, ringing, answered, completed)"
+        ]
+    );
+}

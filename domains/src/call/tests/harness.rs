@@ -85,6 +85,8 @@ pub struct CallHarness {
     seq: u64,
     pub sent: Vec<Sent>,
     pub events: Vec<CallEvent>,
+    /// Events sent to a leg's own webhook (connect `eventUrl`, `<Sip statusCallback>`).
+    pub leg_events: Vec<(crate::call::LegHook, CallEvent)>,
     pub records: Vec<RecordUpdate>,
     pub media_log: Vec<Command>,
     pub posts: Vec<Value>,
@@ -156,6 +158,7 @@ impl CallHarness {
             seq: 0,
             sent: Vec::new(),
             events: Vec::new(),
+            leg_events: Vec::new(),
             records: Vec::new(),
             media_log: Vec::new(),
             posts: Vec::new(),
@@ -320,6 +323,7 @@ impl CallHarness {
                 }
             },
             Output::Event(ev) => self.events.push(ev),
+            Output::LegEvent { event, hook } => self.leg_events.push((hook, event)),
             Output::Record(r) => self.records.push(r),
             Output::Listen(_) => {}
             Output::Unlisten(k) => self.unlistened.push(k),
@@ -541,6 +545,7 @@ pub fn dialling() -> crate::call::Dialling {
             })
             .collect(),
         default_application_id: None,
+        account_sid: Some("AC0123456789abcdef0123456789abcdef".into()),
     }
 }
 

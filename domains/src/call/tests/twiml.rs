@@ -82,3 +82,34 @@ fn a_sip_session_timer_is_offered_and_refreshed_when_the_callee_names_us() {
     assert!((60 * S..62 * S).contains(&first.at), "{:?}", first.at);
     assert_eq!(first.msg.header("Session-Expires"), Some("120;refresher=uac"));
 }
+
+#[test]
+fn a_sip_nouns_status_callback_gets_its_legs_chosen_events_and_the_invite_names_the_call() {
+    let xml = format!(
+        r#"<Response><Dial><Sip statusCallback="https://app.example/leg" statusCallbackEvent="ringing answered completed"
+           >sip:bob@{CALLEE}</Sip></Dial></Response>"#
+    );
+    let mut h =
+        run(&xml, vec![Callee::Answers { ring: Duration::from_millis(100), answer: Duration::from_millis(300) }]);
+    let bye = callee_in_dialog(&h, Method::Bye, 1);
+    h.schedule(Duration::ZERO, crate::call::Input::Sip { flow: callee_flow(), msg: bye });
+    h.drive_until(15 * S);
+    let invite = h.requests_to(&callee_flow(), Method::Invite).first().map(|s| s.msg.clone()).expect("INVITE");
+    let caller_uuid = h.events.first().map(|e| e.uuid.clone()).expect("the caller's events");
+    assert_eq!(invite.header("X-Twilio-CallSid"), Some(caller_uuid.as_str()));
+    assert_eq!(invite.header("X-Twilio-AccountSid"), Some("AC0123456789abcdef0123456789abcdef"));
+    assert_eq!(invite.header("X-Twilio-ApiVersion"), Some("2010-04-01"));
+    let statuses: Vec<_> = h.leg_events.iter().map(|(_, e)| e.status.as_str()).collect();
+    assert_eq!(statuses, ["started", "ringing", "answered", "completed"], "every event of the leg, none to event_url");
+    let (hook, _) = &h.leg_events[0];
+    assert_eq!(hook.webhook.url.as_str(), "https://app.example/leg");
+    assert_eq!(
+        hook.events.as_deref(),
+        Some(&["ringing".to_owned(), "answered".to_owned(), "completed".to_owned()][..])
+    );
+    assert_eq!(hook.parent.as_deref(), Some(caller_uuid.as_str()));
+    assert!(
+        h.events.iter().all(|e| e.direction == crate::events::Direction::Inbound),
+        "the callee's events went to its own callback only"
+    );
+}

@@ -48,6 +48,19 @@ pub struct TwimlDial {
     pub sip_caller_id: Option<String>,
     /// `hangupOnStar`: the caller's `*` hangs up the bridged callee, and the document goes on.
     pub hangup_on_star: bool,
+    /// Each noun's `statusCallback`, in noun order (`<Sip>` forks; the one `<Number>`).
+    pub status: Vec<Option<StatusCallback>>,
+    /// `<Number method>`: how the `url` document (the phone endpoint's `onAnswer`) is asked.
+    pub number_method: crate::ncco::common::HttpMethod,
+}
+
+/// A noun's `statusCallback`, `statusCallbackMethod` and `statusCallbackEvent`: where its
+/// leg's own status callbacks go, and for which events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCallback {
+    pub webhook: Webhook,
+    /// `initiated ringing answered completed` names; Twilio's default is `completed` alone.
+    pub events: Vec<String>,
 }
 
 impl Connect {

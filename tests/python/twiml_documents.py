@@ -79,7 +79,13 @@ step("screened", screened)
 
 # <Record>: a voicemail of at most 3 s, without the beep; its action gets the recording.
 voicemail = VoiceResponse()
-voicemail.record(max_length=3, play_beep=False, action=app + "/recorded", method="POST")
+voicemail.record(
+    max_length=3,
+    play_beep=False,
+    action=app + "/recorded",
+    method="POST",
+    recording_status_callback=app + "/recording-status",
+)
 step("voicemail", voicemail)
 
 # <Sip statusCallback>: the callee leg's own status callbacks, for the events chosen.
@@ -93,3 +99,17 @@ watched.sip(
 )
 leg_status.append(watched)
 step("leg_status", leg_status)
+
+# <Dial record>: the dial's conversation from the answer, one channel per party; the
+# action gets the recording, the status callback hears it is written.
+recorded_dial = VoiceResponse()
+taped = Dial(
+    timeout=10,
+    time_limit=3,
+    record="record-from-answer-dual",
+    action=app + "/dial-recorded",
+    recording_status_callback=app + "/dial-recording-status",
+)
+taped.sip("sip:bob@127.0.0.1:%s" % port)
+recorded_dial.append(taped)
+step("recorded_dial", recorded_dial)

@@ -368,6 +368,38 @@ async fn record_sends_the_voicemail_to_its_action_and_it_downloads_with_the_jwt(
     assert!(wav.starts_with(b"RIFF") && wav.len() > 40_000, "{} bytes", wav.len());
     assert!(twilio_accepts(&env, "/recorded", &recorded, None).await);
     assert!(call.expect_bye(T).await, "the action's document hung up");
+    let status = callback(&env, "/recording-status").await.expect("the recording status callback");
+    for (name, value) in
+        [("RecordingStatus", "completed"), ("RecordingSource", "RecordVerb"), ("RecordingChannels", "1")]
+    {
+        assert_eq!(status.field(name), Some(value), "{name} in {:?}", status.form);
+    }
+    assert_eq!(status.field("RecordingSid"), recorded.field("RecordingSid"));
+    assert!(twilio_accepts(&env, "/recording-status", &status, None).await);
+}
+
+#[tokio::test]
+async fn a_recorded_dial_gives_its_action_a_two_channel_recording_of_the_conversation() {
+    let bob = Sipp::uas("uas_answer.xml", &[]);
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let docs = documents(bob.port, &env).await;
+    serve(&env, step(&docs, "recorded_dial"));
+    serve_at(&env, "/dial-recorded", step(&docs, "hang_up"));
+    let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
+    assert!(caller.success, "{}\n{}", caller.errors, caller.messages);
+    let dialled = callback(&env, "/dial-recorded").await.expect("the dial action");
+    assert_eq!(dialled.field("DialCallStatus"), Some("completed"), "{:?}", dialled.form);
+    let duration: u64 = dialled.field("RecordingDuration").and_then(|d| d.parse().ok()).unwrap_or_default();
+    assert!((2..=4).contains(&duration), "timeLimit 3: {:?}", dialled.form);
+    let url = dialled.field("RecordingUrl").expect("RecordingUrl").to_owned();
+    let wav = env.server.client.get(&url).bearer_auth(env.jwt()).send().await.unwrap().bytes().await.unwrap();
+    let reader = hound::WavReader::new(std::io::Cursor::new(wav.to_vec())).expect("a WAV");
+    assert_eq!(reader.spec().channels, 2, "record-from-answer-dual: a channel per party");
+    let status = callback(&env, "/dial-recording-status").await.expect("the recording status callback");
+    assert_eq!(status.field("RecordingSource"), Some("DialVerb"), "{:?}", status.form);
+    assert_eq!(status.field("RecordingSid"), dialled.field("RecordingSid"));
+    let bob = bob.finish(T).await;
+    assert!(bob.success, "{}", bob.errors);
 }
 
 #[tokio::test]

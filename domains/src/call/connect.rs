@@ -419,6 +419,7 @@ impl Call {
             plan.targets.clear();
         }
         self.stop_ringback();
+        self.dial_recording_reached(true);
     }
 
     pub(super) fn stop_ringback(&mut self) {
@@ -579,8 +580,12 @@ impl Call {
     fn connect_done(&mut self) {
         self.exec.connect = None;
         self.exec.step = super::executor::Step::Idle;
-        if let Some((action, first)) = self.exec.dial_action.take() {
-            return self.dialled(action, first);
+        let action = self.exec.dial_action.take();
+        if self.dial_recording_stopped(action.as_ref()) {
+            return;
+        }
+        if let Some((action, first)) = action {
+            return self.dialled(action, first, Vec::new());
         }
         self.next_action();
     }
@@ -666,6 +671,20 @@ impl Call {
             super::Control::Hangup { .. } | super::Control::Transfer { .. } => return,
         };
         self.cx.media(Op::Ignored, command);
+    }
+
+    /// The connect's `limit`: an NCCO call ends there; a TwiML `<Dial timeLimit>` ends the
+    /// dial only (the callee is hung up) and the document goes on, as Twilio does.
+    pub(super) fn connect_limit_reached(&mut self) {
+        match self.exec.bridged {
+            Some(i) if self.exec.twiml_dial => {
+                tracing::info!(call_uuid = %self.uuid, "the dial reached its time limit");
+                self.exec.bridged = None;
+                self.end_b(i, None);
+                self.connect_done();
+            }
+            _ => self.limit_reached(),
+        }
     }
 
     pub(super) fn limit_reached(&mut self) {

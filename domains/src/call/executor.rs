@@ -55,6 +55,13 @@ pub enum Step {
         record_id: String,
         action: crate::ncco::common::Callback,
     },
+    /// A recorded `<Dial>` ended: until the recording is written, then the `<Dial action>`
+    /// (for the legs from `first` on) is told, with the recording.
+    ExpectDialRecordingWritten {
+        record_id: String,
+        action: Webhook,
+        first: usize,
+    },
     /// Streaming to a WebSocket: until the server closes it.
     ExpectWebsocketClosed,
     /// An originated call's WebSocket party: its endpoint, then its handshake.
@@ -92,8 +99,10 @@ pub struct Executor {
     pub hung_up_by_user: bool,
     /// A connect's ringback tone is playing to the caller.
     pub ringback_playing: bool,
-    /// Recordings running, by id: where their `record` event goes.
-    pub recordings: Vec<(String, Option<Webhook>)>,
+    /// Recordings running.
+    pub recordings: Vec<super::recording::Recording>,
+    /// The running connect's `<Dial record>`.
+    pub dial_recording: Option<super::recording::DialRecording>,
     /// The caller's endpoint, released while recordings of it were still being written.
     pub recorded_endpoint: Option<String>,
     /// A `bargeIn` play still running (endpoint, play): the caller's first digit stops it.
@@ -104,6 +113,8 @@ pub struct Executor {
     pub dial_action: Option<(Webhook, usize)>,
     /// The running connect's `<Dial hangupOnStar>`.
     pub hangup_on_star: bool,
+    /// The running connect is a TwiML `<Dial>`.
+    pub twiml_dial: bool,
     /// The leg of a `connect` to a WebSocket.
     pub websocket: Option<super::websocket::WebsocketLeg>,
     /// Legs whose endpoint is being destroyed: their final report waits for its quality.
@@ -302,6 +313,13 @@ impl Call {
                 self.exec.connect_event = c.event.clone();
                 self.exec.dial_action = c.twiml.as_ref().and_then(|t| t.action.clone()).map(|w| (w, self.b.len()));
                 self.exec.hangup_on_star = c.twiml.as_ref().is_some_and(|t| t.hangup_on_star);
+                self.exec.twiml_dial = c.twiml.is_some();
+                self.exec.dial_recording = c
+                    .twiml
+                    .as_ref()
+                    .and_then(|t| t.record.clone())
+                    .map(|plan| super::recording::DialRecording { plan, id: None });
+                self.dial_recording_reached(false);
                 match self.connect_plan(&c) {
                     Ok(plan) => {
                         self.exec.step = Step::ExpectCalleeAnswer;
@@ -323,27 +341,10 @@ impl Call {
             }
             Action::Record(r) => {
                 self.answer_a();
-                let record_id = self.cx.ids.uuid();
-                let format = match r.format {
-                    crate::ncco::RecordFormat::Wav => "wav",
-                    _ => "mp3",
-                };
-                let owner = self.application_id().unwrap_or_else(|| "unowned".to_owned());
-                self.exec.recordings.push((record_id.clone(), r.event.clone()));
-                let command = Command::RecordStart {
-                    endpoint_id,
-                    path: crate::recordings::path(&owner, &record_id, format),
-                    record_id: record_id.clone(),
-                    format: format.to_owned(),
-                    split: r.split,
-                    end_on_silence: r.end_on_silence.unwrap_or(0),
-                    end_on_key: r.end_on_key,
-                    timeout: r.time_out.unwrap_or(7200),
-                    beep_start: r.beep_start,
-                };
-                // Runs alongside what follows (but a TwiML `<Record>`, which waits for it); a
-                // refusal still ends the call.
-                self.cx.media(Op::Action(name), command);
+                let twilio_source = r.twiml_action.is_some().then_some("RecordVerb");
+                // A refusal ends the call (as a failed action).
+                let record_id = self.start_recording(Op::Action(name), endpoint_id, &r, twilio_source);
+                // Runs alongside what follows, but a TwiML `<Record>` waits for it.
                 match r.twiml_action {
                     Some(action) => {
                         self.exec.step = Step::ExpectRecordingWritten { record_id, action };
@@ -768,46 +769,7 @@ impl Call {
                 }
             }
             MediaEvent::RecordDone { record_id, size, duration_ms, error, .. } => {
-                let Some(pos) = self.exec.recordings.iter().position(|(id, _)| *id == record_id) else { return };
-                let (_, webhook) = self.exec.recordings.remove(pos);
-                let twiml = match &self.exec.step {
-                    Step::ExpectRecordingWritten { record_id: id, action } if *id == record_id => Some(action.clone()),
-                    _ => None,
-                };
-                if let Some(reason) = error {
-                    tracing::warn!(call_uuid = %self.uuid, %record_id, %reason, "recording lost");
-                    if twiml.is_some() {
-                        // Twilio goes on with the next verb when nothing was recorded.
-                        self.exec.step = Step::Idle;
-                        self.next_action();
-                    }
-                    return self.recording_written();
-                }
-                if let Some(action) = twiml.filter(|_| self.ending.is_none()) {
-                    let params = vec![
-                        ("RecordingUrl".to_owned(), crate::recordings::url(&self.region_url, &record_id)),
-                        ("RecordingSid".to_owned(), record_id.clone()),
-                        ("RecordingDuration".to_owned(), (duration_ms / 1000).to_string()),
-                    ];
-                    self.twiml_callback(action, params);
-                    return self.recording_written();
-                }
-                let end = self.cx.now.utc;
-                let start = end - chrono::Duration::milliseconds(i64::try_from(duration_ms).unwrap_or(0));
-                // The `record` event (Vonage's shape) goes to the action's eventUrl; its reply
-                // is not an NCCO, so the call does not wait for it.
-                let event = crate::events::RecordEvent {
-                    recording_url: crate::recordings::url(&self.region_url, &record_id),
-                    recording_uuid: record_id,
-                    uuid: self.uuid.clone(),
-                    conversation_uuid: self.conversation_uuid.clone(),
-                    start_time: Some(super::outcome::iso(start)),
-                    end_time: super::outcome::iso(end),
-                    size,
-                    timestamp: self.cx.iso(),
-                };
-                self.post_ignored(webhook, serde_json::to_value(event).unwrap_or_default());
-                self.recording_written();
+                self.recording_done(record_id, size, duration_ms, error);
             }
         }
     }
@@ -815,11 +777,14 @@ impl Call {
     /// Posts `body` to `webhook` (the application's event_url when `None`); its reply is not
     /// an NCCO, so nothing waits for it.
     pub(super) fn post_ignored(&mut self, webhook: Option<Webhook>, body: serde_json::Value) {
+        self.send_ignored(DocumentRequest::Post { webhook, body });
+    }
+
+    /// Sends `request`; whatever it answers is not waited for.
+    pub(super) fn send_ignored(&mut self, request: DocumentRequest) {
         let id = self.cx.ids.op();
         self.cx.ops.insert(id, Op::Ignored);
-        self.cx
-            .out
-            .push_back(super::Output::FetchDocument { op: id, request: DocumentRequest::Post { webhook, body } });
+        self.cx.out.push_back(super::Output::FetchDocument { op: id, request });
     }
 
     /// A DTMF digit from the caller.

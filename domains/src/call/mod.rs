@@ -35,6 +35,7 @@ pub mod ids;
 mod legs;
 mod originate;
 mod outcome;
+mod recording;
 mod refer;
 mod sip_in;
 pub use sip_in::MIN_SE_SECS;
@@ -395,6 +396,8 @@ enum Op {
     Action(&'static str),
     /// A media command of the whisper; failure releases the callee.
     Whisper,
+    /// A `<Dial record>` started; failure leaves the dial unrecorded.
+    DialRecording,
     /// An originated call's WebSocket party created.
     WebsocketParty,
     /// A leg's endpoint destroyed: its reply carries the leg's media quality, which its held
@@ -569,7 +572,8 @@ impl Call {
             TimerKey::CancelGrace(LegRef::B(i)) => self.cancel_grace_over(i),
             TimerKey::NoResponse(LegRef::B(i)) => self.gateway_silent(i),
             TimerKey::Ringing(LegRef::A) | TimerKey::CancelGrace(LegRef::A) | TimerKey::NoResponse(LegRef::A) => {}
-            TimerKey::Limit | TimerKey::CallLength => self.limit_reached(),
+            TimerKey::Limit => self.connect_limit_reached(),
+            TimerKey::CallLength => self.limit_reached(),
             TimerKey::Action => self.action_timer(),
             TimerKey::Whisper => self.whisper_wait_elapsed(),
             TimerKey::RecordingsWritten => self.recordings_lost(),
@@ -603,6 +607,7 @@ impl Call {
             Op::OurOffer(leg) => self.our_offer_ready(leg, result),
             Op::Action(name) => self.action_media_reply(name, result),
             Op::Whisper => self.whisper_media_reply(result),
+            Op::DialRecording => self.dial_recording_started(result),
             Op::WebsocketParty => self.websocket_party_ready(result),
             Op::Ignored | Op::Release(_) | Op::Document(_) | Op::BFlow(_) => {}
         }

@@ -270,7 +270,7 @@ impl Call {
 
     /// The media process never reported the recordings of an ended call.
     pub(super) fn recordings_lost(&mut self) {
-        let lost: Vec<String> = self.exec.recordings.drain(..).map(|(id, _)| id).collect();
+        let lost: Vec<String> = self.exec.recordings.drain(..).map(|r| r.id).collect();
         tracing::warn!(call_uuid = %self.uuid, ?lost, "recordings not reported by the media process");
         self.recording_written();
     }

@@ -106,12 +106,14 @@ impl Call {
     }
 
     /// A `<Dial action>` is over: its outcome goes to `action` (legs from `first` on are the
-    /// dial's): the answered leg, else the last one tried.
-    pub(super) fn dialled(&mut self, action: Webhook, first: usize) {
+    /// dial's): the answered leg, else the last one tried; `recording` is its recording's.
+    pub(super) fn dialled(&mut self, action: Webhook, first: usize, recording: Params) {
         let legs = self.b.get(first..).unwrap_or_default();
         let leg = legs.iter().find(|b| b.leg.answered_at.is_some()).or_else(|| legs.last());
         let Some(b) = leg else {
-            return self.twiml_callback(action.into(), vec![param("DialCallStatus", "failed")]);
+            let mut extra = vec![param("DialCallStatus", "failed")];
+            extra.extend(recording);
+            return self.twiml_callback(action.into(), extra);
         };
         let (status, code) = match (&b.leg.answered_at, &b.failure) {
             (Some(_), _) => ("completed", Some(200)),
@@ -141,6 +143,7 @@ impl Call {
         for (name, value) in &b.final_headers {
             extra.push((format!("DialSipHeader_{name}"), value.clone()));
         }
+        extra.extend(recording);
         self.twiml_callback(action.into(), extra);
     }
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::problem::{InvalidParameter, Problems};
 
 pub use action::{
-    Connect, Conversation, DtmfSettings, Input, InputMode, Notify, Record, RecordFormat, Redirect, Reject,
+    Connect, Conversation, DialRecord, DtmfSettings, Input, InputMode, Notify, Record, RecordFormat, Redirect, Reject,
     SpeechSettings, Stream, Talk, Transfer, Wait,
 };
 pub use common::{

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Element, Verb, put};
-use crate::ncco::action::{Connect, StatusCallback, TwimlDial};
+use crate::ncco::action::{Connect, DialRecord, StatusCallback, TwimlDial};
 use crate::ncco::{Action, Endpoint, Sip};
 
 /// Twilio's default ringing time, in seconds.
@@ -18,18 +18,25 @@ const USER_TO_USER: &str = "User-to-User";
 
 pub(super) fn dial(v: &mut Verb) -> Option<Action> {
     v.attributes(
-        &["timeout", "callerId", "timeLimit", "action", "method", "hangupOnStar"],
         &[
-            ("record", "do-not-record"),
+            "timeout",
+            "callerId",
+            "timeLimit",
+            "action",
+            "method",
+            "hangupOnStar",
+            "record",
+            "recordingStatusCallback",
+            "recordingStatusCallbackMethod",
+        ],
+        &[
             // An inbound caller is answered when the callee is bridged (early media until
             // then): answerOnBridge's behaviour, so only `true` can be honoured.
             ("answerOnBridge", "true"),
             ("sequential", "false"),
             ("ringTone", ""),
             ("trim", "do-not-trim"),
-            ("recordingStatusCallback", ""),
-            ("recordingStatusCallbackMethod", "POST"),
-            ("recordingStatusCallbackEvent", ""),
+            ("recordingStatusCallbackEvent", "completed"),
             ("recordingTrack", "both"),
             ("referUrl", ""),
             ("referMethod", "POST"),
@@ -63,6 +70,7 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
         v.report(Some("hangupOnStar"), reason);
     }
     let status = noun_status_callbacks(v);
+    let record = dial_record(v);
     let number_method = match v.e.children.iter().enumerate().find(|(_, n)| n.name == "Number") {
         Some((i, e)) => Verb { e, at: format!("{}/Number[{}]", v.at, i + 1), p: &mut *v.p }.method("method"),
         None => crate::ncco::common::HttpMethod::Post,
@@ -70,7 +78,8 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
     match v.action(&connect)? {
         Action::Connect(mut c) => {
             let hangup_on_star = v.e.attr("hangupOnStar") == Some("true");
-            c.twiml = Some(Box::new(TwimlDial { action, sip_caller_id, hangup_on_star, status, number_method }));
+            c.twiml =
+                Some(Box::new(TwimlDial { action, sip_caller_id, hangup_on_star, status, number_method, record }));
             // What NCCO JSON has no field for: each <Sip>'s credentials and codecs.
             let mut extras = sip_extras(v).into_iter();
             if let (Endpoint::Sip(sip), Some(extra)) = (&mut c.endpoint, extras.next()) {
@@ -83,6 +92,31 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
         }
         other => Some(other),
     }
+}
+
+/// `<Dial record recordingStatusCallback recordingStatusCallbackMethod>`.
+fn dial_record(v: &mut Verb) -> Option<DialRecord> {
+    let status = v.webhook("recordingStatusCallback", "recordingStatusCallbackMethod");
+    let (from_ringing, dual) = match v.e.attr("record").unwrap_or("do-not-record") {
+        "do-not-record" => {
+            if status.is_some() {
+                v.report(Some("recordingStatusCallback"), "the dial is not recorded (record=\"do-not-record\")");
+            }
+            return None;
+        }
+        "record-from-answer" => (false, false),
+        "record-from-answer-dual" => (false, true),
+        "record-from-ringing" => (true, false),
+        "record-from-ringing-dual" => (true, true),
+        other => {
+            let reason = format!(
+                "must be do-not-record, record-from-answer, record-from-ringing or their -dual forms, found '{other}'"
+            );
+            v.report(Some("record"), reason);
+            return None;
+        }
+    };
+    Some(DialRecord { from_ringing, dual, status })
 }
 
 /// `<Sip username password codecs url method sessionTimeout>`.

@@ -253,11 +253,18 @@ pub(crate) fn pause(v: &mut Verb) -> Option<Action> {
 /// rest.
 fn record(v: &mut Verb) -> Option<Action> {
     v.attributes(
-        &["action", "method", "maxLength", "finishOnKey", "timeout", "playBeep"],
         &[
-            ("recordingStatusCallback", ""),
-            ("recordingStatusCallbackMethod", "POST"),
-            ("recordingStatusCallbackEvent", ""),
+            "action",
+            "method",
+            "maxLength",
+            "finishOnKey",
+            "timeout",
+            "playBeep",
+            "recordingStatusCallback",
+            "recordingStatusCallbackMethod",
+        ],
+        &[
+            ("recordingStatusCallbackEvent", "completed"),
             ("transcribe", "false"),
             ("transcribeCallback", ""),
             ("trim", "do-not-trim"),
@@ -285,9 +292,11 @@ fn record(v: &mut Verb) -> Option<Action> {
         Some(other) => v.report(Some("playBeep"), format!("must be true or false, found '{other}'")),
     }
     let action = v.callback("action", "method")?;
+    let status = v.webhook("recordingStatusCallback", "recordingStatusCallbackMethod");
     match v.action(&record)? {
         Action::Record(mut r) => {
             r.twiml_action = Some(action);
+            r.twiml_status = status;
             Some(Action::Record(r))
         }
         other => Some(other),

@@ -302,6 +302,17 @@ impl CallHarness {
                     };
                     self.schedule(Duration::from_secs(2), Input::Media(done));
                 }
+                if let Command::RecordStop { endpoint_id, record_id } = &command {
+                    // The file is written 1.5 s long, a moment later.
+                    let done = MediaEvent::RecordDone {
+                        endpoint: endpoint_id.clone(),
+                        record_id: record_id.clone(),
+                        size: 48_044,
+                        duration_ms: 1500,
+                        error: None,
+                    };
+                    self.schedule(Duration::from_millis(100), Input::Media(done));
+                }
                 self.media_answered.push((self.elapsed() + ms, command.name()));
                 self.media_log.push(command);
                 self.schedule(ms, Input::MediaReply { op, result });

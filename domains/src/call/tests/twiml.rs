@@ -20,6 +20,20 @@ fn run(xml: &str, callees: Vec<Callee>) -> CallHarness {
     h
 }
 
+/// `xml` run with a callee that answers, then hangs up after ten seconds.
+fn answered_dial(xml: &str) -> CallHarness {
+    let ncco = crate::twiml::parse(xml).unwrap();
+    let route = Route::Program { ncco, application_id: Some("twiml-app".into()) };
+    let callee = Callee::Answers { ring: Duration::from_millis(100), answer: Duration::from_millis(300) };
+    let mut h = CallHarness::with(json!([]), vec![callee], invite("dialled@caller", ""), route);
+    h.media_plays = true;
+    h.drive_until(10 * S);
+    let bye = callee_in_dialog(&h, Method::Bye, 1);
+    h.schedule(Duration::ZERO, crate::call::Input::Sip { flow: callee_flow(), msg: bye });
+    h.drive_until(15 * S);
+    h
+}
+
 fn field<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -89,11 +103,7 @@ fn a_sip_nouns_status_callback_gets_its_legs_chosen_events_and_the_invite_names_
         r#"<Response><Dial><Sip statusCallback="https://app.example/leg" statusCallbackEvent="ringing answered completed"
            >sip:bob@{CALLEE}</Sip></Dial></Response>"#
     );
-    let mut h =
-        run(&xml, vec![Callee::Answers { ring: Duration::from_millis(100), answer: Duration::from_millis(300) }]);
-    let bye = callee_in_dialog(&h, Method::Bye, 1);
-    h.schedule(Duration::ZERO, crate::call::Input::Sip { flow: callee_flow(), msg: bye });
-    h.drive_until(15 * S);
+    let h = answered_dial(&xml);
     let invite = h.requests_to(&callee_flow(), Method::Invite).first().map(|s| s.msg.clone()).expect("INVITE");
     let caller_uuid = h.events.first().map(|e| e.uuid.clone()).expect("the caller's events");
     assert_eq!(invite.header("X-Twilio-CallSid"), Some(caller_uuid.as_str()));
@@ -112,4 +122,55 @@ fn a_sip_nouns_status_callback_gets_its_legs_chosen_events_and_the_invite_names_
         h.events.iter().all(|e| e.direction == crate::events::Direction::Inbound),
         "the callee's events went to its own callback only"
     );
+}
+
+#[test]
+fn a_recorded_dial_tells_its_action_and_status_callback_the_recording_once_written() {
+    let xml = format!(
+        r#"<Response><Dial action="https://app.example/after" record="record-from-answer-dual"
+           recordingStatusCallback="https://app.example/rec"><Sip>sip:bob@{CALLEE}</Sip></Dial></Response>"#
+    );
+    let h = answered_dial(&xml);
+    let (split, record_id) = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            crate::media::Command::RecordStart { split, record_id, .. } => Some((*split, record_id.clone())),
+            _ => None,
+        })
+        .expect("the answered dial is recorded");
+    assert!(split, "-dual: a channel per party");
+    let stopped = |c: &crate::media::Command| matches!(c, crate::media::Command::RecordStop { record_id: r, .. } if *r == record_id);
+    assert!(
+        h.media_log.iter().any(stopped),
+        "the recording stops with the dial: {:?} {:?}",
+        h.media_commands(),
+        h.forms
+    );
+    let form = |url: &str| h.forms.iter().find(|(u, _)| u == url).map(|(_, p)| p.clone());
+    let action = form("https://app.example/after").expect("the dial action");
+    assert_eq!(field(&action, "DialCallStatus"), Some("completed"));
+    assert_eq!(field(&action, "RecordingSid"), Some(record_id.as_str()));
+    assert_eq!(field(&action, "RecordingDuration"), Some("1"));
+    assert!(field(&action, "RecordingUrl").is_some_and(|u| u.ends_with(&record_id)), "{action:?}");
+    let status = form("https://app.example/rec").expect("the recording status callback");
+    assert_eq!(field(&status, "RecordingStatus"), Some("completed"));
+    assert_eq!(field(&status, "RecordingChannels"), Some("2"));
+    assert_eq!(field(&status, "RecordingSource"), Some("DialVerb"));
+    assert!(h.posts.is_empty(), "no Vonage record event for a TwiML recording: {:?}", h.posts);
+}
+
+#[test]
+fn a_dial_time_limit_hangs_up_the_callee_and_the_document_goes_on() {
+    let xml =
+        format!(r#"<Response><Dial timeLimit="5"><Sip>sip:bob@{CALLEE}</Sip></Dial><Say>Still here.</Say></Response>"#);
+    let ncco = crate::twiml::parse(&xml).unwrap();
+    let route = Route::Program { ncco, application_id: Some("twiml-app".into()) };
+    let callee = Callee::Answers { ring: Duration::from_millis(100), answer: Duration::from_millis(300) };
+    let mut h = CallHarness::with(json!([]), vec![callee], invite("limited@caller", ""), route);
+    h.media_plays = true;
+    h.drive_until(7 * S);
+    assert_eq!(h.requests_to(&callee_flow(), Method::Bye).len(), 1, "the callee is hung up at the limit");
+    assert!(h.requests_to(&caller_flow(), Method::Bye).is_empty(), "the caller stays");
+    assert!(h.media_commands().contains(&"play"), "the <Say> after the <Dial> runs");
 }

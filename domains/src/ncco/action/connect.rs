@@ -52,6 +52,18 @@ pub struct TwimlDial {
     pub status: Vec<Option<StatusCallback>>,
     /// `<Number method>`: how the `url` document (the phone endpoint's `onAnswer`) is asked.
     pub number_method: crate::ncco::common::HttpMethod,
+    /// `<Dial record>`: the dial's conversation is recorded.
+    pub record: Option<DialRecord>,
+}
+
+/// `<Dial record recordingStatusCallback>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialRecord {
+    /// `record-from-ringing*` (else from the answer).
+    pub from_ringing: bool,
+    /// `*-dual`: the caller and the callee on a channel each.
+    pub dual: bool,
+    pub status: Option<Webhook>,
 }
 
 /// A noun's `statusCallback`, `statusCallbackMethod` and `statusCallbackEvent`: where its

@@ -12,7 +12,7 @@ mod talk;
 mod transfer;
 mod wait;
 
-pub use connect::{Connect, StatusCallback, TwimlDial};
+pub use connect::{Connect, DialRecord, StatusCallback, TwimlDial};
 pub use control::{Redirect, Reject};
 pub use conversation::Conversation;
 pub use input::{DtmfSettings, Input, InputMode, SpeechSettings};

@@ -24,6 +24,9 @@ pub struct Record {
     /// `RecordingUrl`, `RecordingSid` and `RecordingDuration` go there Twilio's way; the
     /// document answered replaces the rest.
     pub twiml_action: Option<crate::ncco::common::Callback>,
+    /// `recordingStatusCallback` (TwiML only): where the written recording's status goes,
+    /// Twilio's way.
+    pub twiml_status: Option<Webhook>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +71,7 @@ impl Record {
             event: Webhook::optional(f),
             transcription: Transcription::optional(f),
             twiml_action: None,
+            twiml_status: None,
         })
     }
 }
@@ -109,6 +113,7 @@ mod tests {
                 event: None,
                 transcription: None,
                 twiml_action: None,
+                twiml_status: None,
             }
         );
     }

@@ -19,6 +19,8 @@ pub struct Recorded {
     pub form: Vec<(String, String)>,
     /// `X-Twilio-Signature`, when sent.
     pub twilio_signature: Option<String>,
+    /// `X-SignalWire-Signature`, as SignalWire's compatibility API signs.
+    pub signalwire_signature: Option<String>,
 }
 
 impl Recorded {
@@ -65,6 +67,11 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
         authorization: req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         twilio_signature: req.headers().get("x-twilio-signature").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        signalwire_signature: req
+            .headers()
+            .get("x-signalwire-signature")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         form: match req.content_type() {
             "application/x-www-form-urlencoded" => url_decode_pairs(&String::from_utf8_lossy(&body)),
             _ => Vec::new(),

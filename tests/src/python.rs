@@ -10,11 +10,21 @@ use serde_json::Value;
 
 /// The interpreter of the virtualenv.
 pub fn python() -> String {
-    let python = std::env::var("VBTEST_PYTHON").unwrap_or_else(|_| "/var/tmp/voxbridge-py/bin/python3".into());
+    interpreter("VBTEST_PYTHON", "/var/tmp/voxbridge-py", "vonage openapi-python-client twilio")
+}
+
+/// The interpreter of SignalWire's helper library, in a virtualenv of its own
+/// (`/var/tmp/voxbridge-sw`, `pip install signalwire`): it pins an older `twilio` than the
+/// one the other scripts use. `VBTEST_SIGNALWIRE_PYTHON` names another interpreter.
+pub fn signalwire_python() -> String {
+    interpreter("VBTEST_SIGNALWIRE_PYTHON", "/var/tmp/voxbridge-sw", "signalwire")
+}
+
+fn interpreter(var: &str, venv: &str, packages: &str) -> String {
+    let python = std::env::var(var).unwrap_or_else(|_| format!("{venv}/bin/python3"));
     assert!(
         std::path::Path::new(&python).exists(),
-        "{python} is missing: python3 -m venv /var/tmp/voxbridge-py && \
-         /var/tmp/voxbridge-py/bin/pip install vonage openapi-python-client twilio"
+        "{python} is missing: python3 -m venv {venv} && {venv}/bin/pip install {packages}"
     );
     python
 }

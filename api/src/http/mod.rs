@@ -162,6 +162,11 @@ pub fn app(
         .app_data(openapi_json)
         .app_data(web::QueryConfig::default().error_handler(params::query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
+        .service(
+            web::scope(twilio::SIGNALWIRE_SCOPE)
+                .wrap(from_fn(twilio::require_twilio_basic))
+                .configure(twilio::signalwire_routes),
+        )
         .route("/openapi.json", web::get().to(serve_openapi))
         .route("/metrics", web::get().to(health::metrics_text))
         .default_service(web::to(not_found))

@@ -30,6 +30,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create).service(list).service(fetch).service(update);
 }
 
+/// Where SignalWire's compatibility API lives on a Space (`/api/laml/2010-04-01/…`), so
+/// that its helper library's `Client(signalwire_space_url=…)` reaches the same handlers.
+pub const SIGNALWIRE_SCOPE: &str = "/api/laml/2010-04-01/Accounts/{account_sid}";
+
+/// The same handlers under [`SIGNALWIRE_SCOPE`]; left out of the OpenAPI document, which
+/// would otherwise list every operation twice under one operationId.
+pub fn signalwire_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.service(create).service(list).service(fetch).service(update);
+}
+
 /// An error as Twilio's API writes it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TwilioError {

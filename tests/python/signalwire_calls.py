@@ -11,7 +11,6 @@ HTTPS) creates, fetches and completes a call, and its `RequestValidator` checks 
 
 import json
 import sys
-import time
 
 import urllib3
 from signalwire.request_validator import RequestValidator
@@ -20,9 +19,7 @@ from signalwire.voice_response import Dial, VoiceResponse
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 
-
-def step(name, value):
-    print("STEP " + name + " " + json.dumps(value), flush=True)
+from steps import step, wait_for
 
 
 def documents(port):
@@ -41,14 +38,6 @@ def calls(space, project, token, to, from_, status_callback):
         http.session.verify = False
         urllib3.disable_warnings()
         return Client(project, auth_token, signalwire_space_url=space, http_client=http)
-
-    def wait_for(c, sid, status, within=20):
-        deadline = time.time() + within
-        while True:
-            call = c.calls(sid).fetch()
-            if call.status == status or time.time() > deadline:
-                return call
-            time.sleep(0.25)
 
     c = client(token)
     hold = VoiceResponse()

@@ -5,33 +5,20 @@ calls, complete it, and be refused with a wrong token. Prints `STEP name json` l
     python twilio_calls.py BASE_URL ACCOUNT_SID AUTH_TOKEN TO FROM STATUS_CALLBACK
 """
 
-import json
 import sys
-import time
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+from steps import step, wait_for
+
 base, sid, token, to, from_, status_callback = sys.argv[1:7]
-
-
-def step(name, value):
-    print("STEP " + name + " " + json.dumps(value), flush=True)
 
 
 def client(auth_token):
     c = Client(sid, auth_token)
     c.api.base_url = base
     return c
-
-
-def wait_for(c, call_sid, status, within=20):
-    deadline = time.time() + within
-    while True:
-        call = c.calls(call_sid).fetch()
-        if call.status == status or time.time() > deadline:
-            return call
-        time.sleep(0.25)
 
 
 c = client(token)

@@ -75,6 +75,18 @@ pub struct VoiceCapability {
     /// voxbridge's own: `twiml` for applications written for Twilio/SignalWire. Default `ncco`.
     #[serde(default)]
     pub dialect: Option<Dialect>,
+    /// voxbridge's own: the transport of a TwiML/cXML `<Sip>` URI that names none (`udp`,
+    /// `tcp`, `tls`). Unset: `tls`, as SignalWire does; applications written for Twilio set
+    /// `udp`, Twilio's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_transport: Option<crate::sip_uri::Transport>,
+}
+
+impl VoiceCapability {
+    /// The transport of a document's `<Sip>` URI without `;transport=`.
+    pub fn document_sip_transport(&self) -> crate::sip_uri::Transport {
+        self.sip_transport.unwrap_or(crate::sip_uri::Transport::Tls)
+    }
 }
 
 /// Capabilities other than `voice` (rtc, messages, …) are accepted and ignored.
@@ -184,6 +196,7 @@ mod tests {
                 leg_persistence_time: None,
                 region: None,
                 dialect: None,
+                sip_transport: None,
             }),
         }
     }

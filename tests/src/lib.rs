@@ -326,6 +326,20 @@ impl SipEnv {
         SipEnv { server, app, app_id, private_key, host: "acme-sip.sip-us.sip.voxbridge.local".into(), sip }
     }
 
+    /// Sets fields of the application's `capabilities.voice` (`{"sip_transport": "udp"}`),
+    /// keeping the rest.
+    pub async fn set_voice(&self, fields: serde_json::Value) {
+        let path = format!("/v2/applications/{}", self.app_id);
+        let (status, mut app) = self.server.get(&path).await;
+        assert_eq!(status, 200, "{app}");
+        if let (Some(voice), Some(fields)) = (app["capabilities"]["voice"].as_object_mut(), fields.as_object()) {
+            voice.extend(fields.clone());
+        }
+        let body = serde_json::json!({"name": app["name"], "capabilities": app["capabilities"]});
+        let (status, body) = self.server.put_json(&path, body).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// A Voice API JWT for the application.
     pub fn jwt(&self) -> String {
         let now = chrono::Utc::now().timestamp();

@@ -23,6 +23,13 @@ use vbtest::sipp::Sipp;
 
 const T: Duration = Duration::from_secs(30);
 
+/// A platform whose application was written for Twilio: its `<Sip>` URIs default to UDP.
+async fn twilio_env() -> SipEnv {
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    env.set_voice(serde_json::json!({"sip_transport": "udp"})).await;
+    env
+}
+
 /// The documents the twilio library builds, by name.
 async fn documents(far_end_port: u16, env: &SipEnv) -> Vec<(String, Value)> {
     let args = [python::script("twiml_documents.py"), far_end_port.to_string(), env.app.base.clone()];
@@ -79,7 +86,7 @@ async fn every_status(env: &SipEnv, path: &str, call_sid: Option<&str>) -> Vec<v
 #[tokio::test]
 async fn a_twilio_voice_response_dials_sip_with_the_uri_headers_and_uui() {
     let bob = Sipp::uas("uas_answer.xml", &[]);
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let docs = documents(bob.port, &env).await;
     serve(&env, step(&docs, "dial_sip"));
     let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
@@ -102,7 +109,7 @@ async fn a_twilio_voice_response_dials_sip_with_the_uri_headers_and_uui() {
 
 #[tokio::test]
 async fn reject_busy_answers_486_and_an_unknown_verb_fails_the_call_with_its_path() {
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let docs = documents(9, &env).await;
     serve(&env, step(&docs, "reject_busy"));
     let caller = RawSip::new(&env.sip).await;
@@ -127,7 +134,7 @@ async fn reject_busy_answers_486_and_an_unknown_verb_fails_the_call_with_its_pat
 
 #[tokio::test]
 async fn gather_posts_the_digits_to_its_action_as_twilio_does_and_runs_its_answer() {
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let docs = documents(9, &env).await;
     serve(&env, step(&docs, "gather"));
     serve_at(&env, "/gathered", step(&docs, "thanks"));
@@ -172,7 +179,7 @@ async fn dial_action_gets_the_far_ends_486_with_its_call_id_and_x_headers() {
             }
         }
     });
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let docs = documents(far_port, &env).await;
     serve(&env, step(&docs, "dial_action"));
     serve_at(&env, "/dialled", step(&docs, "hang_up"));
@@ -196,8 +203,8 @@ async fn dial_action_gets_the_far_ends_486_with_its_call_id_and_x_headers() {
 #[tokio::test]
 async fn a_twiml_application_is_asked_and_told_the_twilio_way_with_quality_on_completed() {
     let bob = Sipp::uas("uas_answer.xml", &[]);
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
-    let app = serde_json::json!({"name": "twilio app", "capabilities": {"voice": {"dialect": "twiml", "webhooks": {
+    let env = twilio_env().await;
+    let app = serde_json::json!({"name": "twilio app", "capabilities": {"voice": {"dialect": "twiml", "sip_transport": "udp", "webhooks": {
         "answer_url": {"address": format!("{}/answer", env.app.base)},
         "event_url": {"address": format!("{}/status", env.app.base)}}}}});
     let (status, body) = env.server.put_json(&format!("/v2/applications/{}", env.app_id), app).await;
@@ -233,7 +240,7 @@ async fn a_twiml_application_is_asked_and_told_the_twilio_way_with_quality_on_co
 #[tokio::test]
 async fn a_sip_nouns_status_callback_gets_its_legs_events_and_the_invite_names_the_call() {
     let bob = Sipp::uas("uas_answer.xml", &[]);
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let docs = documents(bob.port, &env).await;
     serve(&env, step(&docs, "leg_status"));
     let caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
@@ -266,9 +273,26 @@ async fn a_sip_nouns_status_callback_gets_its_legs_events_and_the_invite_names_t
 }
 
 #[tokio::test]
+async fn a_sip_uri_without_transport_goes_over_tls_unless_the_application_says_otherwise() {
+    // SignalWire's default: TLS. The far end is a TCP listener that sees the ClientHello.
+    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let xml = format!("<Response><Dial timeout=\"5\"><Sip>sip:bob@127.0.0.1:{port}</Sip></Dial></Response>");
+    serve(&env, &Value::String(xml));
+    let caller = RawSip::new(&env.sip).await;
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "twiml-tls@test", 1, "", 40210);
+    caller.send(&invite).await;
+    let (mut stream, _) = tokio::time::timeout(T, listener.accept()).await.expect("a connection").unwrap();
+    let mut first = [0u8; 2];
+    tokio::io::AsyncReadExt::read_exact(&mut stream, &mut first).await.unwrap();
+    assert_eq!(first, [0x16, 0x03], "a TLS handshake record (the ClientHello), not SIP");
+}
+
+#[tokio::test]
 async fn sip_username_and_password_answer_the_far_ends_401_and_codecs_set_the_offer_order() {
     let alice = Sipp::uas("uas_digest.xml", &[]);
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let docs = documents(alice.port, &env).await;
     serve(&env, step(&docs, "dial_digest"));
     let _caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
@@ -283,7 +307,7 @@ async fn sip_username_and_password_answer_the_far_ends_401_and_codecs_set_the_of
 #[tokio::test]
 async fn a_hangup_in_the_sip_url_document_declines_the_call() {
     let bob = Sipp::uas("uas_answer.xml", &[]);
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let docs = documents(bob.port, &env).await;
     serve(&env, step(&docs, "screened"));
     serve_at(&env, "/screen", step(&docs, "hang_up"));
@@ -329,7 +353,7 @@ async fn ten_sip_nouns_ring_together_and_the_first_to_answer_wins() {
         .map(|(port, _)| format!("<Sip>sip:ringer@127.0.0.1:{port}</Sip>"))
         .chain(std::iter::once(format!("<Sip>sip:winner@127.0.0.1:{}</Sip>", winner.port)))
         .collect();
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     serve(&env, &Value::from(format!("<Response><Dial timeout=\"20\">{nouns}</Dial></Response>")));
     let caller = Sipp::uac("uac_invite_xheaders.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
     assert!(caller.success, "bridged to the one that answered: {}\n{}", caller.errors, caller.messages);
@@ -349,7 +373,7 @@ async fn ten_sip_nouns_ring_together_and_the_first_to_answer_wins() {
 
 #[tokio::test]
 async fn record_sends_the_voicemail_to_its_action_and_it_downloads_with_the_jwt() {
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let docs = documents(9, &env).await;
     serve(&env, step(&docs, "voicemail"));
     serve_at(&env, "/recorded", step(&docs, "hang_up"));
@@ -381,7 +405,7 @@ async fn record_sends_the_voicemail_to_its_action_and_it_downloads_with_the_jwt(
 #[tokio::test]
 async fn a_recorded_dial_gives_its_action_a_two_channel_recording_of_the_conversation() {
     let bob = Sipp::uas("uas_answer.xml", &[]);
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let docs = documents(bob.port, &env).await;
     serve(&env, step(&docs, "recorded_dial"));
     serve_at(&env, "/dial-recorded", step(&docs, "hang_up"));
@@ -405,7 +429,7 @@ async fn a_recorded_dial_gives_its_action_a_two_channel_recording_of_the_convers
 #[tokio::test]
 async fn hangup_on_star_drops_the_callee_and_play_digits_sends_dtmf_to_the_caller() {
     let bob = Sipp::uas("uas_answer.xml", &[]);
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     let doc = format!(
         r#"<Response><Dial hangupOnStar="true"><Sip>sip:bob@127.0.0.1:{}</Sip></Dial><Play digits="w57"/><Hangup/></Response>"#,
         bob.port
@@ -434,7 +458,7 @@ async fn hangup_on_star_drops_the_callee_and_play_digits_sends_dtmf_to_the_calle
 
 #[tokio::test]
 async fn a_gather_without_action_sends_the_digits_to_its_own_document_as_twilio_does() {
-    let env = SipEnv::start(Value::Null, &["127.0.0.1"], None).await;
+    let env = twilio_env().await;
     serve(
         &env,
         &Value::from(r#"<Response><Gather numDigits="2" timeout="10"><Say>Two digits.</Say></Gather></Response>"#),

@@ -49,6 +49,11 @@ pub struct VoiceCapabilitySchema {
     #[serde(default)]
     #[schema(default = "ncco")]
     pub dialect: Option<domains::application::Dialect>,
+    /// voxbridge's own: the transport of a document's `<Sip>` URI that names none. Unset:
+    /// `tls`, as SignalWire does; applications written for Twilio set `udp`, its default.
+    #[serde(default)]
+    #[schema(default = "tls")]
+    pub sip_transport: Option<domains::sip_uri::Transport>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -408,7 +408,12 @@ impl Edge {
         }
         let dialling = self.dialling().await.map_err(|e| OriginateError::Internal(e.to_string()))?;
         let region = self.config.regions.first().cloned().unwrap_or_default();
-        let route = Route::Application { application_id: application_id.to_owned(), region, dialect: hooks.dialect };
+        let route = Route::Application {
+            application_id: application_id.to_owned(),
+            region,
+            dialect: hooks.dialect,
+            sip_transport: hooks.sip_transport,
+        };
         let call = Call::originated(self.context(route, dialling), originate, driver::now())
             .map_err(OriginateError::Refused)?;
         let placed = Placed { uuid: call.uuid().to_owned(), conversation_uuid: call.conversation_uuid().to_owned() };
@@ -519,8 +524,12 @@ impl Edge {
             return self.pbx_route(inc, &parsed_user(&parsed), region).await;
         }
         let user = parsed_user(&parsed);
-        let domains_app =
-            Route::Application { application_id: domain.application_id.clone(), region, dialect: Dialect::default() };
+        let domains_app = Route::Application {
+            application_id: domain.application_id.clone(),
+            region,
+            dialect: Dialect::default(),
+            sip_transport: Default::default(),
+        };
         self.number_route(&user, Some(domains_app)).await
     }
 
@@ -543,15 +552,21 @@ impl Edge {
                 let targets = self.registered_contacts(targets).await?;
                 return Ok((Route::Forward { targets }, None));
             }
-            Some(number::Model { application_id: Some(app), .. }) => {
-                Route::Application { application_id: app, region, dialect: Dialect::default() }
-            }
+            Some(number::Model { application_id: Some(app), .. }) => Route::Application {
+                application_id: app,
+                region,
+                dialect: Dialect::default(),
+                sip_transport: Default::default(),
+            },
             _ => otherwise.ok_or(Refusal::Unavailable("the number has no application or forwarding"))?,
         };
         let mut route = route;
-        let Route::Application { application_id, dialect, .. } = &mut route else { return Ok((route, None)) };
+        let Route::Application { application_id, dialect, sip_transport, .. } = &mut route else {
+            return Ok((route, None));
+        };
         let hooks = self.hooks(application_id).await?;
         *dialect = hooks.dialect;
+        *sip_transport = hooks.sip_transport;
         Ok((route, Some(hooks)))
     }
 
@@ -640,6 +655,7 @@ impl Edge {
             .ok_or(Refusal::Unavailable("application no longer exists"))?;
         let caps: domains::application::Capabilities = serde_json::from_value(app.capabilities).unwrap_or_default();
         let voice = caps.voice.ok_or(Refusal::Unavailable("application has no voice capability"))?;
+        let sip_transport = voice.document_sip_transport();
         Ok(AppHooks {
             application_id: application_id.to_owned(),
             answer: voice.webhooks.answer_url,
@@ -647,6 +663,7 @@ impl Edge {
             event: voice.webhooks.event_url,
             signed: voice.signed_callbacks.unwrap_or(true),
             dialect: voice.dialect.unwrap_or_default(),
+            sip_transport,
             status_events: None,
             parent_call: None,
         })

@@ -855,6 +855,7 @@ mod tests {
             event,
             signed,
             dialect: domains::application::Dialect::Ncco,
+            sip_transport: domains::sip_uri::Transport::Udp,
             status_events: None,
             parent_call: None,
         }

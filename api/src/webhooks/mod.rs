@@ -42,6 +42,8 @@ pub struct AppHooks {
     pub signed: bool,
     /// Twilio's requests (forms, status callbacks, `X-Twilio-Signature`) for `twiml`.
     pub dialect: domains::application::Dialect,
+    /// The transport of a document's `<Sip>` URI that names none (the application's setting).
+    pub sip_transport: domains::sip_uri::Transport,
     /// The `StatusCallbackEvent`s status callbacks are sent for (`None`: every one).
     pub status_events: Option<Vec<String>>,
     /// For a child leg's own status callbacks (`<Sip statusCallback>`): the parent call's

@@ -468,8 +468,19 @@ impl Call {
         let ringback = c.ringback_tone.as_ref().map(ToString::to_string);
         let hooks: Vec<_> = (0..=c.forks.len()).map(|noun| self.leg_hook(c, noun)).collect();
         let status = |noun: usize| hooks.get(noun).cloned().flatten();
+        // A document's `<Sip>` URI that names no transport takes the application's.
+        let document_transport = match (&c.twiml, &self.route) {
+            (Some(_), Route::Application { sip_transport, .. }) => Some(*sip_transport),
+            _ => None,
+        };
         let uri_target = |sip: &crate::ncco::Sip, u: &crate::ncco::SipUriTarget, noun: usize| {
-            let uri = SipUri::parse(&u.uri).map_err(|e| cannot(format!("bad SIP URI {}: {e}", u.uri)))?;
+            let uri = match document_transport {
+                Some(t) if u.transport.is_none() && !u.secure && t != crate::sip_uri::Transport::Udp => {
+                    format!("{};transport={}", u.uri, t.as_str())
+                }
+                _ => u.uri.clone(),
+            };
+            let uri = SipUri::parse(&uri).map_err(|e| cannot(format!("bad SIP URI {uri}: {e}")))?;
             let mut headers = sip.sip_headers();
             if c.twiml.is_some() {
                 headers.extend(self.twilio_headers());

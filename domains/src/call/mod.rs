@@ -89,6 +89,8 @@ pub enum Route {
         region: String,
         /// How its webhooks are asked (Twilio's parameters for `twiml`).
         dialect: crate::application::Dialect,
+        /// The transport of a document's `<Sip>` URI that names none.
+        sip_transport: crate::sip_uri::Transport,
     },
     /// A number forwarded to SIP URIs, tried in order on 5xx.
     Forward { targets: Vec<ForwardTarget> },

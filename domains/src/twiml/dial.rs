@@ -277,6 +277,7 @@ fn sip(n: &mut Verb) -> Option<Value> {
     n.no_children();
     let text = n.required_text("the SIP URI")?;
     let (uri, headers) = text.split_once('?').unwrap_or((text.as_str(), ""));
+    let uri = without_egress(n, uri);
     let mut endpoint = json!({"type": "sip", "uri": uri});
     if headers.len() >= MAX_HEADER_PART {
         n.report(None, format!("the headers after '?' must be under {MAX_HEADER_PART} characters"));
@@ -301,6 +302,35 @@ fn sip(n: &mut Verb) -> Option<Value> {
         put(&mut endpoint, "standardHeaders", Value::Object(standard));
     }
     Some(endpoint)
+}
+
+/// Twilio's egress edges and regions (`;edge=`, `;region=` on a `<Sip>` URI).
+const EDGES: [&str; 8] = ["ashburn", "umatilla", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney"];
+const REGIONS: [&str; 8] = ["us1", "us2", "ie1", "de1", "sg1", "jp1", "br1", "au1"];
+
+/// `uri` without its `;edge=` and `;region=` parameters, which are checked: they choose where
+/// Twilio's leg leaves from, and a voxbridge node places every leg from its own SIP address,
+/// so they are not sent to the far end (Twilio does not send them either).
+fn without_egress(n: &mut Verb, uri: &str) -> String {
+    let mut params = uri.split(';');
+    let mut out = params.next().unwrap_or_default().to_owned();
+    for param in params {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        let known: Option<&[&str]> = match name.to_ascii_lowercase().as_str() {
+            "edge" => Some(&EDGES),
+            "region" => Some(&REGIONS),
+            _ => None,
+        };
+        match known {
+            Some(names) if names.contains(&value.to_ascii_lowercase().as_str()) => {}
+            Some(names) => n.report(None, format!("unknown {name} '{value}' ({})", names.join(", "))),
+            None => {
+                out.push(';');
+                out.push_str(param);
+            }
+        }
+    }
+    out
 }
 
 fn decode(s: &str) -> String {

@@ -262,3 +262,19 @@ fn noun_status_callbacks_and_number_screening() {
         ]
     );
 }
+
+#[test]
+fn edge_and_region_are_checked_and_not_sent_on() {
+    let c = connect(
+        r#"<Response><Dial><Sip>sip:bob@pbx.example;edge=ashburn;transport=tcp;region=ie1?X-A=1</Sip></Dial></Response>"#,
+    );
+    let Endpoint::Sip(sip) = c.endpoint else { panic!("a sip endpoint") };
+    let SipTarget::Uri(u) = sip.target else { panic!("a URI") };
+    assert_eq!(u.uri, "sip:bob@pbx.example;transport=tcp");
+    assert_eq!(
+        names_of(r#"<Response><Dial><Sip>sip:bob@pbx.example;edge=mars</Sip></Dial></Response>"#),
+        [
+            "Response/Dial[1]/Sip[1]: unknown edge 'mars' (ashburn, umatilla, dublin, frankfurt, singapore, tokyo, sao-paulo, sydney)"
+        ]
+    );
+}

@@ -579,6 +579,7 @@ pub fn route() -> Route {
         application_id: "app-1".into(),
         region: "us".into(),
         dialect: crate::application::Dialect::Ncco,
+        sip_transport: crate::sip_uri::Transport::Udp,
     }
 }
 

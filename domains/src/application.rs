@@ -80,6 +80,10 @@ pub struct VoiceCapability {
     /// `udp`, Twilio's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_transport: Option<crate::sip_uri::Transport>,
+    /// voxbridge's own, for `twiml` applications: the `StatusCallbackEvent`s their event_url
+    /// is sent (`initiated`, `ringing`, `answered`, `completed`). Unset: every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback_event: Option<Vec<String>>,
 }
 
 impl VoiceCapability {
@@ -131,6 +135,12 @@ impl Capabilities {
             normalise_webhook(&mut p, &format!("{base}.webhooks.event_url"), &mut w.event_url, Kind::Event);
             if let Some(f) = w.fallback_answer_url.as_mut() {
                 normalise_webhook(&mut p, &format!("{base}.webhooks.fallback_answer_url"), f, Kind::Answer);
+            }
+            for event in voice.status_callback_event.iter().flatten() {
+                if !crate::twiml::status::EVENTS.contains(&event.as_str()) {
+                    let reason = format!("unknown event '{event}' (initiated, ringing, answered, completed)");
+                    p.push(format!("{base}.status_callback_event"), reason);
+                }
             }
             voice.signed_callbacks.get_or_insert(true);
             let ttl = *voice.conversations_ttl.get_or_insert(48);
@@ -197,6 +207,7 @@ mod tests {
                 region: None,
                 dialect: None,
                 sip_transport: None,
+                status_callback_event: None,
             }),
         }
     }
@@ -229,6 +240,7 @@ mod tests {
         let mut c = caps(answer, event);
         if let Some(v) = c.voice.as_mut() {
             v.region = Some("mars".into());
+            v.status_callback_event = Some(vec!["completed".into(), "hungup".into()]);
         }
         let err = c.normalise(&["us".into()]).unwrap_err();
         let names: Vec<_> = err.iter().map(|p| p.name.as_str()).collect();
@@ -238,6 +250,7 @@ mod tests {
                 "capabilities.voice.webhooks.answer_url.address",
                 "capabilities.voice.webhooks.answer_url.connect_timeout",
                 "capabilities.voice.webhooks.event_url.socket_timeout",
+                "capabilities.voice.status_callback_event",
                 "capabilities.voice.region"
             ]
         );

@@ -290,6 +290,29 @@ async fn a_sip_uri_without_transport_goes_over_tls_unless_the_application_says_o
 }
 
 #[tokio::test]
+async fn a_twiml_application_gets_the_status_callbacks_it_subscribed_to_only() {
+    let env = twilio_env().await;
+    env.set_voice(serde_json::json!({"dialect": "twiml", "status_callback_event": ["completed"]})).await;
+    let docs = documents(9, &env).await;
+    serve(&env, step(&docs, "reject_busy"));
+    let caller = RawSip::new(&env.sip).await;
+    let invite = caller.invite(&format!("sip:+14155550100@{}", env.host), "twiml-subscribed@test", 1, "", 40212);
+    caller.send(&invite).await;
+    let busy = caller.final_response(T).await.expect("answered");
+    assert_eq!(busy.status(), Some(486));
+    caller.send(&caller.ack_for(&invite, &busy)).await;
+    let busy = callback(&env, "/event").await.expect("the final status callback");
+    assert_eq!(busy.field("CallStatus"), Some("busy"), "{:?}", busy.form);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let statuses: Vec<String> =
+        env.app.events().iter().filter_map(|e| e.field("CallStatus").map(str::to_owned)).collect();
+    assert_eq!(statuses, ["busy"], "no initiated or ringing");
+    let (status, app) = env.server.get(&format!("/v2/applications/{}", env.app_id)).await;
+    assert_eq!(status, 200);
+    assert_eq!(app["capabilities"]["voice"]["status_callback_event"], serde_json::json!(["completed"]));
+}
+
+#[tokio::test]
 async fn sip_username_and_password_answer_the_far_ends_401_and_codecs_set_the_offer_order() {
     let alice = Sipp::uas("uas_digest.xml", &[]);
     let env = twilio_env().await;

@@ -54,6 +54,10 @@ pub struct VoiceCapabilitySchema {
     #[serde(default)]
     #[schema(default = "tls")]
     pub sip_transport: Option<domains::sip_uri::Transport>,
+    /// voxbridge's own, for `twiml` applications: the `StatusCallbackEvent`s (`initiated`,
+    /// `ringing`, `answered`, `completed`) their event_url is sent. Unset: every one.
+    #[serde(default)]
+    pub status_callback_event: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -664,7 +664,7 @@ impl Edge {
             signed: voice.signed_callbacks.unwrap_or(true),
             dialect: voice.dialect.unwrap_or_default(),
             sip_transport,
-            status_events: None,
+            status_events: voice.status_callback_event,
             parent_call: None,
         })
     }

@@ -314,6 +314,9 @@ impl Call {
                 self.exec.dial_action = c.twiml.as_ref().and_then(|t| t.action.clone()).map(|w| (w, self.b.len()));
                 self.exec.hangup_on_star = c.twiml.as_ref().is_some_and(|t| t.hangup_on_star);
                 self.exec.twiml_dial = c.twiml.is_some();
+                if c.twiml.as_ref().is_some_and(|t| t.answer_first) {
+                    self.answer_a();
+                }
                 self.exec.dial_recording = c
                     .twiml
                     .as_ref()

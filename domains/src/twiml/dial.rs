@@ -28,11 +28,9 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
             "record",
             "recordingStatusCallback",
             "recordingStatusCallbackMethod",
+            "answerOnBridge",
         ],
         &[
-            // An inbound caller is answered when the callee is bridged (early media until
-            // then): answerOnBridge's behaviour, so only `true` can be honoured.
-            ("answerOnBridge", "true"),
             ("sequential", "false"),
             ("ringTone", ""),
             ("trim", "do-not-trim"),
@@ -65,10 +63,13 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
         None => None,
     };
     let action = v.webhook("action", "method");
-    if let Some(other) = v.e.attr("hangupOnStar").filter(|h| !["true", "false"].contains(h)) {
-        let reason = format!("must be true or false, found '{other}'");
-        v.report(Some("hangupOnStar"), reason);
+    for flag in ["hangupOnStar", "answerOnBridge"] {
+        if let Some(other) = v.e.attr(flag).filter(|h| !["true", "false"].contains(h)) {
+            v.report(Some(flag), format!("must be true or false, found '{other}'"));
+        }
     }
+    // voxbridge's way without the attribute: the caller is answered with the callee.
+    let answer_first = v.e.attr("answerOnBridge") == Some("false");
     let status = noun_status_callbacks(v);
     let record = dial_record(v);
     let number_method = match v.e.children.iter().enumerate().find(|(_, n)| n.name == "Number") {
@@ -78,8 +79,8 @@ pub(super) fn dial(v: &mut Verb) -> Option<Action> {
     match v.action(&connect)? {
         Action::Connect(mut c) => {
             let hangup_on_star = v.e.attr("hangupOnStar") == Some("true");
-            c.twiml =
-                Some(Box::new(TwimlDial { action, sip_caller_id, hangup_on_star, status, number_method, record }));
+            let dial = TwimlDial { action, sip_caller_id, hangup_on_star, status, number_method, record, answer_first };
+            c.twiml = Some(Box::new(dial));
             // What NCCO JSON has no field for: each <Sip>'s credentials and codecs.
             let mut extras = sip_extras(v).into_iter();
             if let (Endpoint::Sip(sip), Some(extra)) = (&mut c.endpoint, extras.next()) {

@@ -174,3 +174,15 @@ fn a_dial_time_limit_hangs_up_the_callee_and_the_document_goes_on() {
     assert!(h.requests_to(&caller_flow(), Method::Bye).is_empty(), "the caller stays");
     assert!(h.media_commands().contains(&"play"), "the <Say> after the <Dial> runs");
 }
+
+#[test]
+fn answer_on_bridge_false_answers_the_caller_before_the_dial_rings() {
+    let xml = format!(
+        r#"<Response><Dial answerOnBridge="false" action="https://app.example/after"><Sip>sip:bob@{CALLEE}</Sip></Dial></Response>"#
+    );
+    let h = run(&xml, vec![Callee::Rejects { code: 486, after: Duration::from_millis(200) }]);
+    assert_eq!(h.caller_codes().first(), Some(&200), "answered before the dial: {:?}", h.caller_codes());
+    let (_, params) = h.forms.first().expect("the dial action");
+    assert_eq!(field(params, "DialCallStatus"), Some("busy"));
+    assert_eq!(field(params, "CallStatus"), Some("in-progress"), "the caller was answered");
+}

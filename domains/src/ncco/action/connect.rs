@@ -54,6 +54,10 @@ pub struct TwimlDial {
     pub number_method: crate::ncco::common::HttpMethod,
     /// `<Dial record>`: the dial's conversation is recorded.
     pub record: Option<DialRecord>,
+    /// `answerOnBridge="false"`: an unanswered caller is answered before the dial rings
+    /// (without it, voxbridge answers the caller once the callee is bridged, with early media
+    /// until then: `answerOnBridge="true"`).
+    pub answer_first: bool,
 }
 
 /// `<Dial record recordingStatusCallback>`.

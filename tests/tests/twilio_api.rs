@@ -34,6 +34,7 @@ async fn the_twilio_library_creates_fetches_lists_and_completes_a_call() {
     let created = step(&steps, "created");
     assert_eq!((created["status"].as_str(), created["direction"].as_str()), (Some("queued"), Some("outbound-api")));
     let sid = created["sid"].as_str().expect("a sid").to_owned();
+    assert!(sid.starts_with("CA") && sid.len() == 34, "Twilio's sid form: {sid}");
     assert_eq!(step(&steps, "answered")["status"], "in-progress", "{steps:?}");
     assert_eq!(step(&steps, "answered")["account_sid"], account["account_sid"]);
     assert!(step(&steps, "listed").as_array().is_some_and(|l| l.iter().any(|s| s == sid.as_str())), "{steps:?}");

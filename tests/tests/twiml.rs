@@ -226,6 +226,7 @@ async fn a_twiml_application_is_asked_and_told_the_twilio_way_with_quality_on_co
 
     // Status callbacks of the caller's leg, in order, numbered, the last with quality.
     let call_sid = answer.field("CallSid").unwrap_or_default().to_owned();
+    assert!(call_sid.starts_with("CA") && call_sid.len() == 34, "Twilio's sid form: {call_sid}");
     let callbacks = every_status(&env, "/status", Some(&call_sid)).await;
     let completed = callbacks.last().expect("completed");
     for name in ["CallDuration", "Timestamp", "AudioInMos", "AudioInMediaPacketCount", "AudioOutMediaPacketCount"] {
@@ -249,7 +250,8 @@ async fn a_sip_nouns_status_callback_gets_its_legs_events_and_the_invite_names_t
     assert!(bob.success, "{}\n{}", bob.errors, bob.messages);
     let leg = every_status(&env, "/leg", None).await;
     let inbound = env.app.events().into_iter().find(|e| e.body["direction"] == "inbound").expect("the caller's event");
-    let parent = inbound.body["uuid"].as_str().expect("uuid").to_owned();
+    // Twilio's sid of the caller's leg: `CA` and its uuid's hex digits.
+    let parent = format!("CA{}", inbound.body["uuid"].as_str().expect("uuid").replace('-', ""));
     let completed = leg.last().expect("completed");
     assert_eq!(completed.field("ParentCallSid"), Some(parent.as_str()), "{:?}", completed.form);
     assert_eq!(completed.field("Direction"), Some("outbound-dial"));

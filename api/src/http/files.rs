@@ -19,7 +19,7 @@ const TYPES: [(&str, &str); 2] = [("mp3", "audio/mpeg"), ("wav", "audio/wav")];
 #[utoipa::path(
     operation_id = "getRecording",
     tag = "files",
-    params(("id" = String, Path, description = "The recording's uuid (`recording_uuid` of the record event)")),
+    params(("id" = String, Path, description = "The recording's uuid (`recording_uuid` of the record event), or its sid (`RE…`, TwiML's `RecordingSid`)")),
     responses(
         (status = 200, description = "The recording", content_type = "audio/mpeg", body = Vec<u8>),
         (status = 401, response = Unauthorized),
@@ -39,6 +39,8 @@ async fn download(
         .get::<AuthenticatedApplication>()
         .cloned()
         .ok_or_else(|| ApiError::Internal("JWT middleware did not run".into()))?;
+    // A TwiML `RecordingUrl` names the recording by its sid (`RE…`).
+    let id = domains::twiml::sid::uuid(domains::twiml::sid::RECORDING, &id).unwrap_or_else(|| id.into_inner());
     let missing = || ApiError::not_found(format_args!("recording {id}"));
     if !domains::recordings::is_plain_name(&id) || !domains::recordings::is_plain_name(&app.id) {
         return Err(missing());

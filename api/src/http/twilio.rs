@@ -146,7 +146,7 @@ pub async fn require_twilio_basic(
 /// A call as Twilio's API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TwilioCall {
-    /// The leg's uuid (voxbridge's call ids are UUIDs, not `CA…`).
+    /// `CA` and the leg's uuid's 32 hex digits (a voxbridge call id is a UUID).
     pub sid: String,
     pub account_sid: String,
     pub parent_call_sid: Option<String>,
@@ -191,9 +191,10 @@ impl TwilioCall {
             (_, true) => "outbound-api",
             _ => "outbound-dial",
         };
+        let sid = domains::twiml::sid::of(domains::twiml::sid::CALL, &m.uuid);
         TwilioCall {
-            uri: format!("/2010-04-01/Accounts/{account_sid}/Calls/{}.json", m.uuid),
-            sid: m.uuid,
+            uri: format!("/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json"),
+            sid,
             account_sid: account_sid.to_owned(),
             parent_call_sid: None,
             to: m.to_number,
@@ -374,10 +375,10 @@ async fn create(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResp
 /// The call `sid` of the account; and whether it is its conversation's first leg (the
 /// call the API or the caller started, not one a `<Dial>` placed).
 async fn find(state: &AppState, sid: &str) -> Result<(call::Model, bool), TwilioError> {
+    let missing = || TwilioError::new(404, 20404, format!("The requested resource /Calls/{sid}.json was not found"));
+    let uuid = domains::twiml::sid::uuid(domains::twiml::sid::CALL, sid).ok_or_else(missing)?;
     state.records.flush().await;
-    let row = call::Entity::find_by_id(sid.to_owned()).one(&state.db).await?.ok_or_else(|| {
-        TwilioError::new(404, 20404, format!("The requested resource /Calls/{sid}.json was not found"))
-    })?;
+    let row = call::Entity::find_by_id(uuid).one(&state.db).await?.ok_or_else(missing)?;
     let first = first_legs(state, std::slice::from_ref(&row)).await?;
     let is_first = first.contains(&row.uuid);
     Ok((row, is_first))
@@ -485,16 +486,17 @@ async fn update(
 ) -> Result<HttpResponse, TwilioError> {
     let form = form(&body);
     let sid = path.1.clone();
+    let uuid = domains::twiml::sid::uuid(domains::twiml::sid::CALL, &sid).unwrap_or_else(|| sid.clone());
     let control = match (field(&form, "Status"), field(&form, "Url"), field(&form, "Twiml")) {
-        (Some("completed" | "canceled"), None, None) => Control::Hangup { uuid: sid.clone() },
+        (Some("completed" | "canceled"), None, None) => Control::Hangup { uuid: uuid.clone() },
         (None, Some(url), None) => {
             let url = reqwest::Url::parse(url)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| TwilioError::new(400, 21205, "Url must be an http(s) URL"))?;
-            Control::Transfer { uuid: sid.clone(), to: TransferTo::Url(url) }
+            Control::Transfer { uuid: uuid.clone(), to: TransferTo::Url(url) }
         }
-        (None, None, Some(xml)) => Control::Transfer { uuid: sid.clone(), to: TransferTo::Ncco(inline_twiml(xml)?) },
+        (None, None, Some(xml)) => Control::Transfer { uuid: uuid.clone(), to: TransferTo::Ncco(inline_twiml(xml)?) },
         (Some(other), None, None) => {
             return Err(TwilioError::new(400, 21220, format!("Status {other}: only completed or canceled")));
         }

@@ -160,9 +160,10 @@ impl Call {
 
     /// Twilio's `RecordingUrl`, `RecordingSid` and `RecordingDuration` of a recording.
     fn recording_params(&self, rec: &Recording, duration_ms: u64) -> Params {
+        let sid = crate::twiml::sid::of(crate::twiml::sid::RECORDING, &rec.id);
         vec![
-            ("RecordingUrl".to_owned(), crate::recordings::url(&self.region_url, &rec.id)),
-            ("RecordingSid".to_owned(), rec.id.clone()),
+            ("RecordingUrl".to_owned(), crate::recordings::url(&self.region_url, &sid)),
+            ("RecordingSid".to_owned(), sid),
             ("RecordingDuration".to_owned(), (duration_ms / 1000).to_string()),
         ]
     }
@@ -171,7 +172,7 @@ impl Call {
     fn recording_status(&mut self, webhook: Webhook, rec: &Recording, mut params: Params, written: bool) {
         let status = if written { "completed" } else { "failed" };
         params.extend([
-            ("CallSid".to_owned(), self.caller_leg().uuid.clone()),
+            ("CallSid".to_owned(), crate::twiml::sid::of(crate::twiml::sid::CALL, &self.caller_leg().uuid)),
             ("RecordingStatus".to_owned(), status.to_owned()),
             ("RecordingChannels".to_owned(), rec.channels.to_string()),
             ("RecordingSource".to_owned(), rec.twilio_source.unwrap_or("RecordVerb").to_owned()),

@@ -15,6 +15,11 @@ fn param(name: &str, value: impl Into<String>) -> (String, String) {
     (name.to_owned(), value.into())
 }
 
+/// The call sid (`CA…`) of a leg's uuid.
+fn call_sid(uuid: &str) -> String {
+    crate::twiml::sid::of(crate::twiml::sid::CALL, uuid)
+}
+
 impl Call {
     /// Where the events of the leg placed for `connect`'s `noun`th endpoint go, when not to
     /// the application's event_url.
@@ -32,7 +37,7 @@ impl Call {
     /// The headers a `<Dial><Sip>` INVITE carries as Twilio's do: the call's `CallSid`, the
     /// `AccountSid` and the API version.
     pub(super) fn twilio_headers(&self) -> Vec<(String, String)> {
-        let mut headers = vec![param("X-Twilio-CallSid", self.caller_leg().uuid.clone())];
+        let mut headers = vec![param("X-Twilio-CallSid", call_sid(&self.caller_leg().uuid))];
         if let Some(sid) = &self.dialling.account_sid {
             headers.push(param("X-Twilio-AccountSid", sid.clone()));
         }
@@ -49,7 +54,7 @@ impl Call {
             Direction::Outbound => "outbound-api",
         };
         let mut params = vec![
-            param("CallSid", a.uuid.clone()),
+            param("CallSid", call_sid(&a.uuid)),
             param("From", a.from.clone()),
             param("To", a.to.clone()),
             param("CallStatus", status),
@@ -72,8 +77,8 @@ impl Call {
     pub(super) fn twiml_callee_params(&self, i: usize) -> Params {
         let Some(b) = self.b.get(i) else { return self.twiml_params() };
         let mut params = vec![
-            param("CallSid", b.leg.uuid.clone()),
-            param("ParentCallSid", self.caller_leg().uuid.clone()),
+            param("CallSid", call_sid(&b.leg.uuid)),
+            param("ParentCallSid", call_sid(&self.caller_leg().uuid)),
             param("From", b.leg.from.clone()),
             param("To", b.leg.to.clone()),
             param("CallStatus", "in-progress"),
@@ -130,7 +135,7 @@ impl Call {
         };
         let mut extra = vec![
             param("DialCallStatus", status),
-            param("DialCallSid", b.leg.uuid.clone()),
+            param("DialCallSid", call_sid(&b.leg.uuid)),
             param("DialSipCallId", b.leg.dialog.call_id.clone()),
         ];
         if let Some(code) = code {

@@ -11,6 +11,7 @@
 
 mod dial;
 mod gather;
+pub mod sid;
 pub mod signature;
 pub mod status;
 mod tree;

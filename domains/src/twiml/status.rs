@@ -38,7 +38,7 @@ pub fn callback(event: &CallEvent, sequence: u64, parent: Option<&str>) -> Optio
         .map(|t| t.to_rfc2822())
         .unwrap_or_else(|_| event.timestamp.clone());
     let mut form: Vec<(String, String)> = [
-        ("CallSid", event.uuid.clone()),
+        ("CallSid", super::sid::of(super::sid::CALL, &event.uuid)),
         ("CallStatus", status.to_owned()),
         ("Direction", direction.to_owned()),
         ("From", event.from.clone()),
@@ -53,7 +53,7 @@ pub fn callback(event: &CallEvent, sequence: u64, parent: Option<&str>) -> Optio
     .collect();
     let mut add = |k: &str, v: String| form.push((k.to_owned(), v));
     if let Some(parent) = parent {
-        add("ParentCallSid", parent.to_owned());
+        add("ParentCallSid", super::sid::of(super::sid::CALL, parent));
     }
     if let Some(d) = &event.duration {
         add("CallDuration", d.clone());

@@ -106,7 +106,8 @@ fn a_sip_nouns_status_callback_gets_its_legs_chosen_events_and_the_invite_names_
     let h = answered_dial(&xml);
     let invite = h.requests_to(&callee_flow(), Method::Invite).first().map(|s| s.msg.clone()).expect("INVITE");
     let caller_uuid = h.events.first().map(|e| e.uuid.clone()).expect("the caller's events");
-    assert_eq!(invite.header("X-Twilio-CallSid"), Some(caller_uuid.as_str()));
+    let caller_sid = crate::twiml::sid::of(crate::twiml::sid::CALL, &caller_uuid);
+    assert_eq!(invite.header("X-Twilio-CallSid"), Some(caller_sid.as_str()));
     assert_eq!(invite.header("X-Twilio-AccountSid"), Some("AC0123456789abcdef0123456789abcdef"));
     assert_eq!(invite.header("X-Twilio-ApiVersion"), Some("2010-04-01"));
     let statuses: Vec<_> = h.leg_events.iter().map(|(_, e)| e.status.as_str()).collect();
@@ -150,9 +151,10 @@ fn a_recorded_dial_tells_its_action_and_status_callback_the_recording_once_writt
     let form = |url: &str| h.forms.iter().find(|(u, _)| u == url).map(|(_, p)| p.clone());
     let action = form("https://app.example/after").expect("the dial action");
     assert_eq!(field(&action, "DialCallStatus"), Some("completed"));
-    assert_eq!(field(&action, "RecordingSid"), Some(record_id.as_str()));
+    let sid = crate::twiml::sid::of(crate::twiml::sid::RECORDING, &record_id);
+    assert_eq!(field(&action, "RecordingSid"), Some(sid.as_str()));
     assert_eq!(field(&action, "RecordingDuration"), Some("1"));
-    assert!(field(&action, "RecordingUrl").is_some_and(|u| u.ends_with(&record_id)), "{action:?}");
+    assert!(field(&action, "RecordingUrl").is_some_and(|u| u.ends_with(&sid)), "{action:?}");
     let status = form("https://app.example/rec").expect("the recording status callback");
     assert_eq!(field(&status, "RecordingStatus"), Some("completed"));
     assert_eq!(field(&status, "RecordingChannels"), Some("2"));

@@ -45,6 +45,23 @@ async fn the_twilio_library_creates_fetches_lists_and_completes_a_call() {
     assert!(refused["message"].as_str().unwrap_or_default().contains("not one of the account's numbers"), "{refused}");
     assert_eq!(step(&steps, "missing"), &json!({"status": 404, "code": 20404}));
 
+    // Pages and filters, as the library's `list`/`page` read them.
+    let (account_sid, token) = (account["account_sid"].as_str().unwrap_or_default(), account["auth_token"].as_str());
+    let page = |query: &str| {
+        let url = env.server.url(&format!("/2010-04-01/Accounts/{account_sid}/Calls.json?{query}"));
+        let request = env.server.client.get(url).basic_auth(account_sid, token);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let mine = page("PageSize=1&Page=0&From=%2B14155550100").await;
+    let sids: Vec<&str> = mine["calls"].as_array().into_iter().flatten().filter_map(|c| c["sid"].as_str()).collect();
+    assert_eq!(sids, [sid.as_str()], "{mine}");
+    assert_eq!(mine["next_page_uri"], Value::Null, "one call, one page: {mine}");
+    let beyond = page("PageSize=1&Page=1&From=%2B14155550100").await;
+    assert_eq!(beyond["calls"], json!([]), "{beyond}");
+    let previous = beyond["previous_page_uri"].as_str().unwrap_or_default();
+    assert!(previous.contains("Page=0") && previous.contains("From=%2B14155550100"), "{beyond}");
+    assert_eq!(page("From=%2B19999999999").await["calls"], json!([]), "another caller ID's calls are not listed");
+
     let bob = bob.finish(Duration::from_secs(30)).await;
     assert!(bob.success, "SIPp answered and got the BYE: {}\n{}", bob.errors, bob.messages);
     // Status callbacks: the subscribed events only (no `ringing`), in order.

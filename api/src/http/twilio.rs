@@ -14,7 +14,7 @@ use actix_web::{HttpResponse, ResponseError, get, post, web};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domains::call::{Control, TransferTo};
-use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -386,7 +386,6 @@ async fn find(state: &AppState, sid: &str) -> Result<(call::Model, bool), Twilio
 
 /// Of `rows`, the uuids that start their conversation.
 async fn first_legs(state: &AppState, rows: &[call::Model]) -> Result<Vec<String>, TwilioError> {
-    use sea_orm::{ColumnTrait, QueryFilter};
     let conversations: Vec<String> = rows.iter().map(|r| r.conversation_uuid.clone()).collect();
     let legs = call::Entity::find()
         .filter(call::Column::ConversationUuid.is_in(conversations))
@@ -426,6 +425,9 @@ async fn fetch(state: web::Data<AppState>, path: web::Path<(String, String)>) ->
     params(
         ("account_sid" = String, Path, description = "The account's Account SID"),
         ("PageSize" = Option<u64>, Query, description = "Calls per page, 1 to 1000 (default 50)"),
+        ("Page" = Option<u64>, Query, description = "Which page, from 0 (newest calls first)"),
+        ("To" = Option<String>, Query, description = "Only calls to this number or URI"),
+        ("From" = Option<String>, Query, description = "Only calls from this number or URI"),
     ),
     responses((status = 200, body = TwilioCallPage), (status = 401, body = TwilioError)),
     security(("basicAuth" = []))
@@ -435,9 +437,26 @@ async fn list(
     state: web::Data<AppState>,
     query: web::Query<std::collections::HashMap<String, String>>,
 ) -> Result<HttpResponse, TwilioError> {
-    let page_size = query.get("PageSize").and_then(|s| s.parse::<u64>().ok()).unwrap_or(50).clamp(1, 1000);
+    let number = |name: &str| query.get(name).and_then(|s| s.parse::<u64>().ok());
+    let page_size = number("PageSize").unwrap_or(50).clamp(1, 1000);
+    let page = number("Page").unwrap_or(0).min(u64::MAX / 1000 - 1);
+    let mut select = call::Entity::find();
+    for (name, column) in [("To", call::Column::ToNumber), ("From", call::Column::FromNumber)] {
+        if let Some(value) = query.get(name) {
+            // Twilio shows numbers with `+`; the records hold the digits.
+            select = select.filter(column.eq(value.trim_start_matches('+')));
+        }
+    }
     state.records.flush().await;
-    let rows = call::Entity::find().order_by_desc(call::Column::CreatedAt).limit(page_size).all(&state.db).await?;
+    // One row past the page says whether a next page exists.
+    let mut rows = select
+        .order_by_desc(call::Column::CreatedAt)
+        .offset(page * page_size)
+        .limit(page_size + 1)
+        .all(&state.db)
+        .await?;
+    let more = rows.len() as u64 > page_size;
+    rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
     let first = first_legs(&state, &rows).await?;
     let account_sid = &state.account.twilio.account_sid;
     let calls: Vec<TwilioCall> = rows
@@ -447,19 +466,29 @@ async fn list(
             TwilioCall::of(r, account_sid, is_first)
         })
         .collect();
-    let uri = format!("/2010-04-01/Accounts/{account_sid}/Calls.json?PageSize={page_size}&Page=0");
-    let end = (calls.len() as u64).saturating_sub(1);
+    let filters: String = ["To", "From"]
+        .iter()
+        .filter_map(|name| query.get(*name).map(|v| format!("&{name}={}", urlencoding(v))))
+        .collect();
+    let page_uri =
+        |n: u64| format!("/2010-04-01/Accounts/{account_sid}/Calls.json?PageSize={page_size}&Page={n}{filters}");
+    let start = page * page_size;
     Ok(HttpResponse::Ok().json(TwilioCallPage {
-        calls,
-        page: 0,
+        page,
         page_size,
-        start: 0,
-        end,
-        first_page_uri: uri.clone(),
-        uri,
-        next_page_uri: None,
-        previous_page_uri: None,
+        start,
+        end: (start + calls.len() as u64).saturating_sub(1),
+        calls,
+        first_page_uri: page_uri(0),
+        uri: page_uri(page),
+        next_page_uri: more.then(|| page_uri(page + 1)),
+        previous_page_uri: (page > 0).then(|| page_uri(page - 1)),
     }))
+}
+
+/// `value` encoded for a query string.
+fn urlencoding(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[utoipa::path(

@@ -414,12 +414,30 @@ async fn update(
 /// True for a call's own leg (the inbound caller, or the party a `POST /v1/calls` rang): the
 /// first leg of its conversation, where a `connect`'s legs come after it.
 async fn starts_its_conversation(state: &AppState, row: &call::Model) -> Result<bool, ApiError> {
-    let first = call::Entity::find()
-        .filter(call::Column::ConversationUuid.eq(row.conversation_uuid.clone()))
+    Ok(conversation_starters(&state.db, std::slice::from_ref(row)).await?.contains(&row.uuid))
+}
+
+/// The uuids of the legs that start the conversations of `rows` (see
+/// [`starts_its_conversation`]), with one query.
+pub(super) async fn conversation_starters(
+    db: &sea_orm::DatabaseConnection,
+    rows: &[call::Model],
+) -> Result<Vec<String>, sea_orm::DbErr> {
+    let conversations: Vec<String> = rows.iter().map(|r| r.conversation_uuid.clone()).collect();
+    let legs = call::Entity::find()
+        .filter(call::Column::ConversationUuid.is_in(conversations))
         .order_by_asc(call::Column::CreatedAt)
-        .one(&state.db)
+        .all(db)
         .await?;
-    Ok(first.is_some_and(|f| f.uuid == row.uuid))
+    let mut seen: Vec<&str> = Vec::new();
+    let mut first = Vec::new();
+    for leg in &legs {
+        if !seen.contains(&leg.conversation_uuid.as_str()) {
+            seen.push(&leg.conversation_uuid);
+            first.push(leg.uuid.clone());
+        }
+    }
+    Ok(first)
 }
 
 /// Hands `control` to the live call the leg `row` belongs to: the call's own task applies it,

@@ -386,21 +386,7 @@ async fn find(state: &AppState, sid: &str) -> Result<(call::Model, bool), Twilio
 
 /// Of `rows`, the uuids that start their conversation.
 async fn first_legs(state: &AppState, rows: &[call::Model]) -> Result<Vec<String>, TwilioError> {
-    let conversations: Vec<String> = rows.iter().map(|r| r.conversation_uuid.clone()).collect();
-    let legs = call::Entity::find()
-        .filter(call::Column::ConversationUuid.is_in(conversations))
-        .order_by_asc(call::Column::CreatedAt)
-        .all(&state.db)
-        .await?;
-    let mut first: Vec<String> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for leg in &legs {
-        if !seen.contains(&leg.conversation_uuid.as_str()) {
-            seen.push(&leg.conversation_uuid);
-            first.push(leg.uuid.clone());
-        }
-    }
-    Ok(first)
+    Ok(super::calls::conversation_starters(&state.db, rows).await?)
 }
 
 #[utoipa::path(

@@ -60,7 +60,7 @@ step("hang_up", hang_up)
 # <Sip username password codecs> (codecs is SignalWire's cXML attribute; the library writes
 # any keyword as an attribute): the far end's 401 is answered, PCMA is offered first.
 digest = VoiceResponse()
-guarded = Dial(timeout=10)
+guarded = Dial(timeout=10, time_limit=3)
 guarded.sip(
     "sip:alice@127.0.0.1:%s?X-User-to-User=56a390f3d2b7310023a2" % port,
     username="alice",

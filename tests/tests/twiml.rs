@@ -7,7 +7,8 @@
 //! `Digits`, `CallSid`, `AccountSid`, …, signed so that the twilio library's
 //! `RequestValidator` accepts it) and runs the document it answers, and `<Dial action>`
 //! gets the far end's 486 as `DialCallStatus`, `DialSipResponseCode`, `DialSipCallId` and
-//! `DialSipHeader_X-*`; `<Sip username password codecs>` answers SIPp's 401 and sets the
+//! `DialSipHeader_X-*`; `<Sip username password codecs>` answers SIPp's 401 (and a Kamailio
+//! carrier's 407) and sets the
 //! offer's codec order; an application with `dialect: twiml` is asked and told Twilio's way
 //! (signed form, status callbacks with the quality fields); `<Record>` sends its recording to
 //! its action; `hangupOnStar` drops the callee and `<Play digits>` sends RFC 4733 digits; a
@@ -330,6 +331,25 @@ async fn sip_username_and_password_answer_the_far_ends_401_and_codecs_set_the_of
 }
 
 #[tokio::test]
+async fn sip_username_and_password_answer_a_carriers_407_which_kamailio_verifies() {
+    // Kamailio as the carrier: 407 with Proxy-Authenticate, then only an INVITE whose digest
+    // it checked reaches the far end behind it.
+    let bob = Sipp::uas("uas_answer.xml", &[]);
+    let carrier = vbtest::kamailio::Kamailio::start_with(
+        "carrier-407.cfg",
+        bob.port,
+        &[("@USER@", "alice"), ("@PASSWORD@", "s3cr3t")],
+    );
+    let env = twilio_env().await;
+    let docs = documents(carrier.port, &env).await;
+    serve(&env, step(&docs, "dial_digest"));
+    let _caller = Sipp::uac("uac_invite_wait_bye.xml", &env.sip, &env.host, &[]).finish(Duration::from_secs(60)).await;
+    let bob = bob.finish(T).await;
+    assert!(bob.success, "the carrier let the answered challenge through: {}\n{}", bob.errors, carrier.log());
+    assert!(bob.messages.contains("User-to-User: 56a390f3d2b7310023a2"), "{}", bob.messages);
+}
+
+#[tokio::test]
 async fn a_hangup_in_the_sip_url_document_declines_the_call() {
     let bob = Sipp::uas("uas_answer.xml", &[]);
     let env = twilio_env().await;
@@ -438,6 +458,8 @@ async fn a_recorded_dial_gives_its_action_a_two_channel_recording_of_the_convers
     assert!(caller.success, "{}\n{}", caller.errors, caller.messages);
     let dialled = callback(&env, "/dial-recorded").await.expect("the dial action");
     assert_eq!(dialled.field("DialCallStatus"), Some("completed"), "{:?}", dialled.form);
+    assert_eq!(dialled.field("DialSipResponseCode"), Some("200"));
+    assert_eq!(dialled.field("DialSipHeader_X-Answered-By"), Some("sipp-uas"), "the X- header of SIPp's 200");
     let duration: u64 = dialled.field("RecordingDuration").and_then(|d| d.parse().ok()).unwrap_or_default();
     assert!((2..=4).contains(&duration), "timeLimit 3: {:?}", dialled.form);
     let url = dialled.field("RecordingUrl").expect("RecordingUrl").to_owned();

@@ -226,6 +226,10 @@ pub struct WebsocketTarget {
     /// The handshake's `Authorization` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<String>,
+    /// The handshake is to carry the application's signed token (`authorization: {"type":
+    /// "vonage"}`): the control plane, which holds the secret, sets `authorization` so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed: bool,
 }
 
 /// What `play` plays.

@@ -266,17 +266,26 @@ fn mp3_seconds(bytes: Vec<u8>) -> f64 {
     frames as f64 / f64::from(rate)
 }
 
+/// What the application's WebSocket server got: the handshake's `Authorization`, the first
+/// message, and the binary frames' arrival times and bytes.
+type WebsocketReceived = (Option<String>, Value, Vec<(std::time::Instant, Vec<u8>)>);
+
 /// The application's WebSocket server: checks the first message, then takes `frames` binary
-/// frames (echoing each back), then closes. Returns the frames' arrival times and bytes.
-async fn websocket_server(
-    listener: tokio::net::TcpListener,
-    rate: u32,
-    frames: usize,
-) -> (Value, Vec<(std::time::Instant, Vec<u8>)>) {
+/// frames (echoing each back), then closes.
+async fn websocket_server(listener: tokio::net::TcpListener, rate: u32, frames: usize) -> WebsocketReceived {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     let (tcp, _) = listener.accept().await.unwrap();
-    let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let authorization = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = authorization.clone();
+    let callback = move |req: &Request, res: Response| {
+        let value = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        *seen.lock().unwrap() = value;
+        Ok(res)
+    };
+    let mut ws = tokio_tungstenite::accept_hdr_async(tcp, callback).await.unwrap();
+    let authorization = authorization.lock().unwrap().clone();
     let first = match ws.next().await.unwrap().unwrap() {
         Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),
         other => panic!("the first message is text, got {other:?}"),
@@ -294,15 +303,21 @@ async fn websocket_server(
         }
     }
     ws.close(None).await.unwrap();
-    (first, got)
+    (authorization, first, got)
 }
 
-async fn websocket_round_trip(rate: u32) {
+/// A caller bridged to the application's WebSocket at `rate`; `signed`: the connect asks for
+/// Vonage's token in the handshake (`authorization: {"type": "vonage"}`).
+async fn websocket_round_trip(rate: u32, signed: bool) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let mut endpoint = json!({"type": "websocket", "uri": format!("ws://127.0.0.1:{port}/socket"),
+                              "content-type": format!("audio/l16;rate={rate}"), "headers": {"app": "demo", "n": 1}});
+    if signed && let Some(e) = endpoint.as_object_mut() {
+        e.insert("authorization".into(), json!({"type": "vonage"}));
+    }
     let env = env(json!([
-        {"action": "connect", "endpoint": [{"type": "websocket", "uri": format!("ws://127.0.0.1:{port}/socket"),
-            "content-type": format!("audio/l16;rate={rate}"), "headers": {"app": "demo", "n": 1}}]},
+        {"action": "connect", "endpoint": [endpoint]},
         {"action": "talk", "text": "The socket closed. Goodbye."}
     ]))
     .await;
@@ -312,8 +327,20 @@ async fn websocket_round_trip(rate: u32) {
         call.rtp.send_pcmu(&tone(&[600.0], 8000.0, 2000), None).await;
         call
     });
-    let (first, frames) = server.await.unwrap();
+    let (authorization, first, frames) = server.await.unwrap();
     let call = sending.await.unwrap();
+    match authorization.as_deref().map(|a| a.strip_prefix("Bearer ")) {
+        Some(Some(token)) if signed => {
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.required_spec_claims.clear();
+            let key = jsonwebtoken::DecodingKey::from_secret(vbtest::SIGNATURE_SECRET.as_bytes());
+            let claims =
+                jsonwebtoken::decode::<Value>(token, &key, &validation).expect("signed with the secret").claims;
+            assert_eq!(claims["application_id"], env.app_id.as_str(), "{claims}");
+        }
+        None if !signed => {}
+        other => panic!("signed {signed}, handshake Authorization {other:?}"),
+    }
     assert_eq!(
         (first["event"].as_str(), first["app"].as_str(), first["n"].as_i64()),
         (Some("websocket:connected"), Some("demo"), Some(1))
@@ -348,12 +375,12 @@ async fn websocket_round_trip(rate: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_at_8_khz_gets_paced_frames_and_its_audio_reaches_the_caller() {
-    websocket_round_trip(8000).await;
+    websocket_round_trip(8000, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_at_16_khz_gets_paced_frames_and_its_audio_reaches_the_caller() {
-    websocket_round_trip(16000).await;
+async fn websocket_at_16_khz_with_vonages_token_gets_paced_frames_and_its_audio_reaches_the_caller() {
+    websocket_round_trip(16000, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

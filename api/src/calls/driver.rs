@@ -188,7 +188,14 @@ impl Driver {
                     Input::Resolved { op, result: resolve(&transport, &resolver, &target, attempt).await }
                 }));
             }
-            Output::Media { op, command } => {
+            Output::Media { op, mut command } => {
+                use domains::media::Command as C;
+                if let (C::CreateWebsocketEndpoint { target, .. } | C::ConnectWebsocket { target, .. }, Some(hooks)) =
+                    (&mut command, &self.hooks)
+                    && target.signed
+                {
+                    target.authorization = Some(format!("Bearer {}", self.io.webhooks.websocket_token(hooks)));
+                }
                 let media = self.io.media.clone();
                 self.pending.push(Box::pin(async move {
                     let result = media.command(command).await.map_err(failure);

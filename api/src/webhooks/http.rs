@@ -271,6 +271,16 @@ impl WebhookSender for HttpWebhooks {
         self.post_payload(hooks, hook, payload).await
     }
 
+    fn websocket_token(&self, hooks: &AppHooks) -> String {
+        signing::sign(
+            &self.inner.signature_secret,
+            &self.inner.api_key,
+            &hooks.application_id,
+            None,
+            chrono::Utc::now().timestamp(),
+        )
+    }
+
     fn send_event(&self, hooks: &AppHooks, call_uuid: &str, event: Value) {
         let mut job = QueuedEvent { hooks: hooks.clone(), event };
         let mut queues = lock(&self.inner.queues);

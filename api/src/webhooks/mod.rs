@@ -110,4 +110,8 @@ pub trait WebhookSender: Send + Sync + 'static {
     /// Queues an event for `call_uuid`; events of one call are delivered in order, each retried
     /// with backoff while the application is down. Never blocks the caller.
     fn send_event(&self, hooks: &AppHooks, call_uuid: &str, event: serde_json::Value);
+
+    /// A token for the application's WebSocket handshakes (`authorization: {"type":
+    /// "vonage"}`): the JWT signed webhooks carry, without a payload hash.
+    fn websocket_token(&self, hooks: &AppHooks) -> String;
 }

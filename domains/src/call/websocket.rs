@@ -28,7 +28,6 @@ pub const ACTION: &str = "websocket";
 pub(super) fn target(ws: &Websocket) -> WebsocketTarget {
     let authorization = match &ws.authorization {
         Some(WebsocketAuthorization::Custom(value)) => Some(value.clone()),
-        // A token signed for the application would go here; none is sent yet.
         Some(WebsocketAuthorization::Vonage) | None => None,
     };
     WebsocketTarget {
@@ -36,6 +35,7 @@ pub(super) fn target(ws: &Websocket) -> WebsocketTarget {
         content_type: ws.content_type.clone(),
         headers: ws.headers.clone(),
         authorization,
+        signed: ws.authorization == Some(WebsocketAuthorization::Vonage),
     }
 }
 

@@ -279,6 +279,7 @@ async fn websocket_server(listener: tokio::net::TcpListener, rate: u32, frames: 
     let (tcp, _) = listener.accept().await.unwrap();
     let authorization = std::sync::Arc::new(std::sync::Mutex::new(None));
     let seen = authorization.clone();
+    #[allow(clippy::result_large_err, reason = "tungstenite's handshake callback type returns its ErrorResponse")]
     let callback = move |req: &Request, res: Response| {
         let value = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
         *seen.lock().unwrap() = value;

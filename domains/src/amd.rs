@@ -47,6 +47,8 @@ pub enum AmdResult {
     Machine,
     /// The analysis time ran out undecided.
     Unknown,
+    /// After `Machine`: the greeting's beep began (the message can be left now).
+    Beep,
 }
 
 impl AmdResult {
@@ -56,6 +58,7 @@ impl AmdResult {
             AmdResult::Human => "human",
             AmdResult::Machine => "machine",
             AmdResult::Unknown => "unknown",
+            AmdResult::Beep => "beep",
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct AmdDetector {
     words: u32,
     in_word: bool,
     decided: Option<AmdResult>,
+    /// After a `Machine` verdict: the beep listened for, and how long it may take to come.
+    beep: Option<(BeepDetector, u32)>,
 }
 
 const FRAME_MS: u32 = 20;
@@ -87,7 +92,34 @@ impl AmdDetector {
             words: 0,
             in_word: false,
             decided: None,
+            beep: None,
         }
+    }
+
+    /// After a `Machine` verdict, listens up to `timeout_ms` for the greeting's beep.
+    pub fn listening_for_beep(mut self, timeout_ms: u32) -> AmdDetector {
+        self.beep = Some((BeepDetector::default(), timeout_ms));
+        self
+    }
+
+    /// One 20 ms frame of 8 kHz audio: the cadence verdict (once), then for a machine the
+    /// beep (once) when listened for.
+    pub fn audio_frame(&mut self, pcm: &[i16]) -> Option<AmdResult> {
+        if self.decided.is_none() {
+            return self.frame(rms(pcm));
+        }
+        let (detector, left_ms) = self.beep.as_mut().filter(|_| self.decided == Some(AmdResult::Machine))?;
+        *left_ms = left_ms.saturating_sub(FRAME_MS);
+        let heard = detector.frame(pcm);
+        if heard || *left_ms == 0 {
+            self.beep = None;
+        }
+        heard.then_some(AmdResult::Beep)
+    }
+
+    /// Nothing more will come: decided, and no beep is listened for.
+    pub fn finished(&self) -> bool {
+        self.decided.is_some() && (self.beep.is_none() || self.decided != Some(AmdResult::Machine))
     }
 
     /// One 20 ms frame of level `rms`; `Some` once, when the detector decides.
@@ -127,6 +159,52 @@ impl AmdDetector {
         let result = result.or((self.elapsed_ms >= c.total_analysis_ms).then_some(AmdResult::Unknown));
         self.decided = result;
         result
+    }
+}
+
+/// Root-mean-square level of `pcm` (0 for an empty slice).
+pub fn rms(pcm: &[i16]) -> f64 {
+    if pcm.is_empty() {
+        return 0.0;
+    }
+    (pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
+}
+
+/// A greeting's beep: one steady tone between 400 and 2000 Hz (the Goertzel power of the best
+/// of 65 frequencies, 25 Hz apart, holds most of the frame's energy) for at least
+/// [`BEEP_FRAMES`] frames in a row. Speech spreads its energy over many frequencies and moves;
+/// a beep does not.
+#[derive(Debug, Clone, Default)]
+pub struct BeepDetector {
+    /// The tone's frequency bin and for how many frames in a row it held.
+    run: Option<(usize, u32)>,
+}
+
+/// 100 ms of a steady tone is a beep.
+const BEEP_FRAMES: u32 = 5;
+const BEEP_LOW_HZ: f32 = 400.0;
+const BEEP_STEP_HZ: f32 = 25.0;
+const BEEP_BINS: usize = 65;
+/// The share of the frame's energy the tone's frequency must hold.
+const TONAL_SHARE: f64 = 0.6;
+
+impl BeepDetector {
+    /// One 20 ms frame at 8 kHz; true once the beep is heard.
+    pub fn frame(&mut self, pcm: &[i16]) -> bool {
+        let block: Vec<f32> = pcm.iter().map(|s| f32::from(*s)).collect();
+        let energy: f64 = pcm.iter().map(|s| f64::from(*s).powi(2)).sum();
+        let loud = rms(pcm) >= AmdConfig::default().silence_threshold;
+        let best = (0..BEEP_BINS)
+            .map(|bin| (bin, f64::from(crate::dtmf::goertzel(&block, BEEP_LOW_HZ + BEEP_STEP_HZ * bin as f32))))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        // A pure tone of N samples has a Goertzel power of N/2 times its energy.
+        let tonal = best.filter(|(_, power)| loud && *power >= TONAL_SHARE * energy * pcm.len() as f64 / 2.0);
+        self.run = match (tonal, self.run) {
+            (Some((bin, _)), Some((held, n))) if bin.abs_diff(held) <= 2 => Some((held, n + 1)),
+            (Some((bin, _)), _) => Some((bin, 1)),
+            (None, _) => None,
+        };
+        self.run.is_some_and(|(_, n)| n >= BEEP_FRAMES)
     }
 }
 
@@ -186,5 +264,48 @@ mod tests {
             }
         }
         assert_eq!(last, Some(AmdResult::Unknown));
+    }
+
+    fn tone(hz: f64, frames: usize) -> Vec<Vec<i16>> {
+        (0..frames)
+            .map(|f| {
+                (0..160)
+                    .map(|i| {
+                        let t = (f * 160 + i) as f64 / 8000.0;
+                        (8000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_machines_beep_is_heard_after_its_greeting_and_speech_is_no_beep() {
+        let mut d = AmdDetector::new(AmdConfig::default()).listening_for_beep(10_000);
+        let mut results = Vec::new();
+        // A greeting of many "words" (a tone gliding in pitch, never steady), then the beep.
+        let speech: Vec<Vec<i16>> = (0..100).map(|f| tone(300.0 + 37.0 * (f % 13) as f64, 1).remove(0)).collect();
+        for (i, frame) in speech.iter().enumerate() {
+            let frame = if i % 10 < 7 { frame.clone() } else { vec![0; 160] };
+            results.extend(d.audio_frame(&frame));
+        }
+        assert_eq!(results, [AmdResult::Machine], "a machine; no beep in the greeting");
+        for frame in tone(1000.0, 10) {
+            results.extend(d.audio_frame(&frame));
+        }
+        assert_eq!(results, [AmdResult::Machine, AmdResult::Beep]);
+        assert!(d.finished());
+        // A 1020 Hz beep (between two of the frequencies) is a beep too.
+        let mut b = BeepDetector::default();
+        assert!(tone(1020.0, 6).iter().any(|f| b.frame(f)));
+    }
+
+    #[test]
+    fn no_beep_within_the_timeout_ends_the_listening() {
+        let mut d = AmdDetector::new(AmdConfig::default()).listening_for_beep(200);
+        for _ in 0..200 {
+            assert_ne!(d.audio_frame(&[0; 160]), Some(AmdResult::Beep));
+        }
+        assert!(d.finished(), "a machine (the long silence), and the beep's time is up");
     }
 }

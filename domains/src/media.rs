@@ -173,6 +173,10 @@ pub enum Command {
     /// `machine_detected` follows.
     DetectMachine {
         endpoint_id: String,
+        /// After a `machine` verdict, listen this long for the greeting's beep (`beep`
+        /// follows `machine` when heard).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beep_timeout_ms: Option<u32>,
     },
     /// Earmuffs (it hears nothing) or unearmuffs an endpoint.
     Earmuff {

@@ -549,9 +549,11 @@ impl Endpoint {
                     let _ = tap.try_send(pcm.clone());
                 }
                 if let Some(amd) = d.amd.as_mut() {
-                    let verdict = pcm.get(current..).and_then(|frame| amd.frame(audio::rms(frame)));
-                    if let Some(result) = verdict {
+                    let verdict = pcm.get(current..).and_then(|frame| amd.audio_frame(frame));
+                    if amd.finished() {
                         d.amd = None;
+                    }
+                    if let Some(result) = verdict {
                         tracing::info!(endpoint_id = %self.id, call_uuid = %self.call_uuid, result = result.as_str(), "machine detection");
                         let _ = self.events.send(Event::MachineDetected {
                             endpoint_id: self.id.clone(),
@@ -900,8 +902,12 @@ impl Endpoint {
     }
 
     /// Starts classifying the received audio as a person or a machine.
-    pub fn detect_machine(&self) {
-        lock(&self.detectors).amd = Some(domains::amd::AmdDetector::new(domains::amd::AmdConfig::default()));
+    pub fn detect_machine(&self, beep_timeout_ms: Option<u32>) {
+        let detector = domains::amd::AmdDetector::new(domains::amd::AmdConfig::default());
+        lock(&self.detectors).amd = Some(match beep_timeout_ms {
+            Some(ms) => detector.listening_for_beep(ms),
+            None => detector,
+        });
     }
 
     pub fn set_earmuffed(&self, earmuffed: bool) {

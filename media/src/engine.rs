@@ -253,8 +253,8 @@ impl Engine {
                 self.conferences.leave(Some(&conference), &endpoint_id, &self.events);
                 Ok(Reply::Started)
             }
-            Command::DetectMachine { endpoint_id } => self.get(&endpoint_id).map(|ep| {
-                ep.detect_machine();
+            Command::DetectMachine { endpoint_id, beep_timeout_ms } => self.get(&endpoint_id).map(|ep| {
+                ep.detect_machine(beep_timeout_ms);
                 Reply::Started
             }),
             Command::Earmuff { endpoint_id, earmuffed } => self.get(&endpoint_id).map(|ep| {

@@ -673,19 +673,20 @@ fn spoken(text: &str) -> Vec<i16> {
     (0..samples.len() * 8000 / rate).map(|i| samples[i * rate / 8000]).collect()
 }
 
-/// A callee that answers and plays `audio` then silence: what the detector says of it, and
-/// whether voxbridge hung up on it.
-async fn machine_detection(audio: Vec<i16>) -> (String, bool) {
+/// A callee that answers and plays `audio` then silence, detected as `detection` asks (the
+/// connect's `machineDetection` or `advancedMachineDetection` field): the detection events
+/// once `wanted` of them came (or the wait ran out), and whether voxbridge hung up on it.
+async fn machine_detection(audio: Vec<i16>, detection: Value, wanted: usize) -> (Vec<Value>, bool) {
     use vbtest::rtp::answer_as_far_end;
     let far = vbtest::raw::RawSip::new("127.0.0.1:9").await;
     let far_rtp = vbtest::rtp::RtpPeer::bind().await;
     let far_port = far_rtp.local_addr().unwrap().port();
-    let env = env(json!([
-        {"action": "connect", "machineDetection": "hangup", "eventUrl": ["APP/connect-events"],
-         "endpoint": [{"type": "sip", "uri": format!("sip:bob@{}", far.local)}]},
-        {"action": "talk", "text": "The callee was a machine."}
-    ]))
-    .await;
+    let mut connect = json!({"action": "connect", "eventUrl": ["APP/connect-events"],
+                             "endpoint": [{"type": "sip", "uri": format!("sip:bob@{}", far.local)}]});
+    if let (Some(c), Some(d)) = (connect.as_object_mut(), detection.as_object()) {
+        c.extend(d.clone());
+    }
+    let env = env(json!([connect, {"action": "talk", "text": "The callee was a machine."}])).await;
     let sip = env.sip.clone();
     let placing = tokio::spawn(async move { RawCall::place(&sip, URI, vbtest::raw::sdp_offer).await });
     let (invite, _, _) = answer_as_far_end(&far, far_port, T).await;
@@ -694,7 +695,13 @@ async fn machine_detection(audio: Vec<i16>) -> (String, bool) {
     let mut stream = audio;
     stream.extend(vec![0i16; 8000 * 3]);
     let sending = tokio::spawn(async move { far_peer.send_pcmu(&stream, None).await });
-    let verdict = event_with(&env, "call_uuid", Duration::from_secs(10)).await.expect("a machine detection event");
+    let verdicts = vbtest::eventually(Duration::from_secs(15), || async {
+        let got: Vec<Value> =
+            env.app.events().into_iter().filter(|e| e.body.get("call_uuid").is_some()).map(|e| e.body).collect();
+        if got.len() >= wanted { Ok(got) } else { Err(got) }
+    })
+    .await
+    .unwrap_or_else(|got| got);
     let hung_up = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
             match far.recv(Duration::from_secs(2)).await {
@@ -708,7 +715,12 @@ async fn machine_detection(audio: Vec<i16>) -> (String, bool) {
     .unwrap_or(false);
     sending.abort();
     call.hang_up().await;
-    (verdict["status"].as_str().unwrap_or_default().to_owned(), hung_up)
+    (verdicts, hung_up)
+}
+
+/// The `status` of the first detection event.
+fn first_status(events: &[Value]) -> &str {
+    events.first().and_then(|e| e["status"].as_str()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -716,8 +728,25 @@ async fn machine_detection_tells_a_recorded_greeting_from_a_short_hello() {
     let greeting = spoken(
         "Hi, you have reached Sam Jones. I cannot take your call right now, please leave a message after the tone.",
     );
-    let (status, hung_up) = machine_detection(greeting).await;
-    assert_eq!((status.as_str(), hung_up), ("machine", true), "a greeting is a machine, hung up as asked");
-    let (status, hung_up) = machine_detection(spoken("Hello?")).await;
-    assert_eq!((status.as_str(), hung_up), ("human", false), "a short hello is a person, kept");
+    let hang_up = json!({"machineDetection": "hangup"});
+    let (events, hung_up) = machine_detection(greeting, hang_up.clone(), 1).await;
+    assert_eq!((first_status(&events), hung_up), ("machine", true), "a greeting is a machine, hung up as asked");
+    let (events, hung_up) = machine_detection(spoken("Hello?"), hang_up, 1).await;
+    assert_eq!((first_status(&events), hung_up), ("human", false), "a short hello is a person, kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advanced_machine_detection_hears_the_beep_after_the_greeting() {
+    let mut audio = spoken("Hi, you have reached Sam Jones. Please leave a message after the tone.");
+    audio.extend(vec![0i16; 8000 / 2]);
+    audio.extend(tone(&[1000.0], 8000.0, 500));
+    let detection =
+        json!({"advancedMachineDetection": {"behavior": "continue", "mode": "default", "beep_timeout": 45}});
+    let (events, hung_up) = machine_detection(audio, detection, 2).await;
+    let states: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["status"].as_str().unwrap_or_default(), e["sub_state"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(states, [("machine", ""), ("machine", "beep_start")], "{events:?}");
+    assert!(!hung_up, "behavior continue keeps the callee");
 }

@@ -83,6 +83,8 @@ pub struct ConnectPlan {
     /// `machineDetection` (or the advanced variant's `behavior`): the answered callee is
     /// classified human or machine, and a machine is hung up on `hangup`.
     pub machine_detection: Option<crate::ncco::MachineDetection>,
+    /// After a `machine` verdict, how long to listen for the beep.
+    pub beep_timeout_ms: Option<u32>,
 }
 
 impl Call {
@@ -355,9 +357,9 @@ impl Call {
         if let (Some(digits), Some(endpoint_id)) = (digits, self.b.get(i).and_then(|b| b.leg.endpoint_id())) {
             self.cx.media(Op::Action("connect"), Command::SendDtmf { endpoint_id, digits });
         }
-        let detect = self.exec.connect.as_ref().is_some_and(|p| p.machine_detection.is_some());
-        if let (true, Some(endpoint_id)) = (detect, self.b.get(i).and_then(|b| b.leg.endpoint_id())) {
-            self.cx.media(Op::Ignored, Command::DetectMachine { endpoint_id });
+        let detect = self.exec.connect.as_ref().filter(|p| p.machine_detection.is_some()).map(|p| p.beep_timeout_ms);
+        if let (Some(beep_timeout_ms), Some(endpoint_id)) = (detect, self.b.get(i).and_then(|b| b.leg.endpoint_id())) {
+            self.cx.media(Op::Ignored, Command::DetectMachine { endpoint_id, beep_timeout_ms });
         }
         let limit = self.exec.connect.as_ref().map_or(Duration::from_secs(7200), |p| p.limit);
         self.cx.timers.set(TimerKey::Limit, self.cx.now.at + limit);
@@ -391,7 +393,7 @@ impl Call {
     /// The machine-detection event of leg `i` (Vonage's shape).
     pub(super) fn machine_event(&self, i: usize, result: &str) -> Option<serde_json::Value> {
         let b = self.b.get(i)?;
-        Some(serde_json::json!({
+        let mut event = serde_json::json!({
             "uuid": b.leg.uuid,
             "conversation_uuid": self.conversation_uuid,
             "call_uuid": self.uuid,
@@ -399,7 +401,15 @@ impl Call {
             "from": b.leg.from,
             "to": b.leg.to,
             "timestamp": self.cx.iso(),
-        }))
+        });
+        if result == "beep"
+            && let Some(e) = event.as_object_mut()
+        {
+            // Vonage's advanced machine detection: the machine's beep, as a sub-state.
+            e.insert("status".into(), "machine".into());
+            e.insert("sub_state".into(), "beep_start".into());
+        }
+        Some(event)
     }
 
     /// The callee `i` answered first: its `answered` event, and the other forks cancelled.

@@ -200,6 +200,7 @@ impl Call {
                     ringback: None,
                     on_answer: None,
                     machine_detection: None,
+                    beep_timeout_ms: None,
                 });
             }
             Route::Program { ncco, .. } => {
@@ -507,6 +508,7 @@ impl Call {
             ringback: ringback.clone(),
             on_answer,
             machine_detection: c.machine_detection.or(c.advanced_machine_detection.map(|a| a.behavior)),
+            beep_timeout_ms: c.advanced_machine_detection.and_then(|a| a.beep_wait_ms()),
         };
         // A SIP leg's From: the connect's (a TwiML caller ID may be a name), else the caller's.
         let caller = self.caller_leg().from.clone();

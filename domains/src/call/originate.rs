@@ -36,6 +36,8 @@ pub(super) struct Origination {
     /// The outbound leg that answered: from then on the call's caller.
     pub caller: Option<usize>,
     pub machine_detection: Option<crate::ncco::MachineDetection>,
+    /// After a `machine` verdict, how long to listen for the beep.
+    pub beep_timeout_ms: Option<u32>,
     /// `length_timer`: the longest the call lasts once answered.
     pub length: Duration,
     /// The party is a WebSocket (the `a` leg), not a SIP callee.
@@ -76,6 +78,7 @@ impl Call {
                     .advanced_machine_detection
                     .as_ref()
                     .map(|a| a.behavior)),
+                beep_timeout_ms: originate.connect.advanced_machine_detection.and_then(|a| a.beep_wait_ms()),
                 length: Duration::from_secs(originate.connect.limit.into()),
                 websocket: false,
             }),
@@ -149,10 +152,10 @@ impl Call {
         let endpoint = b.leg.endpoint_id();
         let Some(o) = self.originated.as_mut() else { return };
         o.caller = Some(i);
-        let detect = o.machine_detection.is_some();
+        let detect = o.machine_detection.is_some().then_some(o.beep_timeout_ms);
         self.exec.connect = None;
-        if let (true, Some(endpoint_id)) = (detect, endpoint) {
-            self.cx.media(Op::Ignored, Command::DetectMachine { endpoint_id });
+        if let (Some(beep_timeout_ms), Some(endpoint)) = (detect, endpoint) {
+            self.cx.media(Op::Ignored, Command::DetectMachine { endpoint_id: endpoint, beep_timeout_ms });
         }
         self.run_party_program();
     }

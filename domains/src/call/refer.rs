@@ -91,6 +91,7 @@ impl Call {
             ringback: None,
             on_answer: None,
             machine_detection: None,
+            beep_timeout_ms: None,
         });
     }
 

@@ -102,6 +102,18 @@ pub struct AdvancedMachineDetection {
 impl AdvancedMachineDetection {
     pub const KEYS: [&'static str; 2] = ["advanced_machine_detection", "advancedMachineDetection"];
     pub const BEEP_TIMEOUT: std::ops::RangeInclusive<u32> = 30..=120;
+    /// Vonage's wait for the beep when `beep_timeout` is not given, seconds.
+    pub const DEFAULT_BEEP_TIMEOUT: u32 = 45;
+
+    /// How long to listen for the beep after a `machine` verdict (the modes that report it).
+    pub fn beep_wait_ms(&self) -> Option<u32> {
+        match self.mode {
+            AmdMode::Default | AmdMode::DetectBeep => {
+                Some(self.beep_timeout.unwrap_or(Self::DEFAULT_BEEP_TIMEOUT).saturating_mul(1000))
+            }
+            AmdMode::Detect => None,
+        }
+    }
 
     pub fn optional(f: &mut Fields) -> Option<AdvancedMachineDetection> {
         let key = f.first_present(&Self::KEYS)?;

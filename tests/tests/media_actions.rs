@@ -243,8 +243,15 @@ async fn an_mp3_recording_ends_on_its_key_and_other_applications_cannot_fetch_it
 
 /// Seconds of audio in an MP3 file.
 fn mp3_seconds(bytes: Vec<u8>) -> f64 {
+    let (pcm, rate) = mp3_decode(bytes);
+    pcm.len() as f64 / f64::from(rate)
+}
+
+/// The samples (first channel) and sample rate of an MP3 file.
+fn mp3_decode(bytes: Vec<u8>) -> (Vec<i16>, u32) {
     use symphonia::core::{
-        codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream, meta::MetadataOptions, probe::Hint,
+        audio::SampleBuffer, codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream,
+        meta::MetadataOptions, probe::Hint,
     };
     let stream = MediaSourceStream::new(Box::new(std::io::Cursor::new(bytes)), Default::default());
     let mut hint = Hint::new();
@@ -255,15 +262,17 @@ fn mp3_seconds(bytes: Vec<u8>) -> f64 {
     let mut format = probed.format;
     let track = format.default_track().unwrap().clone();
     let mut decoder = symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default()).unwrap();
-    let mut frames = 0u64;
-    let mut rate = 8000;
+    let (mut pcm, mut rate) = (Vec::new(), 8000);
     while let Ok(packet) = format.next_packet() {
         if let Ok(decoded) = decoder.decode(&packet) {
-            frames += decoded.frames() as u64;
-            rate = decoded.spec().rate;
+            let spec = *decoded.spec();
+            rate = spec.rate;
+            let mut samples = SampleBuffer::<i16>::new(decoded.capacity() as u64, spec);
+            samples.copy_interleaved_ref(decoded);
+            pcm.extend(samples.samples().iter().step_by(spec.channels.count().max(1)));
         }
     }
-    frames as f64 / f64::from(rate)
+    (pcm, rate)
 }
 
 /// What the application's WebSocket server got: the handshake's `Authorization`, the first
@@ -382,6 +391,35 @@ async fn websocket_at_8_khz_gets_paced_frames_and_its_audio_reaches_the_caller()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_at_16_khz_with_vonages_token_gets_paced_frames_and_its_audio_reaches_the_caller() {
     websocket_round_trip(16000, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_conversation_gives_its_event_url_an_mp3_of_what_its_member_heard() {
+    let env = env(json!([{"action": "conversation", "name": "taped", "record": true,
+                          "eventUrl": ["APP/conversation-recording"]}]))
+    .await;
+    let a = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    env.app.set_ncco(json!([{"action": "conversation", "name": "taped"}]));
+    let mut b = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    b.rtp.send_pcmu(&tone(&[700.0], 5000.0, 2000), None).await;
+    a.hang_up().await;
+    b.hang_up().await;
+    let recorded = vbtest::eventually(T, || async {
+        let events = env.app.events();
+        events.into_iter().find(|e| e.path == "/conversation-recording").ok_or(())
+    })
+    .await
+    .expect("the conversation's record event");
+    let url = recorded.body["recording_url"].as_str().expect("recording_url").to_owned();
+    assert!(recorded.body["start_time"].is_string() && recorded.body["end_time"].is_string(), "{}", recorded.body);
+    let client = &env.server.client;
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 401, "no JWT, no recording");
+    let mp3 = client.get(&url).bearer_auth(env.jwt()).send().await.unwrap().bytes().await.unwrap();
+    let (pcm, rate) = mp3_decode(mp3.to_vec());
+    assert_eq!(rate, 8000);
+    assert!(pcm.len() >= 8000 * 2, "at least the two seconds B spoke: {} samples", pcm.len());
+    let power = vbtest::rtp::tone_power(&pcm, 700.0);
+    assert!(power > 1.0e4, "A's recording holds B's 700 Hz tone (what A heard): {power:.0}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -346,8 +346,7 @@ impl Call {
             Action::Record(r) => {
                 self.answer_a();
                 let twilio_source = r.twiml_action.is_some().then_some("RecordVerb");
-                // A refusal ends the call (as a failed action).
-                let record_id = self.start_recording(Op::Action(name), endpoint_id, &r, twilio_source);
+                let record_id = self.start_recording(false, endpoint_id, &r, twilio_source);
                 // Runs alongside what follows, but a TwiML `<Record>` waits for it.
                 match r.twiml_action {
                     Some(action) => {
@@ -380,6 +379,7 @@ impl Call {
                 // Conversations are named per application: another application's "sales" is
                 // another room.
                 let owner = self.application_id().unwrap_or_default();
+                let recorded = c.record.then(|| endpoint_id.clone());
                 let command = Command::ConferenceJoin {
                     endpoint_id,
                     conference: format!("{owner}:{}", c.name),
@@ -392,6 +392,9 @@ impl Call {
                     music_on_hold: c.music_on_hold_url.as_ref().map(ToString::to_string),
                 };
                 self.media_action(name, command, None);
+                if let Some(endpoint_id) = recorded {
+                    self.record_conversation(endpoint_id, c.event.clone());
+                }
                 false
             }
             Action::Transfer(_) => {

@@ -398,8 +398,9 @@ enum Op {
     Action(&'static str),
     /// A media command of the whisper; failure releases the callee.
     Whisper,
-    /// A `<Dial record>` started; failure leaves the dial unrecorded.
-    DialRecording,
+    /// A recording that runs beside the program (`<Dial record>`, a recorded conversation)
+    /// started; failure leaves it out, and the call goes on.
+    SideRecording(String),
     /// An originated call's WebSocket party created.
     WebsocketParty,
     /// A leg's endpoint destroyed: its reply carries the leg's media quality, which its held
@@ -609,7 +610,7 @@ impl Call {
             Op::OurOffer(leg) => self.our_offer_ready(leg, result),
             Op::Action(name) => self.action_media_reply(name, result),
             Op::Whisper => self.whisper_media_reply(result),
-            Op::DialRecording => self.dial_recording_started(result),
+            Op::SideRecording(record_id) => self.side_recording_started(&record_id, result),
             Op::WebsocketParty => self.websocket_party_ready(result),
             Op::Ignored | Op::Release(_) | Op::Document(_) | Op::BFlow(_) => {}
         }

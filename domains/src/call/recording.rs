@@ -53,11 +53,12 @@ fn dial_record(plan: &crate::ncco::DialRecord) -> Record {
 }
 
 impl Call {
-    /// Starts recording `endpoint_id` as `r` asks (`op` hears the media process's reply);
-    /// returns the recording's id.
+    /// Starts recording `endpoint_id` as `r` asks; returns the recording's id. A `side`
+    /// recording (one beside the program) that fails is left out; the failure of another
+    /// ends the call, as a failed action does.
     pub(super) fn start_recording(
         &mut self,
-        op: Op,
+        side: bool,
         endpoint_id: String,
         r: &Record,
         twilio_source: Option<&'static str>,
@@ -87,6 +88,7 @@ impl Call {
             timeout: r.time_out.unwrap_or(7200),
             beep_start: r.beep_start,
         };
+        let op = if side { Op::SideRecording(record_id.clone()) } else { Op::Action("record") };
         self.cx.media(op, command);
         record_id
     }
@@ -98,19 +100,37 @@ impl Call {
             return;
         }
         let (Some(endpoint_id), r) = (self.caller_endpoint(), dial_record(&d.plan)) else { return };
-        let id = self.start_recording(Op::DialRecording, endpoint_id, &r, Some("DialVerb"));
+        let id = self.start_recording(true, endpoint_id, &r, Some("DialVerb"));
         if let Some(d) = self.exec.dial_recording.as_mut() {
             d.id = Some(id);
         }
     }
 
-    /// The media process could not record the dial: the call goes on unrecorded, and nothing
-    /// waits for a file that will not come.
-    pub(super) fn dial_recording_started(&mut self, result: Result<crate::media::Reply, super::MediaFailure>) {
+    /// A conversation's recording (`record: true`): the member's endpoint, both directions,
+    /// mixed: what it says and the conversation it hears, until it leaves. The `record` event
+    /// goes to the conversation's eventUrl.
+    pub(super) fn record_conversation(&mut self, endpoint_id: String, event: Option<Webhook>) {
+        let r = Record {
+            format: RecordFormat::Mp3,
+            event,
+            ..dial_record(&crate::ncco::DialRecord { from_ringing: false, dual: false, status: None })
+        };
+        self.start_recording(true, endpoint_id, &r, None);
+    }
+
+    /// The media process could not start a side recording: the call goes on without it, and
+    /// nothing waits for a file that will not come.
+    pub(super) fn side_recording_started(
+        &mut self,
+        record_id: &str,
+        result: Result<crate::media::Reply, super::MediaFailure>,
+    ) {
         let Err(f) = result else { return };
-        let Some(id) = self.exec.dial_recording.as_mut().and_then(|d| d.id.take()) else { return };
-        tracing::warn!(call_uuid = %self.uuid, record_id = %id, reason = %f.message, "the dial is not recorded");
-        self.exec.recordings.retain(|r| r.id != id);
+        tracing::warn!(call_uuid = %self.uuid, %record_id, reason = %f.message, "not recorded");
+        self.exec.recordings.retain(|r| r.id != record_id);
+        if let Some(d) = self.exec.dial_recording.as_mut().filter(|d| d.id.as_deref() == Some(record_id)) {
+            d.id = None;
+        }
     }
 
     /// The dial is over: its recording stops. With a `<Dial action>`, that request waits for

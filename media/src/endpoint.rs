@@ -99,8 +99,8 @@ struct Detectors {
     pcm: Vec<i16>,
     stats: ReceiverStats,
     dtmf_packets: u64,
-    /// The last audio packet decoded (SSRC, sequence number): a gap is concealed.
-    last_decoded: Option<(u32, u16)>,
+    /// Puts audio packets back in order before they are decoded.
+    reorder: crate::jitter::Reorder,
     /// Answering-machine detection, while it runs.
     amd: Option<domains::amd::AmdDetector>,
 }
@@ -113,7 +113,7 @@ impl Default for Detectors {
             pcm: Vec::new(),
             stats: ReceiverStats::new(audio::RATE),
             dtmf_packets: 0,
-            last_decoded: None,
+            reorder: crate::jitter::Reorder::default(),
             amd: None,
         }
     }
@@ -475,7 +475,9 @@ impl Endpoint {
         let pcm = self.detect(packet, &header, &from_formats, transcode);
         let (peer, to_formats, dest) = relay_to?;
         if transcode {
-            let rebuilt = peer.transcoded_packet(&header, &from_formats, &to_formats, &pcm?)?;
+            let (pcm, timestamp) = pcm?;
+            let header = rtp::RtpHeader { timestamp, ..header };
+            let rebuilt = peer.transcoded_packet(&header, &from_formats, &to_formats, &pcm)?;
             return Some((peer, dest, Some(rebuilt)));
         }
         if let Err(reason) = bridge::translate(packet, &header, &from_formats, &to_formats) {
@@ -504,7 +506,13 @@ impl Endpoint {
     /// Digits in a received packet (an RFC 4733 event, or tones in the audio when the leg has
     /// no telephone-event), and the received audio for a recording, a listener and, when the
     /// bridged leg has another codec (`transcode`), for the relay: returned when decoded.
-    fn detect(&self, packet: &[u8], header: &rtp::RtpHeader, formats: &Formats, transcode: bool) -> Option<Vec<i16>> {
+    fn detect(
+        &self,
+        packet: &[u8],
+        header: &rtp::RtpHeader,
+        formats: &Formats,
+        transcode: bool,
+    ) -> Option<(Vec<i16>, u32)> {
         let payload = packet.get(header.payload_start..header.payload_end)?;
         let mut decoded = None;
         let recording = self.recording.load(Ordering::Relaxed);
@@ -522,21 +530,30 @@ impl Endpoint {
             {
                 let mut pcm = std::mem::take(&mut d.pcm);
                 pcm.clear();
-                // Up to two lost packets are concealed, so listeners hear no hole.
-                let lost = match d.last_decoded {
-                    Some((ssrc, seq)) if ssrc == header.ssrc => header.sequence.wrapping_sub(seq).wrapping_sub(1),
-                    _ => 0,
-                };
-                d.last_decoded = Some((header.ssrc, header.sequence));
-                let mut current = 0;
+                let slots = d.reorder.push(header.ssrc, header.sequence, header.timestamp, payload);
+                // The RTP timestamp where the released audio starts: each concealed packet
+                // before the first released one (two at most, see below) is 20 ms earlier.
+                let ticks = formats.codec.clock_rate() / 50;
+                let start = slots.iter().enumerate().find_map(|(i, slot)| match slot {
+                    crate::jitter::Slot::Packet(ts, _) => Some(ts.wrapping_sub(ticks * (i.min(2) as u32))),
+                    crate::jitter::Slot::Lost => None,
+                });
                 self.with_codec(formats.codec, |c| {
-                    if lost <= 2 {
-                        for _ in 0..lost {
-                            c.conceal(&mut pcm);
+                    // The first two packets of a loss are concealed, so listeners hear no hole.
+                    let mut lost_run = 0;
+                    for slot in &slots {
+                        match slot {
+                            crate::jitter::Slot::Packet(_, p) => {
+                                lost_run = 0;
+                                c.decode(p, &mut pcm);
+                            }
+                            crate::jitter::Slot::Lost if lost_run < 2 => {
+                                lost_run += 1;
+                                c.conceal(&mut pcm);
+                            }
+                            crate::jitter::Slot::Lost => {}
                         }
                     }
-                    current = pcm.len();
-                    c.decode(payload, &mut pcm);
                 });
                 if formats.telephone_event.is_none() {
                     digits.extend(d.tones.feed(&pcm));
@@ -549,7 +566,7 @@ impl Endpoint {
                     let _ = tap.try_send(pcm.clone());
                 }
                 if let Some(amd) = d.amd.as_mut() {
-                    let verdict = pcm.get(current..).and_then(|frame| amd.audio_frame(frame));
+                    let verdict = pcm.chunks(audio::FRAME).find_map(|frame| amd.audio_frame(frame));
                     if amd.finished() {
                         d.amd = None;
                     }
@@ -561,9 +578,10 @@ impl Endpoint {
                         });
                     }
                 }
-                if transcode {
-                    // The relay sends this packet's own audio; concealment is for listeners.
-                    decoded = pcm.get(current..).map(<[i16]>::to_vec);
+                if transcode && !pcm.is_empty() {
+                    // The relay sends what the buffer released (this packet's audio, or the
+                    // packets it held it back for), in one packet from where it starts.
+                    decoded = start.map(|ts| (pcm.clone(), ts));
                 }
                 d.pcm = pcm;
             }

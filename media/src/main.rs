@@ -17,6 +17,7 @@ mod codec;
 mod control;
 mod endpoint;
 mod engine;
+mod jitter;
 mod mixer;
 mod panics;
 mod playout;

@@ -119,20 +119,42 @@ impl RtpPeer {
     /// Sends `pcm` as PCMU, one packet per 20 ms; with `drop_every = Some(n)` every n-th packet
     /// is not sent (its sequence number is used: induced loss). Returns packets sent.
     pub async fn send_pcmu(&mut self, pcm: &[i16], drop_every: Option<usize>) -> usize {
-        let mut clock = tokio::time::interval(Duration::from_millis(20));
-        let mut sent = 0;
+        let mut packets: Vec<Vec<u8>> = self.pcmu_packets(pcm);
+        if let Some(n) = drop_every {
+            packets = packets.into_iter().enumerate().filter(|(i, _)| (i + 1) % n != 0).map(|(_, p)| p).collect();
+        }
+        self.send_paced(&packets).await
+    }
+
+    /// Sends `pcm` as PCMU, one packet per 20 ms, with the packets of every `n`-th pair sent
+    /// the other way round (reordering on the path). Returns packets sent.
+    pub async fn send_pcmu_reordered(&mut self, pcm: &[i16], n: usize) -> usize {
+        let mut packets = self.pcmu_packets(pcm);
+        for pair in packets.chunks_mut(2).step_by(n.max(1)) {
+            pair.reverse();
+        }
+        self.send_paced(&packets).await
+    }
+
+    /// `pcm` as PCMU packets of 20 ms, numbered on from the last one sent.
+    fn pcmu_packets(&mut self, pcm: &[i16]) -> Vec<Vec<u8>> {
+        let mut packets = Vec::new();
         for (i, frame) in pcm.chunks(160).enumerate() {
-            clock.tick().await;
             let mut packet = self.header(0, i == 0, self.timestamp);
             domains::g711::encode(false, frame, &mut packet);
             self.timestamp = self.timestamp.wrapping_add(160);
-            if drop_every.is_some_and(|n| (i + 1) % n == 0) {
-                continue;
-            }
-            self.sock.send_to(&packet, self.remote).await.expect("RTP send");
-            sent += 1;
+            packets.push(packet);
         }
-        sent
+        packets
+    }
+
+    async fn send_paced(&self, packets: &[Vec<u8>]) -> usize {
+        let mut clock = tokio::time::interval(Duration::from_millis(20));
+        for packet in packets {
+            clock.tick().await;
+            self.sock.send_to(packet, self.remote).await.expect("RTP send");
+        }
+        packets.len()
     }
 
     /// Sends `digit` as RFC 4733 events (payload type 101): 5 updates, the end packet 3 times.

@@ -212,6 +212,32 @@ async fn a_recording_is_a_wav_of_the_call_downloadable_with_the_jwt_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_reordered_on_the_way_are_recorded_in_their_order() {
+    let env = env(json!([
+        {"action": "record", "format": "wav", "split": "conversation", "eventUrl": ["APP/recording"]},
+        {"action": "wait", "timeout": 3}
+    ]))
+    .await;
+    let mut call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    // 60 packets, each one level (a staircase, 100 steps of μ-law apart); every third pair
+    // arrives the other way round.
+    let staircase: Vec<i16> = (0..60).flat_map(|k| vec![1000 + 200 * k as i16; 160]).collect();
+    call.rtp.send_pcmu_reordered(&staircase, 3).await;
+    assert!(call.expect_bye(T).await);
+    let event = event_with(&env, "recording_url", T).await.expect("the record event");
+    let url = event["recording_url"].as_str().unwrap().to_owned();
+    let bytes = env.server.client.get(&url).bearer_auth(env.jwt()).send().await.unwrap().bytes().await.unwrap();
+    let mut wav = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).expect("a valid WAV");
+    let channels = usize::from(wav.spec().channels);
+    // The caller's channel: the levels of its frames that carry the staircase, in order.
+    let received: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).step_by(channels).collect();
+    let levels: Vec<i16> = received.chunks_exact(160).map(|f| f[80]).filter(|l| *l >= 900).collect();
+    assert!(levels.len() >= 55, "the staircase was recorded: {} frames", levels.len());
+    let descents: Vec<(i16, i16)> = levels.windows(2).filter(|w| w[1] + 50 < w[0]).map(|w| (w[0], w[1])).collect();
+    assert!(descents.is_empty(), "every step after the one before: {descents:?} in {levels:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mp3_recording_ends_on_its_key_and_other_applications_cannot_fetch_it() {
     let env = env(json!([
         {"action": "record", "endOnKey": "#", "eventUrl": ["APP/recording"]},

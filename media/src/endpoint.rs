@@ -947,7 +947,7 @@ impl Endpoint {
         if let Some(old) = self.jobs().websocket.take() {
             old.abort();
         }
-        let task = tokio::spawn(crate::websocket::run(self.clone(), session, report_as, self.events.clone()));
+        let task = crate::pacer::spawn(crate::websocket::run(self.clone(), session, report_as, self.events.clone()));
         self.jobs().websocket = Some(task.abort_handle());
     }
 

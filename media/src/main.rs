@@ -19,6 +19,7 @@ mod endpoint;
 mod engine;
 mod jitter;
 mod mixer;
+mod pacer;
 mod panics;
 mod playout;
 mod ports;

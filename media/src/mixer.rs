@@ -177,7 +177,7 @@ impl Conferences {
         };
         conference.join(ep, role, sources);
         if created {
-            tokio::spawn(mix(Arc::downgrade(self), conference));
+            crate::pacer::spawn(mix(Arc::downgrade(self), conference));
         }
     }
 

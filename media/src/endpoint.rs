@@ -530,30 +530,17 @@ impl Endpoint {
             {
                 let mut pcm = std::mem::take(&mut d.pcm);
                 pcm.clear();
-                let slots = d.reorder.push(header.ssrc, header.sequence, header.timestamp, payload);
-                // The RTP timestamp where the released audio starts: each concealed packet
-                // before the first released one (two at most, see below) is 20 ms earlier.
-                let ticks = formats.codec.clock_rate() / 50;
-                let start = slots.iter().enumerate().find_map(|(i, slot)| match slot {
-                    crate::jitter::Slot::Packet(ts, _) => Some(ts.wrapping_sub(ticks * (i.min(2) as u32))),
-                    crate::jitter::Slot::Lost => None,
-                });
-                self.with_codec(formats.codec, |c| {
-                    // The first two packets of a loss are concealed, so listeners hear no hole.
-                    let mut lost_run = 0;
-                    for slot in &slots {
-                        match slot {
-                            crate::jitter::Slot::Packet(_, p) => {
-                                lost_run = 0;
-                                c.decode(p, &mut pcm);
-                            }
-                            crate::jitter::Slot::Lost if lost_run < 2 => {
-                                lost_run += 1;
-                                c.conceal(&mut pcm);
-                            }
-                            crate::jitter::Slot::Lost => {}
-                        }
-                    }
+                let released = d.reorder.push(header.ssrc, header.sequence, header.timestamp, payload);
+                let start = match &released {
+                    crate::jitter::Release::This => Some(header.timestamp),
+                    crate::jitter::Release::Slots(slots) => crate::jitter::start_of(slots, formats.codec.clock_rate()),
+                };
+                self.with_codec(formats.codec, |c| match &released {
+                    crate::jitter::Release::This => c.decode(payload, &mut pcm),
+                    crate::jitter::Release::Slots(slots) => crate::jitter::decode(slots, |packet| match packet {
+                        Some(p) => c.decode(p, &mut pcm),
+                        None => c.conceal(&mut pcm),
+                    }),
                 });
                 if formats.telephone_event.is_none() {
                     digits.extend(d.tones.feed(&pcm));

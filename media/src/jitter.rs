@@ -11,13 +11,56 @@ pub const DEPTH: usize = 3;
 /// A jump of more sequence numbers than this is a new start of the stream, not a loss.
 const MAX_JUMP: u16 = 50;
 
-/// What comes out, in order.
+/// What a packet lets out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// The packet itself, in order with nothing held: decode it as it is (no copy is made:
+    /// this is every packet of a stream that is not reordered).
+    This,
+    /// What can be decoded now, in order (possibly nothing).
+    Slots(Vec<Slot>),
+}
+
+/// What comes out of the buffer, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot {
     /// A packet's payload and its RTP timestamp.
     Packet(u32, Vec<u8>),
     /// A packet that never came (in time).
     Lost,
+}
+
+/// Calls `each` with each released packet's payload in order, and with `None` for the first
+/// two packets of each loss (to be concealed, so listeners hear no hole; a longer loss is left
+/// silent).
+pub fn decode(slots: &[Slot], mut each: impl FnMut(Option<&[u8]>)) {
+    let mut lost_run = 0;
+    for slot in slots {
+        match slot {
+            Slot::Packet(_, payload) => {
+                lost_run = 0;
+                each(Some(payload));
+            }
+            Slot::Lost if lost_run < CONCEALED => {
+                lost_run += 1;
+                each(None);
+            }
+            Slot::Lost => {}
+        }
+    }
+}
+
+/// The first packets of a loss that are concealed.
+const CONCEALED: usize = 2;
+
+/// The RTP timestamp (clock `clock_rate`) where the audio [`decode`] makes of `slots` starts:
+/// each concealed packet before the first released one is 20 ms earlier.
+pub fn start_of(slots: &[Slot], clock_rate: u32) -> Option<u32> {
+    let ticks = clock_rate / 50;
+    slots.iter().enumerate().find_map(|(i, slot)| match slot {
+        Slot::Packet(ts, _) => Some(ts.wrapping_sub(ticks * i.min(CONCEALED) as u32)),
+        Slot::Lost => None,
+    })
 }
 
 #[derive(Debug, Default)]
@@ -28,18 +71,26 @@ pub struct Reorder {
 }
 
 impl Reorder {
-    /// Takes packet `seq` (RTP timestamp `ts`) of `ssrc`; returns what can be decoded now, in
-    /// order.
-    pub fn push(&mut self, ssrc: u32, seq: u16, ts: u32, payload: &[u8]) -> Vec<Slot> {
+    /// Takes packet `seq` (RTP timestamp `ts`) of `ssrc`; says what can be decoded now.
+    pub fn push(&mut self, ssrc: u32, seq: u16, ts: u32, payload: &[u8]) -> Release {
         let next = match self.next {
             Some((s, next)) if s == ssrc => next,
             // The first packet, or a new stream: it starts here.
             _ => {
                 self.held.clear();
                 self.next = Some((ssrc, seq.wrapping_add(1)));
-                return vec![Slot::Packet(ts, payload.to_vec())];
+                return Release::This;
             }
         };
+        if seq == next && self.held.is_empty() {
+            self.next = Some((ssrc, seq.wrapping_add(1)));
+            return Release::This;
+        }
+        Release::Slots(self.reorder(ssrc, next, seq, ts, payload))
+    }
+
+    /// A packet out of order, or one behind which packets are held.
+    fn reorder(&mut self, ssrc: u32, next: u16, seq: u16, ts: u32, payload: &[u8]) -> Vec<Slot> {
         let ahead = seq.wrapping_sub(next);
         if ahead >= u16::MAX / 2 || self.held.iter().any(|(s, _, _)| *s == seq) {
             return Vec::new();
@@ -82,7 +133,11 @@ mod tests {
     use super::*;
 
     fn push(r: &mut Reorder, seq: u16) -> Vec<String> {
-        r.push(7, seq, u32::from(seq) * 160, &seq.to_be_bytes())
+        let slots = match r.push(7, seq, u32::from(seq) * 160, &seq.to_be_bytes()) {
+            Release::This => vec![Slot::Packet(u32::from(seq) * 160, seq.to_be_bytes().to_vec())],
+            Release::Slots(slots) => slots,
+        };
+        slots
             .into_iter()
             .map(|s| match s {
                 Slot::Packet(ts, p) => {
@@ -132,6 +187,6 @@ mod tests {
         push(&mut r, 1);
         assert!(push(&mut r, 3).is_empty());
         assert_eq!(push(&mut r, 500), ["3", "500"], "a jump: what was held goes, in order");
-        assert_eq!(r.push(8, 9000, 5, &[1]), [Slot::Packet(5, vec![1])], "another SSRC");
+        assert_eq!(r.push(8, 9000, 5, &[1]), Release::This, "another SSRC");
     }
 }

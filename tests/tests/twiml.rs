@@ -12,7 +12,11 @@
 //! offer's codec order; an application with `dialect: twiml` is asked and told Twilio's way
 //! (signed form, status callbacks with the quality fields); `<Record>` sends its recording to
 //! its action; `hangupOnStar` drops the callee and `<Play digits>` sends RFC 4733 digits; a
-//! `<Gather>` without `action` posts to its own document's URL.
+//! `<Gather>` without `action` posts to its own document's URL. A `<Sip statusCallback>` gets
+//! the child leg's status callbacks and the INVITE carries `X-Twilio-CallSid`; a recorded
+//! `<Dial>` gives its action a two-channel WAV; a `<Sip>` URI without a transport goes over
+//! TLS unless the application says `udp`; an application gets only the status callbacks it
+//! subscribed to; `<Sip username password>` answers a Kamailio carrier's 407.
 
 use std::time::Duration;
 

@@ -9,14 +9,23 @@ pub fn scenario(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/sipp")).join(name)
 }
 
-/// A UDP port free at the time of asking (and its TCP twin, when `tcp`).
+/// A UDP port free at the time of asking (and its TCP twin), never one this test process
+/// handed out before: tests running side by side each start their peers (SIPp, Kamailio) a
+/// moment after asking, and must not be given the same port in that moment.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let port = udp.local_addr().expect("addr").port();
         // Media uses port and port+2 (RTP/RTCP pairs); keep clear of the top.
         if port < 60000 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+            // SIPp's media takes the port above its media port and the next pair too.
+            let block = port..=port + 3;
+            let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+            if !given.iter().any(|g| block.contains(g) || (*g..=*g + 3).contains(&port)) {
+                given.push(port);
+                return port;
+            }
         }
     }
 }

@@ -173,6 +173,7 @@ impl Call {
             originating,
             final_headers: Vec::new(),
             refreshing: None,
+            policing: None,
         });
         if let Some(flow) = pinned {
             self.b_flow_ready(i, Ok(super::Resolved { flow, next_attempt: None }));

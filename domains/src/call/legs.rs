@@ -252,6 +252,9 @@ pub struct Outbound {
     pub final_headers: Vec<(String, String)>,
     /// The session interval we refresh (the far end's 2xx named us, the UAC, the refresher).
     pub refreshing: Option<u32>,
+    /// The session interval the callee refreshes (its 2xx kept the refresher): without a
+    /// refresh within it, the session is over.
+    pub policing: Option<u32>,
 }
 
 impl Outbound {

@@ -205,11 +205,14 @@ impl Call {
                 // the far end runs no timer.
                 if b.planned.session_expires.is_some()
                     && let Some(se) = session_expires(&msg)
-                    && !refresher_is_uas(&msg)
                 {
                     let se = se.max(MIN_SE_SECS);
-                    b.refreshing = Some(se);
-                    self.cx.timers.set(TimerKey::Session(LegRef::B(i)), now + Duration::from_secs((se / 2).into()));
+                    // We refresh every half interval; a callee that keeps the refresher must
+                    // refresh within the interval, or the session is over (§10).
+                    let (refreshing, wait) = if refresher_is_uas(&msg) { (None, se) } else { (Some(se), se / 2) };
+                    b.refreshing = refreshing;
+                    b.policing = refreshing.is_none().then_some(se);
+                    self.cx.timers.set(TimerKey::Session(LegRef::B(i)), now + Duration::from_secs(wait.into()));
                 }
                 b.leg.dialog.learn_from_response(&msg);
                 let cseq = b.invite.as_ref().and_then(SipMessage::cseq).map_or(1, |c| c.0);
@@ -337,8 +340,9 @@ impl Call {
     /// A re-INVITE or UPDATE from a peer: an offer for media to answer (hold, resume, a new
     /// address), or a session refresh without one.
     fn their_offer(&mut self, leg: LegRef, flow: Flow, msg: SipMessage) {
-        if leg == LegRef::A {
-            self.session_refreshed(&msg);
+        match leg {
+            LegRef::A => self.session_refreshed(&msg),
+            LegRef::B(i) => self.callee_refreshed(i, &msg),
         }
         let tag = (leg == LegRef::A).then(|| self.a.tag.clone());
         let contact = self.cx.local.contact(&flow);
@@ -668,11 +672,25 @@ impl Call {
         self.cx.timers.set(TimerKey::Session(LegRef::A), self.cx.now.at + Duration::from_secs(wait.into()));
     }
 
+    /// A refresh from callee `i`, which keeps the refresher: its session lives another
+    /// interval.
+    fn callee_refreshed(&mut self, i: usize, msg: &SipMessage) {
+        let Some(b) = self.b.get_mut(i) else { return };
+        let Some(current) = b.policing else { return };
+        let se = session_expires(msg).unwrap_or(current).max(MIN_SE_SECS);
+        b.policing = Some(se);
+        self.cx.timers.set(TimerKey::Session(LegRef::B(i)), self.cx.now.at + Duration::from_secs(se.into()));
+    }
+
     /// Half our interval on callee `i` is over: an UPDATE (no offer, RFC 4028 §7.4) refreshes
-    /// the session, then again every half interval while the leg lasts.
+    /// the session, then again every half interval while the leg lasts. When the callee is the
+    /// refresher, its whole interval passed without a refresh: the session is over.
     pub(super) fn b_session_timer(&mut self, i: usize) {
         let (now, branch, local) = (self.cx.now.at, self.cx.ids.branch(), self.cx.local.clone());
         let Some(b) = self.b.get_mut(i) else { return };
+        if b.policing.is_some() && matches!(b.state, UacState::ExpectBye) {
+            return self.session_expired();
+        }
         let Some(se) = b.refreshing.filter(|_| matches!(b.state, UacState::ExpectBye)) else { return };
         if b.leg.request.is_none() {
             let mut update = b.leg.dialog.request(&local, Method::Update, &branch);

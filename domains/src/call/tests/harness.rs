@@ -67,6 +67,8 @@ pub enum Callee {
     Silent,
     /// 180, then 200 with `Session-Expires: se;refresher=uac` (we refresh, RFC 4028).
     AnswersWithTimer { se: u32 },
+    /// 180, then 200 with `Session-Expires: se;refresher=uas` (the callee refreshes).
+    AnswersRefreshingItself { se: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -408,10 +410,11 @@ impl CallHarness {
                         self.callee_sends(ring, callee_response(&msg, 180, &tag, false));
                         self.callee_sends(answer, callee_response(&msg, 200, &tag, true));
                     }
-                    Callee::AnswersWithTimer { se } => {
+                    Callee::AnswersWithTimer { se } | Callee::AnswersRefreshingItself { se } => {
+                        let refresher = if matches!(script, Callee::AnswersWithTimer { .. }) { "uac" } else { "uas" };
                         self.callee_sends(ms, callee_response(&msg, 180, &tag, false));
                         let mut ok = callee_response(&msg, 200, &tag, true);
-                        ok.push_header("Session-Expires", format!("{se};refresher=uac"));
+                        ok.push_header("Session-Expires", format!("{se};refresher={refresher}"));
                         ok.push_header("Require", "timer");
                         self.callee_sends(ms * 2, ok);
                     }

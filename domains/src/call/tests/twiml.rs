@@ -188,3 +188,32 @@ fn answer_on_bridge_false_answers_the_caller_before_the_dial_rings() {
     assert_eq!(field(params, "DialCallStatus"), Some("busy"));
     assert_eq!(field(params, "CallStatus"), Some("in-progress"), "the caller was answered");
 }
+
+#[test]
+fn a_callee_that_keeps_the_refresher_must_refresh_or_the_session_ends() {
+    let xml = format!(r#"<Response><Dial><Sip sessionTimeout="120">sip:bob@{CALLEE}</Sip></Dial></Response>"#);
+    let start = |xml: &str| {
+        let ncco = crate::twiml::parse(xml).unwrap();
+        let route = Route::Program { ncco, application_id: Some("twiml-app".into()) };
+        let callee = Callee::AnswersRefreshingItself { se: 120 };
+        CallHarness::with(json!([]), vec![callee], invite("policed@caller", ""), route)
+    };
+    // It never refreshes: once the interval is over, both legs get BYE (RFC 4028 §10).
+    let mut h = start(&xml);
+    h.drive_until(100 * S);
+    assert!(h.requests_to(&callee_flow(), Method::Update).is_empty(), "the callee refreshes, not us");
+    assert!(h.requests_to(&callee_flow(), Method::Bye).is_empty(), "not before the interval");
+    h.drive_until(125 * S);
+    assert_eq!(h.requests_to(&callee_flow(), Method::Bye).len(), 1, "expired: the callee gets BYE");
+    assert_eq!(h.requests_to(&caller_flow(), Method::Bye).len(), 1, "and the caller");
+    // It refreshes at 60 s with an UPDATE: the session lives past 120 s.
+    let mut h = start(&xml);
+    h.drive_until(60 * S);
+    let mut update = callee_in_dialog(&h, Method::Update, 2);
+    update.push_header("Session-Expires", "120;refresher=uas");
+    h.schedule(Duration::ZERO, crate::call::Input::Sip { flow: callee_flow(), msg: update });
+    h.drive_until(150 * S);
+    assert!(h.requests_to(&callee_flow(), Method::Bye).is_empty(), "refreshed at 60 s: alive at 150 s");
+    h.drive_until(185 * S);
+    assert_eq!(h.requests_to(&callee_flow(), Method::Bye).len(), 1, "no second refresh: over at 180 s");
+}

@@ -37,19 +37,7 @@ pub struct DialRecording {
 /// What a `<Dial record>` records: the caller's endpoint, both directions (the callee is
 /// bridged to it), until the dial ends.
 fn dial_record(plan: &crate::ncco::DialRecord) -> Record {
-    Record {
-        format: RecordFormat::Wav,
-        split: plan.dual,
-        channels: None,
-        end_on_silence: None,
-        end_on_key: None,
-        time_out: None,
-        beep_start: false,
-        event: None,
-        transcription: None,
-        twiml_action: None,
-        twiml_status: plan.status.clone(),
-    }
+    Record { split: plan.dual, twiml_status: plan.status.clone(), ..Record::until_stopped(RecordFormat::Wav) }
 }
 
 impl Call {
@@ -110,11 +98,7 @@ impl Call {
     /// mixed: what it says and the conversation it hears, until it leaves. The `record` event
     /// goes to the conversation's eventUrl.
     pub(super) fn record_conversation(&mut self, endpoint_id: String, event: Option<Webhook>) {
-        let r = Record {
-            format: RecordFormat::Mp3,
-            event,
-            ..dial_record(&crate::ncco::DialRecord { from_ringing: false, dual: false, status: None })
-        };
+        let r = Record { event, ..Record::until_stopped(RecordFormat::Mp3) };
         self.start_recording(true, endpoint_id, &r, None);
     }
 

@@ -45,6 +45,25 @@ impl RecordFormat {
 const MP3_MAX_CHANNELS: u32 = 2;
 
 impl Record {
+    /// A mono recording in `format` that runs until it is stopped (no silence, key or length
+    /// ends it, no beep, no callbacks): the base of the recordings a program does not spell
+    /// out (a recorded `<Dial>`, a recorded conversation).
+    pub fn until_stopped(format: RecordFormat) -> Record {
+        Record {
+            format,
+            split: false,
+            channels: None,
+            end_on_silence: None,
+            end_on_key: None,
+            time_out: None,
+            beep_start: false,
+            event: None,
+            transcription: None,
+            twiml_action: None,
+            twiml_status: None,
+        }
+    }
+
     pub(crate) fn parse(f: &mut Fields) -> Option<Record> {
         let format = f.opt("format", fields::one_of(&RecordFormat::CHOICES));
         let split = f.opt("split", fields::one_of(&[("conversation", true)])).unwrap_or(false);
@@ -100,22 +119,11 @@ mod tests {
     #[test]
     fn minimal() {
         let r = record(r#"[{"action":"record"}]"#);
-        assert_eq!(
-            r,
-            Record {
-                format: RecordFormat::Mp3,
-                split: false,
-                channels: None,
-                end_on_silence: None,
-                end_on_key: None,
-                time_out: None,
-                beep_start: false,
-                event: None,
-                transcription: None,
-                twiml_action: None,
-                twiml_status: None,
-            }
-        );
+        assert_eq!(r, Record::until_stopped(RecordFormat::Mp3), "MP3, mono, until the call ends");
+        assert_eq!((r.format, r.split, r.channels, r.beep_start), (RecordFormat::Mp3, false, None, false));
+        assert_eq!((r.end_on_silence, r.end_on_key, r.time_out), (None, None, None));
+        assert!(r.event.is_none() && r.transcription.is_none());
+        assert!(r.twiml_action.is_none() && r.twiml_status.is_none());
     }
 
     #[test]

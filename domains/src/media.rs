@@ -43,6 +43,10 @@ pub enum Command {
         remote_sdp: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         prefer: Vec<String>,
+        /// SRTP (SDES): `always` offers `RTP/SAVP` and refuses plain offers, `never` refuses
+        /// secure ones, `optional` answers either and offers plain RTP.
+        #[serde(default, skip_serializing_if = "is_optional")]
+        srtp: crate::srtp::SrtpPolicy,
     },
     /// The remote answer to our offer, or a new remote offer (re-INVITE, e.g. hold). The reply
     /// carries our current SDP: unchanged after an answer, our new answer after an offer.
@@ -187,6 +191,10 @@ pub enum Command {
 
 fn yes() -> bool {
     true
+}
+
+fn is_optional(policy: &crate::srtp::SrtpPolicy) -> bool {
+    *policy == crate::srtp::SrtpPolicy::Optional
 }
 
 impl Command {
@@ -430,12 +438,18 @@ mod tests {
 
     #[test]
     fn endpoint_commands_and_replies() {
-        let req: Request =
-            serde_json::from_value(json!({"id":2,"type":"create_endpoint","call_uuid":"c1","prefer":["PCMU"]}))
-                .unwrap();
+        let req: Request = serde_json::from_value(
+            json!({"id":2,"type":"create_endpoint","call_uuid":"c1","prefer":["PCMU"],"srtp":"always"}),
+        )
+        .unwrap();
         assert_eq!(
             req.command,
-            Command::CreateEndpoint { call_uuid: "c1".into(), remote_sdp: None, prefer: vec!["PCMU".into()] }
+            Command::CreateEndpoint {
+                call_uuid: "c1".into(),
+                remote_sdp: None,
+                prefer: vec!["PCMU".into()],
+                srtp: crate::srtp::SrtpPolicy::Always,
+            }
         );
         assert_eq!(answer(&req, "x"), None);
         let reply = Message::ok(

@@ -74,6 +74,20 @@ impl Policy {
             _ => Policy::Optional,
         }
     }
+
+    /// Whether a secure (`true`) or plain stream or connection is acceptable.
+    pub fn accepts(self, secure: bool) -> bool {
+        match self {
+            Policy::Never => !secure,
+            Policy::Optional => true,
+            Policy::Always => secure,
+        }
+    }
+
+    /// Whether what we offer ourselves is secure (only when it must be).
+    pub fn offers_srtp(self) -> bool {
+        self == Policy::Always
+    }
 }
 
 /// `app` domains run their application; `trunk` domains are addressed by NCCO `sip`

@@ -1,6 +1,7 @@
-//! SDP offer/answer (RFC 4566, RFC 3264) for plain `RTP/AVP` audio: parsing a remote offer or
-//! answer, choosing G.711 (PCMU or PCMA) plus RFC 4733 `telephone-event/8000`, mirroring the
-//! stream direction, and writing our own SDP.
+//! SDP offer/answer (RFC 4566, RFC 3264) for `RTP/AVP` audio, and `RTP/SAVP` keyed by SDES
+//! (RFC 4568, `a=crypto`) when the leg's [`SrtpPolicy`] allows it: parsing a remote offer or
+//! answer, choosing a codec plus RFC 4733 `telephone-event/8000`, mirroring the stream
+//! direction, and writing our own SDP.
 //!
 //! What this module owns:
 //! - A lenient parser: it reads the lines we need (`v=`, `o=`, `c=`, `m=`, `a=rtpmap`, `a=fmtp`,
@@ -24,6 +25,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use thiserror::Error;
+
+use crate::srtp::{Crypto, CryptoSuite, MasterKey, SrtpPolicy};
 
 /// The payload type we offer for `telephone-event/8000` (any dynamic number works; 101 is usual).
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -189,8 +192,12 @@ pub enum SdpError {
     Malformed { line: usize, reason: String },
     #[error("no audio stream in the SDP")]
     NoAudio,
-    #[error("no RTP/AVP audio stream (transports offered: {0})")]
+    #[error("no RTP/AVP audio stream, nor RTP/SAVP with a supported a=crypto (transports offered: {0})")]
     UnsupportedTransport(String),
+    #[error("SRTP is required here, and the SDP offers only plain RTP/AVP")]
+    SrtpRequired,
+    #[error("SRTP is not allowed here, and the SDP offers only RTP/SAVP")]
+    SrtpRefused,
     #[error("the audio stream has no connection address (c=)")]
     NoConnection,
     #[error("no common codec: the remote side has {0}; we support PCMU and PCMA")]
@@ -227,6 +234,8 @@ pub struct MediaDescription {
     pub fmtps: Vec<(u8, String)>,
     pub direction: Option<Direction>,
     pub ptime: Option<u32>,
+    /// The usable `a=crypto` lines, in the writer's order of preference.
+    pub cryptos: Vec<Crypto>,
 }
 
 impl MediaDescription {
@@ -256,8 +265,15 @@ impl MediaDescription {
         })
     }
 
-    fn is_rtp_avp_audio(&self) -> bool {
-        self.media.eq_ignore_ascii_case("audio") && self.proto.eq_ignore_ascii_case("RTP/AVP")
+    /// `RTP/SAVP` (SDES-keyed SRTP) rather than `RTP/AVP`; `None` for any other transport.
+    fn secure(&self) -> Option<bool> {
+        if self.proto.eq_ignore_ascii_case("RTP/AVP") {
+            Some(false)
+        } else if self.proto.eq_ignore_ascii_case("RTP/SAVP") {
+            Some(true)
+        } else {
+            None
+        }
     }
 }
 
@@ -326,6 +342,7 @@ impl SessionDescription {
                         fmtps: Vec::new(),
                         direction: None,
                         ptime: None,
+                        cryptos: Vec::new(),
                     });
                 }
                 "a" => {
@@ -351,6 +368,7 @@ impl SessionDescription {
                             }
                         }
                         "ptime" => media.ptime = arg.parse::<u32>().ok().filter(|p| (1..=1000).contains(p)),
+                        "crypto" => media.cryptos.extend(Crypto::parse(arg)),
                         _ => {}
                     }
                 }
@@ -405,6 +423,9 @@ pub struct Negotiated {
     pub ptime: Option<u32>,
     /// Index of the negotiated `m=` section.
     pub media_index: usize,
+    /// The far end's SRTP suite and key (its `a=crypto`), when the stream is `RTP/SAVP`; ours
+    /// is [`LocalSdp::key`] with the same tag and suite.
+    pub srtp: Option<Crypto>,
 }
 
 /// Our side of a session: the `o=` ids and the address and port we receive RTP on.
@@ -414,6 +435,10 @@ pub struct LocalSdp {
     pub version: u64,
     pub address: IpAddr,
     pub port: u16,
+    /// Whether this leg may, must or must not use SRTP.
+    pub srtp: SrtpPolicy,
+    /// Our SRTP master key and salt (random, per endpoint), sent in our `a=crypto` lines.
+    pub key: MasterKey,
 }
 
 impl LocalSdp {
@@ -432,14 +457,27 @@ impl LocalSdp {
     }
 }
 
-fn audio_candidates(sdp: &SessionDescription) -> Result<(usize, &MediaDescription), SdpError> {
+/// The first audio stream `policy` accepts: `RTP/AVP`, or `RTP/SAVP` with a crypto line we
+/// can use. The errors say why none is.
+fn audio_candidates(sdp: &SessionDescription, policy: SrtpPolicy) -> Result<(usize, &MediaDescription), SdpError> {
     let audio: Vec<(usize, &MediaDescription)> =
         sdp.media.iter().enumerate().filter(|(_, m)| m.media.eq_ignore_ascii_case("audio") && m.port != 0).collect();
     if audio.is_empty() {
         return Err(SdpError::NoAudio);
     }
-    audio.iter().copied().find(|(_, m)| m.is_rtp_avp_audio()).ok_or_else(|| {
-        SdpError::UnsupportedTransport(audio.iter().map(|(_, m)| m.proto.as_str()).collect::<Vec<_>>().join(", "))
+    let usable = |m: &MediaDescription| match m.secure() {
+        Some(true) => policy.accepts(true) && !m.cryptos.is_empty(),
+        Some(false) => policy.accepts(false),
+        None => false,
+    };
+    if let Some(found) = audio.iter().copied().find(|(_, m)| usable(m)) {
+        return Ok(found);
+    }
+    let all = |secure: bool| audio.iter().all(|(_, m)| m.secure() == Some(secure));
+    Err(match policy {
+        SrtpPolicy::Always if all(false) => SdpError::SrtpRequired,
+        SrtpPolicy::Never if all(true) => SdpError::SrtpRefused,
+        _ => SdpError::UnsupportedTransport(audio.iter().map(|(_, m)| m.proto.as_str()).collect::<Vec<_>>().join(", ")),
     })
 }
 
@@ -459,8 +497,10 @@ fn codec_names(media: &MediaDescription) -> String {
 /// Negotiates a remote offer: the first `RTP/AVP` audio stream, the first codec of `prefer` the
 /// offer has (then the offer's own order), telephone-event with the offer's payload type, and our
 /// direction mirrored from the offer's.
-pub fn answer_offer(offer: &SessionDescription, prefer: &[Codec]) -> Result<Negotiated, SdpError> {
-    let (media_index, media) = audio_candidates(offer)?;
+/// An `RTP/SAVP` stream is answered with the offer's first usable crypto line (its tag and
+/// suite, our key).
+pub fn answer_offer(offer: &SessionDescription, prefer: &[Codec], srtp: SrtpPolicy) -> Result<Negotiated, SdpError> {
+    let (media_index, media) = audio_candidates(offer, srtp)?;
     let remote_ip = media.connection.or(offer.connection).ok_or(SdpError::NoConnection)?;
     let offered: Vec<(u8, Codec)> =
         media.payload_types().filter_map(|pt| media.codec_of(pt).map(|c| (pt, c))).collect();
@@ -479,13 +519,25 @@ pub fn answer_offer(offer: &SessionDescription, prefer: &[Codec]) -> Result<Nego
         direction: remote_direction(offer, media, remote_ip).reverse(),
         ptime: media.ptime,
         media_index,
+        srtp: if media.secure() == Some(true) { media.cryptos.first().cloned() } else { None },
     })
 }
 
 /// Applies the remote answer to an offer we made with `offered` codecs: the codec is the first
-/// of the answer's formats that we offered.
-pub fn accept_answer(answer: &SessionDescription, offered: &[Codec]) -> Result<Negotiated, SdpError> {
-    let (media_index, media) = audio_candidates(answer)?;
+/// of the answer's formats that we offered. We offered `RTP/SAVP` when `srtp` is
+/// [`SrtpPolicy::Always`] (else `RTP/AVP`), and the answer must keep to it: a secure answer
+/// names one of our crypto lines' tag and suite.
+pub fn accept_answer(answer: &SessionDescription, offered: &[Codec], srtp: SrtpPolicy) -> Result<Negotiated, SdpError> {
+    let strict = if srtp.offers_srtp() { SrtpPolicy::Always } else { SrtpPolicy::Never };
+    let (media_index, media) = audio_candidates(answer, strict)?;
+    let crypto = match media.secure() {
+        Some(true) => {
+            Some(media.cryptos.iter().find(|c| offered_tag(c.suite) == Some(c.tag)).cloned().ok_or_else(|| {
+                SdpError::UnsupportedTransport("RTP/SAVP answering none of our a=crypto lines".into())
+            })?)
+        }
+        _ => None,
+    };
     let remote_ip = media.connection.or(answer.connection).ok_or(SdpError::NoConnection)?;
     let (codec_pt, codec) = media
         .payload_types()
@@ -500,7 +552,14 @@ pub fn accept_answer(answer: &SessionDescription, offered: &[Codec]) -> Result<N
         direction: remote_direction(answer, media, remote_ip).reverse(),
         ptime: media.ptime,
         media_index,
+        srtp: crypto,
     })
+}
+
+/// The tag our offers give a suite (1, 2, … in [`CryptoSuite::ALL`]'s order).
+fn offered_tag(suite: CryptoSuite) -> Option<u32> {
+    let index = CryptoSuite::ALL.iter().position(|s| *s == suite)?;
+    u32::try_from(index + 1).ok()
 }
 
 /// Our offer: `codecs` in order (static payload types), telephone-event as
@@ -510,9 +569,16 @@ pub fn build_offer(local: &LocalSdp, codecs: &[Codec], direction: Direction) -> 
     local.write_session_head(&mut out);
     let mut pts: Vec<String> = codecs.iter().map(|c| c.payload_type().to_string()).collect();
     pts.push(TELEPHONE_EVENT_PT.to_string());
-    let _ = write!(out, "m=audio {} RTP/AVP {}\r\n", local.port, pts.join(" "));
+    let proto = if local.srtp.offers_srtp() { "RTP/SAVP" } else { "RTP/AVP" };
+    let _ = write!(out, "m=audio {} {proto} {}\r\n", local.port, pts.join(" "));
     for c in codecs {
         let _ = write!(out, "a=rtpmap:{} {}\r\n", c.payload_type(), c.rtpmap());
+    }
+    if local.srtp.offers_srtp() {
+        for suite in CryptoSuite::ALL {
+            let crypto = Crypto { tag: offered_tag(suite).unwrap_or(1), suite, key: local.key };
+            let _ = write!(out, "a=crypto:{}\r\n", crypto.to_value());
+        }
     }
     let _ = write!(out, "a=rtpmap:{TELEPHONE_EVENT_PT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT_PT} 0-16\r\n");
     let _ = write!(out, "a=ptime:{DEFAULT_PTIME}\r\na={}\r\n", direction.attribute());
@@ -532,8 +598,13 @@ pub fn build_answer(local: &LocalSdp, offer: &SessionDescription, negotiated: &N
         }
         let mut pts = vec![negotiated.codec_pt.to_string()];
         pts.extend(negotiated.telephone_event.map(|pt| pt.to_string()));
-        let _ = write!(out, "m=audio {} RTP/AVP {}\r\n", local.port, pts.join(" "));
+        let proto = if negotiated.srtp.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
+        let _ = write!(out, "m=audio {} {proto} {}\r\n", local.port, pts.join(" "));
         let _ = write!(out, "a=rtpmap:{} {}\r\n", negotiated.codec_pt, negotiated.codec.rtpmap());
+        if let Some(theirs) = &negotiated.srtp {
+            let ours = Crypto { key: local.key, ..theirs.clone() };
+            let _ = write!(out, "a=crypto:{}\r\n", ours.to_value());
+        }
         if let Some(pt) = negotiated.telephone_event {
             let events = media.fmtp(pt).filter(|f| !f.is_empty()).unwrap_or("0-16");
             let _ = write!(out, "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} {events}\r\n");
@@ -561,7 +632,87 @@ mod tests {
         a=ptime:30\r\n";
 
     fn local() -> LocalSdp {
-        LocalSdp { session_id: 42, version: 1, address: "127.0.0.1".parse().unwrap(), port: 10000 }
+        LocalSdp {
+            session_id: 42,
+            version: 1,
+            address: "127.0.0.1".parse().unwrap(),
+            port: 10000,
+            srtp: SrtpPolicy::Optional,
+            key: MasterKey([7; 30]),
+        }
+    }
+
+    // Plain-RTP legs, as most tests here negotiate.
+    fn answer_offer(offer: &SessionDescription, prefer: &[Codec]) -> Result<Negotiated, SdpError> {
+        super::answer_offer(offer, prefer, SrtpPolicy::Optional)
+    }
+
+    fn accept_answer(answer: &SessionDescription, offered: &[Codec]) -> Result<Negotiated, SdpError> {
+        super::accept_answer(answer, offered, SrtpPolicy::Optional)
+    }
+
+    const SAVP_OFFER: &str = "v=0\r\no=a 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+        m=audio 49170 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20\r\n\
+        a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n";
+
+    #[test]
+    fn a_secure_offer_is_answered_with_its_first_suite_and_our_key() {
+        let offer = SessionDescription::parse(SAVP_OFFER).unwrap();
+        let n = super::answer_offer(&offer, &[], SrtpPolicy::Optional).unwrap();
+        let theirs = n.srtp.clone().unwrap();
+        assert_eq!((theirs.tag, theirs.suite), (1, CryptoSuite::AesCm128HmacSha1_80));
+        let text = build_answer(&local(), &offer, &n);
+        assert!(text.contains("m=audio 10000 RTP/SAVP 0 101\r\n"), "{text}");
+        let ours = Crypto { tag: 1, suite: CryptoSuite::AesCm128HmacSha1_80, key: MasterKey([7; 30]) };
+        assert!(text.contains(&format!("a=crypto:{}\r\n", ours.to_value())), "{text}");
+        assert_eq!(super::answer_offer(&offer, &[], SrtpPolicy::Always).unwrap().srtp, Some(theirs));
+        assert_eq!(super::answer_offer(&offer, &[], SrtpPolicy::Never), Err(SdpError::SrtpRefused));
+        // Plain offers: refused where SRTP is required.
+        let plain = SessionDescription::parse(OFFER).unwrap();
+        assert_eq!(super::answer_offer(&plain, &[], SrtpPolicy::Always), Err(SdpError::SrtpRequired));
+        assert_eq!(super::answer_offer(&plain, &[], SrtpPolicy::Never).unwrap().srtp, None);
+        // SAVP without a usable crypto line is no secure stream.
+        let keyless = SAVP_OFFER.lines().filter(|l| !l.starts_with("a=crypto")).collect::<Vec<_>>().join("\r\n");
+        assert!(matches!(
+            super::answer_offer(&SessionDescription::parse(&keyless).unwrap(), &[], SrtpPolicy::Optional),
+            Err(SdpError::UnsupportedTransport(_))
+        ));
+        // Best effort (a secure and a plain stream): the policy picks.
+        let both = format!("{SAVP_OFFER}m=audio 49180 RTP/AVP 0\r\n");
+        let both = SessionDescription::parse(&both).unwrap();
+        assert_eq!(super::answer_offer(&both, &[], SrtpPolicy::Never).unwrap().media_index, 1);
+        assert_eq!(super::answer_offer(&both, &[], SrtpPolicy::Optional).unwrap().media_index, 0);
+    }
+
+    #[test]
+    fn a_secure_offer_round_trips() {
+        let mut l = local();
+        l.srtp = SrtpPolicy::Always;
+        let offer = build_offer(&l, &[Codec::Pcmu], Direction::SendRecv);
+        assert!(offer.contains("m=audio 10000 RTP/SAVP 0 101\r\n"), "{offer}");
+        assert!(offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"), "{offer}");
+        assert!(offer.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"), "{offer}");
+        // The far end answers with the 32-bit suite and its own key.
+        let parsed = SessionDescription::parse(&offer).unwrap();
+        let mut far = local();
+        far.key = MasterKey([9; 30]);
+        let mut n = super::answer_offer(&parsed, &[], SrtpPolicy::Always).unwrap();
+        n.srtp = parsed.media[0].cryptos.get(1).cloned();
+        let answer = SessionDescription::parse(&build_answer(&far, &parsed, &n)).unwrap();
+        let back = super::accept_answer(&answer, &[Codec::Pcmu], SrtpPolicy::Always).unwrap();
+        let theirs = back.srtp.unwrap();
+        assert_eq!((theirs.tag, theirs.suite, theirs.key), (2, CryptoSuite::AesCm128HmacSha1_32, MasterKey([9; 30])));
+        // A plain answer to a secure offer, or a tag we never offered, is refused.
+        let plain = SessionDescription::parse(OFFER).unwrap();
+        assert_eq!(super::accept_answer(&plain, &Codec::ALL, SrtpPolicy::Always), Err(SdpError::SrtpRequired));
+        let wrong_tag = build_answer(&far, &parsed, &n).replace("a=crypto:2 ", "a=crypto:7 ");
+        assert!(
+            super::accept_answer(&SessionDescription::parse(&wrong_tag).unwrap(), &[Codec::Pcmu], SrtpPolicy::Always)
+                .is_err()
+        );
+        // A secure answer to a plain offer is refused too.
+        assert_eq!(super::accept_answer(&answer, &[Codec::Pcmu], SrtpPolicy::Optional), Err(SdpError::SrtpRefused));
     }
 
     #[test]

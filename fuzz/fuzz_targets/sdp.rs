@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use domains::sdp::{self, Codec, Direction, LocalSdp, SessionDescription};
+use domains::srtp::{MasterKey, SrtpPolicy};
 use libfuzzer_sys::fuzz_target;
 
 const PREFS: [&[Codec]; 5] =
@@ -20,27 +21,29 @@ fuzz_target!(|data: &[u8]| {
     let text = data;
     let prefer = PREFS[usize::from(sel) % PREFS.len()];
     let address = if sel & 0x80 != 0 { IpAddr::V6(Ipv6Addr::LOCALHOST) } else { IpAddr::V4(Ipv4Addr::LOCALHOST) };
-    let local = LocalSdp { session_id: 42, version: 1, address, port: 40000 };
+    let srtp = [SrtpPolicy::Optional, SrtpPolicy::Always, SrtpPolicy::Never][usize::from(sel >> 5) % 3];
+    let local = LocalSdp { session_id: 42, version: 1, address, port: 40000, srtp, key: MasterKey([3; 30]) };
 
     // Our offer, independent of the SDP text: must always parse and negotiate.
     let codecs = if prefer.is_empty() { &Codec::ALL[..] } else { prefer };
     let direction = DIRECTIONS[usize::from(sel >> 3) % DIRECTIONS.len()];
     let offer_text = sdp::build_offer(&local, codecs, direction);
     let offer = SessionDescription::parse(&offer_text).expect("our offer parses");
-    let n = sdp::answer_offer(&offer, codecs).expect("our offer is answerable");
+    let n = sdp::answer_offer(&offer, codecs, srtp).expect("our offer is answerable");
+    assert_eq!(n.srtp.is_some(), srtp.offers_srtp());
     assert_eq!(n.codec, codecs[0]);
 
     let Ok(text) = std::str::from_utf8(text) else { return };
     let Ok(remote) = SessionDescription::parse(text) else { return };
 
     // As offerer: the remote text is the answer to an offer of `codecs`.
-    if let Ok(n) = sdp::accept_answer(&remote, codecs) {
+    if let Ok(n) = sdp::accept_answer(&remote, codecs, srtp) {
         assert!(codecs.contains(&n.codec));
         assert!(n.media_index < remote.media.len());
     }
 
     // As answerer: the remote text is an offer.
-    let Ok(negotiated) = sdp::answer_offer(&remote, prefer) else { return };
+    let Ok(negotiated) = sdp::answer_offer(&remote, prefer, srtp) else { return };
     assert!(negotiated.media_index < remote.media.len());
     let answer_text = sdp::build_answer(&local, &remote, &negotiated);
     let answer = match SessionDescription::parse(&answer_text) {
@@ -48,7 +51,12 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("our answer does not parse: {e}\noffer: {text:?}\nanswer: {answer_text:?}"),
     };
     assert_eq!(answer.media.len(), remote.media.len(), "answer must keep one m= per offered m=");
-    let accepted = match sdp::accept_answer(&answer, &[negotiated.codec]) {
+    if negotiated.srtp.is_some() {
+        // Our answer echoes the offerer's crypto tag, which only its offer can accept.
+        assert!(answer_text.contains("RTP/SAVP") && answer_text.contains("a=crypto:"), "{answer_text}");
+        return;
+    }
+    let accepted = match sdp::accept_answer(&answer, &[negotiated.codec], SrtpPolicy::Optional) {
         Ok(a) => a,
         Err(e) => panic!("our answer is not acceptable: {e}\noffer: {text:?}\nanswer: {answer_text:?}"),
     };

@@ -2,6 +2,10 @@
 //! RTP latching, packet counters, and the receive loop that relays each packet to the bridged
 //! peer endpoint (through the peer's socket, so the far end sees the port our SDP named).
 //!
+//! A leg that negotiated `RTP/SAVP` has an [`SrtpSession`]: what arrives is authenticated and
+//! decrypted before anything else looks at it (a packet that fails is dropped, and latches
+//! nothing), and everything sent to it, relayed or ours, RTP or RTCP, is protected last.
+//!
 //! Symmetric RTP (RFC 4961): until a packet arrives we send to the address in the remote SDP;
 //! the first packet's source address is latched and used from then on, and packets from any
 //! other source are dropped (a stranger cannot inject audio). A remote description with a new
@@ -36,6 +40,7 @@ use crate::playout::{self, OutStream};
 use crate::ports::PortLease;
 use crate::recorder::{self, Recorder};
 use crate::sources::Sources;
+use crate::srtp::SrtpSession;
 use domains::rtp;
 
 /// Milliseconds since the engine started: what endpoints store as "last packet".
@@ -164,6 +169,10 @@ pub struct Endpoint {
     /// it, so the far end's report blocks about it carry our SR's time (round-trip time).
     last_sent_ssrc: AtomicU32,
     detectors: Mutex<Detectors>,
+    /// The leg's SRTP session, while its SDP says `RTP/SAVP`.
+    srtp: Mutex<Option<SrtpSession>>,
+    /// Whether `srtp` holds a session (read per packet without the lock).
+    secure: AtomicBool,
 }
 
 /// What RTCP has told about the far end.
@@ -216,6 +225,11 @@ impl Endpoint {
         events: broadcast::Sender<Event>,
         rtcp: Option<UdpSocket>,
     ) -> Arc<Endpoint> {
+        let mut local = local;
+        let srtp = match &session {
+            Session::Negotiated(n) => secure_session(&mut local, n, &id),
+            Session::Offered { .. } => None,
+        };
         Arc::new(Endpoint {
             id,
             call_uuid,
@@ -248,7 +262,40 @@ impl Endpoint {
             rtcp_state: Mutex::new(RtcpState::default()),
             last_sent_ssrc: AtomicU32::new(0),
             detectors: Mutex::new(Detectors::default()),
+            secure: AtomicBool::new(srtp.is_some()),
+            srtp: Mutex::new(srtp),
         })
+    }
+
+    /// Keeps the SRTP session in step with a newly negotiated description: the same far-end
+    /// crypto keeps the running contexts (and their rollover counters), another makes new
+    /// ones, plain RTP drops them.
+    fn follow_srtp(&self, local: &mut LocalSdp, negotiated: &Negotiated) {
+        let mut slot = lock(&self.srtp);
+        let unchanged = match (&*slot, &negotiated.srtp) {
+            (Some(running), Some(remote)) => running.remote == *remote,
+            (None, None) => true,
+            _ => false,
+        };
+        if !unchanged {
+            *slot = secure_session(local, negotiated, &self.id);
+            self.secure.store(slot.is_some(), Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `f` on the SRTP session; `None` without one or when `f` refuses the packet.
+    fn with_srtp<R>(&self, f: impl FnOnce(&mut SrtpSession) -> Option<R>) -> Option<R> {
+        lock(&self.srtp).as_mut().and_then(f)
+    }
+
+    /// What goes on the wire for `packet`: protected when the leg is secure (`None`: it could
+    /// not be), as it is otherwise.
+    fn seal<'a>(&self, packet: &'a [u8], sealed: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+        if !self.secure.load(Ordering::Relaxed) {
+            return Some(packet);
+        }
+        *sealed = self.with_srtp(|s| s.protect_rtp(packet))?;
+        Some(sealed.as_slice())
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -285,12 +332,12 @@ impl Endpoint {
         }
         let reoffered = st.reoffered.take();
         let negotiated = match (&st.session, reoffered) {
-            (_, Some(offered)) => sdp::accept_answer(&remote, &offered)?,
-            (Session::Offered { offered }, None) => sdp::accept_answer(&remote, offered)?,
+            (_, Some(offered)) => sdp::accept_answer(&remote, &offered, st.local.srtp)?,
+            (Session::Offered { offered }, None) => sdp::accept_answer(&remote, offered, st.local.srtp)?,
             (Session::Negotiated(current), None) => {
                 let mut prefer = vec![current.codec];
                 prefer.extend(Codec::ALL.iter().filter(|c| **c != current.codec));
-                let n = sdp::answer_offer(&remote, &prefer)?;
+                let n = sdp::answer_offer(&remote, &prefer, st.local.srtp)?;
                 st.local.next_version();
                 st.local_sdp = sdp::build_answer(&st.local, &remote, &n);
                 n
@@ -305,6 +352,7 @@ impl Endpoint {
         if moved {
             st.latched = None;
         }
+        self.follow_srtp(&mut st.local, &negotiated);
         tracing::info!(
             endpoint_id = %self.id, call_uuid = %self.call_uuid, codec = negotiated.codec.name(),
             direction = negotiated.direction.attribute(), remote = %SocketAddr::new(negotiated.remote_ip, negotiated.remote_port),
@@ -400,7 +448,22 @@ impl Endpoint {
             match self.socket.recv_from(&mut buf).await {
                 Ok((n, from)) => {
                     // `recv_from` never reports more bytes than the buffer holds.
-                    let Some(packet) = buf.get_mut(..n) else { continue };
+                    let Some(received) = buf.get_mut(..n) else { continue };
+                    let mut clear;
+                    let packet: &mut [u8] = if self.secure.load(Ordering::Relaxed) {
+                        match self.with_srtp(|s| s.unprotect_rtp(received)) {
+                            Some(p) => {
+                                clear = p;
+                                clear.as_mut_slice()
+                            }
+                            None => {
+                                tracing::trace!(endpoint_id = %self.id, %from, "SRTP packet refused (authentication, replay)");
+                                continue;
+                            }
+                        }
+                    } else {
+                        received
+                    };
                     let Some((peer, dest, rebuilt)) = isolate(&self.id, || self.prepare_relay(packet, from)) else {
                         continue;
                     };
@@ -649,6 +712,8 @@ impl Endpoint {
         if let Some(ssrc) = packet.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) {
             peer.last_sent_ssrc.store(ssrc, Ordering::Relaxed);
         }
+        let mut sealed = Vec::new();
+        let Some(packet) = peer.seal(packet, &mut sealed) else { return };
         match peer.socket.send_to(packet, dest).await {
             Ok(n) => {
                 peer.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
@@ -676,6 +741,8 @@ impl Endpoint {
 
     async fn send_own(&self, packet: &[u8], dest: SocketAddr) {
         self.last_sent_ssrc.store(lock(&self.out).ssrc(), Ordering::Relaxed);
+        let mut sealed = Vec::new();
+        let Some(packet) = self.seal(packet, &mut sealed) else { return };
         match self.socket.send_to(packet, dest).await {
             Ok(n) => {
                 self.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
@@ -852,6 +919,14 @@ impl Endpoint {
     }
 
     fn on_rtcp(&self, datagram: &[u8]) {
+        let clear;
+        let datagram = if self.secure.load(Ordering::Relaxed) {
+            let Some(p) = self.with_srtp(|s| s.unprotect_rtcp(datagram)) else { return };
+            clear = p;
+            clear.as_slice()
+        } else {
+            datagram
+        };
         let Ok(packets) = domains::rtcp::parse(datagram) else { return };
         let now = ntp_now();
         let mut st = lock(&self.rtcp_state);
@@ -894,7 +969,11 @@ impl Endpoint {
             packets: c.tx_packets as u32,
             octets: c.tx_bytes as u32,
         };
-        Some((domains::rtcp::build(ssrc, Some(sender), &block.into_iter().collect::<Vec<_>>(), "voxbridge"), dest))
+        let report = domains::rtcp::build(ssrc, Some(sender), &block.into_iter().collect::<Vec<_>>(), "voxbridge");
+        if self.secure.load(Ordering::Relaxed) {
+            return Some((self.with_srtp(|s| s.protect_rtcp(&report))?, dest));
+        }
+        Some((report, dest))
     }
 
     /// Sends the decoded received audio (20 ms frames) to the returned receiver until
@@ -988,6 +1067,20 @@ fn isolate<R>(endpoint_id: &str, work: impl FnOnce() -> Option<R>) -> Option<R> 
     }
 }
 
+/// The SRTP session `negotiated` calls for, keyed by `local`'s key; once a leg is secure, our
+/// later offers to it (hold, resume) are secure too.
+fn secure_session(local: &mut LocalSdp, negotiated: &Negotiated, endpoint_id: &str) -> Option<SrtpSession> {
+    let remote = negotiated.srtp.as_ref()?;
+    local.srtp = domains::srtp::SrtpPolicy::Always;
+    match SrtpSession::new(&local.key, remote) {
+        Ok(session) => Some(session),
+        Err(e) => {
+            tracing::warn!(%endpoint_id, error = %e, "SRTP session could not be made");
+            None
+        }
+    }
+}
+
 /// Direction we offer on a new endpoint.
 pub const OFFER_DIRECTION: Direction = Direction::SendRecv;
 
@@ -1022,7 +1115,14 @@ mod tests {
     fn endpoint(alloc: &Arc<PortAllocator>, remote: SocketAddr) -> Arc<Endpoint> {
         let (socket, _rtcp, lease) = alloc.allocate().unwrap();
         let socket = UdpSocket::from_std(socket).unwrap();
-        let local = LocalSdp { session_id: 1, version: 1, address: LOCALHOST, port: lease.port() };
+        let local = LocalSdp {
+            session_id: 1,
+            version: 1,
+            address: LOCALHOST,
+            port: lease.port(),
+            srtp: domains::srtp::SrtpPolicy::Optional,
+            key: domains::srtp::MasterKey([0; 30]),
+        };
         let negotiated = Negotiated {
             codec: Codec::Pcmu,
             codec_pt: 0,
@@ -1032,6 +1132,7 @@ mod tests {
             direction: Direction::SendRecv,
             ptime: None,
             media_index: 0,
+            srtp: None,
         };
         let id = format!("ep{}", lease.port());
         let session = Session::Negotiated(negotiated);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use domains::media::{Command, ErrorCode, Event, Message, PlaySource, Reply, Request, answer};
 use domains::sdp::{self, Codec, LocalSdp, SdpError, SessionDescription};
+use domains::srtp::{MasterKey, SrtpPolicy};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
@@ -119,8 +120,8 @@ impl Engine {
         }
         let id = request.id;
         let result = match request.command {
-            Command::CreateEndpoint { call_uuid, remote_sdp, prefer } => {
-                self.create(call_uuid, remote_sdp.as_deref(), &prefer).map(|ep| {
+            Command::CreateEndpoint { call_uuid, remote_sdp, prefer, srtp } => {
+                self.create(call_uuid, remote_sdp.as_deref(), &prefer, srtp).map(|ep| {
                     owned.insert(ep.id.clone());
                     Reply::Endpoint {
                         endpoint_id: ep.id.clone(),
@@ -282,6 +283,7 @@ impl Engine {
         call_uuid: String,
         remote_sdp: Option<&str>,
         prefer: &[String],
+        srtp: SrtpPolicy,
     ) -> Result<Arc<Endpoint>, CommandError> {
         let prefer: Vec<Codec> = prefer.iter().filter_map(|name| Codec::from_name(name)).collect();
         let mut local = LocalSdp {
@@ -289,6 +291,9 @@ impl Engine {
             version: 1,
             address: self.config.rtp_ip,
             port: 0,
+            srtp,
+            // Each leg its own key, from the OS-seeded CSPRNG.
+            key: MasterKey(rand::random()),
         };
         // Negotiate before taking a port: a refused offer costs nothing.
         let offer = match remote_sdp {
@@ -296,7 +301,7 @@ impl Engine {
                 let offer = SessionDescription::parse(text)?;
                 // The command's preference, else the offerer's order (RFC 3264 §6.1): any
                 // supported codec is accepted and transcoded when the other leg differs.
-                let negotiated = sdp::answer_offer(&offer, &prefer)?;
+                let negotiated = sdp::answer_offer(&offer, &prefer, srtp)?;
                 Some((offer, negotiated, text))
             }
             None => None,
@@ -353,11 +358,12 @@ impl Engine {
     ) -> Result<Arc<Endpoint>, CommandError> {
         let codec = if websocket_rate(&target)? > 8000 { Codec::G722 } else { Codec::Pcmu };
         let prefer = [codec.name().to_owned()];
-        let party = self.create(call_uuid.clone(), None, &prefer)?;
-        let paired = self.create(call_uuid, Some(&party.local_sdp()), &prefer).and_then(|streamer| {
-            party.update(&streamer.local_sdp())?;
-            Ok(streamer)
-        });
+        let party = self.create(call_uuid.clone(), None, &prefer, SrtpPolicy::Optional)?;
+        let paired =
+            self.create(call_uuid, Some(&party.local_sdp()), &prefer, SrtpPolicy::Optional).and_then(|streamer| {
+                party.update(&streamer.local_sdp())?;
+                Ok(streamer)
+            });
         let streamer = match paired {
             Ok(streamer) => streamer,
             Err(e) => {

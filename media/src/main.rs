@@ -25,6 +25,7 @@ mod playout;
 mod ports;
 mod recorder;
 mod sources;
+mod srtp;
 mod websocket;
 
 #[derive(Parser)]

@@ -2,7 +2,9 @@
 //! what it sends and hears) as the far end of a `connect`: the call completes with audio both
 //! ways. The caller is a raw socket sending a 440 Hz tone; baresip sends 600 Hz. And baresip as a
 //! phone: it registers as a domain user (`regint`, `auth_user`/`auth_pass`) and takes an `app`
-//! call placed over the Voice API, hearing its talk.
+//! call placed over the Voice API, hearing its talk. And baresip with SRTP (`mediaenc=srtp-mand`:
+//! `RTP/SAVP` keyed by `a=crypto`, libre's own SRTP): a secure caller into a domain that requires
+//! SRTP, connected to a secure callee (`;media=srtp`), each hearing the other.
 
 use std::time::Duration;
 
@@ -14,21 +16,29 @@ const URI: &str = "sip:+14155550100@acme-sip.sip-us.sip.voxbridge.local";
 
 /// Starts baresip answering on a free port; it quits by itself after `secs`.
 fn baresip(dir: &std::path::Path, port: u16, secs: u32) -> std::process::Child {
-    baresip_as(dir, port, secs, &format!("<sip:peer@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU"))
+    let account = format!("<sip:peer@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU");
+    baresip_as(dir, port, secs, &account, 600.0, None)
 }
 
-/// [`baresip`] with its own account line.
-fn baresip_as(dir: &std::path::Path, port: u16, secs: u32, account: &str) -> std::process::Child {
+/// [`baresip`] with its own account line and tone; with `dial`, it calls that URI at start.
+fn baresip_as(
+    dir: &std::path::Path,
+    port: u16,
+    secs: u32,
+    account: &str,
+    tone_hz: f32,
+    dial: Option<&str>,
+) -> std::process::Child {
     let cfg = dir.join("cfg");
     let rec = dir.join("rec");
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::create_dir_all(&rec).unwrap();
-    // Its source: a 600 Hz tone longer than the call (baresip hangs up at the file's end).
-    let source = dir.join("tone600.wav");
+    // Its source: a tone longer than the call (baresip hangs up at the file's end).
+    let source = dir.join("tone.wav");
     let spec =
         hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(&source, spec).unwrap();
-    for s in tone(&[600.0], 6000.0, 1000 * (secs + 5)) {
+    for s in tone(&[tone_hz], 6000.0, 1000 * (secs + 5)) {
         w.write_sample(s).unwrap();
     }
     w.finalize().unwrap();
@@ -38,15 +48,21 @@ fn baresip_as(dir: &std::path::Path, port: u16, secs: u32, account: &str) -> std
         "poll_method epoll\nsip_listen 127.0.0.1:{port}\naudio_player alsa,null\naudio_alert alsa,null\n\
          audio_source aufile,{}\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\n\
          rtp_ports {rtp}-{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
-         module alsa.so\nmodule sndfile.so\nmodule_tmp uuid.so\nmodule_tmp account.so\nsnd_path {}\n",
+         module alsa.so\nmodule sndfile.so\nmodule srtp.so\nmodule_tmp uuid.so\nmodule_tmp account.so\nsnd_path {}\n",
         source.display(),
         rtp + 19,
         rec.display()
     );
+    // The menu module holds the `/dial` command.
+    let config = if dial.is_some() { format!("{config}module menu.so\n") } else { config };
     std::fs::write(cfg.join("config"), config).unwrap();
     std::fs::write(cfg.join("accounts"), format!("{account}\n")).unwrap();
     std::fs::write(cfg.join("contacts"), "").unwrap();
-    std::process::Command::new("baresip")
+    let mut command = std::process::Command::new("baresip");
+    if let Some(uri) = dial {
+        command.arg("-e").arg(format!("/dial {uri}"));
+    }
+    command
         .arg("-f")
         .arg(&cfg)
         .arg("-t")
@@ -89,19 +105,82 @@ async fn baresip_completes_a_call_with_audio_both_ways() {
         env.app.statuses("outbound")
     );
     // What baresip heard (its decoder's dump) holds the caller's 440 Hz.
-    let dump = std::fs::read_dir(dir.path().join("rec"))
+    let narrow = heard_by(dir.path());
+    assert!(narrow.len() > 16000, "{} samples at 8 kHz", narrow.len());
+    let part = &narrow[4000..narrow.len().min(16000)];
+    assert!(tone_power(part, 440.0) > 1.0e5, "baresip heard the caller's 440 Hz: {}", tone_power(part, 440.0));
+}
+
+/// What baresip in `dir` heard (its decoder's dump), at 8 kHz.
+fn heard_by(dir: &std::path::Path) -> Vec<i16> {
+    let log = std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default();
+    let dump = std::fs::read_dir(dir.join("rec"))
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .expect("baresip's dump of what it heard");
+        .unwrap_or_else(|| panic!("baresip's dump of what it heard: {log}"));
     let mut wav = hound::WavReader::open(&dump).unwrap();
     let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
     let rate = wav.spec().sample_rate as usize;
-    assert!(samples.len() > rate * 2, "{} samples at {rate} Hz", samples.len());
-    let narrow: Vec<i16> = samples.iter().step_by(rate / 8000).copied().collect();
-    let part = &narrow[4000..narrow.len().min(16000)];
-    assert!(tone_power(part, 440.0) > 1.0e5, "baresip heard the caller's 440 Hz: {}", tone_power(part, 440.0));
+    samples.iter().step_by((rate / 8000).max(1)).copied().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtp_caller_and_callee_talk_through_a_domain_that_requires_srtp() {
+    let callee_dir = vbtest::tempdir::Dir::new();
+    let callee_port = vbtest::sipp::free_port();
+    let secure = "regint=0;audio_codecs=PCMU;mediaenc=srtp-mand";
+    let callee_account = format!("<sip:peer@127.0.0.1:{callee_port}>;answermode=auto;{secure}");
+    let mut callee = baresip_as(callee_dir.path(), callee_port, 14, &callee_account, 440.0, None);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let callee_uri = format!("sip:peer@127.0.0.1:{callee_port};media=srtp");
+    let env = SipEnv::start(
+        json!([{"action": "connect", "endpoint": [{"type": "sip", "uri": callee_uri}]}]),
+        &["127.0.0.1"],
+        None,
+    )
+    .await;
+    let domain = json!({"name": "acme-sip", "application_id": env.app_id, "acl": ["127.0.0.1"], "srtp": "always"});
+    let (status, body) = env.server.put_json("/v1/psip/acme-sip", domain).await;
+    assert_eq!((status, body["srtp"].as_str()), (200, Some("always")), "{body}");
+
+    // A plain RTP/AVP offer is refused where SRTP is required.
+    let refused =
+        RawCall::try_place(&env.sip, URI, vbtest::raw::sdp_offer).await.err().expect("a plain offer is refused");
+    assert!(refused.starts_with("SIP/2.0 488"), "{refused}");
+
+    // A secure caller (RTP/SAVP, its own key) reaches the secure callee.
+    let caller_dir = vbtest::tempdir::Dir::new();
+    let caller_port = vbtest::sipp::free_port();
+    let caller_account = format!("<sip:alice@127.0.0.1:{caller_port}>;outbound=\"sip:{}\";{secure}", env.sip);
+    let mut caller = baresip_as(caller_dir.path(), caller_port, 7, &caller_account, 600.0, Some(URI));
+    let log = |dir: &vbtest::tempdir::Dir| std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+    assert!(
+        env.app.wait_status("outbound", "answered", Duration::from_secs(15)).await,
+        "the secure callee answered: caller {}\ncallee {}",
+        log(&caller_dir),
+        log(&callee_dir)
+    );
+    let _ = tokio::task::spawn_blocking(move || caller.wait()).await;
+    assert!(
+        env.app.wait_status("outbound", "completed", Duration::from_secs(15)).await,
+        "{:?}",
+        env.app.statuses("outbound")
+    );
+    let _ = callee.kill();
+    let _ = tokio::task::spawn_blocking(move || callee.wait()).await;
+    for dir in [&caller_dir, &callee_dir] {
+        let said = log(dir);
+        assert!(said.contains("mediaenc event 'Secure' (audio,AES_CM_128_HMAC_SHA1_80)"), "SRTP negotiated: {said}");
+    }
+    // Each heard the other's tone: decrypted on the way in, encrypted again on the way out.
+    for (dir, hz) in [(&caller_dir, 440.0), (&callee_dir, 600.0)] {
+        let heard = heard_by(dir.path());
+        assert!(heard.len() > 16000, "{} samples at 8 kHz: {}", heard.len(), log(dir));
+        let part = &heard[8000..16000];
+        assert!(tone_power(part, hz) > 1.0e5, "{hz} Hz heard: {} ({})", tone_power(part, hz), log(dir));
+    }
 }
 
 /// The unexpired bindings of alice, as the API lists them.
@@ -126,7 +205,7 @@ async fn baresip_registers_as_a_domain_user_and_takes_an_app_call_with_audio() {
          outbound=\"sip:{}\";regint=600;answermode=auto;audio_codecs=PCMU",
         env.sip
     );
-    let mut phone = baresip_as(dir.path(), port, 20, &account);
+    let mut phone = baresip_as(dir.path(), port, 20, &account, 600.0, None);
     let log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while alice_registrations(&env).await.is_empty() {

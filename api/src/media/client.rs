@@ -235,6 +235,7 @@ impl MediaControl for MediaClient {
             call_uuid: call_uuid.to_owned(),
             remote_sdp: remote_offer.map(str::to_owned),
             prefer: prefer.to_vec(),
+            srtp: domains::srtp::SrtpPolicy::Optional,
         };
         match self.request(command).await? {
             Reply::Endpoint { endpoint_id, local_sdp, .. } => Ok(MediaEndpoint { id: endpoint_id, local_sdp }),

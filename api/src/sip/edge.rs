@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use domains::call::{Call, CallContext, Key, Route};
 use domains::sip::dialog::Local;
+use domains::srtp::SrtpPolicy;
 
 use super::limits::{EdgeLimits, Refused};
 use super::transport::{Incoming, Transport};
@@ -303,7 +304,7 @@ impl Edge {
         // 100 Trying at once stops the caller's INVITE retransmissions (Timer A) while we work.
         let _ = self.transport.send(&inc.flow, &inc.msg.response(100, None)).await;
         match self.admit(&inc).await {
-            Ok((route, hooks)) => {
+            Ok((route, hooks, caller_srtp)) => {
                 let io = self.io();
                 let dialling = match self.dialling().await {
                     Ok(d) => d,
@@ -314,7 +315,7 @@ impl Edge {
                         return;
                     }
                 };
-                let ctx = self.context(route, dialling);
+                let ctx = CallContext { caller_srtp, ..self.context(route, dialling) };
                 let call = Call::inbound(ctx, inc.flow, inc.msg, inc.received, driver::now());
                 driver::drive(call, hooks, inbox, self_tx.clone(), io).await;
             }
@@ -374,6 +375,7 @@ impl Edge {
             route,
             region_url: self.config.public_url.clone().unwrap_or_else(|| format!("http://{}", self.config.http_addr)),
             dialling,
+            caller_srtp: SrtpPolicy::Optional,
         }
     }
 
@@ -499,8 +501,9 @@ impl Edge {
         }
     }
 
-    /// Security first: nothing is allocated, fetched or written before this succeeds.
-    async fn admit(&self, inc: &Incoming) -> Result<(Route, Option<AppHooks>), Refusal> {
+    /// Security first: nothing is allocated, fetched or written before this succeeds. Gives
+    /// the route, the application's webhooks and the caller's SRTP policy (its domain's).
+    async fn admit(&self, inc: &Incoming) -> Result<(Route, Option<AppHooks>, SrtpPolicy), Refusal> {
         let (parsed, region, entry) = match self.addressed(inc).await? {
             Addressed::Domain { uri, region, entry } => (uri, region, entry),
             Addressed::TrunkHost { uri, region } => {
@@ -508,9 +511,11 @@ impl Edge {
                 let realm = self.config.addressing().trunk_realm().to_owned();
                 let admitted = self.authenticate(inc, &realm, true).await?;
                 tracing::info!(call_id = inc.msg.call_id(), %region, ?admitted, "PBX INVITE admitted on the trunk host");
-                return self.pbx_route(inc, &parsed_user(&uri), region).await;
+                let (route, hooks) = self.pbx_route(inc, &parsed_user(&uri), region).await?;
+                return Ok((route, hooks, SrtpPolicy::Optional));
             }
         };
+        let srtp = domains::psip::Policy::from_db(&entry.domain.srtp);
         let (domain, acl, users) = (&entry.domain, &entry.acl, entry.digest_users);
         let source = inc.flow.peer().ip();
         let admitted = match first_check(acl, users > 0, source) {
@@ -521,7 +526,8 @@ impl Edge {
         tracing::info!(call_id = inc.msg.call_id(), domain = %domain.name, %region, ?admitted, "INVITE admitted");
         if domains::psip::DomainType::from_db(&domain.domain_type) == domains::psip::DomainType::Trunk {
             // A trunk domain's ACL or users identify a PBX: its calls go where a PBX's go.
-            return self.pbx_route(inc, &parsed_user(&parsed), region).await;
+            let (route, hooks) = self.pbx_route(inc, &parsed_user(&parsed), region).await?;
+            return Ok((route, hooks, srtp));
         }
         let user = parsed_user(&parsed);
         let domains_app = Route::Application {
@@ -530,7 +536,8 @@ impl Edge {
             dialect: Dialect::default(),
             sip_transport: Default::default(),
         };
-        self.number_route(&user, Some(domains_app)).await
+        let (route, hooks) = self.number_route(&user, Some(domains_app)).await?;
+        Ok((route, hooks, srtp))
     }
 
     /// The route of a call to `user` when it is one of the account's numbers (its forwarding

@@ -39,6 +39,8 @@ pub struct Target {
     pub session_expires: Option<u32>,
     /// Where the leg's own events go instead of the application's event_url.
     pub status: Option<super::LegHook>,
+    /// `Always` for a URI with `;media=srtp`: the leg is offered SRTP only.
+    pub srtp: crate::srtp::SrtpPolicy,
 }
 
 impl Target {
@@ -55,6 +57,7 @@ impl Target {
             codecs: vec![],
             session_expires: None,
             status: None,
+            srtp: crate::srtp::SrtpPolicy::Optional,
         }
     }
 }
@@ -195,7 +198,8 @@ impl Call {
                 let Some(b) = self.b.get_mut(i) else { return };
                 b.leg.dialog.flow = flow;
                 b.next_attempt = next_attempt;
-                self.cx.media(Op::BEndpoint(i), Command::CreateEndpoint { call_uuid, remote_sdp: None, prefer });
+                let srtp = b.planned.srtp;
+                self.cx.media(Op::BEndpoint(i), Command::CreateEndpoint { call_uuid, remote_sdp: None, prefer, srtp });
                 b.state = UacState::ExpectEndpoint;
             }
             Err(e) => {

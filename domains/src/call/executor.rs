@@ -18,6 +18,7 @@ use crate::ncco::Input as InputAction;
 use crate::ncco::common::Webhook;
 use crate::ncco::{Action, Endpoint, Ncco, SipTarget};
 use crate::sip_uri::SipUri;
+use crate::srtp::SrtpPolicy;
 
 /// Platform headers are not passed to applications.
 const PLATFORM_HEADER_PREFIX: &str = "x-voxbridge-";
@@ -146,7 +147,10 @@ impl Call {
             return self.end_call(Outcome::Failed(f));
         }
         let call_uuid = self.uuid.clone();
-        self.cx.media(Op::AEndpoint, Command::CreateEndpoint { call_uuid, remote_sdp: Some(offer), prefer: vec![] });
+        self.cx.media(
+            Op::AEndpoint,
+            Command::CreateEndpoint { call_uuid, remote_sdp: Some(offer), prefer: vec![], srtp: self.caller_srtp },
+        );
         // answer_url is asked at once, while media prepares the caller's endpoint: the two
         // waits overlap instead of adding up in the post-dial delay.
         if self.events_on() {
@@ -185,6 +189,7 @@ impl Call {
                     .map(|t| Target {
                         flow: t.flow,
                         fork: t.fork,
+                        srtp: if t.srtp { SrtpPolicy::Always } else { SrtpPolicy::Optional },
                         ..Target::new(t.uri, Duration::from_millis(t.timeout_ms.into()))
                     })
                     .collect();
@@ -498,6 +503,7 @@ impl Call {
                 credentials: sip.credentials.clone(),
                 codecs: sip.codecs.clone(),
                 session_expires: sip.session_expires,
+                srtp: if u.srtp { SrtpPolicy::Always } else { SrtpPolicy::Optional },
                 ..Target::new(uri, ringing)
             })
         };

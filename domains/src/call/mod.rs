@@ -110,6 +110,8 @@ pub struct CallContext {
     pub region_url: String,
     /// What outbound legs to phones and PBXs need.
     pub dialling: std::sync::Arc<Dialling>,
+    /// Whether the caller's media may, must or must not be SRTP (its domain's `srtp`).
+    pub caller_srtp: crate::srtp::SrtpPolicy,
 }
 
 /// The account's trunks and numbers, for `connect` to `phone`, `vbc` and a `sip` domain.
@@ -470,6 +472,7 @@ pub struct Call {
     route: Route,
     region_url: String,
     dialling: std::sync::Arc<Dialling>,
+    caller_srtp: crate::srtp::SrtpPolicy,
     a: Inbound,
     b: Vec<Outbound>,
     pub(crate) exec: executor::Executor,
@@ -501,6 +504,7 @@ impl Call {
             route: ctx.route,
             region_url: ctx.region_url,
             dialling: ctx.dialling,
+            caller_srtp: ctx.caller_srtp,
             a,
             b: Vec::new(),
             exec: executor::Executor::default(),

@@ -63,6 +63,7 @@ impl Call {
             route: ctx.route,
             region_url: ctx.region_url,
             dialling: ctx.dialling,
+            caller_srtp: ctx.caller_srtp,
             a: Inbound::absent(uuid.clone(), from),
             b: Vec::new(),
             exec: executor::Executor::default(),

@@ -574,6 +574,7 @@ fn context(route: Route) -> CallContext {
         route,
         region_url: "http://127.0.0.1:3000".into(),
         dialling: std::sync::Arc::new(dialling()),
+        caller_srtp: crate::srtp::SrtpPolicy::Optional,
     }
 }
 

@@ -45,6 +45,10 @@ pub enum Codec {
     G722,
     /// Opus, dynamic payload type, `opus/48000/2` (RFC 7587), sent mono.
     Opus,
+    /// Linear 16-bit PCM, network byte order (RFC 3551 §4.5.11), mono at 8 kHz: `L16/8000`.
+    L16,
+    /// The same at 16 kHz: `L16/16000`.
+    L16Wide,
 }
 
 impl Codec {
@@ -52,7 +56,7 @@ impl Codec {
     pub const ALL: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
     /// Every codec we decode and encode, so an offer of any of them is answered (transcoding
     /// to the other leg when it differs), in the order we prefer them.
-    pub const SUPPORTED: [Codec; 4] = [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus];
+    pub const SUPPORTED: [Codec; 6] = [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus, Codec::L16Wide, Codec::L16];
 
     /// The payload type we offer for it (Opus: our dynamic number).
     pub fn payload_type(self) -> u8 {
@@ -61,16 +65,27 @@ impl Codec {
             Codec::Pcma => 8,
             Codec::G722 => 9,
             Codec::Opus => 111,
+            Codec::L16 => 118,
+            Codec::L16Wide => 119,
+        }
+    }
+
+    /// The codec's name in the control protocol and configuration (unique per variant).
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::L16Wide => "L16/16000",
+            other => other.encoding(),
         }
     }
 
     /// The encoding name as written in `a=rtpmap`.
-    pub fn name(self) -> &'static str {
+    pub fn encoding(self) -> &'static str {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
             Codec::G722 => "G722",
             Codec::Opus => "opus",
+            Codec::L16 | Codec::L16Wide => "L16",
         }
     }
 
@@ -81,6 +96,8 @@ impl Codec {
             Codec::Pcma => "PCMA/8000",
             Codec::G722 => "G722/8000",
             Codec::Opus => "opus/48000/2",
+            Codec::L16 => "L16/8000",
+            Codec::L16Wide => "L16/16000",
         }
     }
 
@@ -88,6 +105,7 @@ impl Codec {
     pub fn clock_rate(self) -> u32 {
         match self {
             Codec::Opus => 48000,
+            Codec::L16Wide => 16000,
             _ => 8000,
         }
     }
@@ -104,17 +122,21 @@ impl Codec {
             "PCMA" | "G711A" | "G711_ALAW" => Some(Codec::Pcma),
             "G722" => Some(Codec::G722),
             "OPUS" => Some(Codec::Opus),
+            "L16" | "L16/8000" => Some(Codec::L16),
+            "L16/16000" => Some(Codec::L16Wide),
             _ => None,
         }
     }
 
     fn from_rtpmap(map: &RtpMap) -> Option<Codec> {
-        let codec = Codec::from_name(&map.encoding)?;
+        let codec = Codec::SUPPORTED
+            .into_iter()
+            .find(|c| c.encoding().eq_ignore_ascii_case(&map.encoding) && c.clock_rate() == map.clock_rate)?;
         let channels_ok = match codec {
             Codec::Opus => map.channels.is_none_or(|c| c == 2 || c == 1),
             _ => map.channels.unwrap_or(1) == 1,
         };
-        (map.clock_rate == codec.clock_rate() && channels_ok).then_some(codec)
+        channels_ok.then_some(codec)
     }
 
     fn from_static_payload_type(pt: u8) -> Option<Codec> {
@@ -200,7 +222,7 @@ pub enum SdpError {
     SrtpRefused,
     #[error("the audio stream has no connection address (c=)")]
     NoConnection,
-    #[error("no common codec: the remote side has {0}; we support PCMU and PCMA")]
+    #[error("no common codec: the remote side has {0}; we support PCMU, PCMA, G722, opus and L16 (8 and 16 kHz)")]
     NoCommonCodec(String),
 }
 
@@ -832,6 +854,19 @@ mod tests {
         assert_eq!((n.codec, n.codec_pt), (Codec::Opus, 96), "the offer's own order");
         let answer = build_answer(&local(), &parse(wide), &n);
         assert!(answer.contains("m=audio 10000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\n"), "{answer}");
+    }
+
+    #[test]
+    fn linear_pcm_is_told_apart_by_its_rate() {
+        let offer = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 RTP/AVP 97 98\r\na=rtpmap:97 L16/16000\r\na=rtpmap:98 L16/8000\r\n";
+        let offer = SessionDescription::parse(offer).unwrap();
+        assert_eq!(answer_offer(&offer, &[]).unwrap().codec, Codec::L16Wide);
+        assert_eq!(answer_offer(&offer, &[Codec::L16]).unwrap().codec_pt, 98);
+        let stereo = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 RTP/AVP 10\r\na=rtpmap:10 L16/44100/2\r\n";
+        assert!(answer_offer(&SessionDescription::parse(stereo).unwrap(), &[]).is_err());
+        assert_eq!((Codec::from_name("L16/16000"), Codec::from_name("l16")), (Some(Codec::L16Wide), Some(Codec::L16)));
+        let ours = build_offer(&local(), &[Codec::L16Wide], Direction::SendRecv);
+        assert!(ours.contains("m=audio 10000 RTP/AVP 119 101\r\na=rtpmap:119 L16/16000\r\n"), "{ours}");
     }
 
     #[test]

@@ -50,7 +50,7 @@ struct Cli {
     /// Where recordings are written.
     #[arg(long, env = "VOXBRIDGE_MEDIA_RECORDINGS_DIR", default_value = "./data/recordings")]
     recordings_dir: std::path::PathBuf,
-    /// Codecs offered to callees, in order: PCMU, PCMA, G722, OPUS. Offers to voxbridge are
+    /// Codecs offered to callees, in order: PCMU, PCMA, G722, OPUS, L16, L16/16000. Offers to voxbridge are
     /// answered with any of them (transcoded when the other leg differs).
     #[arg(long, env = "VOXBRIDGE_MEDIA_CODECS", value_delimiter = ',', default_value = "PCMU,PCMA", value_parser = codec)]
     codecs: Vec<domains::sdp::Codec>,
@@ -63,7 +63,8 @@ struct Cli {
 }
 
 fn codec(name: &str) -> Result<domains::sdp::Codec, String> {
-    domains::sdp::Codec::from_name(name.trim()).ok_or_else(|| format!("{name}: one of PCMU, PCMA, G722, OPUS"))
+    domains::sdp::Codec::from_name(name.trim())
+        .ok_or_else(|| format!("{name}: one of PCMU, PCMA, G722, OPUS, L16, L16/16000"))
 }
 
 #[tokio::main]

@@ -523,8 +523,8 @@ async fn quality_of_a_call_with_induced_loss_shows_the_loss() {
     assert_eq!(call_json["quality"], *q);
 }
 
-/// A wideband caller (`codec`: G722 or opus) bridged to a PCMU far end: each hears the other's
-/// tone, so the media process decodes and re-encodes both ways.
+/// A wideband caller (`codec`: G722, opus or L16 at 16 kHz) bridged to a PCMU far end: each
+/// hears the other's tone, so the media process decodes, resamples and re-encodes both ways.
 async fn transcoded_bridge(codec: &str) {
     use vbtest::rtp::{answer_as_far_end, receive_for, tone_power};
     let far = vbtest::raw::RawSip::new("127.0.0.1:9").await;
@@ -535,6 +535,7 @@ async fn transcoded_bridge(codec: &str) {
             .await;
     let (pt, rtpmap, ticks) = match codec {
         "G722" => (9u8, "G722/8000", 160u32),
+        "L16" => (96, "L16/16000", 320),
         _ => (111, "opus/48000/2", 960),
     };
     let offer = move |port: u16| {
@@ -575,6 +576,8 @@ async fn transcoded_bridge(codec: &str) {
             clock.tick().await;
             let payload = if pt == 9 {
                 g722.encode(frame)
+            } else if pt == 96 {
+                frame.iter().flat_map(|s| s.to_be_bytes()).collect()
             } else {
                 let mut buf = [0u8; 400];
                 let n = opus_enc.encode(frame, &mut buf).unwrap();
@@ -613,6 +616,9 @@ async fn transcoded_bridge(codec: &str) {
     for p in &at_caller {
         if pt == 9 {
             caller_pcm.extend(g722_dec.decode(&p.payload));
+        } else if pt == 96 {
+            assert_eq!(p.payload.len(), 640, "20 ms of 16-bit samples at 16 kHz");
+            caller_pcm.extend(p.payload.chunks(2).map(|b| i16::from_be_bytes([b[0], b[1]])));
         } else {
             let mut out = [0i16; 1920];
             let n = opus_dec.decode(&p.payload, &mut out, false).unwrap();
@@ -639,6 +645,11 @@ async fn a_g722_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opus_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
     transcoded_bridge("opus").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_l16_wideband_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
+    transcoded_bridge("L16").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

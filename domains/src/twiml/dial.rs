@@ -162,7 +162,10 @@ fn sip_extras(v: &mut Verb) -> Vec<SipExtras> {
                     format!("{at}@codecs"),
                     "G729 is not supported by voxbridge (no maintained G.729 library; see the README)",
                 ),
-                None => v.p.push(format!("{at}@codecs"), format!("unknown codec '{name}' (PCMU, PCMA, G722, OPUS)")),
+                None => v.p.push(
+                    format!("{at}@codecs"),
+                    format!("unknown codec '{name}' (PCMU, PCMA, G722, OPUS, L16, L16/16000)"),
+                ),
             }
         }
         let mut noun = Verb { e: noun, at, p: &mut *v.p };

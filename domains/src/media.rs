@@ -102,9 +102,13 @@ pub enum Command {
         path: String,
         /// `mp3` or `wav`.
         format: String,
-        /// One channel per direction (received, sent) instead of a mono mix.
+        /// One channel per party instead of a mono mix: the far end, then whom it hears (the
+        /// bridged leg, or each conference member).
         #[serde(default)]
         split: bool,
+        /// Channels of a `split` recording, 1–32 (0: two); parties beyond the last share it.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        channels: u32,
         /// Seconds of silence that end the recording; 0 = never.
         end_on_silence: u32,
         /// A DTMF key that ends the recording.
@@ -191,6 +195,10 @@ pub enum Command {
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_optional(policy: &crate::srtp::SrtpPolicy) -> bool {

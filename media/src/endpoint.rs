@@ -609,7 +609,7 @@ impl Endpoint {
                     digits.extend(d.tones.feed(&pcm));
                 }
                 if recording && let Some((r, _)) = self.jobs().record.as_mut() {
-                    r.push(recorder::Direction::Received, Instant::now(), &pcm);
+                    r.push(recorder::Source::Received, Instant::now(), &pcm);
                 }
                 if tapped && let Some(tap) = lock(&self.tap).as_ref() {
                     // A listener that falls behind loses frames rather than delaying the relay.
@@ -692,7 +692,7 @@ impl Endpoint {
 
     fn record_sent_pcm(&self, pcm: &[i16]) {
         if let Some((r, _)) = self.jobs().record.as_mut() {
-            r.push(recorder::Direction::Sent, Instant::now(), pcm);
+            r.push(recorder::Source::Sent, Instant::now(), pcm);
         }
     }
 
@@ -755,12 +755,33 @@ impl Endpoint {
     /// Sends one 20 ms frame of our audio, encoded for the far end; while the far end may not
     /// be sent to (hold, no answer yet), the slot passes silently.
     pub async fn send_audio(&self, pcm: &[i16]) {
+        self.send_frame(pcm, None).await;
+    }
+
+    /// Whether a recording runs.
+    pub fn is_recording(&self) -> bool {
+        self.recording.load(Ordering::Relaxed)
+    }
+
+    /// [`Endpoint::send_audio`] for a frame that mixes `parties` (member, frame): a recording
+    /// keeps each party apart rather than the mix.
+    pub async fn send_frame(&self, pcm: &[i16], parties: Option<&[(String, Vec<i16>)]>) {
         let earmuffed = self.earmuffed.load(Ordering::Relaxed);
         let Some((formats, dest)) = self.destination().filter(|_| !earmuffed) else {
             lock(&self.out).skip();
             return;
         };
-        self.record_sent_pcm(pcm);
+        match parties {
+            None => self.record_sent_pcm(pcm),
+            Some(parties) => {
+                if let Some((r, _)) = self.jobs().record.as_mut() {
+                    let now = Instant::now();
+                    for (member, frame) in parties {
+                        r.push(recorder::Source::Party(member), now, frame);
+                    }
+                }
+            }
+        }
         let mut payload = Vec::with_capacity(pcm.len());
         if self.with_codec(formats.codec, |c| c.encode(pcm, &mut payload)).is_none() {
             return;

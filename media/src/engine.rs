@@ -181,6 +181,7 @@ impl Engine {
                 path,
                 format,
                 split,
+                channels,
                 end_on_silence,
                 end_on_key,
                 timeout,
@@ -196,7 +197,11 @@ impl Engine {
                         }
                         Ok(Settings {
                             format,
-                            split,
+                            channels: if split {
+                                (channels.max(2) as usize).min(crate::recorder::MAX_CHANNELS)
+                            } else {
+                                1
+                            },
                             end_on_silence: (end_on_silence > 0).then(|| Duration::from_secs(end_on_silence.into())),
                             end_on_key,
                             limit: Duration::from_secs(timeout.clamp(1, 7200).into()),

@@ -48,25 +48,40 @@ pub struct Conference {
     members: Mutex<Members>,
 }
 
-/// The mix `listener` hears from `frames` (member, frame): everyone it may hear but itself.
+/// The frames `listener` hears from `frames` (member, frame): everyone it may hear but itself.
+pub fn heard_by<'a>(listener: &Role, frames: &[(&'a Role, Option<&'a [i16]>)]) -> Vec<(&'a Role, &'a [i16])> {
+    frames
+        .iter()
+        .filter_map(|(speaker, frame)| Some((*speaker, (*frame)?)))
+        .filter(|(speaker, _)| {
+            let reaches = speaker.speaks_to.as_ref().is_none_or(|to| to.contains(&listener.member));
+            let heard = listener.hears.as_ref().is_none_or(|from| from.contains(&speaker.member));
+            speaker.member != listener.member && !speaker.muted && reaches && heard
+        })
+        .collect()
+}
+
+/// The mix `listener` hears from `frames`: the sum of [`heard_by`], `None` when nobody speaks.
 pub fn mix_for(listener: &Role, frames: &[(&Role, Option<&[i16]>)]) -> Option<Vec<i16>> {
+    let heard = heard_by(listener, frames);
+    if heard.is_empty() {
+        return None;
+    }
     let mut sum = vec![0i32; FRAME];
-    let mut any = false;
-    for (speaker, frame) in frames {
-        let Some(frame) = frame else { continue };
-        if speaker.member == listener.member || speaker.muted {
-            continue;
-        }
-        let reaches = speaker.speaks_to.as_ref().is_none_or(|to| to.contains(&listener.member));
-        let heard = listener.hears.as_ref().is_none_or(|from| from.contains(&speaker.member));
-        if reaches && heard {
-            any = true;
-            for (acc, s) in sum.iter_mut().zip(frame.iter()) {
-                *acc += i32::from(*s);
-            }
+    for (_, frame) in heard {
+        for (acc, s) in sum.iter_mut().zip(frame.iter()) {
+            *acc += i32::from(*s);
         }
     }
-    any.then(|| sum.into_iter().map(|v| v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16).collect())
+    Some(sum.into_iter().map(|v| v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16).collect())
+}
+
+/// What one member is sent in a round: the mix, and for a recording member the frames in it
+/// by member (a split recording gives each party its channel).
+pub struct Round {
+    pub ep: Arc<Endpoint>,
+    pub mix: Vec<i16>,
+    pub parties: Option<Vec<(String, Vec<i16>)>>,
 }
 
 impl Conference {
@@ -119,7 +134,7 @@ impl Conference {
     }
 
     /// One 20 ms round: what each member hears (started conferences only).
-    fn round(&self) -> Vec<(Arc<Endpoint>, Vec<i16>)> {
+    fn round(&self) -> Vec<Round> {
         let mut m = self.members();
         if !m.started {
             return Vec::new();
@@ -145,7 +160,13 @@ impl Conference {
             .iter()
             .map(|listener| {
                 let mix = mix_for(&listener.role, &speakers).unwrap_or_else(|| vec![0; FRAME]);
-                (listener.ep.clone(), mix)
+                let parties = listener.ep.is_recording().then(|| {
+                    heard_by(&listener.role, &speakers)
+                        .into_iter()
+                        .map(|(speaker, frame)| (speaker.member.clone(), frame.to_vec()))
+                        .collect()
+                });
+                Round { ep: listener.ep.clone(), mix, parties }
             })
             .collect()
     }
@@ -219,8 +240,8 @@ async fn mix(conferences: std::sync::Weak<Conferences>, conference: Arc<Conferen
             return;
         }
         drop(all);
-        for (ep, pcm) in conference.round() {
-            ep.send_audio(&pcm).await;
+        for round in conference.round() {
+            round.ep.send_frame(&round.mix, round.parties.as_deref()).await;
         }
     }
 }

@@ -1,8 +1,10 @@
 //! One recording of an endpoint: what the far end sent (decoded received audio) and what was
-//! sent to it (relayed or played), each placed on a timeline by arrival time, so gaps in the
-//! packet stream become silence and the file's length is the call's. Written as WAV (hound) or
-//! MP3 (LAME through mp3lame-encoder) when the recording ends, mono mixed or one channel per
-//! direction (`split`).
+//! sent to it (relayed or played) or, in a conference, each other member it hears, every source
+//! placed on a timeline of its own by arrival time, so gaps in the packet stream become silence
+//! and the file's length is the call's. Written as WAV (hound) or MP3 (LAME through
+//! mp3lame-encoder) when the recording ends: mono (every source mixed), or `split` into up to
+//! 32 channels, one per party (the far end first, then the others in the order first heard;
+//! parties beyond the last channel share it, as Vonage's `channels` says).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,20 +27,43 @@ impl Format {
     }
 }
 
-/// The two directions of a leg.
+/// Whose audio a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Heard from the far end.
-    Received = 0,
-    /// Sent to the far end.
-    Sent = 1,
+pub enum Source<'a> {
+    /// Heard from the far end (the leg recorded).
+    Received,
+    /// Sent to the far end: the bridged party, or what we play.
+    Sent,
+    /// One member of the conference the leg hears, by its member id.
+    Party(&'a str),
 }
+
+/// A source's track key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Track {
+    Received,
+    Sent,
+    Party(String),
+}
+
+impl Track {
+    fn is(&self, source: Source<'_>) -> bool {
+        match (self, source) {
+            (Track::Received, Source::Received) | (Track::Sent, Source::Sent) => true,
+            (Track::Party(a), Source::Party(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// The most channels a recording has (Vonage's `channels` limit).
+pub const MAX_CHANNELS: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub format: Format,
-    /// One channel per direction instead of a mono mix.
-    pub split: bool,
+    /// 1: every source mixed; more: one channel per party.
+    pub channels: usize,
     pub end_on_silence: Option<Duration>,
     pub end_on_key: Option<char>,
     pub limit: Duration,
@@ -49,7 +74,8 @@ pub struct Recorder {
     pub path: PathBuf,
     pub settings: Settings,
     started: Instant,
-    tracks: [Vec<i16>; 2],
+    /// One timeline per source, in the order first heard.
+    tracks: Vec<(Track, Vec<i16>)>,
     /// When the far end was last heard above the silence threshold.
     last_voice: Instant,
 }
@@ -70,23 +96,57 @@ pub enum Ending {
 
 impl Recorder {
     pub fn new(id: String, path: PathBuf, settings: Settings, now: Instant) -> Recorder {
-        Recorder { id, path, settings, started: now, tracks: [Vec::new(), Vec::new()], last_voice: now }
+        Recorder { id, path, settings, started: now, tracks: Vec::new(), last_voice: now }
     }
 
-    /// Adds a frame heard or sent at `now`.
-    pub fn push(&mut self, direction: Direction, now: Instant, pcm: &[i16]) {
+    /// Adds a frame of `source` heard or sent at `now`.
+    pub fn push(&mut self, source: Source<'_>, now: Instant, pcm: &[i16]) {
         let elapsed = now.saturating_duration_since(self.started);
         // Rounded down to whole frames, one frame of slack: packets a little early or late keep
         // their order, a gap longer than a frame becomes silence.
         let position = (elapsed.as_millis() as usize * RATE as usize / 1000 / FRAME).saturating_sub(1) * FRAME;
-        let Some(track) = self.tracks.get_mut(direction as usize) else { return };
+        let index = match self.tracks.iter().position(|(t, _)| t.is(source)) {
+            Some(i) => i,
+            None => {
+                let track = match source {
+                    Source::Received => Track::Received,
+                    Source::Sent => Track::Sent,
+                    Source::Party(id) => Track::Party(id.to_owned()),
+                };
+                self.tracks.push((track, Vec::new()));
+                self.tracks.len() - 1
+            }
+        };
+        let Some((_, track)) = self.tracks.get_mut(index) else { return };
         if track.len() < position {
             track.resize(position, 0);
         }
         track.extend_from_slice(pcm);
-        if direction == Direction::Received && audio::rms(pcm) >= audio::SILENCE_RMS {
+        if source == Source::Received && audio::rms(pcm) >= audio::SILENCE_RMS {
             self.last_voice = now;
         }
+    }
+
+    /// The channel of each track: the far end on the first, what it was sent on the second,
+    /// conference members from the second on in the order first heard; all on the last channel
+    /// once they run out (all on one for a mono recording).
+    fn channel_of_tracks(&self) -> Vec<usize> {
+        let last = self.settings.channels.clamp(1, MAX_CHANNELS) - 1;
+        let mut parties = 0;
+        self.tracks
+            .iter()
+            .map(|(t, _)| {
+                let wanted = match t {
+                    Track::Received => 0,
+                    Track::Sent => 1,
+                    Track::Party(_) => {
+                        parties += 1;
+                        parties
+                    }
+                };
+                wanted.min(last)
+            })
+            .collect()
     }
 
     /// Whether the recording should end by itself at `now`.
@@ -103,15 +163,18 @@ impl Recorder {
     /// Writes the file (blocking I/O: run it off the packet path).
     pub fn write(self, now: Instant) -> Result<Written, String> {
         let total = (now.saturating_duration_since(self.started).as_millis() as usize * RATE as usize / 1000)
-            .max(self.tracks.iter().map(Vec::len).max().unwrap_or(0));
-        let [mut rx, mut tx] = self.tracks;
-        rx.resize(total, 0);
-        tx.resize(total, 0);
-        let channels: Vec<Vec<i16>> = if self.settings.split {
-            vec![rx, tx]
-        } else {
-            vec![rx.iter().zip(&tx).map(|(a, b)| a.saturating_add(*b)).collect()]
-        };
+            .max(self.tracks.iter().map(|(_, t)| t.len()).max().unwrap_or(0));
+        let mut sums = vec![vec![0i32; total]; self.settings.channels.clamp(1, MAX_CHANNELS)];
+        for (channel, (_, track)) in self.channel_of_tracks().into_iter().zip(&self.tracks) {
+            let Some(sum) = sums.get_mut(channel) else { continue };
+            for (acc, s) in sum.iter_mut().zip(track) {
+                *acc += i32::from(*s);
+            }
+        }
+        let channels: Vec<Vec<i16>> = sums
+            .into_iter()
+            .map(|sum| sum.into_iter().map(|v| v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16).collect())
+            .collect();
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
@@ -169,7 +232,7 @@ mod tests {
     fn settings(format: Format, split: bool) -> Settings {
         Settings {
             format,
-            split,
+            channels: if split { 2 } else { 1 },
             end_on_silence: Some(Duration::from_secs(2)),
             end_on_key: None,
             limit: Duration::from_secs(10),
@@ -186,10 +249,10 @@ mod tests {
             let tone = audio::tone(&[440.0], 8000.0, 20);
             // 1 s of received audio, then 1 s with nothing, then 1 s of sent audio.
             for i in 0..50 {
-                r.push(Direction::Received, t0 + Duration::from_millis(20 * i), &tone);
+                r.push(Source::Received, t0 + Duration::from_millis(20 * i), &tone);
             }
             for i in 100..150 {
-                r.push(Direction::Sent, t0 + Duration::from_millis(20 * i), &tone);
+                r.push(Source::Sent, t0 + Duration::from_millis(20 * i), &tone);
             }
             let written = r.write(t0 + Duration::from_secs(3)).unwrap();
             assert_eq!(written.duration_ms, 3000);
@@ -211,10 +274,32 @@ mod tests {
     fn silence_and_limit_end_a_recording() {
         let t0 = Instant::now();
         let mut r = Recorder::new("r".into(), PathBuf::from("/nonexistent"), settings(Format::Wav, false), t0);
-        r.push(Direction::Received, t0 + Duration::from_millis(500), &audio::tone(&[440.0], 8000.0, 20));
+        r.push(Source::Received, t0 + Duration::from_millis(500), &audio::tone(&[440.0], 8000.0, 20));
         assert_eq!(r.ending(t0 + Duration::from_millis(2400)), None);
-        r.push(Direction::Received, t0 + Duration::from_millis(1000), &[0; 160]);
+        r.push(Source::Received, t0 + Duration::from_millis(1000), &[0; 160]);
         assert_eq!(r.ending(t0 + Duration::from_millis(2600)), Some(Ending::Silence));
         assert_eq!(r.ending(t0 + Duration::from_secs(11)), Some(Ending::Limit));
+    }
+
+    #[test]
+    fn parties_get_channels_in_the_order_heard_and_share_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        let path = dir.path().join("parties.wav");
+        let settings = Settings { channels: 3, ..settings(Format::Wav, true) };
+        let mut r = Recorder::new("r".into(), path.clone(), settings, t0);
+        for i in 1..50 {
+            let at = t0 + Duration::from_millis(20 * i);
+            r.push(Source::Received, at, &[100; FRAME]);
+            r.push(Source::Party("b"), at, &[20; FRAME]);
+            r.push(Source::Party("c"), at, &[3; FRAME]);
+            r.push(Source::Party("d"), at, &[1; FRAME]);
+        }
+        r.write(t0 + Duration::from_secs(1)).unwrap();
+        let mut reader = hound::WavReader::open(&path).unwrap();
+        assert_eq!(reader.spec().channels, 3);
+        let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+        // A frame in the middle: the far end, b, then c and d sharing the last channel.
+        assert_eq!(&samples[3 * 4000..3 * 4000 + 3], &[100, 20, 4]);
     }
 }

@@ -449,6 +449,58 @@ async fn a_recorded_conversation_gives_its_event_url_an_mp3_of_what_its_member_h
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_recording_of_a_conversation_gives_each_party_its_own_channel() {
+    use vbtest::rtp::tone_power;
+    let env = env(json!([
+        {"action": "record", "format": "wav", "split": "conversation", "channels": 3, "eventUrl": ["APP/recording"]},
+        {"action": "conversation", "name": "panel"}
+    ]))
+    .await;
+    let a = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    env.app.set_ncco(json!([{"action": "conversation", "name": "panel"}]));
+    let b = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let c = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let talking: Vec<_> = [a, b, c]
+        .into_iter()
+        .zip([500.0f32, 900.0, 1400.0])
+        .map(|(mut call, f)| {
+            tokio::spawn(async move {
+                call.rtp.send_pcmu(&tone(&[f], 5000.0, 2500), None).await;
+                call
+            })
+        })
+        .collect();
+    for call in futures_util::future::join_all(talking).await {
+        call.unwrap().hang_up().await;
+    }
+    let event = event_with(&env, "recording_url", T).await.expect("the record event");
+    let url = event["recording_url"].as_str().unwrap().to_owned();
+    let bytes = env.server.client.get(&url).bearer_auth(env.jwt()).send().await.unwrap().bytes().await.unwrap();
+    let mut wav = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).expect("a valid WAV");
+    assert_eq!((wav.spec().channels, wav.spec().sample_rate), (3, 8000));
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    let channel = |n: usize| -> Vec<i16> { samples.iter().skip(n).step_by(3).copied().collect() };
+    let (ch0, ch1, ch2) = (channel(0), channel(1), channel(2));
+    assert!(ch0.len() > 16000, "{} samples a channel", ch0.len());
+    let power = |pcm: &[i16], f: f32| tone_power(&pcm[4000..pcm.len().min(16000)], f);
+    let only = |pcm: &[i16], f: f32, others: [f32; 2]| {
+        power(pcm, f) > 1.0e5 && others.iter().all(|o| power(pcm, *o) < power(pcm, f) / 100.0)
+    };
+    assert!(only(&ch0, 500.0, [900.0, 1400.0]), "the recorded caller alone on the first channel");
+    // The other two, each on its own channel, in the order first heard.
+    let b_then_c = only(&ch1, 900.0, [500.0, 1400.0]) && only(&ch2, 1400.0, [500.0, 900.0]);
+    let c_then_b = only(&ch1, 1400.0, [500.0, 900.0]) && only(&ch2, 900.0, [500.0, 1400.0]);
+    assert!(
+        b_then_c || c_then_b,
+        "one party a channel: ch1 900 Hz {:.0} 1400 Hz {:.0}; ch2 900 Hz {:.0} 1400 Hz {:.0}",
+        power(&ch1, 900.0),
+        power(&ch1, 1400.0),
+        power(&ch2, 900.0),
+        power(&ch2, 1400.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_callers_in_a_conversation_hear_the_others_and_nobody_hears_the_muted_one() {
     use vbtest::rtp::{receive_for, tone_power};
     let env = env(json!([{"action": "conversation", "name": "standup"}])).await;

@@ -62,7 +62,7 @@ impl Call {
             event: r.event.clone(),
             twiml_status: r.twiml_status.clone(),
             twilio_source,
-            channels: if r.split { 2 } else { 1 },
+            channels: r.channel_count(),
             started: self.cx.now.utc,
         });
         let command = Command::RecordStart {
@@ -71,6 +71,7 @@ impl Call {
             record_id: record_id.clone(),
             format: format.to_owned(),
             split: r.split,
+            channels: r.channel_count(),
             end_on_silence: r.end_on_silence.unwrap_or(0),
             end_on_key: r.end_on_key,
             timeout: r.time_out.unwrap_or(7200),

@@ -64,6 +64,11 @@ impl Record {
         }
     }
 
+    /// Channels of the file: one unless split, then `channels` (two by default).
+    pub fn channel_count(&self) -> u32 {
+        if self.split { self.channels.unwrap_or(2) } else { 1 }
+    }
+
     pub(crate) fn parse(f: &mut Fields) -> Option<Record> {
         let format = f.opt("format", fields::one_of(&RecordFormat::CHOICES));
         let split = f.opt("split", fields::one_of(&[("conversation", true)])).unwrap_or(false);

@@ -220,17 +220,43 @@ pub struct DtmfResult {
     pub timed_out: bool,
 }
 
-/// Vonage's `speech` result; with no recognition engine it carries the `error`, never a
-/// transcript.
+/// Vonage's `speech` result: the recogniser's transcript (`results`), why listening ended
+/// (`timeout_reason`), or the `error` (with no recognition engine: that one, never a
+/// transcript).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpeechResult {
     pub results: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_reason: Option<String>,
 }
 
-/// Why an input's speech part has no result: this server has no speech recognition yet.
-pub const NO_SPEECH_ENGINE: &str = "no speech recognition engine is configured on this server";
+impl SpeechResult {
+    /// What the media process's recogniser reported: a non-empty `text` is the one result
+    /// (its `confidence` as Vonage writes it, a decimal string, when the engine gave one).
+    pub fn recognised(
+        timeout_reason: String,
+        text: Option<String>,
+        confidence: Option<f64>,
+        error: Option<String>,
+    ) -> SpeechResult {
+        let results = text
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .map(|text| match confidence {
+                Some(c) => serde_json::json!({ "text": text, "confidence": format!("{c}") }),
+                None => serde_json::json!({ "text": text }),
+            })
+            .into_iter()
+            .collect();
+        SpeechResult { results, error, timeout_reason: Some(timeout_reason) }
+    }
+}
+
+/// Why an input's speech part has no result: this server has no speech recogniser configured.
+pub const NO_SPEECH_ENGINE: &str =
+    "no speech recognition engine is configured on this server (set VOXBRIDGE_ASR_URL on the media process)";
 
 /// A finished recording (`record` action), as Vonage posts it to the action's `eventUrl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

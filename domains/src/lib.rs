@@ -27,6 +27,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod sip_uri;
+pub mod speech;
 pub mod srtp;
 pub mod trunk;
 pub mod trunk_health;

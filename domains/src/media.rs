@@ -191,6 +191,26 @@ pub enum Command {
         endpoint_id: String,
         earmuffed: bool,
     },
+    /// Listens for one utterance on an endpoint (bounded as [`crate::speech::Bounds`]) and has
+    /// the speech recogniser transcribe it; `speech_done` follows, also when nobody spoke.
+    /// Refused (`unsupported`) when no recogniser is configured.
+    Transcribe {
+        endpoint_id: String,
+        transcribe_id: String,
+        /// BCP 47, as the NCCO gave it.
+        language: String,
+        /// Words and phrases to expect.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        context: Vec<String>,
+        start_timeout_ms: u64,
+        end_on_silence_ms: u64,
+        max_duration_ms: u64,
+    },
+    /// Stops listening (the input ended another way); nothing follows.
+    StopTranscribe {
+        endpoint_id: String,
+        transcribe_id: String,
+    },
 }
 
 fn yes() -> bool {
@@ -229,6 +249,8 @@ impl Command {
             Command::ConferenceLeave { .. } => "conference_leave",
             Command::Mute { .. } => "mute",
             Command::Earmuff { .. } => "earmuff",
+            Command::Transcribe { .. } => "transcribe",
+            Command::StopTranscribe { .. } => "stop_transcribe",
             Command::DetectMachine { .. } => "detect_machine",
         }
     }
@@ -387,6 +409,19 @@ pub enum Event {
     },
     /// What answered on this endpoint: `human`, `machine` or `unknown`.
     MachineDetected { endpoint_id: String, result: String },
+    /// A `transcribe` is over: why listening ended (`end_on_silence_timeout`, `max_duration`,
+    /// `start_timeout`), and the recogniser's text (none when nobody spoke), or what failed.
+    SpeechDone {
+        endpoint_id: String,
+        transcribe_id: String,
+        timeout_reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confidence: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The conference this endpoint is in ended (a member with `end_on_exit` left).
     ConferenceEnded { endpoint_id: String, conference: String },
     /// A WebSocket audio stream's handshake completed and its first message was sent.

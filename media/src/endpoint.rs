@@ -108,6 +108,16 @@ struct Detectors {
     reorder: crate::jitter::Reorder,
     /// Answering-machine detection, while it runs.
     amd: Option<domains::amd::AmdDetector>,
+    /// Speech input's listening, while it runs.
+    speech: Option<Listening>,
+}
+
+/// An utterance being listened for, and who recognises it once it is over.
+struct Listening {
+    transcribe_id: String,
+    utterance: domains::speech::Utterance,
+    asr: Arc<dyn crate::asr::AsrEngine>,
+    request: crate::asr::AsrRequest,
 }
 
 impl Default for Detectors {
@@ -120,6 +130,7 @@ impl Default for Detectors {
             dtmf_packets: 0,
             reorder: crate::jitter::Reorder::default(),
             amd: None,
+            speech: None,
         }
     }
 }
@@ -133,6 +144,8 @@ struct Jobs {
     record: Option<(Recorder, AbortHandle)>,
     /// The WebSocket stream.
     websocket: Option<AbortHandle>,
+    /// The clock of speech listening (it ends on time when packets stop coming).
+    listening: Option<AbortHandle>,
 }
 
 pub struct Endpoint {
@@ -589,7 +602,12 @@ impl Endpoint {
                 d.dtmf_packets += 1;
                 digits.extend(d.events.on_packet(header.ssrc, header.timestamp, payload));
             } else if header.payload_type == formats.codec_pt
-                && (recording || tapped || transcode || formats.telephone_event.is_none() || d.amd.is_some())
+                && (recording
+                    || tapped
+                    || transcode
+                    || formats.telephone_event.is_none()
+                    || d.amd.is_some()
+                    || d.speech.is_some())
             {
                 let mut pcm = std::mem::take(&mut d.pcm);
                 pcm.clear();
@@ -626,6 +644,15 @@ impl Endpoint {
                             endpoint_id: self.id.clone(),
                             result: result.as_str().to_owned(),
                         });
+                    }
+                }
+                if let Some(l) = d.speech.as_mut() {
+                    let now = self.clock.now_ms();
+                    let ended = pcm.chunks(audio::FRAME).find_map(|frame| l.utterance.frame(frame, now));
+                    if let Some(reason) = ended
+                        && let Some(l) = d.speech.take()
+                    {
+                        self.speech_over(l, reason);
                     }
                 }
                 if transcode && !pcm.is_empty() {
@@ -1006,6 +1033,78 @@ impl Endpoint {
         rx
     }
 
+    /// Listens for one utterance (replacing a listening already running); `speech_done`
+    /// follows with `asr`'s transcript.
+    pub fn start_transcribe(
+        self: &Arc<Self>,
+        transcribe_id: String,
+        bounds: domains::speech::Bounds,
+        asr: Arc<dyn crate::asr::AsrEngine>,
+        request: crate::asr::AsrRequest,
+    ) {
+        let utterance = domains::speech::Utterance::new(bounds, self.clock.now_ms());
+        lock(&self.detectors).speech = Some(Listening { transcribe_id, utterance, asr, request });
+        let weak = Arc::downgrade(self);
+        let clock = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let Some(ep) = weak.upgrade() else { return };
+                let now = ep.clock.now_ms();
+                let mut d = lock(&ep.detectors);
+                let Some(l) = d.speech.as_mut() else { return };
+                if let Some(reason) = l.utterance.tick(now)
+                    && let Some(l) = d.speech.take()
+                {
+                    drop(d);
+                    ep.speech_over(l, reason);
+                    return;
+                }
+            }
+        });
+        if let Some(old) = self.jobs().listening.replace(clock.abort_handle()) {
+            old.abort();
+        }
+    }
+
+    /// Stops listening (`transcribe_id`'s, or whichever runs); nothing is reported.
+    pub fn stop_transcribe(&self, transcribe_id: Option<&str>) {
+        let mut d = lock(&self.detectors);
+        if d.speech.as_ref().is_some_and(|l| transcribe_id.is_none_or(|id| l.transcribe_id == id)) {
+            d.speech = None;
+            if let Some(clock) = self.jobs().listening.take() {
+                clock.abort();
+            }
+        }
+    }
+
+    /// The utterance is over: recognised off the packet path, then `speech_done`.
+    fn speech_over(&self, mut l: Listening, reason: domains::speech::EndReason) {
+        let heard = l.utterance.heard_speech();
+        let pcm = l.utterance.take_audio();
+        let events = self.events.clone();
+        let endpoint_id = self.id.clone();
+        tracing::info!(%endpoint_id, call_uuid = %self.call_uuid, reason = reason.as_str(), seconds = pcm.len() as f64 / f64::from(audio::RATE), "utterance over");
+        tokio::spawn(async move {
+            let (text, confidence, error) = if heard {
+                match l.asr.transcribe(pcm, l.request).await {
+                    Ok(t) => (Some(t.text), t.confidence, None),
+                    Err(e) => (None, None, Some(e)),
+                }
+            } else {
+                (None, None, None)
+            };
+            let _ = events.send(Event::SpeechDone {
+                endpoint_id,
+                transcribe_id: l.transcribe_id,
+                timeout_reason: reason.as_str().to_owned(),
+                text,
+                confidence,
+                error,
+            });
+        });
+    }
+
     /// Starts classifying the received audio as a person or a machine.
     pub fn detect_machine(&self, beep_timeout_ms: Option<u32>) {
         let detector = domains::amd::AmdDetector::new(domains::amd::AmdConfig::default());
@@ -1040,10 +1139,13 @@ impl Endpoint {
 
     /// Ends every job (the endpoint is going): sending stops, a recording is written.
     pub async fn end_jobs(&self) {
-        let (play, dtmf, websocket) = {
+        let (play, dtmf, websocket, listening) = {
             let mut jobs = self.jobs();
-            (jobs.play.take(), jobs.dtmf.take(), jobs.websocket.take())
+            (jobs.play.take(), jobs.dtmf.take(), jobs.websocket.take(), jobs.listening.take())
         };
+        if let Some(task) = listening {
+            task.abort();
+        }
         if let Some(task) = websocket {
             task.abort();
         }

@@ -38,6 +38,13 @@ pub struct Config {
     pub codecs: Vec<Codec>,
 }
 
+/// Engines the media process may be given.
+#[derive(Default)]
+pub struct Engines {
+    /// Speech recognition for `input`; none: `transcribe` is refused.
+    pub asr: Option<Arc<dyn crate::asr::AsrEngine>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 enum CommandError {
     #[error("{0}")]
@@ -48,6 +55,8 @@ enum CommandError {
     Negotiation(#[from] SdpError),
     #[error(transparent)]
     Exhausted(#[from] PortsExhausted),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -60,6 +69,7 @@ impl CommandError {
             CommandError::NotFound(_) => ErrorCode::NotFound,
             CommandError::Negotiation(_) => ErrorCode::Negotiation,
             CommandError::Exhausted(_) => ErrorCode::Exhausted,
+            CommandError::Unsupported(_) => ErrorCode::Unsupported,
             CommandError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -81,11 +91,12 @@ pub struct Engine {
     clock: Clock,
     sources: Arc<Sources>,
     conferences: Arc<Conferences>,
+    engines: Engines,
 }
 
 impl Engine {
     /// Creates the engine and starts its housekeeping task (which ends with the engine).
-    pub fn start(config: Config, sources: Sources) -> Arc<Engine> {
+    pub fn start(config: Config, sources: Sources, engines: Engines) -> Arc<Engine> {
         let engine = Arc::new(Engine {
             ports: PortAllocator::new(config.rtp_ip, config.rtp_ports),
             config,
@@ -95,6 +106,7 @@ impl Engine {
             clock: Clock::start(),
             sources: Arc::new(sources),
             conferences: Arc::default(),
+            engines,
         });
         tokio::spawn(housekeeping(Arc::downgrade(&engine)));
         engine
@@ -270,6 +282,27 @@ impl Engine {
             Command::Mute { endpoint_id, muted } => self.get(&endpoint_id).map(|ep| {
                 ep.set_muted(muted);
                 self.conferences.set_muted(&endpoint_id, muted);
+                Reply::Started
+            }),
+            Command::Transcribe {
+                endpoint_id,
+                transcribe_id,
+                language,
+                context,
+                start_timeout_ms,
+                end_on_silence_ms,
+                max_duration_ms,
+            } => match &self.engines.asr {
+                None => Err(CommandError::Unsupported(domains::events::NO_SPEECH_ENGINE.to_owned())),
+                Some(asr) => self.get(&endpoint_id).map(|ep| {
+                    let bounds = domains::speech::Bounds { start_timeout_ms, end_on_silence_ms, max_duration_ms };
+                    let request = crate::asr::AsrRequest { language, context };
+                    ep.start_transcribe(transcribe_id, bounds, asr.clone(), request);
+                    Reply::Started
+                }),
+            },
+            Command::StopTranscribe { endpoint_id, transcribe_id } => self.get(&endpoint_id).map(|ep| {
+                ep.stop_transcribe(Some(&transcribe_id));
                 Reply::Started
             }),
             Command::Hello { .. } | Command::Ping => Err(CommandError::Internal("unreachable".into())),

@@ -11,6 +11,7 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod asr;
 mod audio;
 mod bridge;
 mod codec;
@@ -60,6 +61,17 @@ struct Cli {
     /// The espeak-ng program that speaks `talk` text (Debian: `apt-get install espeak-ng`).
     #[arg(long, env = "VOXBRIDGE_MEDIA_ESPEAK", default_value = "espeak-ng")]
     espeak: String,
+    /// Speech recognition for `input`: an OpenAI-compatible transcription endpoint
+    /// (`http://host:port/v1/audio/transcriptions`: whisper.cpp's server, faster-whisper-server,
+    /// LocalAI, …). Unset: speech input reports that no recogniser is configured.
+    #[arg(long, env = "VOXBRIDGE_ASR_URL")]
+    asr_url: Option<String>,
+    /// The `model` field sent to the recogniser.
+    #[arg(long, env = "VOXBRIDGE_ASR_MODEL", default_value = "whisper-1")]
+    asr_model: String,
+    /// A bearer token for the recogniser, when it wants one.
+    #[arg(long, env = "VOXBRIDGE_ASR_API_KEY", hide_env_values = true)]
+    asr_api_key: Option<String>,
 }
 
 fn codec(name: &str) -> Result<domains::sdp::Codec, String> {
@@ -84,6 +96,14 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(0);
         });
     }
+    let asr = match cli.asr_url.filter(|u| !u.trim().is_empty()) {
+        Some(url) => {
+            tracing::info!(%url, model = %cli.asr_model, "speech recognition through an HTTP transcription service");
+            let engine = asr::HttpAsr::new(url, cli.asr_model, cli.asr_api_key).map_err(anyhow::Error::msg)?;
+            Some(std::sync::Arc::new(engine) as std::sync::Arc<dyn asr::AsrEngine>)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(cli.control_addr)
         .await
         .with_context(|| format!("binding control address {}", cli.control_addr))?;
@@ -98,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
             rtcp_interval: Duration::from_millis(cli.rtcp_interval_ms.max(100)),
         },
         sources::Sources::new(Box::new(sources::Espeak { program: cli.espeak }), sources::Limits::default()),
+        engine::Engines { asr },
     );
     let addr = listener.local_addr()?;
     println!("voxbridge-media ready control=ws://{addr} version={}", env!("CARGO_PKG_VERSION"));

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use base64::Engine;
 
 pub mod app;
+pub mod asr;
 pub mod dns;
 pub mod kamailio;
 pub mod media_process;

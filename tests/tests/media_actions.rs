@@ -877,3 +877,62 @@ async fn advanced_machine_detection_hears_the_beep_after_the_greeting() {
     assert_eq!(states, [("machine", ""), ("machine", "beep_start")], "{events:?}");
     assert!(!hung_up, "behavior continue keeps the callee");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_input_is_transcribed_by_the_configured_recogniser() {
+    let asr = vbtest::asr::FakeAsr::start().await;
+    let env = SipEnv::start_with_env(
+        Value::Null,
+        &["127.0.0.1"],
+        None,
+        vec![("VOXBRIDGE_ASR_URL".to_owned(), asr.url.clone())],
+    )
+    .await;
+    let input = |start_timeout: u32| {
+        let ncco = json!([
+            {"action": "input", "type": ["speech"], "eventUrl": ["APP/input"],
+             "speech": {"language": "en-GB", "context": ["sales", "support"], "endOnSilence": 1,
+                        "startTimeout": start_timeout, "maxDuration": 10}},
+            {"action": "wait", "timeout": 1}
+        ]);
+        serde_json::from_str::<Value>(&ncco.to_string().replace("APP/", &format!("{}/", env.app.base))).unwrap()
+    };
+    env.app.set_ncco(input(5));
+    let mut call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    // A pause, one "word" (a second of 440 Hz), then quiet until the recogniser has spoken.
+    let mut speech = vec![0i16; 2400];
+    speech.extend(tone(&[440.0], 5000.0, 1000));
+    speech.extend(vec![0i16; 8000 * 2]);
+    call.rtp.send_pcmu(&speech, None).await;
+    let posted = vbtest::eventually(T, || async {
+        env.app.events().into_iter().find(|e| e.path == "/input").map(|e| e.body).ok_or(())
+    })
+    .await
+    .expect("the input's result");
+    assert_eq!(posted["speech"]["results"][0]["text"], "sales", "{posted}");
+    assert_eq!(posted["speech"]["timeout_reason"], "end_on_silence_timeout", "{posted}");
+    assert!(posted["speech"].get("error").is_none(), "{posted}");
+    let heard = asr.heard();
+    assert_eq!(heard.len(), 1, "one utterance, one request");
+    let utterance = &heard[0];
+    assert_eq!((utterance.field("model"), utterance.field("language")), (Some("whisper-1"), Some("en")));
+    assert_eq!(utterance.field("prompt"), Some("sales, support"));
+    let seconds = utterance.samples.len() as f64 / f64::from(utterance.rate);
+    assert!((1.2..2.8).contains(&seconds), "the word and the silence that ended it: {seconds} s");
+    call.hang_up().await;
+
+    // Nobody speaks: the start timeout ends it, and the recogniser is not asked.
+    env.app.set_ncco(input(1));
+    let mut quiet = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    quiet.rtp.send_pcmu(&vec![0i16; 8000 * 2], None).await;
+    let posted = vbtest::eventually(T, || async {
+        let inputs: Vec<Value> = env.app.events().into_iter().filter(|e| e.path == "/input").map(|e| e.body).collect();
+        inputs.get(1).cloned().ok_or(())
+    })
+    .await
+    .expect("the second input's result");
+    assert_eq!(posted["speech"]["timeout_reason"], "start_timeout", "{posted}");
+    assert_eq!(posted["speech"]["results"], json!([]), "nothing said, nothing made up");
+    assert_eq!(asr.heard().len(), 1);
+    quiet.hang_up().await;
+}

@@ -215,6 +215,13 @@ fn dispatch(shared: &Shared, text: &str) {
             let _ =
                 shared.events.send(MediaEvent::Call(CallMediaEvent::MachineDetected { endpoint: endpoint_id, result }));
         }
+        Ok(Message::Event {
+            event: Event::SpeechDone { endpoint_id, transcribe_id, timeout_reason, text, confidence, error },
+        }) => {
+            let result = domains::events::SpeechResult::recognised(timeout_reason, text, confidence, error);
+            let event = CallMediaEvent::SpeechDone { endpoint: endpoint_id, transcribe_id, result };
+            let _ = shared.events.send(MediaEvent::Call(event));
+        }
         Ok(Message::Event { event: Event::ConferenceEnded { endpoint_id, .. } }) => {
             let _ = shared.events.send(MediaEvent::Call(CallMediaEvent::ConferenceEnded { endpoint: endpoint_id }));
         }

@@ -77,8 +77,9 @@ pub struct Digits {
     pub max: u32,
     pub submit_on_hash: bool,
     pub event: Option<Webhook>,
-    /// The input asked for speech too: its result reports that no engine recognises it.
-    pub speech: bool,
+    /// The input's speech part, when it asked for speech; `max` is 0 when it asked for speech
+    /// alone (digits are then not collected).
+    pub speech: Option<super::speech_input::Speech>,
     /// `<Gather action>`: where the digits go, Twilio's way.
     pub twiml_action: Option<crate::ncco::common::Callback>,
     /// `#` ended the collection.
@@ -674,9 +675,9 @@ impl Call {
     }
 
     fn start_input(&mut self, i: &InputAction) -> bool {
-        let speech = i.speech.is_some();
+        let speech = i.speech.as_ref().map(|s| self.listen_for_speech(s, i.dtmf.is_none()));
         let Some(dtmf) = &i.dtmf else {
-            // Speech only: nothing to collect; the result says why at once and the NCCO goes on.
+            // Speech only: the utterance's outcome ends the input.
             self.exec.step = Step::ExpectDigits(Digits {
                 collected: String::new(),
                 max: 0,
@@ -686,7 +687,12 @@ impl Call {
                 twiml_action: None,
                 ended_by_hash: false,
             });
-            self.input_done(false);
+            // A refusal came back synchronously (no endpoint): it decides at once.
+            if let Step::ExpectDigits(Digits { speech: Some(super::speech_input::Speech::Done(_)), .. }) =
+                &self.exec.step
+            {
+                self.input_done(false);
+            }
             return false;
         };
         self.exec.step = Step::ExpectDigits(Digits {
@@ -786,6 +792,7 @@ impl Call {
             MediaEvent::WsClosed { endpoint, reason } => self.websocket_closed(&endpoint, reason),
             MediaEvent::WsConnected { endpoint } => self.websocket_party_connected(&endpoint),
             MediaEvent::MachineDetected { endpoint, result } => self.machine_detected(&endpoint, &result),
+            MediaEvent::SpeechDone { transcribe_id, result, .. } => self.speech_done(&transcribe_id, result),
             MediaEvent::ConferenceEnded { endpoint } => {
                 let ours = self.caller_endpoint().as_deref() == Some(endpoint.as_str());
                 if ours && self.exec.step == Step::ExpectConversationEnd {
@@ -827,6 +834,9 @@ impl Call {
             self.cx.media(Op::Ignored, Command::StopPlay { endpoint_id });
         }
         let Step::ExpectDigits(d) = &mut self.exec.step else { return };
+        if d.max == 0 {
+            return; // speech alone: keys are not input
+        }
         if digit == '#' && d.submit_on_hash {
             d.ended_by_hash = true;
             return self.input_done(false);
@@ -837,22 +847,20 @@ impl Call {
         }
     }
 
-    fn input_done(&mut self, timed_out: bool) {
+    pub(super) fn input_done(&mut self, timed_out: bool) {
         let Step::ExpectDigits(d) = std::mem::replace(&mut self.exec.step, Step::ExpectPostReply) else { return };
         self.cx.timers.cancel(TimerKey::Action);
         if let Some(action) = d.twiml_action {
             return self.gathered(action, d.collected, d.ended_by_hash);
         }
+        let speech = d.speech.map(|s| self.final_speech(s));
         let event = crate::events::InputEvent {
             uuid: self.uuid.clone(),
             conversation_uuid: self.conversation_uuid.clone(),
             from: self.caller_leg().from.clone(),
             to: self.caller_leg().to.clone(),
             dtmf: crate::events::DtmfResult { digits: d.collected, timed_out },
-            speech: d.speech.then(|| crate::events::SpeechResult {
-                results: Vec::new(),
-                error: Some(crate::events::NO_SPEECH_ENGINE.to_owned()),
-            }),
+            speech,
             timestamp: self.cx.iso(),
         };
         let body = serde_json::to_value(event).unwrap_or_default();

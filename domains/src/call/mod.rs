@@ -38,6 +38,7 @@ mod outcome;
 mod recording;
 mod refer;
 mod sip_in;
+pub mod speech_input;
 pub use sip_in::MIN_SE_SECS;
 pub mod timers;
 mod transfer;
@@ -190,6 +191,12 @@ pub enum MediaEvent {
         endpoint: String,
         reason: Option<String>,
     },
+    /// A `transcribe` on the endpoint is over.
+    SpeechDone {
+        endpoint: String,
+        transcribe_id: String,
+        result: crate::events::SpeechResult,
+    },
     /// The media process holding the call's endpoints is gone.
     ProcessLost,
 }
@@ -205,7 +212,8 @@ impl MediaEvent {
             | MediaEvent::WsClosed { endpoint, .. }
             | MediaEvent::WsConnected { endpoint }
             | MediaEvent::ConferenceEnded { endpoint }
-            | MediaEvent::MachineDetected { endpoint, .. } => Some(endpoint),
+            | MediaEvent::MachineDetected { endpoint, .. }
+            | MediaEvent::SpeechDone { endpoint, .. } => Some(endpoint),
             MediaEvent::ProcessLost => None,
         }
     }
@@ -405,6 +413,8 @@ enum Op {
     SideRecording(String),
     /// An originated call's WebSocket party created.
     WebsocketParty,
+    /// An input's `transcribe` started (or refused: then that is its speech result).
+    Transcribe(String),
     /// A leg's endpoint destroyed: its reply carries the leg's media quality, which its held
     /// final report waits for.
     Release(LegRef),
@@ -616,6 +626,7 @@ impl Call {
             Op::Whisper => self.whisper_media_reply(result),
             Op::SideRecording(record_id) => self.side_recording_started(&record_id, result),
             Op::WebsocketParty => self.websocket_party_ready(result),
+            Op::Transcribe(id) => self.transcribe_started(&id, result),
             Op::Ignored | Op::Release(_) | Op::Document(_) | Op::BFlow(_) => {}
         }
     }

@@ -34,7 +34,7 @@ pub(super) fn gather(v: &mut Verb) -> Vec<Action> {
     match v.e.attr("input") {
         None | Some("dtmf") => {}
         Some(other) if other.split_whitespace().any(|k| k == "speech") => {
-            v.report(Some("input"), "speech input needs a speech recogniser, which voxbridge does not have yet");
+            v.report(Some("input"), "speech is not gathered by voxbridge's TwiML yet (an NCCO input with speech is)");
         }
         Some(other) => v.report(Some("input"), format!("must be dtmf, found '{other}'")),
     }

@@ -180,7 +180,7 @@ fn gather_prompts_then_collects_and_the_last_prompt_barges_in() {
     );
     let problems = names_of(r#"<Response><Gather input="speech" finishOnKey="*"><Dial>1</Dial></Gather></Response>"#);
     for e in [
-        "Response/Gather[1]@input: speech input needs a speech recogniser",
+        "Response/Gather[1]@input: speech is not gathered by voxbridge's TwiML yet",
         "Response/Gather[1]@finishOnKey: only '#' or ''",
         "Response/Gather[1]/Dial[1]: <Gather> can contain <Say>, <Play> and <Pause>, not <Dial>",
     ] {

@@ -378,6 +378,12 @@ impl CallHarness {
             Command::Bridge { .. } => Ok(Reply::Bridged),
             Command::Unbridge { .. } => Ok(Reply::Unbridged),
             Command::DestroyEndpoint { .. } => Ok(Reply::Destroyed { quality: self.quality.clone() }),
+            Command::Transcribe { .. } if self.media_plays => Ok(Reply::Started),
+            // As a media process with no speech recogniser configured.
+            Command::Transcribe { .. } => Err(MediaFailure {
+                code: Some(ErrorCode::Unsupported),
+                message: crate::events::NO_SPEECH_ENGINE.to_owned(),
+            }),
             other if self.media_plays => {
                 let _ = other;
                 Ok(Reply::Started)

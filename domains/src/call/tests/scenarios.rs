@@ -1133,6 +1133,61 @@ fn speech_input_without_an_engine_reports_the_error_and_the_ncco_goes_on() {
 }
 
 #[test]
+fn speech_input_waits_for_the_recogniser_and_digits_end_a_mixed_input_and_its_listening() {
+    let ncco = json!([
+        {"action": "input", "type": ["speech"], "eventUrl": ["http://app/input"],
+         "speech": {"endOnSilence": 1.5, "startTimeout": 4, "maxDuration": 20, "language": "de-DE"}},
+        {"action": "wait", "timeout": 1}
+    ]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.media_plays = true;
+    h.drive_until(5 * S);
+    let asked = h.media_log.iter().find_map(|c| match c {
+        crate::media::Command::Transcribe {
+            transcribe_id,
+            language,
+            start_timeout_ms,
+            end_on_silence_ms,
+            max_duration_ms,
+            ..
+        } => Some((transcribe_id.clone(), language.clone(), *start_timeout_ms, *end_on_silence_ms, *max_duration_ms)),
+        _ => None,
+    });
+    let (id, language, start, silence, max) = asked.expect("the media process listens");
+    assert_eq!((language.as_str(), start, silence, max), ("de-DE", 4000, 1500, 20_000));
+    assert!(h.posts.is_empty(), "the input waits for the utterance, digits aside");
+    h.schedule(Duration::ZERO, Input::Media(MediaEvent::Dtmf { endpoint: "ep1".into(), digit: '5' }));
+    h.drive_until(6 * S);
+    assert!(h.posts.is_empty(), "keys are no input to a speech-only input");
+    let result = crate::events::SpeechResult::recognised(
+        "end_on_silence_timeout".into(),
+        Some(" Guten Tag ".into()),
+        Some(0.5),
+        None,
+    );
+    h.schedule(
+        Duration::ZERO,
+        Input::Media(MediaEvent::SpeechDone { endpoint: "ep1".into(), transcribe_id: id, result }),
+    );
+    h.drive();
+    let posted = &h.posts[0];
+    assert_eq!(posted["speech"]["results"], json!([{"text": "Guten Tag", "confidence": "0.5"}]));
+    assert_eq!(posted["speech"]["timeout_reason"], "end_on_silence_timeout");
+    assert_eq!(posted["dtmf"]["digits"], "");
+
+    // DTMF and speech: the digits finish first, and the listening is stopped.
+    let ncco = json!([{"action": "input", "type": ["dtmf", "speech"], "dtmf": {"maxDigits": 1}, "eventUrl": ["http://app/i"]}]);
+    let mut h = CallHarness::new(ncco, answers());
+    h.media_plays = true;
+    h.drive_until(S);
+    h.schedule(Duration::ZERO, Input::Media(MediaEvent::Dtmf { endpoint: "ep1".into(), digit: '7' }));
+    h.drive();
+    assert_eq!(h.posts[0]["dtmf"]["digits"], "7");
+    assert_eq!(h.posts[0]["speech"], json!({"results": []}), "no transcript, no error");
+    assert!(h.media_log.iter().any(|c| matches!(c, crate::media::Command::StopTranscribe { .. })), "listening stopped");
+}
+
+#[test]
 fn an_app_user_rings_every_registered_contact_over_its_flow_and_the_first_answer_wins() {
     let ncco = json!([{"action": "connect", "endpoint": [{"type": "app", "user": "alice"}]}]);
     let mut h = CallHarness::new(ncco, answers());

@@ -1,0 +1,121 @@
+//! Speech recognition for `input`'s speech part: the [`AsrEngine`] trait (an utterance's audio
+//! in, a transcript out) and the engine voxbridge ships, [`HttpAsr`], which posts the utterance
+//! as a WAV file to a speech-to-text service speaking the OpenAI-compatible
+//! `POST /v1/audio/transcriptions` form (whisper.cpp's server, faster-whisper-server, LocalAI,
+//! vLLM and the hosted services all do). No engine configured: `transcribe` is refused and the
+//! call reports that, never a made-up transcript.
+
+use std::future::Future;
+use std::io::Cursor;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::audio::RATE;
+
+/// What the recogniser is told besides the audio.
+#[derive(Debug, Clone)]
+pub struct AsrRequest {
+    /// BCP 47 (`en-US`), as the NCCO gave it.
+    pub language: String,
+    /// Words and phrases to expect.
+    pub context: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    pub text: String,
+    /// 0–1, when the engine says.
+    pub confidence: Option<f64>,
+}
+
+pub type Recognition<'a> = Pin<Box<dyn Future<Output = Result<Transcript, String>> + Send + 'a>>;
+
+/// A speech recogniser: one utterance (8 kHz mono samples) in, its text out.
+pub trait AsrEngine: Send + Sync {
+    fn transcribe(&self, pcm: Vec<i16>, request: AsrRequest) -> Recognition<'_>;
+}
+
+/// An OpenAI-compatible transcription endpoint (`url` is the full
+/// `…/v1/audio/transcriptions` address).
+pub struct HttpAsr {
+    pub url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub client: reqwest::Client,
+}
+
+impl HttpAsr {
+    pub fn new(url: String, model: String, api_key: Option<String>) -> Result<HttpAsr, String> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+        Ok(HttpAsr { url, model, api_key, client })
+    }
+}
+
+/// The utterance as a 16-bit WAV file.
+pub fn wav_bytes(pcm: &[i16]) -> Result<Vec<u8>, String> {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut out = Cursor::new(Vec::with_capacity(44 + pcm.len() * 2));
+    let mut w = hound::WavWriter::new(&mut out, spec).map_err(|e| e.to_string())?;
+    for s in pcm {
+        w.write_sample(*s).map_err(|e| e.to_string())?;
+    }
+    w.finalize().map_err(|e| e.to_string())?;
+    Ok(out.into_inner())
+}
+
+#[derive(serde::Deserialize)]
+struct TranscriptionReply {
+    text: String,
+}
+
+impl AsrEngine for HttpAsr {
+    fn transcribe(&self, pcm: Vec<i16>, request: AsrRequest) -> Recognition<'_> {
+        Box::pin(async move {
+            let wav = wav_bytes(&pcm)?;
+            let file = reqwest::multipart::Part::bytes(wav)
+                .file_name("utterance.wav")
+                .mime_str("audio/wav")
+                .map_err(|e| e.to_string())?;
+            // ISO 639-1, the language part of the BCP 47 tag, is what these services take.
+            let language = request.language.split('-').next().unwrap_or_default().to_ascii_lowercase();
+            let mut form = reqwest::multipart::Form::new()
+                .part("file", file)
+                .text("model", self.model.clone())
+                .text("response_format", "json");
+            if !language.is_empty() {
+                form = form.text("language", language);
+            }
+            if !request.context.is_empty() {
+                form = form.text("prompt", request.context.join(", "));
+            }
+            let mut post = self.client.post(&self.url).multipart(form);
+            if let Some(key) = &self.api_key {
+                post = post.bearer_auth(key);
+            }
+            let response = post.send().await.map_err(|e| format!("speech recogniser unreachable: {e}"))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(format!("speech recogniser answered HTTP {}", status.as_u16()));
+            }
+            let reply: TranscriptionReply =
+                response.json().await.map_err(|e| format!("speech recogniser's reply unreadable: {e}"))?;
+            Ok(Transcript { text: reply.text.trim().to_owned(), confidence: None })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utterances_travel_as_wav() {
+        let pcm = crate::audio::tone(&[440.0], 8000.0, 500);
+        let bytes = wav_bytes(&pcm).unwrap();
+        let mut reader = hound::WavReader::new(Cursor::new(bytes)).unwrap();
+        assert_eq!((reader.spec().sample_rate, reader.spec().channels), (8000, 1));
+        let back: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(back, pcm);
+    }
+}

@@ -45,6 +45,9 @@ pub enum Codec {
     G722,
     /// Opus, dynamic payload type, `opus/48000/2` (RFC 7587), sent mono.
     Opus,
+    /// G.729 (CS-ACELP, 8 kbit/s), static payload type 18; sent without Annex B
+    /// (`annexb=no`), Annex B comfort-noise frames from the far end decoded.
+    G729,
     /// Linear 16-bit PCM, network byte order (RFC 3551 §4.5.11), mono at 8 kHz: `L16/8000`.
     L16,
     /// The same at 16 kHz: `L16/16000`.
@@ -56,7 +59,8 @@ impl Codec {
     pub const ALL: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
     /// Every codec we decode and encode, so an offer of any of them is answered (transcoding
     /// to the other leg when it differs), in the order we prefer them.
-    pub const SUPPORTED: [Codec; 6] = [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus, Codec::L16Wide, Codec::L16];
+    pub const SUPPORTED: [Codec; 7] =
+        [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus, Codec::G729, Codec::L16Wide, Codec::L16];
 
     /// The payload type we offer for it (Opus: our dynamic number).
     pub fn payload_type(self) -> u8 {
@@ -65,6 +69,7 @@ impl Codec {
             Codec::Pcma => 8,
             Codec::G722 => 9,
             Codec::Opus => 111,
+            Codec::G729 => 18,
             Codec::L16 => 118,
             Codec::L16Wide => 119,
         }
@@ -85,6 +90,7 @@ impl Codec {
             Codec::Pcma => "PCMA",
             Codec::G722 => "G722",
             Codec::Opus => "opus",
+            Codec::G729 => "G729",
             Codec::L16 | Codec::L16Wide => "L16",
         }
     }
@@ -96,8 +102,18 @@ impl Codec {
             Codec::Pcma => "PCMA/8000",
             Codec::G722 => "G722/8000",
             Codec::Opus => "opus/48000/2",
+            Codec::G729 => "G729/8000",
             Codec::L16 => "L16/8000",
             Codec::L16Wide => "L16/16000",
+        }
+    }
+
+    /// The `a=fmtp` parameters we write for it.
+    pub fn fmtp(self) -> Option<&'static str> {
+        match self {
+            // We send no Annex B silence frames (RFC 4856 §2.1.9).
+            Codec::G729 => Some("annexb=no"),
+            _ => None,
         }
     }
 
@@ -122,6 +138,7 @@ impl Codec {
             "PCMA" | "G711A" | "G711_ALAW" => Some(Codec::Pcma),
             "G722" => Some(Codec::G722),
             "OPUS" => Some(Codec::Opus),
+            "G729" => Some(Codec::G729),
             "L16" | "L16/8000" => Some(Codec::L16),
             "L16/16000" => Some(Codec::L16Wide),
             _ => None,
@@ -144,6 +161,7 @@ impl Codec {
             0 => Some(Codec::Pcmu),
             8 => Some(Codec::Pcma),
             9 => Some(Codec::G722),
+            18 => Some(Codec::G729),
             _ => None,
         }
     }
@@ -222,7 +240,7 @@ pub enum SdpError {
     SrtpRefused,
     #[error("the audio stream has no connection address (c=)")]
     NoConnection,
-    #[error("no common codec: the remote side has {0}; we support PCMU, PCMA, G722, opus and L16 (8 and 16 kHz)")]
+    #[error("no common codec: the remote side has {0}; we support PCMU, PCMA, G722, opus, G729 and L16 (8 and 16 kHz)")]
     NoCommonCodec(String),
 }
 
@@ -595,6 +613,9 @@ pub fn build_offer(local: &LocalSdp, codecs: &[Codec], direction: Direction) -> 
     let _ = write!(out, "m=audio {} {proto} {}\r\n", local.port, pts.join(" "));
     for c in codecs {
         let _ = write!(out, "a=rtpmap:{} {}\r\n", c.payload_type(), c.rtpmap());
+        if let Some(fmtp) = c.fmtp() {
+            let _ = write!(out, "a=fmtp:{} {fmtp}\r\n", c.payload_type());
+        }
     }
     if local.srtp.offers_srtp() {
         for suite in CryptoSuite::ALL {
@@ -623,6 +644,9 @@ pub fn build_answer(local: &LocalSdp, offer: &SessionDescription, negotiated: &N
         let proto = if negotiated.srtp.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
         let _ = write!(out, "m=audio {} {proto} {}\r\n", local.port, pts.join(" "));
         let _ = write!(out, "a=rtpmap:{} {}\r\n", negotiated.codec_pt, negotiated.codec.rtpmap());
+        if let Some(fmtp) = negotiated.codec.fmtp() {
+            let _ = write!(out, "a=fmtp:{} {fmtp}\r\n", negotiated.codec_pt);
+        }
         if let Some(theirs) = &negotiated.srtp {
             let ours = Crypto { key: local.key, ..theirs.clone() };
             let _ = write!(out, "a=crypto:{}\r\n", ours.to_value());
@@ -867,6 +891,18 @@ mod tests {
         assert_eq!((Codec::from_name("L16/16000"), Codec::from_name("l16")), (Some(Codec::L16Wide), Some(Codec::L16)));
         let ours = build_offer(&local(), &[Codec::L16Wide], Direction::SendRecv);
         assert!(ours.contains("m=audio 10000 RTP/AVP 119 101\r\na=rtpmap:119 L16/16000\r\n"), "{ours}");
+    }
+
+    #[test]
+    fn g729_is_answered_without_annex_b() {
+        let offer = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 RTP/AVP 18 101\r\na=fmtp:18 annexb=yes\r\n";
+        let offer = SessionDescription::parse(offer).unwrap();
+        let n = answer_offer(&offer, &[]).unwrap();
+        assert_eq!((n.codec, n.codec_pt), (Codec::G729, 18), "static payload type, no rtpmap needed");
+        let answer = build_answer(&local(), &offer, &n);
+        assert!(answer.contains("a=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\n"), "{answer}");
+        let ours = build_offer(&local(), &[Codec::G729, Codec::Pcmu], Direction::SendRecv);
+        assert!(ours.contains("m=audio 10000 RTP/AVP 18 0 101\r\n") && ours.contains("a=fmtp:18 annexb=no"), "{ours}");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! G.722 (ezk-g722's port of the ITU reference, at 16 kHz with rubato between the rates) and
 //! Opus (libopus through the `opus` crate, asked for 8 kHz) keep predictor and filter state, so
 //! each leg owns one decoder and one encoder, and every packet is decoded at most once. L16 is
-//! big-endian samples (RFC 3551), at 16 kHz through the same rubato resamplers as G.722.
+//! big-endian samples (RFC 3551), at 16 kHz through the same rubato resamplers as G.722. G.729
+//! (g729-sys, pure Rust) packs two 10 ms frames of 10 bytes in a 20 ms packet; a 2-byte Annex B
+//! SID frame from the far end decodes as comfort noise, and a lost packet is the decoder's own
+//! frame-erasure concealment.
 
 use domains::sdp::Codec;
 use ezk_g722::libg722::{self, Bitrate};
@@ -18,6 +21,7 @@ enum Decoder {
     Opus(Box<opus::Decoder>),
     /// L16; at 16 kHz with the resampler down to 8 kHz.
     L16(Option<Box<StreamResampler>>),
+    G729(Box<g729_sys::Decoder>),
 }
 
 enum Encoder {
@@ -25,7 +29,13 @@ enum Encoder {
     G722(Box<libg722::encoder::Encoder>, Box<StreamResampler>),
     Opus(Box<opus::Encoder>),
     L16(Option<Box<StreamResampler>>),
+    G729(Box<g729_sys::Encoder>),
 }
+
+/// G.729's frame: 10 ms.
+const G729_FRAME: usize = g729_sys::FRAME_SAMPLES;
+/// A G.729 Annex B silence-description frame.
+const G729_SID_BYTES: usize = 2;
 
 pub struct LegCodec {
     pub codec: Codec,
@@ -60,6 +70,10 @@ impl LegCodec {
                 (Decoder::Opus(Box::new(decoder)), Encoder::Opus(Box::new(encoder)))
             }
             Codec::L16 => (Decoder::L16(None), Encoder::L16(None)),
+            Codec::G729 => (
+                Decoder::G729(Box::new(g729_sys::Decoder::new())),
+                Encoder::G729(Box::new(g729_sys::Encoder::new(false))),
+            ),
             Codec::L16Wide => (
                 Decoder::L16(Some(Box::new(StreamResampler::new(16000, 8000)?))),
                 Encoder::L16(Some(Box::new(StreamResampler::new(8000, 16000)?))),
@@ -85,6 +99,15 @@ impl LegCodec {
                     out.extend(pcm.iter().take(n));
                 }
             }
+            Decoder::G729(d) => {
+                for frame in payload.chunks(g729_sys::VOICE_FRAME_BYTES) {
+                    match frame.len() {
+                        g729_sys::VOICE_FRAME_BYTES => out.extend(d.decode(frame, false, false, false)),
+                        G729_SID_BYTES => out.extend(d.decode(frame, false, true, false)),
+                        _ => {}
+                    }
+                }
+            }
             Decoder::L16(resampler) => {
                 let samples =
                     payload.chunks_exact(2).filter_map(|b| <[u8; 2]>::try_from(b).ok()).map(i16::from_be_bytes);
@@ -106,12 +129,21 @@ impl LegCodec {
     /// A frame standing in for a lost packet: Opus's own concealment, else the last frame
     /// repeated at half level (G.711 Appendix I's idea, shortened), silence after that.
     pub fn conceal(&mut self, out: &mut Vec<i16>) {
-        if let Decoder::Opus(d) = &mut self.decoder {
-            let mut pcm = [0i16; FRAME];
-            if d.decode(&[], &mut pcm, false).is_ok() {
-                out.extend(pcm);
+        match &mut self.decoder {
+            Decoder::Opus(d) => {
+                let mut pcm = [0i16; FRAME];
+                if d.decode(&[], &mut pcm, false).is_ok() {
+                    out.extend(pcm);
+                    return;
+                }
+            }
+            Decoder::G729(d) => {
+                for _ in 0..FRAME / G729_FRAME {
+                    out.extend(d.decode(&[], true, false, false));
+                }
                 return;
             }
+            _ => {}
         }
         out.extend(self.last.iter().map(|s| s / 2));
         out.resize(out.len() + FRAME.saturating_sub(self.last.len()), 0);
@@ -133,6 +165,15 @@ impl LegCodec {
                 let mut buf = [0u8; 400];
                 if let Ok(n) = e.encode(pcm, &mut buf) {
                     out.extend(buf.iter().take(n));
+                }
+            }
+            Encoder::G729(e) => {
+                for frame in pcm.chunks_exact(G729_FRAME) {
+                    let mut bytes = [0u8; g729_sys::VOICE_FRAME_BYTES];
+                    if let Ok(samples) = <&[i16; G729_FRAME]>::try_from(frame) {
+                        let n = e.encode_into(samples, &mut bytes);
+                        out.extend(bytes.iter().take(usize::from(n)));
+                    }
                 }
             }
             Encoder::L16(None) => out.extend(pcm.iter().flat_map(|s| s.to_be_bytes())),
@@ -172,6 +213,7 @@ mod tests {
                 Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
                 Codec::L16 => 16000,
                 Codec::L16Wide => 32000,
+                Codec::G729 => 1000,
                 Codec::Opus => 0,
             };
             if expected_bytes > 0 {

@@ -575,8 +575,9 @@ async fn quality_of_a_call_with_induced_loss_shows_the_loss() {
     assert_eq!(call_json["quality"], *q);
 }
 
-/// A wideband caller (`codec`: G722, opus or L16 at 16 kHz) bridged to a PCMU far end: each
-/// hears the other's tone, so the media process decodes, resamples and re-encodes both ways.
+/// A caller in another codec (`codec`: G722, opus, L16 at 16 kHz, or G729) bridged to a PCMU
+/// far end: each hears the other's tone, so the media process decodes, resamples and re-encodes
+/// both ways.
 async fn transcoded_bridge(codec: &str) {
     use vbtest::rtp::{answer_as_far_end, receive_for, tone_power};
     let far = vbtest::raw::RawSip::new("127.0.0.1:9").await;
@@ -588,6 +589,7 @@ async fn transcoded_bridge(codec: &str) {
     let (pt, rtpmap, ticks) = match codec {
         "G722" => (9u8, "G722/8000", 160u32),
         "L16" => (96, "L16/16000", 320),
+        "G729" => (18, "G729/8000", 160),
         _ => (111, "opus/48000/2", 960),
     };
     let offer = move |port: u16| {
@@ -612,6 +614,7 @@ async fn transcoded_bridge(codec: &str) {
     // The caller encodes a 500 Hz tone in its codec; the far end sends 900 Hz in PCMU.
     let mut g722 = ezk_g722::libg722::encoder::Encoder::new(ezk_g722::libg722::Bitrate::Mode1_64000, false, false);
     let mut opus_enc = opus::Encoder::new(16000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    let mut g729 = g729_sys::Encoder::new(false);
     let wide_tone: Vec<i16> = (0..16000 * 2)
         .map(|i| (6000.0 * (2.0 * std::f32::consts::PI * 500.0 * i as f32 / 16000.0).sin()) as i16)
         .collect();
@@ -630,6 +633,10 @@ async fn transcoded_bridge(codec: &str) {
                 g722.encode(frame)
             } else if pt == 96 {
                 frame.iter().flat_map(|s| s.to_be_bytes()).collect()
+            } else if pt == 18 {
+                // 8 kHz: two 10 ms frames of 80 samples.
+                let narrow: Vec<i16> = frame.iter().step_by(2).copied().collect();
+                narrow.chunks(80).flat_map(|f| g729.encode(f.try_into().unwrap())).collect()
             } else {
                 let mut buf = [0u8; 400];
                 let n = opus_enc.encode(frame, &mut buf).unwrap();
@@ -665,9 +672,16 @@ async fn transcoded_bridge(codec: &str) {
     let mut caller_pcm = Vec::new();
     let mut g722_dec = ezk_g722::libg722::decoder::Decoder::new(ezk_g722::libg722::Bitrate::Mode1_64000, false, false);
     let mut opus_dec = opus::Decoder::new(16000, opus::Channels::Mono).unwrap();
+    let mut g729_dec = g729_sys::Decoder::new();
     for p in &at_caller {
         if pt == 9 {
             caller_pcm.extend(g722_dec.decode(&p.payload));
+        } else if pt == 18 {
+            assert_eq!(p.payload.len(), 20, "two 10-byte G.729 frames");
+            for f in p.payload.chunks(10) {
+                // Back to the 16 kHz the checks below read, sample by sample.
+                caller_pcm.extend(g729_dec.decode(f, false, false, false).iter().flat_map(|s| [*s, *s]));
+            }
         } else if pt == 96 {
             assert_eq!(p.payload.len(), 640, "20 ms of 16-bit samples at 16 kHz");
             caller_pcm.extend(p.payload.chunks(2).map(|b| i16::from_be_bytes([b[0], b[1]])));
@@ -697,6 +711,11 @@ async fn a_g722_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opus_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
     transcoded_bridge("opus").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_g729_caller_bridged_to_a_pcmu_callee_is_transcoded_both_ways() {
+    transcoded_bridge("G729").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

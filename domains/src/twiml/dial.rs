@@ -158,13 +158,9 @@ fn sip_extras(v: &mut Verb) -> Vec<SipExtras> {
         for name in noun.attr("codecs").unwrap_or_default().split(',').map(str::trim).filter(|c| !c.is_empty()) {
             match crate::sdp::Codec::from_name(name) {
                 Some(_) => codecs.push(name.to_ascii_uppercase()),
-                None if name.eq_ignore_ascii_case("G729") => v.p.push(
-                    format!("{at}@codecs"),
-                    "G729 is not supported by voxbridge (no maintained G.729 library; see the README)",
-                ),
                 None => v.p.push(
                     format!("{at}@codecs"),
-                    format!("unknown codec '{name}' (PCMU, PCMA, G722, OPUS, L16, L16/16000)"),
+                    format!("unknown codec '{name}' (PCMU, PCMA, G722, OPUS, G729, L16, L16/16000)"),
                 ),
             }
         }

@@ -124,7 +124,7 @@ fn every_problem_is_named_by_its_element() {
              <Say voice="robot"></Say>
              <Dance/>
              <Dial><Sip>sip:a@b</Sip><Number>14155550100</Number></Dial>
-             <Dial hangupOnStar="maybe" colour="red"><Sip username="u" codecs="G729">sip:a@b?Contact=x</Sip></Dial>
+             <Dial hangupOnStar="maybe" colour="red"><Sip username="u" codecs="G723">sip:a@b?Contact=x</Sip></Dial>
              <Reject reason="maybe"/>
              <Pause length="soon"/>
              <Dial><Sip>http://not-sip</Sip></Dial>
@@ -140,7 +140,7 @@ fn every_problem_is_named_by_its_element() {
         "Response/Dial[4]@hangupOnStar: must be true or false",
         "Response/Dial[4]@colour: unknown attribute of <Dial>",
         "Response/Dial[4]/Sip[1]@username: username and password go together",
-        "Response/Dial[4]/Sip[1]@codecs: G729 is not supported",
+        "Response/Dial[4]/Sip[1]@codecs: unknown codec 'G723'",
         "Response/Dial[4]/Sip[1]: header 'Contact': only X- headers and User-to-User",
         "Response/Reject[5]@reason: must be busy or rejected",
         "Response/Pause[6]@length: must be a whole number",

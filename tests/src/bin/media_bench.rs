@@ -2,7 +2,8 @@
 //! control protocol on loopback and reports
 //! - bridged G.711 calls held with RTP both ways at 50 packets/s per direction: CPU time per
 //!   relayed packet and RSS per call, at each step of concurrent calls;
-//! - the CPU per call of transcoding PCMU to Opus and to G.722 (against plain relaying);
+//! - the CPU per call of transcoding PCMU to Opus, G.722 and L16 at 8 and 16 kHz (against plain
+//!   relaying);
 //! - WebSocket audio: frame pacing jitter (|interval − 20 ms|, p50/p99) at 8 and 16 kHz, and
 //!   the time from `connect_websocket` to the first frame, with relayed calls running beside;
 //! - the mixer: CPU per conference of 3, 10 and 30 members all talking.
@@ -48,6 +49,8 @@ fn sdp(port: u16, codec: &str) -> String {
     let (pt, map) = match codec {
         "opus" => (111, "opus/48000/2"),
         "G722" => (9, "G722/8000"),
+        "L16" => (96, "L16/8000"),
+        "L16/16000" => (97, "L16/16000"),
         _ => (0, "PCMU/8000"),
     };
     format!(
@@ -81,6 +84,8 @@ fn frame(codec: &str) -> (u8, Vec<u8>, u32) {
             let mut e = ezk_g722::libg722::encoder::Encoder::new(ezk_g722::libg722::Bitrate::Mode1_64000, false, false);
             (9, e.encode(&wide), 160)
         }
+        "L16" => (96, pcm.iter().flat_map(|s| s.to_be_bytes()).collect(), 160),
+        "L16/16000" => (97, pcm.iter().flat_map(|s| [*s, *s]).flat_map(|s| s.to_be_bytes()).collect(), 320),
         _ => {
             let mut out = Vec::new();
             domains::g711::encode(false, &pcm, &mut out);
@@ -266,13 +271,13 @@ async fn main() {
         destroy(&mut ctl, ids).await;
         let base_per_call = base.cpu_ms / base.secs / 100.0;
         println!("  PCMU<->PCMU  {:>8.3} ms CPU per call-second", base_per_call);
-        for codec in ["opus", "G722"] {
+        for codec in ["opus", "G722", "L16", "L16/16000"] {
             let (ids, peers) = bridged_calls(&mut ctl, 100, codec).await;
             let m = measure(pid, &peers, secs).await;
             destroy(&mut ctl, ids).await;
             let per_call = m.cpu_ms / m.secs / 100.0;
             println!(
-                "  PCMU<->{codec:<5} {per_call:>8.3} ms CPU per call-second ({:.3} ms for the transcoding; loss {:.2} %)",
+                "  PCMU<->{codec:<9} {per_call:>8.3} ms CPU per call-second ({:.3} ms for the transcoding; loss {:.2} %)",
                 per_call - base_per_call,
                 100.0 * (1.0 - m.received as f64 / m.sent.max(1) as f64)
             );

@@ -8,7 +8,8 @@
 
 /// Packets held waiting for a missing one before it counts as lost.
 pub const DEPTH: usize = 3;
-/// A jump of more sequence numbers than this is a new start of the stream, not a loss.
+/// A jump of more sequence numbers than this, forward or back, is a new start of the stream
+/// (a sender that restarted its numbering under the same SSRC), not a loss or a late packet.
 const MAX_JUMP: u16 = 50;
 
 /// What a packet lets out.
@@ -92,10 +93,12 @@ impl Reorder {
     /// A packet out of order, or one behind which packets are held.
     fn reorder(&mut self, ssrc: u32, next: u16, seq: u16, ts: u32, payload: &[u8]) -> Vec<Slot> {
         let ahead = seq.wrapping_sub(next);
-        if ahead >= u16::MAX / 2 || self.held.iter().any(|(s, _, _)| *s == seq) {
+        let behind = next.wrapping_sub(seq);
+        let restarted = ahead > MAX_JUMP && behind > MAX_JUMP;
+        if !restarted && (ahead >= u16::MAX / 2 || self.held.iter().any(|(s, _, _)| *s == seq)) {
             return Vec::new();
         }
-        if ahead > MAX_JUMP {
+        if restarted {
             let mut out = self.drain();
             out.push(Slot::Packet(ts, payload.to_vec()));
             self.next = Some((ssrc, seq.wrapping_add(1)));
@@ -187,6 +190,9 @@ mod tests {
         push(&mut r, 1);
         assert!(push(&mut r, 3).is_empty());
         assert_eq!(push(&mut r, 500), ["3", "500"], "a jump: what was held goes, in order");
+        assert_eq!(push(&mut r, 501), ["501"]);
+        assert_eq!(push(&mut r, 0), ["0"], "numbering started again under the same SSRC");
+        assert_eq!(push(&mut r, 1), ["1"]);
         assert_eq!(r.push(8, 9000, 5, &[1]), Release::This, "another SSRC");
     }
 }

@@ -300,3 +300,19 @@ pub fn tone_wav(seconds: f32) -> Vec<u8> {
     w.finalize().unwrap();
     cursor.into_inner()
 }
+
+/// A mono 8 kHz MP3 (LAME) of `seconds` of a `hz` tone.
+pub fn tone_mp3(hz: f32, seconds: f32) -> Vec<u8> {
+    use mp3lame_encoder::{Builder, FlushNoGap, MonoPcm};
+    let pcm = tone(&[hz], 8000.0, (seconds * 1000.0) as u32);
+    let mut builder = Builder::new().unwrap();
+    builder.set_num_channels(1).unwrap();
+    builder.set_sample_rate(8000).unwrap();
+    builder.set_brate(mp3lame_encoder::Bitrate::Kbps32).unwrap();
+    let mut encoder = builder.build().unwrap();
+    // LAME wants its room before it writes.
+    let mut out = Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(pcm.len()) + 7200);
+    encoder.encode_to_vec(MonoPcm(pcm.as_slice()), &mut out).unwrap();
+    encoder.flush_to_vec::<FlushNoGap>(&mut out).unwrap();
+    out
+}

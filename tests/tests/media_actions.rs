@@ -955,3 +955,71 @@ async fn speech_input_is_transcribed_by_the_configured_recogniser() {
     assert_eq!(asr.heard().len(), 1);
     quiet.hang_up().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_member_hears_music_on_hold_until_the_host_joins_and_leaves_when_the_host_does() {
+    use vbtest::rtp::{receive_for, tone_power};
+    let env = env(json!([
+        {"action": "conversation", "name": "lobby", "startOnEnter": false, "musicOnHoldUrl": ["APP/hold.wav"]},
+        {"action": "talk", "text": "The meeting has ended. Goodbye."}
+    ]))
+    .await;
+    // The hold music: a 1 kHz tone (looped until the conversation starts).
+    env.app.set_file("/hold.wav", "audio/wav", &[], tone_wav(1.0));
+    let guest = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let ear = guest.rtp.listener();
+    let waiting = decode_pcmu(&receive_for(&ear, Duration::from_millis(1500)).await);
+    assert!(waiting.len() > 8000, "the guest hears something while waiting: {} samples", waiting.len());
+    assert!(tone_power(&waiting[2000..], 1000.0) > 1.0e5, "the hold music");
+
+    // The host starts the conversation (startOnEnter by default) and ends it on exit.
+    env.app.set_ncco(json!([{"action": "conversation", "name": "lobby", "endOnExit": true}]));
+    let mut host = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let listening = tokio::spawn(async move { receive_for(&ear, Duration::from_millis(2000)).await });
+    host.rtp.send_pcmu(&tone(&[600.0], 5000.0, 2000), None).await;
+    let meeting = decode_pcmu(&listening.await.unwrap());
+    let part = &meeting[meeting.len().min(4000)..meeting.len().min(12000)];
+    assert!(tone_power(part, 600.0) > 1.0e5, "the guest hears the host: {:.0}", tone_power(part, 600.0));
+    assert!(tone_power(part, 1000.0) < tone_power(part, 600.0) / 100.0, "and no more hold music");
+
+    // The host leaves: the conversation ends for the guest, whose NCCO goes on to its goodbye.
+    host.hang_up().await;
+    let goodbye = hear(&guest, T, Duration::from_millis(800)).await;
+    assert!(goodbye.len() >= 25 && rms(&decode_pcmu(&goodbye)) > 300.0, "the goodbye is spoken: {}", goodbye.len());
+    assert!(guest.expect_bye(T).await, "then the guest's call ends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_plays_an_mp3() {
+    use vbtest::rtp::tone_power;
+    let env = env(json!([{"action": "stream", "streamUrl": ["APP/tone.mp3"]}])).await;
+    env.app.set_file("/tone.mp3", "audio/mpeg", &[], vbtest::rtp::tone_mp3(700.0, 1.0));
+    let call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let heard = hear(&call, T, Duration::from_millis(800)).await;
+    assert!((45..=60).contains(&heard.len()), "a second of audio: {} packets", heard.len());
+    assert_one_paced_stream(&heard);
+    let pcm = decode_pcmu(&heard);
+    assert!(tone_power(&pcm[800..7200], 700.0) > 1.0e5, "the MP3's 700 Hz: {:.0}", tone_power(&pcm[800..7200], 700.0));
+    assert!(call.expect_bye(T).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_ends_on_silence_while_the_call_goes_on() {
+    let env = env(json!([
+        {"action": "record", "format": "wav", "endOnSilence": 3, "eventUrl": ["APP/recording"]},
+        {"action": "wait", "timeout": 15}
+    ]))
+    .await;
+    let mut call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let mut said = tone(&[440.0], 6000.0, 1000);
+    said.extend(vec![0i16; 8000 * 5]);
+    call.rtp.send_pcmu(&said, None).await;
+    let event = event_with(&env, "recording_url", T).await.expect("the record event");
+    assert!(env.app.statuses("inbound").iter().all(|s| s != "completed"), "silence ended the recording, not the call");
+    let url = event["recording_url"].as_str().unwrap().to_owned();
+    let bytes = env.server.client.get(&url).bearer_auth(env.jwt()).send().await.unwrap().bytes().await.unwrap();
+    let wav = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).expect("a valid WAV");
+    let seconds = wav.duration() as f64 / 8000.0;
+    assert!((3.6..5.0).contains(&seconds), "the second of speech and three of silence: {seconds} s");
+    call.hang_up().await;
+}

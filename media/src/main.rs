@@ -61,6 +61,17 @@ struct Cli {
     /// The espeak-ng program that speaks `talk` text (Debian: `apt-get install espeak-ng`).
     #[arg(long, env = "VOXBRIDGE_MEDIA_ESPEAK", default_value = "espeak-ng")]
     espeak: String,
+    /// Text-to-speech through an OpenAI-compatible `…/v1/audio/speech` service instead of
+    /// espeak-ng (unset: espeak-ng speaks).
+    #[arg(long, env = "VOXBRIDGE_TTS_URL")]
+    tts_url: Option<String>,
+    /// The `model` and `voice` sent to that service, and a bearer token when it wants one.
+    #[arg(long, env = "VOXBRIDGE_TTS_MODEL", default_value = "tts-1")]
+    tts_model: String,
+    #[arg(long, env = "VOXBRIDGE_TTS_VOICE", default_value = "alloy")]
+    tts_voice: String,
+    #[arg(long, env = "VOXBRIDGE_TTS_API_KEY", hide_env_values = true)]
+    tts_api_key: Option<String>,
     /// Speech recognition for `input`: an OpenAI-compatible transcription endpoint
     /// (`http://host:port/v1/audio/transcriptions`: whisper.cpp's server, faster-whisper-server,
     /// LocalAI, …). Unset: speech input reports that no recogniser is configured.
@@ -104,6 +115,21 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    let tts: Box<dyn sources::TtsEngine> = match cli.tts_url.filter(|u| !u.trim().is_empty()) {
+        Some(url) => {
+            tracing::info!(%url, model = %cli.tts_model, voice = %cli.tts_voice, "text-to-speech through an HTTP service");
+            let client =
+                reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(anyhow::Error::msg)?;
+            Box::new(sources::HttpTts {
+                url,
+                model: cli.tts_model,
+                voice: cli.tts_voice,
+                api_key: cli.tts_api_key,
+                client,
+            })
+        }
+        None => Box::new(sources::Espeak { program: cli.espeak }),
+    };
     let listener = tokio::net::TcpListener::bind(cli.control_addr)
         .await
         .with_context(|| format!("binding control address {}", cli.control_addr))?;
@@ -117,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
             codecs: cli.codecs,
             rtcp_interval: Duration::from_millis(cli.rtcp_interval_ms.max(100)),
         },
-        sources::Sources::new(Box::new(sources::Espeak { program: cli.espeak }), sources::Limits::default()),
+        sources::Sources::new(tts, sources::Limits::default()),
         engine::Engines { asr },
     );
     let addr = listener.local_addr()?;

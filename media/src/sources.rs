@@ -87,6 +87,52 @@ impl TtsEngine for Espeak {
     }
 }
 
+/// A text-to-speech service speaking the OpenAI-compatible `POST /v1/audio/speech` form
+/// (`{model, input, voice, response_format: "wav"}` in, an audio file out): the HTTP engine
+/// beside espeak-ng, for better voices where such a service runs (a hosted one, or a local
+/// server such as openedai-speech, Kokoro-FastAPI or LocalAI). Its voice is configured; the
+/// language the NCCO asked for goes along as `language` (espeak-ng's voice name for it).
+pub struct HttpTts {
+    pub url: String,
+    pub model: String,
+    pub voice: String,
+    pub api_key: Option<String>,
+    pub client: reqwest::Client,
+}
+
+/// The most a text-to-speech service may answer.
+const MAX_TTS_BYTES: usize = 32 << 20;
+
+impl TtsEngine for HttpTts {
+    fn synthesize<'a>(&'a self, text: &'a str, voice: &'static str, _style: u32) -> Synthesis<'a> {
+        Box::pin(async move {
+            let body = serde_json::json!({"model": self.model, "input": text, "voice": self.voice,
+                                          "response_format": "wav", "language": voice});
+            let mut post = self.client.post(&self.url).json(&body);
+            if let Some(key) = &self.api_key {
+                post = post.bearer_auth(key);
+            }
+            let response =
+                post.send().await.map_err(|e| SourceError::Tts(format!("text-to-speech service unreachable: {e}")))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(SourceError::Tts(format!("text-to-speech service answered HTTP {}", status.as_u16())));
+            }
+            let hint = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
+                .or_else(|| Some("wav".into()));
+            let bytes = response.bytes().await.map_err(|e| SourceError::Tts(e.to_string()))?;
+            if bytes.len() > MAX_TTS_BYTES {
+                return Err(SourceError::TooLarge(MAX_TTS_BYTES as u64));
+            }
+            Ok(Encoded { bytes: bytes.to_vec(), hint })
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_bytes: u64,

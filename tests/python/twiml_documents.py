@@ -40,6 +40,21 @@ gather.append(prompt)
 gather.say("We did not hear you.")
 step("gather", gather)
 
+# <Gather input="speech">: the caller's words, transcribed, go to the action.
+gather_speech = VoiceResponse()
+heard = Gather(
+    input="speech",
+    language="en-GB",
+    hints="sales, support",
+    speech_timeout="1",
+    timeout=5,
+    action=app + "/heard",
+    method="POST",
+)
+heard.say("Say sales or support.")
+gather_speech.append(heard)
+step("gather_speech", gather_speech)
+
 thanks = VoiceResponse()
 thanks.say("Thank you.")
 thanks.hangup()

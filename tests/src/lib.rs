@@ -11,7 +11,6 @@ use anyhow::{Context, bail};
 use base64::Engine;
 
 pub mod app;
-pub mod asr;
 pub mod dns;
 pub mod kamailio;
 pub mod media_process;
@@ -19,6 +18,7 @@ pub mod python;
 pub mod raw;
 pub mod rtp;
 pub mod sipp;
+pub mod speech;
 
 pub const API_KEY: &str = "testkey1";
 pub const API_SECRET: &str = "test-secret-123";

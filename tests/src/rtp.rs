@@ -286,6 +286,11 @@ pub async fn answer_as_far_end(far: &RawSip, rtp_port: u16, within: Duration) ->
 
 /// A WAV file (16 kHz, 16-bit mono) of a 1 kHz tone lasting `seconds`, for `stream`.
 pub fn tone_wav(seconds: f32) -> Vec<u8> {
+    tone_wav_at(1000.0, seconds)
+}
+
+/// A 16 kHz WAV of `seconds` of a `hz` tone.
+pub fn tone_wav_at(hz: f32, seconds: f32) -> Vec<u8> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 16000,
@@ -295,7 +300,7 @@ pub fn tone_wav(seconds: f32) -> Vec<u8> {
     let mut cursor = std::io::Cursor::new(Vec::new());
     let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
     for i in 0..(16000.0 * seconds) as usize {
-        w.write_sample((8000.0 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16000.0).sin()) as i16).unwrap();
+        w.write_sample((8000.0 * (2.0 * std::f32::consts::PI * hz * i as f32 / 16000.0).sin()) as i16).unwrap();
     }
     w.finalize().unwrap();
     cursor.into_inner()

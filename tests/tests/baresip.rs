@@ -192,18 +192,36 @@ async fn alice_registrations(env: &SipEnv) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_registers_as_a_domain_user_and_takes_an_app_call_with_audio() {
+    registered_phone_takes_an_app_call(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_of_a_domain_that_requires_srtp_is_called_with_srtp() {
+    registered_phone_takes_an_app_call(true).await;
+}
+
+/// baresip registers as alice and takes an `app` call placed over the Voice API, hearing its
+/// talk; with `srtp`, its domain requires SRTP and the phone accepts nothing else.
+async fn registered_phone_takes_an_app_call(srtp: bool) {
     // baresip 1.0 (libre) fails a registration whose 401 also offers SHA-256 (ENOSYS): MD5 only.
     let md5 = vec![("VOXBRIDGE_SIP_DIGEST_ALGORITHMS".to_owned(), "MD5".to_owned())];
     let env = SipEnv::start_with_env(json!([]), &[], Some(("alice", "s3cr3t-long")), md5).await;
     let (status, body) =
         env.server.post_json("/v1/numbers", json!({"number": "+14155550100", "application_id": env.app_id})).await;
     assert_eq!(status, 201, "{body}");
+    if srtp {
+        let domain = json!({"name": "acme-sip", "application_id": env.app_id, "acl": [], "digest_auth": true,
+                            "srtp": "always"});
+        let (status, body) = env.server.put_json("/v1/psip/acme-sip", domain).await;
+        assert_eq!(status, 200, "{body}");
+    }
     let dir = vbtest::tempdir::Dir::new();
     let port = vbtest::sipp::free_port();
     let account = format!(
         "<sip:alice@acme-sip.sip-us.sip.voxbridge.local>;auth_user=alice;auth_pass=s3cr3t-long;\
-         outbound=\"sip:{}\";regint=600;answermode=auto;audio_codecs=PCMU",
-        env.sip
+         outbound=\"sip:{}\";regint=600;answermode=auto;audio_codecs=PCMU{}",
+        env.sip,
+        if srtp { ";mediaenc=srtp-mand" } else { "" }
     );
     let mut phone = baresip_as(dir.path(), port, 20, &account, 600.0, None);
     let log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
@@ -222,14 +240,11 @@ async fn baresip_registers_as_a_domain_user_and_takes_an_app_call_with_audio() {
     assert!(env.app.wait_status("outbound", "completed", Duration::from_secs(20)).await, "the talk ended the call");
     let _ = phone.kill();
     let _ = tokio::task::spawn_blocking(move || phone.wait()).await;
+    if srtp {
+        assert!(log().contains("mediaenc event 'Secure'"), "the phone was called with SRTP: {}", log());
+    }
     // What baresip heard holds the talk: speech, not silence.
-    let dump = std::fs::read_dir(dir.path().join("rec"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| panic!("baresip's dump of what it heard: {}", log()));
-    let samples: Vec<i16> = hound::WavReader::open(&dump).unwrap().samples::<i16>().map(Result::unwrap).collect();
+    let samples = heard_by(dir.path());
     let loud = samples.chunks(160).filter(|f| vbtest::rtp::rms(f) > 500.0).count();
     assert!(loud >= 20, "baresip heard the talk: {loud} loud 20 ms frames of {}", samples.len() / 160);
 }

@@ -899,14 +899,7 @@ async fn advanced_machine_detection_hears_the_beep_after_the_greeting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn speech_input_is_transcribed_by_the_configured_recogniser() {
-    let asr = vbtest::asr::FakeAsr::start().await;
-    let env = SipEnv::start_with_env(
-        Value::Null,
-        &["127.0.0.1"],
-        None,
-        vec![("VOXBRIDGE_ASR_URL".to_owned(), asr.url.clone())],
-    )
-    .await;
+    let (asr, env) = vbtest::speech::FakeSpeech::with_platform().await;
     let input = |start_timeout: u32| {
         let ncco = json!([
             {"action": "input", "type": ["speech"], "eventUrl": ["APP/input"],
@@ -918,11 +911,7 @@ async fn speech_input_is_transcribed_by_the_configured_recogniser() {
     };
     env.app.set_ncco(input(5));
     let mut call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
-    // A pause, one "word" (a second of 440 Hz), then quiet until the recogniser has spoken.
-    let mut speech = vec![0i16; 2400];
-    speech.extend(tone(&[440.0], 5000.0, 1000));
-    speech.extend(vec![0i16; 8000 * 2]);
-    call.rtp.send_pcmu(&speech, None).await;
+    call.rtp.send_pcmu(&vbtest::speech::FakeSpeech::word(440.0), None).await;
     let posted = vbtest::eventually(T, || async {
         env.app.events().into_iter().find(|e| e.path == "/input").map(|e| e.body).ok_or(())
     })
@@ -1022,4 +1011,24 @@ async fn a_recording_ends_on_silence_while_the_call_goes_on() {
     let seconds = wav.duration() as f64 / 8000.0;
     assert!((3.6..5.0).contains(&seconds), "the second of speech and three of silence: {seconds} s");
     call.hang_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talk_can_be_spoken_by_an_http_text_to_speech_service() {
+    use vbtest::rtp::tone_power;
+    let (tts, env) = vbtest::speech::FakeSpeech::with_platform().await;
+    env.app.set_ncco(json!([{"action": "talk", "text": "Your parcel arrives today.", "language": "en-GB"}]));
+    let call = RawCall::place(&env.sip, URI, vbtest::raw::sdp_offer).await;
+    let heard = hear(&call, T, Duration::from_millis(800)).await;
+    assert!((45..=60).contains(&heard.len()), "the service's second of audio: {} packets", heard.len());
+    let pcm = decode_pcmu(&heard);
+    assert!(tone_power(&pcm[800..7200], 600.0) > 1.0e5, "its 600 Hz, not espeak-ng's voice");
+    let asked = tts.asked();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(
+        (asked[0]["input"].as_str(), asked[0]["voice"].as_str(), asked[0]["model"].as_str()),
+        (Some("Your parcel arrives today."), Some("nova"), Some("tts-1"))
+    );
+    assert_eq!(asked[0]["response_format"], "wav");
+    assert!(call.expect_bye(T).await);
 }

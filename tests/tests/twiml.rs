@@ -169,6 +169,29 @@ async fn gather_posts_the_digits_to_its_action_as_twilio_does_and_runs_its_answe
     assert!(call.expect_bye(T).await, "the action's document said thank you and hung up");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gather_speech_sends_the_recognisers_transcript_to_its_action() {
+    let (asr, env) = vbtest::speech::FakeSpeech::with_platform().await;
+    env.set_voice(serde_json::json!({"sip_transport": "udp"})).await;
+    let docs = documents(9, &env).await;
+    serve(&env, step(&docs, "gather_speech"));
+    serve_at(&env, "/heard", step(&docs, "thanks"));
+    let uri = format!("sip:+14155550100@{}", env.host);
+    let mut call = vbtest::rtp::RawCall::place(&env.sip, &uri, vbtest::raw::sdp_offer).await;
+    call.rtp.send_pcmu(&vbtest::speech::FakeSpeech::word(880.0), None).await;
+    let heard = callback(&env, "/heard").await.unwrap_or_else(|| {
+        let seen: Vec<_> = env.app.events().iter().map(|e| (e.path.clone(), e.form.clone(), e.body.clone())).collect();
+        panic!("the action was called: {seen:?}; the recogniser was asked {} times", asr.heard().len())
+    });
+    assert_eq!(heard.field("SpeechResult"), Some("support"), "{:?}", heard.form);
+    assert_eq!(heard.field("Digits"), None, "no keys were pressed");
+    let asked = asr.heard();
+    assert_eq!(asked.len(), 1);
+    assert_eq!((asked[0].field("language"), asked[0].field("prompt")), (Some("en"), Some("sales, support")));
+    assert!(twilio_accepts(&env, "/heard", &heard, None).await, "signed as Twilio signs");
+    assert!(call.expect_bye(T).await, "the action's document said thank you and hung up");
+}
+
 #[tokio::test]
 async fn dial_action_gets_the_far_ends_486_with_its_call_id_and_x_headers() {
     let far = RawSip::new("127.0.0.1:9").await;

@@ -154,8 +154,12 @@ impl ProvisioningCache {
                 })
                 .collect();
             let numbers = number::Entity::find().all(&db).await?.into_iter().map(|n| n.number).collect();
-            let applications: std::collections::HashMap<String, String> =
-                psip_domain::Entity::find().all(&db).await?.into_iter().map(|d| (d.name, d.application_id)).collect();
+            let by_domain: std::collections::HashMap<String, (String, String)> = psip_domain::Entity::find()
+                .all(&db)
+                .await?
+                .into_iter()
+                .map(|d| (d.name, (d.application_id, d.srtp)))
+                .collect();
             let now = chrono::Utc::now().timestamp();
             let registered = registration::Entity::find()
                 .filter(registration::Column::ExpiresAt.gt(now))
@@ -163,7 +167,11 @@ impl ProvisioningCache {
                 .await?
                 .into_iter()
                 .map(|r| domains::call::Registered {
-                    application_id: applications.get(&r.domain_name).cloned(),
+                    application_id: by_domain.get(&r.domain_name).map(|(app, _)| app.clone()),
+                    srtp: by_domain
+                        .get(&r.domain_name)
+                        .map(|(_, srtp)| domains::psip::Policy::from_db(srtp))
+                        .unwrap_or_default(),
                     flow: domains::registrar::flow_back(&r.flow),
                     domain: r.domain_name,
                     user: r.user_key,

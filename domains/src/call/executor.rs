@@ -570,7 +570,12 @@ impl Call {
                     .filter(|r| app.is_some() && r.application_id == app && r.user == a.user)
                     .filter_map(|r| {
                         let uri = SipUri::parse(&r.contact).ok()?;
-                        Some(Target { flow: r.flow.clone(), status: status(0), ..Target::new(uri, ringing) })
+                        Some(Target {
+                            flow: r.flow.clone(),
+                            status: status(0),
+                            srtp: r.srtp,
+                            ..Target::new(uri, ringing)
+                        })
                     })
                     .take(crate::ncco::Connect::MAX_PARALLEL)
                     .collect();
@@ -684,7 +689,7 @@ impl Call {
                 submit_on_hash: false,
                 event: i.event.clone(),
                 speech,
-                twiml_action: None,
+                twiml_action: i.twiml_action.clone(),
                 ended_by_hash: false,
             });
             // A refusal came back synchronously (no endpoint): it decides at once.
@@ -850,10 +855,10 @@ impl Call {
     pub(super) fn input_done(&mut self, timed_out: bool) {
         let Step::ExpectDigits(d) = std::mem::replace(&mut self.exec.step, Step::ExpectPostReply) else { return };
         self.cx.timers.cancel(TimerKey::Action);
-        if let Some(action) = d.twiml_action {
-            return self.gathered(action, d.collected, d.ended_by_hash);
-        }
         let speech = d.speech.map(|s| self.final_speech(s));
+        if let Some(action) = d.twiml_action {
+            return self.gathered(action, d.collected, d.ended_by_hash, speech);
+        }
         let event = crate::events::InputEvent {
             uuid: self.uuid.clone(),
             conversation_uuid: self.conversation_uuid.clone(),

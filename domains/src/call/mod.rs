@@ -141,6 +141,8 @@ pub struct Registered {
     pub user: String,
     pub contact: String,
     pub flow: Option<Flow>,
+    /// Its domain's `srtp` policy: `always` offers its phones SRTP only.
+    pub srtp: crate::srtp::SrtpPolicy,
 }
 
 /// A media command that failed; `code` is `None` when no media process answered.

@@ -101,13 +101,30 @@ impl Call {
     }
 
     /// `<Gather action>` is over: the digits go to `action`; none came, the document goes on.
-    pub(super) fn gathered(&mut self, action: Callback, digits: String, ended_by_hash: bool) {
-        if digits.is_empty() {
+    pub(super) fn gathered(
+        &mut self,
+        action: Callback,
+        digits: String,
+        ended_by_hash: bool,
+        speech: Option<crate::events::SpeechResult>,
+    ) {
+        let heard = speech.as_ref().and_then(|s| s.results.first());
+        let text = heard.and_then(|r| r.get("text")).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let confidence = heard.and_then(|r| r.get("confidence")).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let mut params = Vec::new();
+        if !digits.is_empty() {
+            let key = if ended_by_hash { "#" } else { "" };
+            params.extend([param("Digits", digits), param("FinishedOnKey", key)]);
+        }
+        if let Some(text) = text {
+            params.push(param("SpeechResult", text));
+            params.extend(confidence.map(|c| param("Confidence", c)));
+        }
+        if params.is_empty() {
             self.exec.step = Step::Idle;
             return self.next_action();
         }
-        let key = if ended_by_hash { "#" } else { "" };
-        self.twiml_callback(action, vec![param("Digits", digits), param("FinishedOnKey", key)]);
+        self.twiml_callback(action, params);
     }
 
     /// A `<Dial action>` is over: its outcome goes to `action` (legs from `first` on are the

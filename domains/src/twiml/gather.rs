@@ -1,9 +1,10 @@
 //! `<Gather>`: its nested `<Say>`, `<Play>` and `<Pause>` prompt the caller (the last one
 //! stops at the first digit: NCCO's `bargeIn`, which lets the collection start under it),
-//! then DTMF is collected as NCCO's `input` does. The digits go to `action` (else to the
-//! document's own URL) the way Twilio sends them (`Digits`, `FinishedOnKey`), and its
-//! document replaces the rest; when no digit came, the document goes on with the next verb,
-//! as in Twilio.
+//! then DTMF and/or speech (`input`) are collected as NCCO's `input` does (speech: `timeout`
+//! to start, `speechTimeout` of silence to end, `auto` being 1.5 s, `language`, `hints`). The
+//! result goes to `action` (else to the document's own URL) the way Twilio sends it
+//! (`Digits`, `FinishedOnKey`; `SpeechResult`, `Confidence`), and its document replaces the
+//! rest; when nothing came, the document goes on with the next verb, as in Twilio.
 
 use serde_json::json;
 
@@ -14,16 +15,15 @@ use crate::ncco::Action;
 const MAX_DIGITS: u64 = 20;
 /// Twilio's default seconds to wait for a digit.
 const DEFAULT_TIMEOUT: u64 = 5;
+/// Seconds of silence that end speech for `speechTimeout="auto"`.
+const AUTO_SPEECH_TIMEOUT: f64 = 1.5;
 
 pub(super) fn gather(v: &mut Verb) -> Vec<Action> {
     v.attributes(
-        &["input", "numDigits", "finishOnKey", "timeout", "action", "method"],
+        &["input", "numDigits", "finishOnKey", "timeout", "action", "method", "speechTimeout", "hints", "language"],
         &[
             ("actionOnEmptyResult", "false"),
-            ("speechTimeout", ""),
             ("speechModel", ""),
-            ("hints", ""),
-            ("language", ""),
             ("partialResultCallback", ""),
             ("partialResultCallbackMethod", "POST"),
             ("profanityFilter", "true"),
@@ -31,13 +31,20 @@ pub(super) fn gather(v: &mut Verb) -> Vec<Action> {
             ("bargeIn", "true"),
         ],
     );
-    match v.e.attr("input") {
-        None | Some("dtmf") => {}
-        Some(other) if other.split_whitespace().any(|k| k == "speech") => {
-            v.report(Some("input"), "speech is not gathered by voxbridge's TwiML yet (an NCCO input with speech is)");
-        }
-        Some(other) => v.report(Some("input"), format!("must be dtmf, found '{other}'")),
+    let kinds: Vec<&str> = v.e.attr("input").unwrap_or("dtmf").split_whitespace().collect();
+    if kinds.is_empty() || kinds.iter().any(|k| !["dtmf", "speech"].contains(k)) {
+        v.report(Some("input"), format!("must be dtmf, speech or both, found '{}'", kinds.join(" ")));
     }
+    let speech_timeout = match v.e.attr("speechTimeout") {
+        None | Some("auto") => AUTO_SPEECH_TIMEOUT,
+        Some(s) => match s.parse::<u32>() {
+            Ok(secs) if secs > 0 => f64::from(secs.min(10)),
+            _ => {
+                v.report(Some("speechTimeout"), format!("must be a whole number of seconds or auto, found '{s}'"));
+                AUTO_SPEECH_TIMEOUT
+            }
+        },
+    };
     let submit_on_hash = match v.e.attr("finishOnKey") {
         None | Some("#") => true,
         Some("") => false,
@@ -65,11 +72,23 @@ pub(super) fn gather(v: &mut Verb) -> Vec<Action> {
         actions.extend(prompt.map(|a| if i + 1 == prompts { barge_in(a) } else { a }));
     }
     let Some(action) = v.callback("action", "method") else { return actions };
-    let input = json!({"action": "input", "type": ["dtmf"], "dtmf": {
-        "maxDigits": v.uint("numDigits").unwrap_or(MAX_DIGITS),
-        "submitOnHash": submit_on_hash,
-        "timeOut": v.uint("timeout").unwrap_or(DEFAULT_TIMEOUT),
-    }});
+    let timeout = v.uint("timeout").unwrap_or(DEFAULT_TIMEOUT);
+    let mut input = serde_json::Map::new();
+    input.insert("action".into(), json!("input"));
+    input.insert("type".into(), json!(kinds));
+    if kinds.contains(&"dtmf") {
+        let dtmf = json!({"maxDigits": v.uint("numDigits").unwrap_or(MAX_DIGITS), "submitOnHash": submit_on_hash,
+                          "timeOut": timeout});
+        input.insert("dtmf".into(), dtmf);
+    }
+    if kinds.contains(&"speech") {
+        let hints: Vec<&str> =
+            v.e.attr("hints").unwrap_or_default().split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
+        let speech = json!({"startTimeout": timeout.clamp(1, 60), "endOnSilence": speech_timeout,
+                            "language": v.e.attr("language").unwrap_or("en-US"), "context": hints});
+        input.insert("speech".into(), speech);
+    }
+    let input = serde_json::Value::Object(input);
     if let Some(Action::Input(mut input)) = v.action(&input) {
         input.twiml_action = Some(action);
         actions.push(Action::Input(input));

@@ -158,6 +158,25 @@ fn every_problem_is_named_by_its_element() {
 }
 
 #[test]
+fn gather_speech_listens_with_its_language_hints_and_timeouts() {
+    let ncco = parse(
+        r#"<Response>
+             <Gather input="dtmf speech" timeout="4" speechTimeout="2" language="en-GB" hints="sales, support"
+                     action="https://app.example/heard"/>
+           </Response>"#,
+    )
+    .unwrap();
+    let Action::Input(i) = &ncco.0[0] else { unreachable!() };
+    let speech = i.speech.clone().unwrap();
+    assert_eq!((speech.start_timeout, speech.end_on_silence, speech.language.as_str()), (4, 2.0, "en-GB"));
+    assert_eq!(speech.context, ["sales", "support"]);
+    assert_eq!(i.dtmf.unwrap().time_out, 4, "digits too");
+    let auto = parse(r#"<Response><Gather input="speech" speechTimeout="auto"/></Response>"#).unwrap();
+    let Action::Input(i) = &auto.0[0] else { unreachable!() };
+    assert_eq!((i.dtmf.is_none(), i.speech.clone().unwrap().end_on_silence), (true, 1.5));
+}
+
+#[test]
 fn gather_prompts_then_collects_and_the_last_prompt_barges_in() {
     let ncco = parse(
         r#"<Response>
@@ -178,9 +197,12 @@ fn gather_prompts_then_collects_and_the_last_prompt_barges_in() {
         i.twiml_action.as_ref().and_then(|w| w.url.as_ref()).map(|u| u.as_str()),
         Some("https://app.example/pin")
     );
-    let problems = names_of(r#"<Response><Gather input="speech" finishOnKey="*"><Dial>1</Dial></Gather></Response>"#);
+    let problems = names_of(
+        r#"<Response><Gather input="speech touch" speechTimeout="soon" finishOnKey="*"><Dial>1</Dial></Gather></Response>"#,
+    );
     for e in [
-        "Response/Gather[1]@input: speech is not gathered by voxbridge's TwiML yet",
+        "Response/Gather[1]@input: must be dtmf, speech or both",
+        "Response/Gather[1]@speechTimeout: must be a whole number of seconds or auto",
         "Response/Gather[1]@finishOnKey: only '#' or ''",
         "Response/Gather[1]/Dial[1]: <Gather> can contain <Say>, <Play> and <Pause>, not <Dial>",
     ] {

@@ -562,6 +562,7 @@ pub fn dialling() -> crate::call::Dialling {
                 user: "alice".into(),
                 contact: format!("sip:alice@10.0.0.{}:5060", i + 1),
                 flow: Some(Flow::Udp(flow.parse().unwrap())),
+                srtp: crate::srtp::SrtpPolicy::Optional,
             })
             .collect(),
         default_application_id: None,

@@ -1,12 +1,16 @@
-//! A speech-to-text service on a loopback port, speaking the OpenAI-compatible
-//! `POST /v1/audio/transcriptions` form voxbridge's HTTP recogniser uses. A cloud recogniser is
-//! outside the machine, so it is played here; this one really listens: it reads the uploaded
-//! WAV and "recognises" the tone in it from a small vocabulary (440 Hz says "sales", 880 Hz
-//! "support"), so the transcript a test sees depends on what the caller sent.
+//! Speech services on a loopback port, speaking the OpenAI-compatible forms voxbridge's HTTP
+//! engines use: `POST /v1/audio/transcriptions` (speech to text) and `POST /v1/audio/speech`
+//! (text to speech). Cloud speech services are outside the machine, so they are played here,
+//! and they really work on the audio: the recogniser reads the uploaded WAV and "recognises"
+//! the tone in it from a small vocabulary (440 Hz says "sales", 880 Hz "support"), so the
+//! transcript a test sees depends on what the caller sent; the voice answers every text with a
+//! second of a 600 Hz tone (so a test can tell its audio from espeak-ng's). Both keep what they
+//! were asked.
 
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde_json::Value;
 
 /// One request as the service saw it.
 #[derive(Debug, Clone)]
@@ -24,10 +28,18 @@ impl Heard {
     }
 }
 
-pub struct FakeAsr {
+#[derive(Default)]
+struct Seen {
+    heard: Mutex<Vec<Heard>>,
+    asked: Mutex<Vec<Value>>,
+}
+
+pub struct FakeSpeech {
     /// The full transcription URL.
-    pub url: String,
-    heard: Arc<Mutex<Vec<Heard>>>,
+    pub asr_url: String,
+    /// The full speech URL.
+    pub tts_url: String,
+    seen: Arc<Seen>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -69,7 +81,7 @@ fn recognise(samples: &[i16], rate: u32) -> String {
     if sales > support { "sales".into() } else { "support".into() }
 }
 
-async fn transcribe(req: HttpRequest, body: web::Bytes, heard: web::Data<Arc<Mutex<Vec<Heard>>>>) -> HttpResponse {
+async fn transcribe(req: HttpRequest, body: web::Bytes, seen: web::Data<Arc<Seen>>) -> HttpResponse {
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let mut fields = Vec::new();
     let mut wav = None;
@@ -86,36 +98,71 @@ async fn transcribe(req: HttpRequest, body: web::Bytes, heard: web::Data<Arc<Mut
     let rate = reader.spec().sample_rate;
     let samples: Vec<i16> = reader.into_samples::<i16>().filter_map(Result::ok).collect();
     let text = recognise(&samples, rate);
-    heard.lock().unwrap().push(Heard { fields, samples, rate });
+    seen.heard.lock().unwrap().push(Heard { fields, samples, rate });
     HttpResponse::Ok().json(serde_json::json!({ "text": text }))
 }
 
-impl FakeAsr {
-    pub async fn start() -> FakeAsr {
-        let heard: Arc<Mutex<Vec<Heard>>> = Arc::default();
-        let data = web::Data::new(heard.clone());
+async fn speak(body: web::Json<Value>, seen: web::Data<Arc<Seen>>) -> HttpResponse {
+    seen.asked.lock().unwrap().push(body.into_inner());
+    HttpResponse::Ok().content_type("audio/wav").body(crate::rtp::tone_wav_at(600.0, 1.0))
+}
+
+impl FakeSpeech {
+    /// The services, and a platform whose media process uses them (`VOXBRIDGE_ASR_URL`,
+    /// `VOXBRIDGE_TTS_URL`) with a domain admitting loopback callers.
+    pub async fn with_platform() -> (FakeSpeech, crate::SipEnv) {
+        let speech = FakeSpeech::start().await;
+        let env = vec![
+            ("VOXBRIDGE_ASR_URL".to_owned(), speech.asr_url.clone()),
+            ("VOXBRIDGE_TTS_URL".to_owned(), speech.tts_url.clone()),
+            ("VOXBRIDGE_TTS_VOICE".to_owned(), "nova".to_owned()),
+        ];
+        let platform = crate::SipEnv::start_with_env(Value::Null, &["127.0.0.1"], None, env).await;
+        (speech, platform)
+    }
+
+    /// What a caller says to the recogniser: a pause, one "word" (a second of `hz`: 440 Hz is
+    /// "sales", 880 Hz "support"), then quiet long enough to end the utterance.
+    pub fn word(hz: f32) -> Vec<i16> {
+        let mut said = vec![0i16; 2400];
+        said.extend(crate::rtp::tone(&[hz], 5000.0, 1000));
+        said.extend(vec![0i16; 8000 * 2]);
+        said
+    }
+
+    pub async fn start() -> FakeSpeech {
+        let seen: Arc<Seen> = Arc::default();
+        let data = web::Data::new(seen.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(16 << 20))
                 .route("/v1/audio/transcriptions", web::post().to(transcribe))
+                .route("/v1/audio/speech", web::post().to(speak))
         })
         .workers(1)
         .bind(("127.0.0.1", 0))
-        .expect("bind the fake recogniser");
+        .expect("bind the fake speech services");
         let port = server.addrs()[0].port();
         let server = server.run();
         let handle = server.handle();
         tokio::spawn(server);
-        FakeAsr { url: format!("http://127.0.0.1:{port}/v1/audio/transcriptions"), heard, handle }
+        let base = format!("http://127.0.0.1:{port}/v1/audio");
+        FakeSpeech { asr_url: format!("{base}/transcriptions"), tts_url: format!("{base}/speech"), seen, handle }
     }
 
+    /// The utterances the recogniser was given.
     pub fn heard(&self) -> Vec<Heard> {
-        self.heard.lock().unwrap().clone()
+        self.seen.heard.lock().unwrap().clone()
+    }
+
+    /// The JSON bodies the voice was sent.
+    pub fn asked(&self) -> Vec<Value> {
+        self.seen.asked.lock().unwrap().clone()
     }
 }
 
-impl Drop for FakeAsr {
+impl Drop for FakeSpeech {
     fn drop(&mut self) {
         let handle = self.handle.clone();
         tokio::spawn(async move { handle.stop(false).await });

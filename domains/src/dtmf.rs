@@ -151,9 +151,12 @@ impl ToneDetector {
     /// Digits that became certain in `samples`.
     pub fn feed(&mut self, samples: &[i16]) -> Vec<char> {
         let mut found = Vec::new();
-        for s in samples {
-            self.block.push(f32::from(*s));
-            if self.block.len() == Self::BLOCK {
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at(Self::BLOCK.saturating_sub(self.block.len()).min(rest.len()));
+            self.block.extend(now.iter().map(|s| f32::from(*s)));
+            rest = later;
+            if self.block.len() >= Self::BLOCK {
                 if let Some(d) = self.block_done() {
                     found.push(d);
                 }
@@ -187,15 +190,34 @@ impl ToneDetector {
 
 /// Goertzel power of `freq` over `block` (8 kHz).
 pub fn goertzel(block: &[f32], freq: f32) -> f32 {
-    let coeff = 2.0 * (2.0 * std::f32::consts::PI * freq / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0f32, 0.0f32);
-    for x in block {
-        let s = x + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
+    let [power] = goertzel_bank(block, &[freq]);
+    power
 }
+
+/// Goertzel powers of every one of `freqs` over `block` (8 kHz), in one pass. Each filter's
+/// recurrence waits on its previous sample, so one pass per frequency is bound by that
+/// latency; run side by side, the filters overlap (and vectorise). On the relay's path, where
+/// every packet of a leg without telephone-event is scanned for tones, this took in-band
+/// detection from about a fifth of the media process's CPU to a small part of it.
+pub fn goertzel_bank<const N: usize>(block: &[f32], freqs: &[f32; N]) -> [f32; N] {
+    let coeffs = freqs.map(|f| 2.0 * (2.0 * std::f32::consts::PI * f / 8000.0).cos());
+    let (mut s1, mut s2) = ([0.0f32; N], [0.0f32; N]);
+    for x in block {
+        for ((a, b), c) in s1.iter_mut().zip(s2.iter_mut()).zip(coeffs.iter()) {
+            let s = x + c * *a - *b;
+            *b = *a;
+            *a = s;
+        }
+    }
+    let mut powers = [0.0f32; N];
+    for (((p, a), b), c) in powers.iter_mut().zip(s1).zip(s2).zip(coeffs) {
+        *p = a * a + b * b - c * a * b;
+    }
+    powers
+}
+
+/// The row frequencies, then the column ones.
+const ROWS_THEN_COLS: [f32; 8] = [697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0];
 
 fn detect_block(block: &[f32]) -> Option<char> {
     let energy: f32 = block.iter().map(|x| x * x).sum();
@@ -203,15 +225,16 @@ fn detect_block(block: &[f32]) -> Option<char> {
     if energy < 1.0e6 {
         return None;
     }
-    let strongest = |freqs: &[f32; 4]| {
-        let powers: Vec<f32> = freqs.iter().map(|f| goertzel(block, *f)).collect();
+    let powers = goertzel_bank(block, &ROWS_THEN_COLS);
+    let (rows, cols) = powers.split_at(ROWS.len());
+    let strongest = |powers: &[f32]| {
         let (i, best) =
             powers.iter().copied().enumerate().fold((0, 0.0f32), |acc, (i, p)| if p > acc.1 { (i, p) } else { acc });
         let others_clear = powers.iter().enumerate().all(|(j, p)| j == i || *p * 6.0 < best);
         (i, best, others_clear)
     };
-    let (r, row_power, row_clear) = strongest(&ROWS);
-    let (c, col_power, col_clear) = strongest(&COLS);
+    let (r, row_power, row_clear) = strongest(rows);
+    let (c, col_power, col_clear) = strongest(cols);
     // A pure sinusoid of amplitude A over N samples has Goertzel power ≈ (A·N/2)² and block
     // energy A²·N/2, so power / (energy · N/2) ≈ 1 for a tone and much less for speech.
     let n = block.len() as f32;
@@ -236,6 +259,27 @@ mod tests {
                     as i16
             })
             .collect()
+    }
+
+    #[test]
+    fn a_bank_of_filters_gives_what_each_filter_gives_alone() {
+        let block: Vec<f32> = tone('5', 20).iter().map(|s| f32::from(*s)).collect();
+        let bank = goertzel_bank(&block, &ROWS_THEN_COLS);
+        for (f, p) in ROWS_THEN_COLS.iter().zip(bank) {
+            let alone = {
+                let coeff = 2.0 * (2.0 * std::f32::consts::PI * f / 8000.0).cos();
+                let (mut s1, mut s2) = (0.0f32, 0.0f32);
+                for x in &block {
+                    let s = x + coeff * s1 - s2;
+                    s2 = s1;
+                    s1 = s;
+                }
+                s1 * s1 + s2 * s2 - coeff * s1 * s2
+            };
+            assert_eq!(p, alone, "{f} Hz");
+        }
+        assert_eq!(ROWS_THEN_COLS[..4], ROWS);
+        assert_eq!(ROWS_THEN_COLS[4..], COLS);
     }
 
     #[test]

@@ -225,16 +225,29 @@ pub struct DtmfResult {
 /// transcript).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpeechResult {
-    pub results: Vec<serde_json::Value>,
+    pub results: Vec<Transcript>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_reason: Option<String>,
 }
 
+/// One of a speech result's `results`: the words and, when the engine gave one, its
+/// confidence as Vonage writes it (a decimal string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transcript {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<String>,
+}
+
 impl SpeechResult {
-    /// What the media process's recogniser reported: a non-empty `text` is the one result
-    /// (its `confidence` as Vonage writes it, a decimal string, when the engine gave one).
+    /// A result that says what went wrong.
+    pub fn failed(error: impl Into<String>) -> SpeechResult {
+        SpeechResult { results: Vec::new(), error: Some(error.into()), timeout_reason: None }
+    }
+
+    /// What the media process's recogniser reported: a non-empty `text` is the one result.
     pub fn recognised(
         timeout_reason: String,
         text: Option<String>,
@@ -244,10 +257,7 @@ impl SpeechResult {
         let results = text
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
-            .map(|text| match confidence {
-                Some(c) => serde_json::json!({ "text": text, "confidence": format!("{c}") }),
-                None => serde_json::json!({ "text": text }),
-            })
+            .map(|text| Transcript { text, confidence: confidence.map(|c| format!("{c}")) })
             .into_iter()
             .collect();
         SpeechResult { results, error, timeout_reason: Some(timeout_reason) }

@@ -131,6 +131,11 @@ impl Codec {
         matches!(self, Codec::Pcmu | Codec::Pcma)
     }
 
+    /// Every supported codec's name, for messages that list them.
+    pub fn names() -> String {
+        Codec::SUPPORTED.map(Codec::name).join(", ")
+    }
+
     /// Reads a codec name as the control protocol or an `a=rtpmap` carries it (case-insensitive).
     pub fn from_name(name: &str) -> Option<Codec> {
         match name.to_ascii_uppercase().as_str() {
@@ -240,7 +245,7 @@ pub enum SdpError {
     SrtpRefused,
     #[error("the audio stream has no connection address (c=)")]
     NoConnection,
-    #[error("no common codec: the remote side has {0}; we support PCMU, PCMA, G722, opus, G729 and L16 (8 and 16 kHz)")]
+    #[error("no common codec: the remote side has {0}; we support {names}", names = Codec::names())]
     NoCommonCodec(String),
 }
 

@@ -8,9 +8,6 @@
 use std::future::Future;
 use std::io::Cursor;
 use std::pin::Pin;
-use std::time::Duration;
-
-use crate::audio::RATE;
 
 /// What the recogniser is told besides the audio.
 #[derive(Debug, Clone)]
@@ -35,32 +32,17 @@ pub trait AsrEngine: Send + Sync {
     fn transcribe(&self, pcm: Vec<i16>, request: AsrRequest) -> Recognition<'_>;
 }
 
-/// An OpenAI-compatible transcription endpoint (`url` is the full
+/// An OpenAI-compatible transcription endpoint (the service's URL is the full
 /// `…/v1/audio/transcriptions` address).
 pub struct HttpAsr {
-    pub url: String,
+    pub service: crate::service::HttpService,
     pub model: String,
-    pub api_key: Option<String>,
-    pub client: reqwest::Client,
-}
-
-impl HttpAsr {
-    pub fn new(url: String, model: String, api_key: Option<String>) -> Result<HttpAsr, String> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
-        Ok(HttpAsr { url, model, api_key, client })
-    }
 }
 
 /// The utterance as a 16-bit WAV file.
-pub fn wav_bytes(pcm: &[i16]) -> Result<Vec<u8>, String> {
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+pub fn wav_bytes(pcm: Vec<i16>) -> Result<Vec<u8>, String> {
     let mut out = Cursor::new(Vec::with_capacity(44 + pcm.len() * 2));
-    let mut w = hound::WavWriter::new(&mut out, spec).map_err(|e| e.to_string())?;
-    for s in pcm {
-        w.write_sample(*s).map_err(|e| e.to_string())?;
-    }
-    w.finalize().map_err(|e| e.to_string())?;
+    crate::recorder::write_wav(&mut out, &[pcm])?;
     Ok(out.into_inner())
 }
 
@@ -72,7 +54,7 @@ struct TranscriptionReply {
 impl AsrEngine for HttpAsr {
     fn transcribe(&self, pcm: Vec<i16>, request: AsrRequest) -> Recognition<'_> {
         Box::pin(async move {
-            let wav = wav_bytes(&pcm)?;
+            let wav = wav_bytes(pcm)?;
             let file = reqwest::multipart::Part::bytes(wav)
                 .file_name("utterance.wav")
                 .mime_str("audio/wav")
@@ -89,17 +71,8 @@ impl AsrEngine for HttpAsr {
             if !request.context.is_empty() {
                 form = form.text("prompt", request.context.join(", "));
             }
-            let mut post = self.client.post(&self.url).multipart(form);
-            if let Some(key) = &self.api_key {
-                post = post.bearer_auth(key);
-            }
-            let response = post.send().await.map_err(|e| format!("speech recogniser unreachable: {e}"))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(format!("speech recogniser answered HTTP {}", status.as_u16()));
-            }
-            let reply: TranscriptionReply =
-                response.json().await.map_err(|e| format!("speech recogniser's reply unreadable: {e}"))?;
+            let response = self.service.post(|post| post.multipart(form)).await?;
+            let reply: TranscriptionReply = response.json().await.map_err(|e| self.service.unreadable(e))?;
             Ok(Transcript { text: reply.text.trim().to_owned(), confidence: None })
         })
     }
@@ -112,7 +85,7 @@ mod tests {
     #[test]
     fn utterances_travel_as_wav() {
         let pcm = crate::audio::tone(&[440.0], 8000.0, 500);
-        let bytes = wav_bytes(&pcm).unwrap();
+        let bytes = wav_bytes(pcm.clone()).unwrap();
         let mut reader = hound::WavReader::new(Cursor::new(bytes)).unwrap();
         assert_eq!((reader.spec().sample_rate, reader.spec().channels), (8000, 1));
         let back: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();

@@ -230,7 +230,7 @@ impl Endpoint {
         call_uuid: String,
         socket: UdpSocket,
         lease: PortLease,
-        local: LocalSdp,
+        mut local: LocalSdp,
         local_sdp: String,
         session: Session,
         remote_identity: Option<String>,
@@ -238,7 +238,6 @@ impl Endpoint {
         events: broadcast::Sender<Event>,
         rtcp: Option<UdpSocket>,
     ) -> Arc<Endpoint> {
-        let mut local = local;
         let srtp = match &session {
             Session::Negotiated(n) => secure_session(&mut local, n, &id),
             Session::Offered { .. } => None,
@@ -888,22 +887,15 @@ impl Endpoint {
     /// on silence.
     pub fn start_record(self: &Arc<Self>, recorder: Recorder) {
         self.stop_record(None);
-        let weak = Arc::downgrade(self);
         let id = recorder.id.clone();
-        let watcher = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tick.tick().await;
-                let Some(ep) = weak.upgrade() else { return };
-                let ending = ep.jobs().record.as_ref().and_then(|(r, _)| r.ending(Instant::now()));
-                if let Some(why) = ending {
-                    tracing::debug!(endpoint_id = %ep.id, record_id = %id, ?why, "recording ends by itself");
-                    ep.stop_record(Some(&id));
-                    return;
-                }
-            }
+        let watcher = self.watch(move |ep| {
+            let ending = ep.jobs().record.as_ref().and_then(|(r, _)| r.ending(Instant::now()));
+            let Some(why) = ending else { return false };
+            tracing::debug!(endpoint_id = %ep.id, record_id = %id, ?why, "recording ends by itself");
+            ep.stop_record(Some(&id));
+            true
         });
-        self.jobs().record = Some((recorder, watcher.abort_handle()));
+        self.jobs().record = Some((recorder, watcher));
         self.recording.store(true, Ordering::Relaxed);
     }
 
@@ -1044,25 +1036,18 @@ impl Endpoint {
     ) {
         let utterance = domains::speech::Utterance::new(bounds, self.clock.now_ms());
         lock(&self.detectors).speech = Some(Listening { transcribe_id, utterance, asr, request });
-        let weak = Arc::downgrade(self);
-        let clock = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tick.tick().await;
-                let Some(ep) = weak.upgrade() else { return };
-                let now = ep.clock.now_ms();
-                let mut d = lock(&ep.detectors);
-                let Some(l) = d.speech.as_mut() else { return };
-                if let Some(reason) = l.utterance.tick(now)
-                    && let Some(l) = d.speech.take()
-                {
-                    drop(d);
-                    ep.speech_over(l, reason);
-                    return;
-                }
+        let clock = self.watch(|ep| {
+            let now = ep.clock.now_ms();
+            let mut d = lock(&ep.detectors);
+            let Some(l) = d.speech.as_mut() else { return true };
+            let Some(reason) = l.utterance.tick(now) else { return false };
+            if let Some(l) = d.speech.take() {
+                drop(d);
+                ep.speech_over(l, reason);
             }
+            true
         });
-        if let Some(old) = self.jobs().listening.replace(clock.abort_handle()) {
+        if let Some(old) = self.jobs().listening.replace(clock) {
             old.abort();
         }
     }
@@ -1135,6 +1120,23 @@ impl Endpoint {
         }
         let task = crate::pacer::spawn(crate::websocket::run(self.clone(), session, report_as, self.events.clone()));
         self.jobs().websocket = Some(task.abort_handle());
+    }
+
+    /// Runs `done` on the endpoint every 100 ms until it says it is done or the endpoint is
+    /// gone: the clock of jobs that must end on time even when no packet comes.
+    fn watch(self: &Arc<Self>, mut done: impl FnMut(&Arc<Endpoint>) -> bool + Send + 'static) -> AbortHandle {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let Some(ep) = weak.upgrade() else { return };
+                if done(&ep) {
+                    return;
+                }
+            }
+        });
+        task.abort_handle()
     }
 
     /// Ends every job (the endpoint is going): sending stops, a recording is written.

@@ -209,11 +209,7 @@ impl Engine {
                         }
                         Ok(Settings {
                             format,
-                            channels: if split {
-                                (channels.max(2) as usize).min(crate::recorder::MAX_CHANNELS)
-                            } else {
-                                1
-                            },
+                            channels: crate::recorder::channel_count(split, channels),
                             end_on_silence: (end_on_silence > 0).then(|| Duration::from_secs(end_on_silence.into())),
                             end_on_key,
                             limit: Duration::from_secs(timeout.clamp(1, 7200).into()),
@@ -388,13 +384,14 @@ impl Engine {
     /// are an RTP pair on this host (the party offers, the streamer answers), so every command
     /// acts on the party as on a SIP leg's endpoint, and the streamer's WebSocket job hears what
     /// the party sends and sends it what the server plays. A wideband content type negotiates
-    /// G.722 between them, so 16 kHz audio is not narrowed on the way.
+    /// L16 at 16 kHz between them (lossless, and the cheapest wideband codec to transcode:
+    /// bench/media), a narrowband one PCMU, which a G.711 caller's packets pass unchanged.
     async fn create_websocket_party(
         &self,
         call_uuid: String,
         target: domains::media::WebsocketTarget,
     ) -> Result<Arc<Endpoint>, CommandError> {
-        let codec = if websocket_rate(&target)? > 8000 { Codec::G722 } else { Codec::Pcmu };
+        let codec = if websocket_rate(&target)? > 8000 { Codec::L16Wide } else { Codec::Pcmu };
         let prefer = [codec.name().to_owned()];
         let party = self.create(call_uuid.clone(), None, &prefer, SrtpPolicy::Optional)?;
         let paired =

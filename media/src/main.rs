@@ -25,6 +25,7 @@ mod panics;
 mod playout;
 mod ports;
 mod recorder;
+mod service;
 mod sources;
 mod srtp;
 mod websocket;
@@ -51,8 +52,8 @@ struct Cli {
     /// Where recordings are written.
     #[arg(long, env = "VOXBRIDGE_MEDIA_RECORDINGS_DIR", default_value = "./data/recordings")]
     recordings_dir: std::path::PathBuf,
-    /// Codecs offered to callees, in order: PCMU, PCMA, G722, OPUS, L16, L16/16000. Offers to voxbridge are
-    /// answered with any of them (transcoded when the other leg differs).
+    /// Codecs offered to callees, in order (PCMU, PCMA, G722, opus, G729, L16, L16/16000).
+    /// Offers to voxbridge are answered with any of them (transcoded when the other leg differs).
     #[arg(long, env = "VOXBRIDGE_MEDIA_CODECS", value_delimiter = ',', default_value = "PCMU,PCMA", value_parser = codec)]
     codecs: Vec<domains::sdp::Codec>,
     /// Milliseconds between a leg's RTCP reports (RFC 3550's 5 s by default).
@@ -87,7 +88,7 @@ struct Cli {
 
 fn codec(name: &str) -> Result<domains::sdp::Codec, String> {
     domains::sdp::Codec::from_name(name.trim())
-        .ok_or_else(|| format!("{name}: one of PCMU, PCMA, G722, OPUS, L16, L16/16000"))
+        .ok_or_else(|| format!("{name}: one of {}", domains::sdp::Codec::names()))
 }
 
 #[tokio::main]
@@ -110,7 +111,9 @@ async fn main() -> anyhow::Result<()> {
     let asr = match cli.asr_url.filter(|u| !u.trim().is_empty()) {
         Some(url) => {
             tracing::info!(%url, model = %cli.asr_model, "speech recognition through an HTTP transcription service");
-            let engine = asr::HttpAsr::new(url, cli.asr_model, cli.asr_api_key).map_err(anyhow::Error::msg)?;
+            let service =
+                service::HttpService::new("speech recogniser", url, cli.asr_api_key).map_err(anyhow::Error::msg)?;
+            let engine = asr::HttpAsr { service, model: cli.asr_model };
             Some(std::sync::Arc::new(engine) as std::sync::Arc<dyn asr::AsrEngine>)
         }
         None => None,
@@ -118,15 +121,9 @@ async fn main() -> anyhow::Result<()> {
     let tts: Box<dyn sources::TtsEngine> = match cli.tts_url.filter(|u| !u.trim().is_empty()) {
         Some(url) => {
             tracing::info!(%url, model = %cli.tts_model, voice = %cli.tts_voice, "text-to-speech through an HTTP service");
-            let client =
-                reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(anyhow::Error::msg)?;
-            Box::new(sources::HttpTts {
-                url,
-                model: cli.tts_model,
-                voice: cli.tts_voice,
-                api_key: cli.tts_api_key,
-                client,
-            })
+            let service = service::HttpService::new("text-to-speech service", url, cli.tts_api_key)
+                .map_err(anyhow::Error::msg)?;
+            Box::new(sources::HttpTts { service, model: cli.tts_model, voice: cli.tts_voice })
         }
         None => Box::new(sources::Espeak { program: cli.espeak }),
     };

@@ -59,6 +59,15 @@ impl Track {
 /// The most channels a recording has (Vonage's `channels` limit).
 pub const MAX_CHANNELS: usize = 32;
 
+/// The channels of a recording: one unless `split`, then `channels` (0: two), at most 32.
+pub fn channel_count(split: bool, channels: u32) -> usize {
+    match (split, channels) {
+        (false, _) => 1,
+        (true, 0) => 2,
+        (true, n) => usize::try_from(n).unwrap_or(MAX_CHANNELS).min(MAX_CHANNELS),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub format: Format,
@@ -179,7 +188,10 @@ impl Recorder {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         match self.settings.format {
-            Format::Wav => write_wav(&self.path, &channels)?,
+            Format::Wav => {
+                let file = std::fs::File::create(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+                write_wav(std::io::BufWriter::new(file), &channels)?
+            }
             Format::Mp3 => write_mp3(&self.path, &channels)?,
         }
         let size = std::fs::metadata(&self.path).map_err(|e| e.to_string())?.len();
@@ -187,14 +199,16 @@ impl Recorder {
     }
 }
 
-fn write_wav(path: &std::path::Path, channels: &[Vec<i16>]) -> Result<(), String> {
+/// Writes `channels` (of equal length) as a 16-bit WAV at the recording rate to `out`: the
+/// recorder's files, and the utterances the speech recogniser is sent.
+pub fn write_wav<W: std::io::Write + std::io::Seek>(out: W, channels: &[Vec<i16>]) -> Result<(), String> {
     let spec = hound::WavSpec {
         channels: u16::try_from(channels.len()).map_err(|e| e.to_string())?,
         sample_rate: RATE,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w = hound::WavWriter::create(path, spec).map_err(|e| e.to_string())?;
+    let mut w = hound::WavWriter::new(out, spec).map_err(|e| e.to_string())?;
     let len = channels.first().map_or(0, Vec::len);
     for i in 0..len {
         for ch in channels {
@@ -268,6 +282,14 @@ mod tests {
                 assert!((pcm.len() as i64 - 24000).abs() < 2000, "mp3 decodes to about 3 s: {}", pcm.len());
             }
         }
+    }
+
+    #[test]
+    fn channel_counts() {
+        assert_eq!(
+            [channel_count(false, 5), channel_count(true, 0), channel_count(true, 1), channel_count(true, 40)],
+            [1, 2, 1, 32]
+        );
     }
 
     #[test]

@@ -93,11 +93,9 @@ impl TtsEngine for Espeak {
 /// server such as openedai-speech, Kokoro-FastAPI or LocalAI). Its voice is configured; the
 /// language the NCCO asked for goes along as `language` (espeak-ng's voice name for it).
 pub struct HttpTts {
-    pub url: String,
+    pub service: crate::service::HttpService,
     pub model: String,
     pub voice: String,
-    pub api_key: Option<String>,
-    pub client: reqwest::Client,
 }
 
 /// The most a text-to-speech service may answer.
@@ -108,23 +106,14 @@ impl TtsEngine for HttpTts {
         Box::pin(async move {
             let body = serde_json::json!({"model": self.model, "input": text, "voice": self.voice,
                                           "response_format": "wav", "language": voice});
-            let mut post = self.client.post(&self.url).json(&body);
-            if let Some(key) = &self.api_key {
-                post = post.bearer_auth(key);
-            }
-            let response =
-                post.send().await.map_err(|e| SourceError::Tts(format!("text-to-speech service unreachable: {e}")))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(SourceError::Tts(format!("text-to-speech service answered HTTP {}", status.as_u16())));
-            }
+            let response = self.service.post(|post| post.json(&body)).await.map_err(SourceError::Tts)?;
             let hint = response
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
                 .or_else(|| Some("wav".into()));
-            let bytes = response.bytes().await.map_err(|e| SourceError::Tts(e.to_string()))?;
+            let bytes = response.bytes().await.map_err(|e| SourceError::Tts(self.service.unreadable(e)))?;
             if bytes.len() > MAX_TTS_BYTES {
                 return Err(SourceError::TooLarge(MAX_TTS_BYTES as u64));
             }

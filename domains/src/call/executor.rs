@@ -682,7 +682,9 @@ impl Call {
     fn start_input(&mut self, i: &InputAction) -> bool {
         let speech = i.speech.as_ref().map(|s| self.listen_for_speech(s, i.dtmf.is_none()));
         let Some(dtmf) = &i.dtmf else {
-            // Speech only: the utterance's outcome ends the input.
+            // Speech only: the utterance's outcome ends the input; a refusal that came back at
+            // once (no endpoint to listen on) ends it now.
+            let decided = matches!(speech, Some(super::speech_input::Speech::Done(_)));
             self.exec.step = Step::ExpectDigits(Digits {
                 collected: String::new(),
                 max: 0,
@@ -692,10 +694,7 @@ impl Call {
                 twiml_action: i.twiml_action.clone(),
                 ended_by_hash: false,
             });
-            // A refusal came back synchronously (no endpoint): it decides at once.
-            if let Step::ExpectDigits(Digits { speech: Some(super::speech_input::Speech::Done(_)), .. }) =
-                &self.exec.step
-            {
+            if decided {
                 self.input_done(false);
             }
             return false;

@@ -30,13 +30,6 @@ pub enum Speech {
 /// media process's answer (it is gone, or the recogniser hangs).
 const ANSWER_GRACE: Duration = Duration::from_secs(15);
 
-impl SpeechResult {
-    /// A result that says what went wrong.
-    pub fn failed(error: impl Into<String>) -> SpeechResult {
-        SpeechResult { results: Vec::new(), error: Some(error.into()), timeout_reason: None }
-    }
-}
-
 impl Call {
     /// Starts listening on the caller's leg as `s` says; with no `dtmf` part, the input waits
     /// for the answer (at most the utterance's bounds and a grace).

@@ -108,17 +108,15 @@ impl Call {
         ended_by_hash: bool,
         speech: Option<crate::events::SpeechResult>,
     ) {
-        let heard = speech.as_ref().and_then(|s| s.results.first());
-        let text = heard.and_then(|r| r.get("text")).and_then(serde_json::Value::as_str).map(str::to_owned);
-        let confidence = heard.and_then(|r| r.get("confidence")).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let heard = speech.and_then(|s| s.results.into_iter().next());
         let mut params = Vec::new();
         if !digits.is_empty() {
             let key = if ended_by_hash { "#" } else { "" };
             params.extend([param("Digits", digits), param("FinishedOnKey", key)]);
         }
-        if let Some(text) = text {
-            params.push(param("SpeechResult", text));
-            params.extend(confidence.map(|c| param("Confidence", c)));
+        if let Some(heard) = heard {
+            params.push(param("SpeechResult", heard.text));
+            params.extend(heard.confidence.map(|c| param("Confidence", c)));
         }
         if params.is_empty() {
             self.exec.step = Step::Idle;

@@ -158,10 +158,9 @@ fn sip_extras(v: &mut Verb) -> Vec<SipExtras> {
         for name in noun.attr("codecs").unwrap_or_default().split(',').map(str::trim).filter(|c| !c.is_empty()) {
             match crate::sdp::Codec::from_name(name) {
                 Some(_) => codecs.push(name.to_ascii_uppercase()),
-                None => v.p.push(
-                    format!("{at}@codecs"),
-                    format!("unknown codec '{name}' (PCMU, PCMA, G722, OPUS, G729, L16, L16/16000)"),
-                ),
+                None => {
+                    v.p.push(format!("{at}@codecs"), format!("unknown codec '{name}' ({})", crate::sdp::Codec::names()))
+                }
             }
         }
         let mut noun = Verb { e: noun, at, p: &mut *v.p };
